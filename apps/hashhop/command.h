@@ -1,0 +1,20 @@
+// How subcommands plug into the one `hashhop` binary: each file registers its options on a CLI11
+// subcommand and returns the function that runs it. See main.cpp for the list.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace hashhop::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command add_gen_command(CLI::App& root);
+Command add_score_command(CLI::App& root);
+Command add_demo_command(CLI::App& root);
+
+}  // namespace hashhop::cli

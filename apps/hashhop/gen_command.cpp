@@ -1,0 +1,86 @@
+// `hashhop gen`: writes HashHop samples in Magic's format as JSONL or text, streamed and atomic.
+// Example: hashhop gen --tokens 100M --hops 2 --hash-len 16 --out hh.jsonl
+#include <stdexcept>
+#include <string>
+
+#include "command.h"
+#include "hashhop/bench/generator.h"
+#include "hashhop/bench/record_writer.h"
+#include "hashhop/io/atomic_output.h"
+#include "hashhop/io/progress.h"
+#include "size_option.h"
+
+namespace hashhop::cli {
+namespace {
+
+struct GenOptions {
+  std::string chars;
+  std::string tokens;
+  std::uint64_t queries = 5;
+  int hops = 2;
+  int hash_len = 16;
+  bool cot = false;
+  std::uint64_t seed = 0;
+  std::uint64_t samples = 1;
+  std::string out = "-";
+  std::string format = "jsonl";
+};
+
+int run_gen(const GenOptions& options) {
+  bench::GenConfig config;
+  config.n_chars = options.chars.empty() ? parse_size("--tokens", options.tokens) * bench::kCharsPerToken
+                                         : parse_size("--chars", options.chars);
+  config.num_queries = options.queries;
+  config.hops = options.hops;
+  config.hash_len = options.hash_len;
+  config.cot = options.cot;
+  if (options.samples < 1) throw std::invalid_argument("--samples: must be >= 1");
+  const auto format = options.format == "text" ? bench::RecordFormat::text : bench::RecordFormat::jsonl;
+
+  // Validate every sample before the output file exists, so bad options leave nothing behind.
+  std::vector<bench::GenConfig> configs;
+  for (std::uint64_t k = 0; k < options.samples; ++k) {
+    config.seed = options.seed + k;  // sample k is exactly `--seed S+k --samples 1`
+    bench::validate(config);
+    configs.push_back(config);
+  }
+  io::AtomicOutput out(options.out);
+  const bench::HashHopProblem first(configs.front());
+  io::ProgressBar progress("gen", first.n_lines() * options.samples, "lines");
+  std::uint64_t lines_before = 0;
+  for (const auto& sample_config : configs) {
+    const bench::HashHopProblem problem(sample_config);
+    bench::write_record(problem, format, [&](std::string_view chunk) { out.write(chunk); },
+                        [&](std::uint64_t lines) { progress.update(lines_before + lines); });
+    lines_before += problem.n_lines();
+  }
+  progress.finish();
+  out.commit();
+  return 0;
+}
+
+}  // namespace
+
+Command add_gen_command(CLI::App& root) {
+  auto options = std::make_shared<GenOptions>();
+  CLI::App* app = root.add_subcommand("gen", "Generate HashHop samples (Magic's format; deterministic, collision-free, streamed)");
+  auto* chars = app->add_option("--chars", options->chars, "Prompt size in characters (Magic's n_chars_problem); K/M/G suffixes allowed");
+  auto* tokens = app->add_option("--tokens", options->tokens, "Prompt size in Magic tokens (3 characters each); K/M/G suffixes allowed");
+  chars->excludes(tokens);
+  tokens->excludes(chars);
+  app->add_option("--queries", options->queries, "Queries in the completion")->capture_default_str();
+  app->add_option("--hops", options->hops, "Links per chain (>= 1)")->capture_default_str();
+  app->add_option("--hash-len", options->hash_len, "Characters per hash (>= 1)")->capture_default_str();
+  app->add_flag("--cot", options->cot, "Chain-of-thought completion: H2 = H3 = ... = H(hops+1)");
+  app->add_option("--seed", options->seed, "Seed; sample k uses seed+k, bit-identical everywhere")->capture_default_str();
+  app->add_option("--samples", options->samples, "Number of records to write")->capture_default_str();
+  app->add_option("--out", options->out, "Output file ('-' = stdout); written atomically")->capture_default_str();
+  app->add_option("--format", options->format, "Record format")->check(CLI::IsMember({"jsonl", "text"}))->capture_default_str();
+  app->footer("Exactly one of --chars or --tokens is required.");
+  return {app, [options] {
+            if (options->chars.empty() && options->tokens.empty()) throw std::invalid_argument("one of --chars or --tokens is required");
+            return run_gen(*options);
+          }};
+}
+
+}  // namespace hashhop::cli

@@ -1,0 +1,37 @@
+// The `hashhop` command line: one binary, one file per subcommand. Run `hashhop --help`.
+// Errors print one line ("hashhop gen: error: …") and exit non-zero; usage errors exit 2.
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "command.h"
+
+int main(int argc, char** argv) {
+  CLI::App root{"hashhop: the HashHop benchmark and hash-attention retrieval over ultra-long contexts", "hashhop"};
+  root.require_subcommand(1);
+  std::vector<hashhop::cli::Command> commands = {
+      hashhop::cli::add_gen_command(root),
+      hashhop::cli::add_score_command(root),
+      hashhop::cli::add_demo_command(root),
+  };
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "hashhop: error: %s (see --help)\n", e.what());
+    return 2;
+  }
+  for (const auto& command : commands) {
+    if (!command.app->parsed()) continue;
+    try {
+      return command.run();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "hashhop %s: error: %s\n", command.app->get_name().c_str(), e.what());
+      return 1;
+    }
+  }
+  return 2;
+}

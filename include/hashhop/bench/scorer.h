@@ -1,0 +1,52 @@
+// Scoring of HashHop predictions against expected completions: exact match per query (a CoT answer
+// counts only if the whole chain is right) and final-hash accuracy, broken down by hops, CoT and size.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "hashhop/bench/magic_format.h"
+
+namespace hashhop::bench {
+
+struct ScoreCounts {
+  std::uint64_t queries = 0;
+  std::uint64_t exact = 0;
+  std::uint64_t final_hash = 0;
+  double exact_rate() const { return queries ? static_cast<double>(exact) / static_cast<double>(queries) : 0.0; }
+  double final_rate() const { return queries ? static_cast<double>(final_hash) / static_cast<double>(queries) : 0.0; }
+};
+
+struct ScoreReport {
+  std::uint64_t records = 0;
+  ScoreCounts overall;
+  std::map<int, ScoreCounts> by_hops;
+  std::map<bool, ScoreCounts> by_cot;
+  std::map<std::uint64_t, ScoreCounts> by_chars;  // n_chars_problem
+};
+
+class Scorer {
+ public:
+  // Scores one record: expected completion (strict) against the predicted text (lenient).
+  void add(const ParsedCompletion& expected, std::string_view predicted, std::uint64_t n_chars);
+  const ScoreReport& report() const { return report_; }
+
+ private:
+  ScoreReport report_;
+};
+
+// Scores a data JSONL against a predictions JSONL ({"completion": ...} per record, same order).
+// Throws io::InputError naming the file, line and field of any bad input.
+ScoreReport score_files(const std::string& data_path, const std::string& predictions_path);
+
+std::string format_score_table(const ScoreReport& report);
+nlohmann::json score_to_json(const ScoreReport& report);
+
+// "3000" -> "3K chars (1K tok)"; used in tables.
+std::string describe_chars(std::uint64_t n_chars);
+
+}  // namespace hashhop::bench

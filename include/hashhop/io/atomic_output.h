@@ -1,0 +1,35 @@
+// Output that appears whole or not at all: writes go to "PATH.partial.PID" and commit() renames it
+// onto PATH; destroying an uncommitted output removes the temporary. "-" or "" writes to stdout;
+// an existing non-regular file (/dev/null, a FIFO) is written in place.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace hashhop::io {
+
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path);  // throws InputError if the path cannot be written
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  void write(std::string_view bytes);
+  void commit();  // flush, fsync, rename; throws on failure (and leaves nothing behind)
+  bool is_stdout() const { return path_.empty() || path_ == "-"; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+  bool direct_ = false;  // writing in place to a device or pipe
+};
+
+// Writes a whole small file atomically (checkpoints' metadata, results tables).
+void write_file_atomically(const std::string& path, std::string_view bytes);
+
+}  // namespace hashhop::io

@@ -1,0 +1,40 @@
+// JSONL input with line numbers and typed field access whose errors name file, line and field.
+// Used by `hashhop score`, `hashhop eval` and the tests.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace hashhop::io {
+
+struct JsonlRecord {
+  std::uint64_t line = 0;  // 1-based line number in the file
+  nlohmann::json value;
+};
+
+class JsonlReader {
+ public:
+  explicit JsonlReader(std::string path);  // throws InputError if the file cannot be opened
+  // Next non-empty line parsed as a JSON object, or nullopt at end of file; throws InputError.
+  std::optional<JsonlRecord> next();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::ifstream in_;
+  std::uint64_t line_ = 0;
+};
+
+// Typed field getters: throw InputError(file, line, field, "missing" / "expected a string", ...).
+std::string get_string(const std::string& file, const JsonlRecord& record, const char* field);
+std::int64_t get_int(const std::string& file, const JsonlRecord& record, const char* field);
+bool get_bool(const std::string& file, const JsonlRecord& record, const char* field);
+
+// Appends s as a JSON string literal (with quotes) to out.
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace hashhop::io

@@ -1,0 +1,114 @@
+// Scorer for HashHop predictions (see scorer.h). Tested by tests/bench/test_scorer.cpp.
+#include "hashhop/bench/scorer.h"
+
+#include <cstdio>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
+
+namespace hashhop::bench {
+namespace {
+
+void count(ScoreCounts& counts, bool exact, bool final_ok) {
+  ++counts.queries;
+  counts.exact += exact ? 1 : 0;
+  counts.final_hash += final_ok ? 1 : 0;
+}
+
+std::string human(std::uint64_t n) {
+  char buf[32];
+  if (n >= 1'000'000'000 && n % 1'000'000 == 0) std::snprintf(buf, sizeof buf, "%gG", static_cast<double>(n) / 1e9);
+  else if (n >= 1'000'000 && n % 1000 == 0) std::snprintf(buf, sizeof buf, "%gM", static_cast<double>(n) / 1e6);
+  else if (n >= 1000 && n % 10 == 0) std::snprintf(buf, sizeof buf, "%gK", static_cast<double>(n) / 1e3);
+  else std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+nlohmann::json counts_json(const ScoreCounts& c) {
+  return {{"queries", c.queries}, {"exact", c.exact}, {"exact_rate", c.exact_rate()},
+          {"final_hash", c.final_hash}, {"final_hash_rate", c.final_rate()}};
+}
+
+std::string row(const std::string& group, const ScoreCounts& c) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "%-28s %8llu %8.2f%% %10.2f%%\n", group.c_str(),
+                static_cast<unsigned long long>(c.queries), 100.0 * c.exact_rate(), 100.0 * c.final_rate());
+  return buf;
+}
+
+}  // namespace
+
+std::string describe_chars(std::uint64_t n_chars) {
+  return human(n_chars) + " chars (" + human(n_chars / kCharsPerToken) + " tok)";
+}
+
+void Scorer::add(const ParsedCompletion& expected, std::string_view predicted, std::uint64_t n_chars) {
+  const auto answers = parse_answer_lines(predicted);
+  ++report_.records;
+  for (const auto& query : expected.queries) {
+    auto it = answers.find(query.key);
+    const bool exact = it != answers.end() && it->second == query.answer;
+    const bool final_ok = it != answers.end() && final_hash(it->second) == final_hash(query.answer);
+    count(report_.overall, exact, final_ok);
+    count(report_.by_hops[expected.hops], exact, final_ok);
+    count(report_.by_cot[expected.cot], exact, final_ok);
+    count(report_.by_chars[n_chars], exact, final_ok);
+  }
+}
+
+ScoreReport score_files(const std::string& data_path, const std::string& predictions_path) {
+  io::JsonlReader data(data_path);
+  io::JsonlReader predictions(predictions_path);
+  Scorer scorer;
+  std::uint64_t index = 0;
+  while (auto record = data.next()) {
+    auto prediction = predictions.next();
+    if (!prediction) {
+      throw io::InputError(predictions_path, 0, "", "has fewer records than " + data_path + " (ends before record " + std::to_string(index + 1) + ")");
+    }
+    const std::string completion = io::get_string(data_path, *record, "completion");
+    ParsedCompletion expected;
+    try {
+      expected = parse_completion(completion);
+    } catch (const FormatError& e) {
+      throw io::InputError(data_path, record->line, "completion", e.what());
+    }
+    const auto n_chars = record->value.contains("n_chars_problem")
+                             ? static_cast<std::uint64_t>(io::get_int(data_path, *record, "n_chars_problem"))
+                             : static_cast<std::uint64_t>(io::get_string(data_path, *record, "prompt").size());
+    if (record->value.contains("hops") && io::get_int(data_path, *record, "hops") != expected.hops) {
+      throw io::InputError(data_path, record->line, "hops", "disagrees with the completion's Hops=" + std::to_string(expected.hops));
+    }
+    scorer.add(expected, io::get_string(predictions_path, *prediction, "completion"), n_chars);
+    ++index;
+  }
+  if (predictions.next()) throw io::InputError(predictions_path, 0, "", "has more records than " + data_path);
+  return scorer.report();
+}
+
+std::string format_score_table(const ScoreReport& report) {
+  std::string out;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%-28s %8s %9s %11s\n", "group", "queries", "exact", "final-hash");
+  out += buf;
+  out += std::string(59, '-') + "\n";
+  for (const auto& [hops, c] : report.by_hops) out += row("hops=" + std::to_string(hops), c);
+  for (const auto& [cot, c] : report.by_cot) out += row(cot ? "CoT=True" : "CoT=False", c);
+  for (const auto& [chars, c] : report.by_chars) out += row(describe_chars(chars), c);
+  out += std::string(59, '-') + "\n";
+  out += row("all (" + std::to_string(report.records) + " records)", report.overall);
+  return out;
+}
+
+nlohmann::json score_to_json(const ScoreReport& report) {
+  nlohmann::json out;
+  out["records"] = report.records;
+  out["overall"] = counts_json(report.overall);
+  for (const auto& [hops, c] : report.by_hops) out["by_hops"][std::to_string(hops)] = counts_json(c);
+  for (const auto& [cot, c] : report.by_cot) out["by_cot"][cot ? "True" : "False"] = counts_json(c);
+  for (const auto& [chars, c] : report.by_chars) out["by_chars"][std::to_string(chars)] = counts_json(c);
+  return out;
+}
+
+}  // namespace hashhop::bench

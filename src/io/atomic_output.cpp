@@ -1,0 +1,76 @@
+// Temp-file-and-rename output (see atomic_output.h). Tested by tests/io/test_io.cpp.
+#include "hashhop/io/atomic_output.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "hashhop/io/input_error.h"
+
+namespace hashhop::io {
+
+AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
+  if (is_stdout()) {
+    file_ = stdout;
+    return;
+  }
+  // Devices and pipes (/dev/null, a FIFO) are written in place: renaming onto them would replace them.
+  struct stat info {};
+  if (::stat(path_.c_str(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    file_ = std::fopen(path_.c_str(), "wb");
+    if (file_ == nullptr) throw InputError(path_, 0, "", std::string("cannot write: ") + std::strerror(errno));
+    direct_ = true;
+    return;
+  }
+  temp_path_ = path_ + ".partial." + std::to_string(::getpid());
+  file_ = std::fopen(temp_path_.c_str(), "wb");
+  if (file_ == nullptr) throw InputError(path_, 0, "", std::string("cannot write: ") + std::strerror(errno));
+  std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (is_stdout() || committed_) return;
+  if (file_ != nullptr) std::fclose(file_);
+  if (!direct_) std::remove(temp_path_.c_str());
+}
+
+void AtomicOutput::write(std::string_view bytes) {
+  if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
+    throw InputError(path_, 0, "", std::string("write failed: ") + std::strerror(errno));
+  }
+}
+
+void AtomicOutput::commit() {
+  if (is_stdout()) {
+    if (std::fflush(stdout) != 0) throw InputError("<stdout>", 0, "", "write failed");
+    committed_ = true;
+    return;
+  }
+  if (direct_) {
+    const bool closed = std::fclose(file_) == 0;
+    file_ = nullptr;
+    if (!closed) throw InputError(path_, 0, "", std::string("write failed: ") + std::strerror(errno));
+    committed_ = true;
+    return;
+  }
+  const bool flushed = std::fflush(file_) == 0 && ::fsync(::fileno(file_)) == 0;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!flushed || !closed || std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temp_path_.c_str());
+    throw InputError(path_, 0, "", "cannot write: " + reason);
+  }
+  committed_ = true;
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) {
+  AtomicOutput out(path);
+  out.write(bytes);
+  out.commit();
+}
+
+}  // namespace hashhop::io

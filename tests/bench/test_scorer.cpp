@@ -1,0 +1,67 @@
+// The scorer: exact match (whole CoT chain), final-hash accuracy, breakdowns, and file errors that
+// name file, line and field. Run: ctest -R Scorer
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "hashhop/bench/scorer.h"
+#include "hashhop/io/input_error.h"
+
+using namespace hashhop::bench;
+
+namespace {
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+std::string error_of(const std::string& data, const std::string& predictions) {
+  try {
+    score_files(data, predictions);
+  } catch (const hashhop::io::InputError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST(Scorer, CountsExactAndFinalHashAccuracyOnMagicSample) {
+  const auto report = score_files(HASHHOP_TEST_DATA "/magic_sample.jsonl", HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl");
+  EXPECT_EQ(report.records, 2u);
+  EXPECT_EQ(report.overall.queries, 4u);
+  // Record 1: one right, one wrong. Record 2 (CoT): one whole chain right; the other has the right
+  // final hash but a wrong middle, so it counts for final-hash accuracy only.
+  EXPECT_EQ(report.overall.exact, 2u);
+  EXPECT_EQ(report.overall.final_hash, 3u);
+  EXPECT_EQ(report.by_cot.at(true).exact, 1u);
+  EXPECT_EQ(report.by_cot.at(true).final_hash, 2u);
+  EXPECT_EQ(report.by_hops.at(2).queries, 4u);
+  const auto json = score_to_json(report);
+  EXPECT_DOUBLE_EQ(json["overall"]["exact_rate"].get<double>(), 0.5);
+  EXPECT_NE(format_score_table(report).find("CoT=True"), std::string::npos);
+}
+
+TEST(Scorer, MissingAnswersCountAsWrong) {
+  Scorer scorer;
+  scorer.add(parse_completion("COMPLETION:\nHops=1\n\nCoT=False\n\nabc = 'def'\nghi = 'jkl'\n"), "abc = 'def'\n", 100);
+  EXPECT_EQ(scorer.report().overall.queries, 2u);
+  EXPECT_EQ(scorer.report().overall.exact, 1u);
+}
+
+TEST(Scorer, BadFilesNameFileLineAndField) {
+  const std::string good = HASHHOP_TEST_DATA "/magic_sample.jsonl";
+  const std::string preds = HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl";
+  const auto not_json = write_temp("not_json.jsonl", "{\"completion\": \"x\"}\nnot json\n");
+  EXPECT_NE(error_of(good, not_json).find("not_json.jsonl:2: not valid JSON"), std::string::npos) << error_of(good, not_json);
+  const auto wrong_type = write_temp("wrong_type.jsonl", "{\"completion\": 3}\n{\"completion\": \"\"}\n");
+  EXPECT_NE(error_of(good, wrong_type).find("wrong_type.jsonl:1: field 'completion': expected a string"), std::string::npos);
+  const auto missing = write_temp("missing.jsonl", "{\"answer\": \"x\"}\n{\"completion\": \"\"}\n");
+  EXPECT_NE(error_of(good, missing).find("missing.jsonl:1: field 'completion': missing"), std::string::npos);
+  const auto short_preds = write_temp("short.jsonl", "{\"completion\": \"\"}\n");
+  EXPECT_NE(error_of(good, short_preds).find("fewer records"), std::string::npos);
+  const auto bad_data = write_temp("bad_data.jsonl", "{\"completion\": \"COMPLETION:\\nHops=0\\n\\nCoT=False\\n\\n\"}\n");
+  EXPECT_NE(error_of(bad_data, preds).find("bad_data.jsonl:1: field 'completion': line 2"), std::string::npos) << error_of(bad_data, preds);
+  EXPECT_NE(error_of(good, "/nonexistent/p.jsonl").find("/nonexistent/p.jsonl: cannot open"), std::string::npos);
+}

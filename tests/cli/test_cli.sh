@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# CLI behaviour on the real binary: --help everywhere, one-line errors, exit codes, no partial output.
+# Run: tests/cli/test_cli.sh build/hashhop tests/data   (ctest runs it as cli_errors)
+set -u
+bin="$1"; data="$2"
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+passed=0; failed=0
+
+check() {  # check NAME EXPECTED_RC GREP_PATTERN -- command...
+  local name="$1" want_rc="$2" pattern="$3"; shift 4
+  "$@" >"$work/out" 2>"$work/err"; local rc=$?
+  if [ "$rc" -ne "$want_rc" ] || { [ -n "$pattern" ] && ! grep -qE -- "$pattern" "$work/out" "$work/err"; }; then
+    echo "FAIL $name: rc=$rc (want $want_rc), stderr: $(head -c 300 "$work/err")"; failed=$((failed + 1))
+  else
+    passed=$((passed + 1))
+  fi
+}
+no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
+  if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
+}
+
+for sub in "" gen score demo; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
+check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
+no_file "no size" "$work/a.jsonl"
+check "hops 0" 1 "hops: must be >= 1" -- "$bin" gen --chars 100 --hops 0 --out "$work/b.jsonl"
+no_file "hops 0" "$work/b.jsonl"
+check "L 0" 1 "hash_len: must be >= 1" -- "$bin" gen --chars 100 --hash-len 0 --out "$work/c.jsonl"
+check "too many queries" 1 "num_queries: 50 queries but only" -- "$bin" gen --chars 100 --queries 50 --out "$work/d.jsonl"
+no_file "too many queries" "$work/d.jsonl"
+check "bad size" 1 "--chars: expected a size" -- "$bin" gen --chars 12x
+check "bad format" 2 "format" -- "$bin" gen --chars 100 --format xml
+check "unwritable" 1 "/nonexistent-dir/o.jsonl: cannot write" -- "$bin" gen --chars 1000 --out /nonexistent-dir/o.jsonl
+check "gen ok" 0 "" -- "$bin" gen --tokens 1K --samples 3 --out "$work/ok.jsonl"
+[ "$(wc -l <"$work/ok.jsonl")" -eq 3 ] && passed=$((passed + 1)) || { echo "FAIL samples: want 3 lines"; failed=$((failed + 1)); }
+no_file "gen ok temp" "$work/ok.jsonl.partial"
+check "score table" 0 "all \(2 records\)" -- "$bin" score --data "$data/magic_sample.jsonl" --predictions "$data/predictions_magic_sample.jsonl"
+check "score json" 0 "\"exact_rate\": 0.5" -- "$bin" score --json --data "$data/magic_sample.jsonl" --predictions "$data/predictions_magic_sample.jsonl"
+printf '{"completion": "x"}\nnope\n' >"$work/bad.jsonl"
+check "score bad line" 1 "bad.jsonl:2: not valid JSON" -- "$bin" score --data "$data/magic_sample.jsonl" --predictions "$work/bad.jsonl"
+check "score missing file" 1 "missing.jsonl: cannot open" -- "$bin" score --data "$work/missing.jsonl" --predictions "$work/bad.jsonl"
+check "score needs data" 2 "--data is required" -- "$bin" score --predictions "$work/bad.jsonl"
+check "demo" 0 "100.00%" -- "$bin" demo --chars 20000
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
