@@ -16,5 +16,6 @@ struct Command {
 Command add_gen_command(CLI::App& root);
 Command add_score_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
+Command add_attn_check_command(CLI::App& root);
 
 }  // namespace hashhop::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
       hashhop::cli::add_gen_command(root),
       hashhop::cli::add_score_command(root),
       hashhop::cli::add_demo_command(root),
+      hashhop::cli::add_attn_check_command(root),
   };
   try {
     root.parse(argc, argv);

@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score demo; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score demo attn-check; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -41,6 +41,8 @@ check "score bad line" 1 "bad.jsonl:2: not valid JSON" -- "$bin" score --data "$
 check "score missing file" 1 "missing.jsonl: cannot open" -- "$bin" score --data "$work/missing.jsonl" --predictions "$work/bad.jsonl"
 check "score needs data" 2 "--data is required" -- "$bin" score --predictions "$work/bad.jsonl"
 check "demo" 0 "100.00%" -- "$bin" demo --chars 20000
+
+check "attn-check" 0 " 0 failed" -- "$bin" attn-check
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,37 @@
+// Bucket hash attention (CPU reference): queries and keys are hashed to one of 2^b buckets per round;
+// a query attends to the keys that share its bucket in any round (each key counted once).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "hashhop/attn/attention_problem.h"
+
+namespace hashhop::attn {
+
+enum class BucketFunction {
+  lsh,               // random rotation, argmax over [xR, -xR] (Reformer's angular LSH)
+  lsh_sha256,        // sign code of random hyperplanes, then SHA-256 of the code picks the bucket
+  quantized_sha256,  // SHA-256 of the vector rounded to a grid: equal (or near-equal) vectors meet
+};
+
+struct BucketConfig {
+  int bucket_bits = 4;  // 2^b buckets; b = 0 is a single bucket (= dense)
+  int rounds = 1;
+  BucketFunction function = BucketFunction::lsh;
+  std::uint64_t seed = 0;
+  double quantization_step = 0.25;  // grid of quantized_sha256
+  bool mean_aggregation = false;    // average the bucket's values instead of softmax
+};
+
+// Bucket of each of n vectors [n, dim] in one round. Deterministic in (seed, round).
+std::vector<std::uint32_t> bucket_ids(const double* x, int n, int dim, const BucketConfig& config, int round);
+
+// The random rotation / hyperplanes of a round, [dim, columns] row-major, from a fixed Gaussian stream,
+// so GPU paths can use the very same matrix.
+std::vector<double> bucket_projection(int dim, const BucketConfig& config, int round);
+int bucket_projection_columns(const BucketConfig& config);
+
+void bucket_attention(const AttentionProblem& problem, const BucketConfig& config, double* out, double* lse = nullptr);
+
+}  // namespace hashhop::attn
