@@ -68,14 +68,28 @@ double sdpa_ms(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bo
   }
 }
 
+constexpr std::int64_t kChunkRows = 1 << 20;  // float32 temporaries in 1M-row chunks keep 16M tokens within 80 GB
+
 at::Tensor simhash(const at::Tensor& x, const at::Tensor& planes) {
   // Sign bits of x·W, packed by our kernel: [rows, 64] float logits -> [rows] uint64 words.
-  const at::Tensor logits = at::matmul(x.to(at::kFloat), planes).contiguous();
-  at::Tensor words = at::empty({logits.size(0)}, x.options().dtype(at::kLong));
-  hashhop::attn::cuda::pack_signatures(logits.data_ptr<float>(), static_cast<int>(logits.size(0)), kBits,
-                                       reinterpret_cast<std::uint64_t*>(words.data_ptr<std::int64_t>()),
-                                       c10::cuda::getCurrentCUDAStream().stream());
+  at::Tensor words = at::empty({x.size(0)}, x.options().dtype(at::kLong));
+  for (std::int64_t begin = 0; begin < x.size(0); begin += kChunkRows) {
+    const std::int64_t rows = std::min(kChunkRows, x.size(0) - begin);
+    const at::Tensor logits = at::matmul(x.slice(0, begin, begin + rows).to(at::kFloat), planes).contiguous();
+    hashhop::attn::cuda::pack_signatures(logits.data_ptr<float>(), static_cast<int>(rows), kBits,
+                                         reinterpret_cast<std::uint64_t*>(words.data_ptr<std::int64_t>()) + begin,
+                                         c10::cuda::getCurrentCUDAStream().stream());
+  }
   return words;
+}
+
+// Exact scores q·k of one head, [n] float.
+at::Tensor head_scores(const at::Tensor& k_head, const at::Tensor& q_vec) {
+  std::vector<at::Tensor> parts;
+  for (std::int64_t begin = 0; begin < k_head.size(0); begin += kChunkRows) {
+    parts.push_back(at::matmul(k_head.slice(0, begin, std::min(k_head.size(0), begin + kChunkRows)).to(at::kFloat), q_vec.to(at::kFloat)));
+  }
+  return at::cat(parts);
 }
 
 void run_size(std::int64_t n, double copy_gbs, cudaStream_t stream) {
@@ -113,14 +127,14 @@ void run_size(std::int64_t n, double copy_gbs, cudaStream_t stream) {
 
   // Recall against the exact top-k by dot product, and output error against dense and against exact
   // attention over the same kept keys (the latter checks the kernel; the former the approximation).
-  const at::Tensor scores = at::matmul(k[0].to(at::kFloat), q[0].to(at::kFloat).transpose(1, 2)).squeeze(-1);  // [heads, n]
-  const at::Tensor exact_top = std::get<1>(scores.topk(top_k, -1));
   double recall = 0;
   double kernel_error = 0;
   for (int h = 0; h < kHeads; ++h) {
+    const at::Tensor scores_h = head_scores(k[0][h], q[0][h][0]);
+    const at::Tensor exact_top = std::get<1>(scores_h.topk(top_k));
     const at::Tensor kept = selected[h].slice(0, 0, counts[h].item<int>()).to(at::kLong);
-    recall += at::isin(exact_top[h], kept).to(at::kFloat).mean().item<double>() / kHeads;
-    const at::Tensor weights = at::softmax(scores[h].index_select(0, kept) / std::sqrt(static_cast<double>(kDim)), 0);
+    recall += at::isin(exact_top, kept).to(at::kFloat).mean().item<double>() / kHeads;
+    const at::Tensor weights = at::softmax(scores_h.index_select(0, kept) / std::sqrt(static_cast<double>(kDim)), 0);
     const at::Tensor reference = at::matmul(weights, v[0][h].index_select(0, kept).to(at::kFloat));
     kernel_error = std::max(kernel_error, (reference - out[h]).abs().max().item<double>());
   }
