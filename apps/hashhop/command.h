@@ -16,6 +16,7 @@ struct Command {
 Command add_gen_command(CLI::App& root);
 Command add_score_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
+Command add_solve_command(CLI::App& root);
 Command add_attn_check_command(CLI::App& root);
 
 }  // namespace hashhop::cli

@@ -18,8 +18,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void show_sample(const bench::HashHopProblem& problem) {
-  const std::string prompt = problem.prompt();
+void show_sample(const bench::HashHopProblem& problem, const std::string& prompt) {
   std::size_t cut = 0;
   for (int line = 0; line < 6 && cut != std::string::npos; ++line) cut = prompt.find('\n', cut + 1);
   std::printf("--- sample (hops=%d, CoT=%s, hash_len=%d, %zu prompt chars; first lines) ---\n%s\n...\n%s",
@@ -50,7 +49,7 @@ int run_demo(std::uint64_t n_chars, std::uint64_t seed) {
         generate_s += seconds_since(start);
         total_chars += prompt.size();
         if (!shown && hops == 2 && hash_len == 8) {
-          show_sample(problem);
+          show_sample(problem, prompt);
           shown = true;
         }
         start = std::chrono::steady_clock::now();

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   std::vector<hashhop::cli::Command> commands = {
       hashhop::cli::add_gen_command(root),
       hashhop::cli::add_score_command(root),
+      hashhop::cli::add_solve_command(root),
       hashhop::cli::add_demo_command(root),
       hashhop::cli::add_attn_check_command(root),
   };

@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score demo attn-check; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score solve demo attn-check; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -40,6 +40,13 @@ printf '{"completion": "x"}\nnope\n' >"$work/bad.jsonl"
 check "score bad line" 1 "bad.jsonl:2: not valid JSON" -- "$bin" score --data "$data/magic_sample.jsonl" --predictions "$work/bad.jsonl"
 check "score missing file" 1 "missing.jsonl: cannot open" -- "$bin" score --data "$work/missing.jsonl" --predictions "$work/bad.jsonl"
 check "score needs data" 2 "--data is required" -- "$bin" score --predictions "$work/bad.jsonl"
+check "solve" 0 "" -- "$bin" solve --data "$work/ok.jsonl" --out "$work/preds.jsonl"
+check "solve then score" 0 "all \(3 records\) +15 +100.00%" -- "$bin" score --data "$work/ok.jsonl" --predictions "$work/preds.jsonl"
+check "solve magic sample" 0 "" -- "$bin" solve --data "$data/magic_sample.jsonl" --out "$work/magic_preds.jsonl"
+check "score magic solved" 0 "all \(2 records\) +4 +100.00%" -- "$bin" score --data "$data/magic_sample.jsonl" --predictions "$work/magic_preds.jsonl"
+printf '{"prompt": "abc = def\\nbroken line", "completion": "COMPLETION:\\nHops=1\\n\\nCoT=False\\n\\nabc = '"'"'def'"'"'\\n"}\n' >"$work/bad_prompt.jsonl"
+check "solve bad prompt" 1 "bad_prompt.jsonl:1: field 'prompt': line 2: expected 'KEY = VALUE'" -- "$bin" solve --data "$work/bad_prompt.jsonl" --out "$work/never.jsonl"
+no_file "solve bad prompt" "$work/never.jsonl"
 check "demo" 0 "100.00%" -- "$bin" demo --chars 20000
 
 check "attn-check" 0 " 0 failed" -- "$bin" attn-check
