@@ -27,14 +27,15 @@ Command add_solve_command(CLI::App& root) {
             while (auto record = data.next()) {
               const std::string prompt = io::get_string(data.path(), *record, "prompt");
               const std::string completion = io::get_string(data.path(), *record, "completion");
-              std::string answer;
+              bench::ParsedCompletion parsed_completion;
               try {
-                bench::parse_completion(completion);
+                parsed_completion = bench::parse_completion(completion);
               } catch (const bench::FormatError& e) {
                 throw io::InputError(data.path(), record->line, "completion", e.what());
               }
+              std::string answer;
               try {
-                answer = bench::solve_exactly(prompt, completion);
+                answer = bench::solve_exactly(bench::parse_prompt(prompt), std::move(parsed_completion));
               } catch (const bench::FormatError& e) {
                 throw io::InputError(data.path(), record->line, "prompt", e.what());
               }

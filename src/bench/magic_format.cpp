@@ -23,6 +23,19 @@ bool split_link(std::string_view line, std::string_view& key, std::string_view& 
   return true;
 }
 
+// Calls fn(line) for each '\n'-separated line. With keep_trailing_empty, text ending in '\n' yields a
+// final empty line (a prompt must not end with a newline); without, it does not.
+template <class Fn>
+void for_each_line(std::string_view text, bool keep_trailing_empty, Fn&& fn) {
+  std::size_t start = 0;
+  while (keep_trailing_empty ? start <= text.size() : start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    fn(text.substr(start, end - start));
+    start = end + 1;
+  }
+}
+
 std::string shorten(std::string_view s) {
   return s.size() <= 40 ? std::string(s) : std::string(s.substr(0, 37)) + "...";
 }
@@ -35,11 +48,7 @@ ParsedPrompt parse_prompt(std::string_view prompt) {
   std::unordered_map<std::string_view, bool> is_value;
   std::vector<std::string_view> keys_in_order;
   std::uint64_t line_no = 0;
-  std::size_t start = 0;
-  while (start <= prompt.size()) {
-    std::size_t end = prompt.find('\n', start);
-    if (end == std::string_view::npos) end = prompt.size();
-    const std::string_view line = prompt.substr(start, end - start);
+  for_each_line(prompt, true, [&](std::string_view line) {
     ++line_no;
     std::string_view key, value;
     if (!split_link(line, key, value)) throw FormatError(line_no, "expected 'KEY = VALUE', got '" + shorten(line) + "'");
@@ -55,8 +64,7 @@ ParsedPrompt parse_prompt(std::string_view prompt) {
     }
     keys_in_order.push_back(key);
     is_value[value] = true;
-    start = end + 1;
-  }
+  });
   parsed.n_lines = line_no;
   for (auto key : keys_in_order) {
     if (!is_value.count(key)) parsed.chain_starts.push_back(key);
@@ -85,13 +93,7 @@ std::string follow_chain(const ParsedPrompt& prompt, std::string_view start, int
 ParsedCompletion parse_completion(std::string_view completion) {
   ParsedCompletion parsed;
   std::vector<std::string_view> lines;
-  std::size_t start = 0;
-  while (start < completion.size()) {
-    std::size_t end = completion.find('\n', start);
-    if (end == std::string_view::npos) end = completion.size();
-    lines.push_back(completion.substr(start, end - start));
-    start = end + 1;
-  }
+  for_each_line(completion, false, [&](std::string_view line) { lines.push_back(line); });
   if (completion.empty() || completion.back() != '\n') throw FormatError(lines.size() + 1, "completion must end with a newline");
   if (lines.size() < 5) throw FormatError(lines.size() + 1, "completion header is incomplete");
   if (lines[0] != "COMPLETION:") throw FormatError(1, "expected 'COMPLETION:'");
@@ -124,17 +126,12 @@ ParsedCompletion parse_completion(std::string_view completion) {
 
 std::unordered_map<std::string, std::string> parse_answer_lines(std::string_view text) {
   std::unordered_map<std::string, std::string> answers;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
+  for_each_line(text, false, [&](std::string_view line) {
     std::string_view key, answer;
-    if (split_link(text.substr(start, end - start), key, answer) && is_hash(key) && answer.size() >= 2 &&
-        answer.front() == '\'' && answer.back() == '\'') {
+    if (split_link(line, key, answer) && is_hash(key) && answer.size() >= 2 && answer.front() == '\'' && answer.back() == '\'') {
       answers.emplace(std::string(key), std::string(answer.substr(1, answer.size() - 2)));
     }
-    start = end + 1;
-  }
+  });
   return answers;
 }
 

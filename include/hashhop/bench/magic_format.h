@@ -11,11 +11,12 @@
 
 namespace hashhop::bench {
 
-// A format error inside one text (prompt or completion); line is 1-based within that text.
+// A format error inside one text (prompt or completion); line is 1-based within that text, 0 when the
+// error is about the text as a whole (a broken chain).
 class FormatError : public std::runtime_error {
  public:
   FormatError(std::uint64_t line, const std::string& message)
-      : std::runtime_error("line " + std::to_string(line) + ": " + message), line_(line) {}
+      : std::runtime_error(line > 0 ? "line " + std::to_string(line) + ": " + message : message), line_(line) {}
   std::uint64_t line() const { return line_; }
 
  private:

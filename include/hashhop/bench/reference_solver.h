@@ -5,10 +5,16 @@
 #include <string>
 #include <string_view>
 
+#include "hashhop/bench/magic_format.h"
+
 namespace hashhop::bench {
 
 // Answers every query of `expected_completion` (its keys, hops and CoT flag) from the prompt alone and
 // returns a completion in Magic's format. Throws FormatError on a malformed prompt or completion.
 std::string solve_exactly(std::string_view prompt, std::string_view expected_completion);
+
+// The same on already parsed texts (callers that attribute errors to the prompt or the completion).
+// Throws FormatError if a queried chain is broken.
+std::string solve_exactly(const ParsedPrompt& prompt, ParsedCompletion completion);
 
 }  // namespace hashhop::bench
