@@ -81,20 +81,24 @@ std::vector<std::uint32_t> bucket_ids(const double* x, int n, int dim, const Buc
   return ids;
 }
 
+ProblemBuckets problem_buckets(const AttentionProblem& p, const BucketConfig& config) {
+  ProblemBuckets buckets{p.heads_q, p.heads_kv, {}, {}};
+  for (int r = 0; r < config.rounds; ++r) {
+    for (int h = 0; h < p.heads_q; ++h) buckets.queries.push_back(bucket_ids(p.q_row(h, 0), p.n_q, p.dim, config, r));
+    for (int h = 0; h < p.heads_kv; ++h) buckets.keys.push_back(bucket_ids(p.k_row(h, 0), p.n_k, p.dim, config, r));
+  }
+  return buckets;
+}
+
 void bucket_attention(const AttentionProblem& p, const BucketConfig& config, double* out, double* lse) {
   validate(p);
   if (config.rounds < 1) throw std::invalid_argument("rounds: must be >= 1");
-  // Bucket ids per round: queries [heads_q][n_q], keys [heads_kv][n_k].
-  std::vector<std::vector<std::uint32_t>> q_ids, k_ids;
-  for (int r = 0; r < config.rounds; ++r) {
-    for (int h = 0; h < p.heads_q; ++h) q_ids.push_back(bucket_ids(p.q_row(h, 0), p.n_q, p.dim, config, r));
-    for (int h = 0; h < p.heads_kv; ++h) k_ids.push_back(bucket_ids(p.k_row(h, 0), p.n_k, p.dim, config, r));
-  }
+  const ProblemBuckets buckets = problem_buckets(p, config);
   const KeySelector select = [&](int h, int i, std::vector<int>& keys) {
     const int kv = p.kv_head(h);
     for (int j = 0; j <= p.last_key(i); ++j) {
       for (int r = 0; r < config.rounds; ++r) {
-        if (q_ids[static_cast<std::size_t>(r * p.heads_q + h)][i] == k_ids[static_cast<std::size_t>(r * p.heads_kv + kv)][j]) {
+        if (buckets.query(r, h)[i] == buckets.key(r, kv)[j]) {
           keys.push_back(j);  // once, however many rounds it collides in
           break;
         }

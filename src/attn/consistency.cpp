@@ -122,14 +122,10 @@ std::vector<ConsistencyResult> run_cpu_consistency(unsigned seed) {
       add(std::string(name) + " b=0", s, "dense", max_abs_diff(out, dense));
       BucketConfig config{3, 3, fn, 11};
       bucket_attention(p, config, out.data());
-      std::vector<std::vector<std::uint32_t>> qi, ki;
-      for (int r = 0; r < config.rounds; ++r) {
-        for (int h = 0; h < p.heads_q; ++h) qi.push_back(bucket_ids(p.q_row(h, 0), p.n_q, p.dim, config, r));
-        for (int h = 0; h < p.heads_kv; ++h) ki.push_back(bucket_ids(p.k_row(h, 0), p.n_k, p.dim, config, r));
-      }
+      const ProblemBuckets buckets = problem_buckets(p, config);
       const auto expected = masked_dense(p, [&](int h, int i, int j) {
         for (int r = 0; r < config.rounds; ++r) {
-          if (qi[static_cast<std::size_t>(r * p.heads_q + h)][i] == ki[static_cast<std::size_t>(r * p.heads_kv + p.kv_head(h))][j]) return true;
+          if (buckets.query(r, h)[i] == buckets.key(r, p.kv_head(h))[j]) return true;
         }
         return false;
       });

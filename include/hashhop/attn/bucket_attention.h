@@ -32,6 +32,15 @@ std::vector<std::uint32_t> bucket_ids(const double* x, int n, int dim, const Buc
 std::vector<double> bucket_projection(int dim, const BucketConfig& config, int round);
 int bucket_projection_columns(const BucketConfig& config);
 
+// Bucket ids of every query and key in every round: query(round, head)[i], key(round, kv_head)[j].
+struct ProblemBuckets {
+  int heads_q = 1, heads_kv = 1;
+  std::vector<std::vector<std::uint32_t>> queries, keys;  // [rounds * heads_q], [rounds * heads_kv]
+  const std::vector<std::uint32_t>& query(int round, int head) const { return queries[static_cast<std::size_t>(round * heads_q + head)]; }
+  const std::vector<std::uint32_t>& key(int round, int kv) const { return keys[static_cast<std::size_t>(round * heads_kv + kv)]; }
+};
+ProblemBuckets problem_buckets(const AttentionProblem& problem, const BucketConfig& config);
+
 void bucket_attention(const AttentionProblem& problem, const BucketConfig& config, double* out, double* lse = nullptr);
 
 }  // namespace hashhop::attn
