@@ -18,5 +18,6 @@ Command add_score_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
 Command add_solve_command(CLI::App& root);
 Command add_attn_check_command(CLI::App& root);
+Command add_train_command(CLI::App& root);
 
 }  // namespace hashhop::cli

@@ -1,0 +1,59 @@
+// `hashhop train --config FILE|PRESET --out DIR`: trains the HashHop model on freshly generated data,
+// resuming from DIR/checkpoint.pt when it exists. Run `hashhop train --help`.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "device_option.h"
+#include "hashhop/model/config.h"
+#include "hashhop/train/trainer.h"
+
+namespace hashhop::cli {
+namespace {
+
+struct Options {
+  std::string config = "tiny";
+  std::string out;
+  std::string device = "auto";
+  std::int64_t stop_after = -1;
+  std::int64_t steps = -1;
+  bool print_config = false;
+};
+
+int run_train(const Options& o) {
+  auto config = model::load_run_config(o.config);
+  if (o.steps > 0) config.train.steps = o.steps;
+  if (o.print_config) {
+    std::printf("%s", model::to_json(config).c_str());
+    return 0;
+  }
+  if (o.out.empty()) throw std::invalid_argument("--out: required (the run directory)");
+  train::TrainOptions options;
+  options.out_dir = o.out;
+  options.device = parse_device(o.device);
+  options.stop_after = o.stop_after;
+  std::printf("train %s on %s -> %s\n", config.name.c_str(), options.device.str().c_str(), o.out.c_str());
+  const auto summary = train::train(config, options);
+  std::printf("steps %lld..%lld of %lld in %.1f s; last loss %.4f, exact %.3f; model in %s/model.pt\n",
+              static_cast<long long>(summary.start_step), static_cast<long long>(summary.end_step),
+              static_cast<long long>(config.train.steps), summary.seconds, summary.last_loss, summary.last_exact,
+              o.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_train_command(CLI::App& root) {
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("train", "Train the HashHop model on generated data (resumes from OUT/checkpoint.pt)");
+  app->add_option("--config", o->config, "Preset (tiny, cpu, h100) or JSON config file")->capture_default_str();
+  app->add_option("--out", o->out, "Run directory: config.json, model.pt, checkpoint.pt, metrics.jsonl");
+  app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  app->add_option("--stop-after", o->stop_after, "Stop after this many steps of this call (checkpointed), e.g. to fit a time limit");
+  app->add_option("--steps", o->steps, "Override the config's total steps");
+  app->add_flag("--print-config", o->print_config, "Print the resolved config as JSON and exit");
+  return {app, [o] { return run_train(*o); }};
+}
+
+}  // namespace hashhop::cli

@@ -1,0 +1,74 @@
+// HashHopTransformer: embeddings + run pooling (the local layer that turns a hash's letters into one
+// fingerprint), one HashHop attention block (hash gate, explicit multi-hop retrieval with a hash
+// projection between hops, feed-forward) and the output projection. See docs/model.md.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "hashhop/model/config.h"
+#include "hashhop/model/lexer.h"
+
+namespace hashhop::model {
+
+// What a chunk continues from: the letters (one-hot by position, [max_run·52]) of the last two
+// completed runs and of the run still open at the previous chunk's end.
+struct RunCarry {
+  torch::Tensor prev, last, open;
+};
+
+// Per-position tensors of a batch of chunks, padded to the longest ([B, T, ...]).
+struct Encoded {
+  torch::Tensor keys;       // [B, T, fp_dim], unit norm: the second-last completed run
+  torch::Tensor values;     // [B, T, (max_run+1)·53]: letters of the last completed run, one-hot per position
+  torch::Tensor log_gate;   // [B, T]: log σ(hash gate); -inf on padding
+  torch::Tensor queries;    // [B, T, fp_dim], unit norm: the last completed run, asked as a query
+  torch::Tensor structure;  // [B, T, model_dim]
+  torch::Tensor run_len;    // [B, T] int64: index of the next letter within the open run
+  std::vector<RunCarry> carry_out;  // per chunk, to continue after it
+};
+
+class HashHopTransformerImpl : public torch::nn::Module {
+ public:
+  explicit HashHopTransformerImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  std::int64_t value_dim() const { return (config_.max_run + 1) * (kLetters + 1); }
+
+  RunCarry empty_carry() const;
+
+  // Encodes lexed chunks; carry_in (empty = fresh start) continues each from an earlier chunk.
+  Encoded encode(const std::vector<const LexedChunk*>& chunks, const std::vector<RunCarry>& carry_in = {});
+
+  // Logits for the next byte at query positions ([B, Q, ...] inputs gathered from an Encoded).
+  // Keys n <= key_limit[b, q] are visible (causality); memory tensors are [B, N, ...].
+  torch::Tensor answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
+                              const torch::Tensor& run_len, const torch::Tensor& keys, const torch::Tensor& values,
+                              const torch::Tensor& log_gate, const torch::Tensor& key_limit);
+
+  // First-hop attention weights, for diagnostics ([B, Q, N]).
+  torch::Tensor first_hop_attention(const torch::Tensor& queries, const torch::Tensor& keys,
+                                    const torch::Tensor& log_gate, const torch::Tensor& key_limit);
+
+  std::int64_t parameter_count();
+
+ private:
+  torch::Tensor fingerprints(const torch::Tensor& letters);  // [R, max_run·52] -> unit [R, fp_dim]
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
+                       const torch::Tensor& bias, torch::Tensor* weights = nullptr);
+  torch::Tensor attention_bias(const torch::Tensor& log_gate, const torch::Tensor& key_limit, std::int64_t n_queries);
+
+  ModelConfig config_;
+  torch::Tensor fingerprint_table_;  // [max_run·52, fp_dim]: (position in run, letter) -> vector
+  torch::nn::Linear w_q_{nullptr}, w_k_{nullptr}, hash_projection_{nullptr};
+  torch::Tensor log_logit_scale_, log_copy_scale_;
+  torch::nn::Embedding byte_emb_{nullptr}, run_len_emb_{nullptr}, eq_emb_{nullptr}, quote_emb_{nullptr},
+      hops_emb_{nullptr}, cot_emb_{nullptr};
+  torch::nn::Linear gate_{nullptr}, hop_mix_{nullptr};
+  torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};  // feed-forward: structure + retrieved letter -> bytes
+  torch::Tensor letter_bytes_;  // [52] byte id of each letter (where copied letters land in the output)
+};
+TORCH_MODULE(HashHopTransformer);
+
+}  // namespace hashhop::model

@@ -1,0 +1,202 @@
+// Presets and JSON (de)serialisation of run configurations; errors name the file and the field.
+#include "hashhop/model/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace hashhop::model {
+namespace {
+
+using nlohmann::json;
+
+RunConfig tiny_preset() {  // CI: learns 1-hop recall of 4-letter hashes on the CPU in seconds
+  RunConfig c;
+  c.name = "tiny";
+  c.model = {.fp_dim = 32, .model_dim = 32, .hidden_dim = 64, .max_run = 8, .max_hops = 2};
+  c.train.steps = 200;
+  c.train.batch = 8;
+  c.train.lr = 1e-2;
+  c.train.warmup = 20;
+  c.train.log_every = 20;
+  c.train.checkpoint_every = 100;
+  c.train.curriculum = {CurriculumStage{.from_step = 0, .min_chars = 150, .max_chars = 300, .hops = {1},
+                                        .hash_lens = {4}, .cot_fraction = 0.0, .queries = 4}};
+  return c;
+}
+
+RunConfig cpu_preset() {  // a few minutes on two cores: 1–2 hops, hash lengths 8 and 16
+  RunConfig c;
+  c.name = "cpu";
+  c.model = {.fp_dim = 64, .model_dim = 64, .hidden_dim = 128, .max_run = 32, .max_hops = 4};
+  c.train.steps = 600;
+  c.train.batch = 16;
+  c.train.lr = 5e-3;
+  c.train.warmup = 50;
+  c.train.checkpoint_every = 200;
+  c.train.curriculum = {
+      CurriculumStage{.from_step = 0, .min_chars = 500, .max_chars = 1500, .hops = {1}, .hash_lens = {8, 16},
+                      .cot_fraction = 0.0, .queries = 8},
+      CurriculumStage{.from_step = 200, .min_chars = 1000, .max_chars = 2000, .hops = {1, 2, 3, 4},
+                      .hash_lens = {8, 16}, .cot_fraction = 0.5, .queries = 8}};
+  return c;
+}
+
+RunConfig h100_preset() {  // the demo model: hops 1–4, CoT on and off, hash lengths 8 and 16
+  RunConfig c;
+  c.name = "h100";
+  c.model = {};
+  c.train.steps = 3000;
+  c.train.batch = 64;
+  c.train.lr = 3e-3;
+  c.train.warmup = 100;
+  c.train.checkpoint_every = 500;
+  c.train.curriculum = {
+      CurriculumStage{.from_step = 0, .min_chars = 1000, .max_chars = 4000, .hops = {1, 2}, .hash_lens = {8, 16},
+                      .cot_fraction = 0.3, .queries = 16},
+      CurriculumStage{.from_step = 500, .min_chars = 2000, .max_chars = 8000, .hops = {1, 2, 3, 4},
+                      .hash_lens = {8, 16}, .cot_fraction = 0.5, .queries = 16}};
+  return c;
+}
+
+template <typename T>
+void read_field(const json& object, const char* field, T& value, const std::string& where) {
+  if (!object.contains(field)) return;  // absent fields keep the preset's value
+  try {
+    value = object.at(field).get<T>();
+  } catch (const json::exception&) {
+    throw std::invalid_argument(where + ": field '" + field + "': expected " +
+                                (std::is_same_v<T, bool> ? "true or false" : "a number or list") + ", got " +
+                                object.at(field).dump());
+  }
+}
+
+void check_positive(bool ok, const std::string& where, const char* field, const std::string& why) {
+  if (!ok) throw std::invalid_argument(where + ": field '" + field + "': " + why);
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() { return {"tiny", "cpu", "h100"}; }
+
+const CurriculumStage& stage_at(const TrainConfig& config, std::int64_t step) {
+  const CurriculumStage* current = &config.curriculum.front();
+  for (const auto& stage : config.curriculum)
+    if (stage.from_step <= step) current = &stage;
+  return *current;
+}
+
+std::string to_json(const RunConfig& c) {
+  json stages = json::array();
+  for (const auto& s : c.train.curriculum)
+    stages.push_back({{"from_step", s.from_step}, {"min_chars", s.min_chars}, {"max_chars", s.max_chars},
+                      {"hops", s.hops}, {"hash_lens", s.hash_lens}, {"cot_fraction", s.cot_fraction},
+                      {"queries", s.queries}});
+  json j = {{"name", c.name},
+            {"model",
+             {{"fp_dim", c.model.fp_dim}, {"model_dim", c.model.model_dim},
+              {"hidden_dim", c.model.hidden_dim}, {"max_run", c.model.max_run}, {"max_hops", c.model.max_hops},
+              {"init_logit_scale", c.model.init_logit_scale}, {"tied_qk_init", c.model.tied_qk_init}}},
+            {"train",
+             {{"steps", c.train.steps}, {"batch", c.train.batch}, {"lr", c.train.lr},
+              {"min_lr_fraction", c.train.min_lr_fraction}, {"warmup", c.train.warmup},
+              {"weight_decay", c.train.weight_decay}, {"grad_clip", c.train.grad_clip}, {"seed", c.train.seed},
+              {"log_every", c.train.log_every}, {"checkpoint_every", c.train.checkpoint_every},
+              {"bf16", c.train.bf16}, {"curriculum", stages}}}};
+  return j.dump(2) + "\n";
+}
+
+RunConfig run_config_from_json(const std::string& text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw std::invalid_argument(origin + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  }
+  RunConfig c;
+  std::string base = "h100";
+  read_field(j, "base", base, origin);  // start from a preset, override what the file names
+  bool known = false;
+  for (const auto& name : preset_names()) known |= name == base;
+  if (!known) throw std::invalid_argument(origin + ": field 'base': unknown preset '" + base + "'");
+  c = load_run_config(base);
+  c.name = origin;
+  read_field(j, "name", c.name, origin);
+  if (j.contains("model")) {
+    const json& m = j.at("model");
+    const std::string w = origin + " (model)";
+    read_field(m, "fp_dim", c.model.fp_dim, w);
+    read_field(m, "model_dim", c.model.model_dim, w);
+    read_field(m, "hidden_dim", c.model.hidden_dim, w);
+    read_field(m, "max_run", c.model.max_run, w);
+    read_field(m, "max_hops", c.model.max_hops, w);
+    read_field(m, "init_logit_scale", c.model.init_logit_scale, w);
+    read_field(m, "tied_qk_init", c.model.tied_qk_init, w);
+    for (auto [field, value] : {std::pair{"fp_dim", c.model.fp_dim}, {"model_dim", c.model.model_dim}, {"hidden_dim", c.model.hidden_dim},
+                                {"max_run", c.model.max_run}, {"max_hops", c.model.max_hops}})
+      check_positive(value > 0, w, field, "must be > 0");
+  }
+  if (j.contains("train")) {
+    const json& t = j.at("train");
+    const std::string w = origin + " (train)";
+    read_field(t, "steps", c.train.steps, w);
+    read_field(t, "batch", c.train.batch, w);
+    read_field(t, "lr", c.train.lr, w);
+    read_field(t, "min_lr_fraction", c.train.min_lr_fraction, w);
+    read_field(t, "warmup", c.train.warmup, w);
+    read_field(t, "weight_decay", c.train.weight_decay, w);
+    read_field(t, "grad_clip", c.train.grad_clip, w);
+    read_field(t, "seed", c.train.seed, w);
+    read_field(t, "log_every", c.train.log_every, w);
+    read_field(t, "checkpoint_every", c.train.checkpoint_every, w);
+    read_field(t, "bf16", c.train.bf16, w);
+    check_positive(c.train.steps > 0, w, "steps", "must be > 0");
+    check_positive(c.train.batch > 0, w, "batch", "must be > 0");
+    check_positive(c.train.lr > 0, w, "lr", "must be > 0");
+    check_positive(c.train.log_every > 0, w, "log_every", "must be > 0");
+    check_positive(c.train.checkpoint_every > 0, w, "checkpoint_every", "must be > 0");
+    if (t.contains("curriculum")) {
+      c.train.curriculum.clear();
+      int index = 0;
+      for (const json& s : t.at("curriculum")) {
+        const std::string ws = w + " curriculum[" + std::to_string(index++) + "]";
+        CurriculumStage stage;
+        read_field(s, "from_step", stage.from_step, ws);
+        read_field(s, "min_chars", stage.min_chars, ws);
+        read_field(s, "max_chars", stage.max_chars, ws);
+        read_field(s, "hops", stage.hops, ws);
+        read_field(s, "hash_lens", stage.hash_lens, ws);
+        read_field(s, "cot_fraction", stage.cot_fraction, ws);
+        read_field(s, "queries", stage.queries, ws);
+        check_positive(stage.min_chars > 0 && stage.min_chars <= stage.max_chars, ws, "min_chars",
+                       "must be > 0 and <= max_chars");
+        check_positive(!stage.hops.empty(), ws, "hops", "must list at least one hop count");
+        check_positive(!stage.hash_lens.empty(), ws, "hash_lens", "must list at least one hash length");
+        check_positive(stage.cot_fraction >= 0 && stage.cot_fraction <= 1, ws, "cot_fraction", "must be in [0, 1]");
+        c.train.curriculum.push_back(stage);
+      }
+      check_positive(!c.train.curriculum.empty() && c.train.curriculum.front().from_step == 0, w, "curriculum",
+                     "must start with a stage at from_step 0");
+    }
+  }
+  return c;
+}
+
+RunConfig load_run_config(const std::string& preset_or_path) {
+  if (preset_or_path == "tiny") return tiny_preset();
+  if (preset_or_path == "cpu") return cpu_preset();
+  if (preset_or_path == "h100") return h100_preset();
+  std::ifstream in(preset_or_path);
+  if (!in) {
+    std::string names;
+    for (const auto& name : preset_names()) names += (names.empty() ? "" : ", ") + name;
+    throw std::invalid_argument(preset_or_path + ": no such config file (presets: " + names + ")");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return run_config_from_json(text.str(), preset_or_path);
+}
+
+}  // namespace hashhop::model

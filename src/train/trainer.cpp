@@ -1,0 +1,159 @@
+// Training loop (see trainer.h). Step s's data comes from (seed, s) alone and the optimiser state is in
+// the checkpoint, so a run cut into pieces and resumed equals the run in one piece.
+#include "hashhop/train/trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "hashhop/io/atomic_output.h"
+#include "hashhop/io/progress.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/model/hashhop_model.h"
+#include "hashhop/train/batch.h"
+
+namespace hashhop::train {
+namespace fs = std::filesystem;
+
+double learning_rate(const model::TrainConfig& c, std::int64_t step) {
+  if (step < c.warmup) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup);
+  const double span = std::max<double>(1.0, static_cast<double>(c.steps - c.warmup));
+  const double progress = std::min(1.0, static_cast<double>(step - c.warmup) / span);
+  const double floor = c.lr * c.min_lr_fraction;
+  return floor + (c.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+namespace {
+
+// Weight decay only on matrices: embeddings, biases and the attention scale keep their size.
+torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const model::TrainConfig& c) {
+  std::vector<torch::Tensor> decayed, plain;
+  for (const auto& item : net->named_parameters()) {
+    const bool is_matrix = item.value().dim() == 2 && item.key().find("_emb") == std::string::npos &&
+                           item.key().find("fingerprint_table") == std::string::npos;
+    (is_matrix ? decayed : plain).push_back(item.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decayed, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay)));
+  groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(c.lr).weight_decay(0.0)));
+  return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
+}
+
+// Keeps the metrics of steps before `step` only, so a resumed run's log matches an uninterrupted one.
+void truncate_metrics(const std::string& path, std::int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].get<std::int64_t>() < step) kept += line + "\n";
+  }
+  io::write_file_atomically(path, kept);
+}
+
+// bf16 autocast on CUDA for the forward pass only (the optimiser step stays in fp32).
+struct AutocastScope {
+  explicit AutocastScope(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  bool on_;
+};
+
+}  // namespace
+
+TrainSummary train(const model::RunConfig& config, const TrainOptions& options) {
+  const auto& tc = config.train;
+  fs::create_directories(options.out_dir);
+  const std::string config_path = options.out_dir + "/config.json";
+  if (fs::exists(options.out_dir + "/checkpoint.pt") && fs::exists(config_path)) {
+    const auto saved = model::load_run_config(config_path);
+    if (model::to_json(saved) != model::to_json(config))
+      throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
+                                  "); use another --out or the same config");
+  }
+  torch::manual_seed(tc.seed);
+  model::HashHopTransformer net(config.model);
+  net->to(options.device);
+  auto optimizer = make_optimizer(net, tc);
+  TrainSummary summary;
+  summary.start_step = model::load_checkpoint(options.out_dir, net, optimizer, options.device);
+  io::write_file_atomically(config_path, model::to_json(config));
+  const std::string metrics_path = options.out_dir + "/metrics.jsonl";
+  truncate_metrics(metrics_path, summary.start_step);
+  std::ofstream metrics(metrics_path, std::ios::app);
+
+  std::int64_t end = tc.steps;
+  if (options.stop_after >= 0) end = std::min(end, summary.start_step + options.stop_after);
+  const bool bf16 = tc.bf16 && options.device.is_cuda();
+  io::ProgressBar bar("train", static_cast<std::uint64_t>(tc.steps), "steps");
+  const auto start = std::chrono::steady_clock::now();
+  double loss_sum = 0, acc_sum = 0;
+  std::int64_t exact = 0, answers = 0, window = 0;
+  net->train();
+  for (std::int64_t step = summary.start_step; step < end; ++step) {
+    const double lr = learning_rate(tc, step);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const auto samples = make_batch(tc, config.model, step);
+    BatchResult result;
+    {
+      AutocastScope autocast(bf16);
+      result = run_batch(net, samples, options.device);
+    }
+    optimizer.zero_grad();
+    result.loss.backward();
+    torch::nn::utils::clip_grad_norm_(net->parameters(), tc.grad_clip);
+    optimizer.step();
+
+    const double loss = result.loss.item<double>();
+    if (!std::isfinite(loss)) throw std::runtime_error("step " + std::to_string(step) + ": loss is not finite");
+    loss_sum += loss;
+    acc_sum += result.char_accuracy;
+    exact += result.answers_exact;
+    answers += result.answers;
+    ++window;
+    const bool last_step = step + 1 == end;
+    if ((step + 1) % tc.log_every == 0 || last_step) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double exact_rate = answers ? static_cast<double>(exact) / answers : 0.0;
+      nlohmann::json line = {{"step", step}, {"loss", loss_sum / window}, {"char_acc", acc_sum / window},
+                             {"exact", exact_rate}, {"lr", lr}, {"seconds", seconds},
+                             {"stage_from", model::stage_at(tc, step).from_step}};
+      metrics << line.dump() << "\n" << std::flush;
+      char status[128];
+      std::snprintf(status, sizeof status, "loss %.4f  char %.3f  exact %.3f", loss_sum / window, acc_sum / window,
+                    exact_rate);
+      if (!options.quiet && !bar.enabled()) std::printf("step %6lld  %s  lr %.2e\n", static_cast<long long>(step + 1), status, lr);
+      bar.update(static_cast<std::uint64_t>(step + 1), status);
+      summary.last_loss = loss_sum / window;
+      summary.last_exact = exact_rate;
+      loss_sum = acc_sum = 0;
+      exact = answers = window = 0;
+    }
+    if ((step + 1) % tc.checkpoint_every == 0 || last_step) {
+      model::save_checkpoint(options.out_dir, net, optimizer, step + 1);
+      model::save_model(options.out_dir, config, net);
+    }
+  }
+  bar.finish();
+  summary.end_step = std::max(end, summary.start_step);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace hashhop::train
