@@ -18,10 +18,12 @@ struct Options {
   std::string device = "auto";
   std::int64_t stop_after = -1;
   std::int64_t steps = -1;
+  double time_limit = 0;
   bool print_config = false;
 };
 
 int run_train(const Options& o) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // log lines appear as they happen, also in files
   auto config = model::load_run_config(o.config);
   if (o.steps > 0) config.train.steps = o.steps;
   if (o.print_config) {
@@ -33,6 +35,7 @@ int run_train(const Options& o) {
   options.out_dir = o.out;
   options.device = parse_device(o.device);
   options.stop_after = o.stop_after;
+  options.time_limit_s = o.time_limit;
   std::printf("train %s on %s -> %s\n", config.name.c_str(), options.device.str().c_str(), o.out.c_str());
   const auto summary = train::train(config, options);
   std::printf("steps %lld..%lld of %lld in %.1f s; last loss %.4f, exact %.3f; model in %s/model.pt\n",
@@ -52,6 +55,7 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_option("--stop-after", o->stop_after, "Stop after this many steps of this call (checkpointed), e.g. to fit a time limit");
   app->add_option("--steps", o->steps, "Override the config's total steps");
+  app->add_option("--time-limit", o->time_limit, "Seconds of training in this call; then checkpoint and stop (resume later)");
   app->add_flag("--print-config", o->print_config, "Print the resolved config as JSON and exit");
   return {app, [o] { return run_train(*o); }};
 }

@@ -144,15 +144,27 @@ Encoded HashHopTransformerImpl::encode(const std::vector<const LexedChunk*>& chu
   const auto last = to_tensor(last_rows, device);
   const auto prev = to_tensor(prev_rows, device);
 
+  // Each chunk's value rows, padded to the chunk with the most runs.
+  std::int64_t max_rows = 0;
+  for (const auto* chunk : chunks) max_rows = std::max<std::int64_t>(max_rows, 2 + chunk->n_runs);
+  std::vector<std::int64_t> value_table_rows(batch * max_rows, zero_row), local_last(batch * length, 0);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    for (std::int64_t r = 0; r < 2 + chunks[b]->n_runs; ++r) value_table_rows[b * max_rows + r] = offsets[b] + r;
+    for (std::int64_t t = 0; t < length; ++t) local_last[b * length + t] = last_rows[b * length + t] - offsets[b];
+  }
+  for (std::int64_t b = 0; b < batch; ++b)  // padding positions point at a real row; their gate is -inf
+    for (std::int64_t t = static_cast<std::int64_t>(chunks[b]->size()); t < length; ++t) local_last[b * length + t] = 0;
+
   Encoded out;
-  out.keys = run_keys.index_select(0, prev).view({batch, length, -1});
-  out.queries = run_queries.index_select(0, last).view({batch, length, -1});
-  out.values = run_values.index_select(0, last).view({batch, length, -1});
   auto shape = [&](const std::vector<std::int64_t>& v) { return to_tensor(v, device).view({batch, length}); };
+  out.memory.keys = run_keys.index_select(0, prev).view({batch, length, -1});
+  out.memory.value_rows = shape(local_last);
+  out.memory.run_values = run_values.index_select(0, to_tensor(value_table_rows, device)).view({batch, max_rows, -1});
+  out.queries = run_queries.index_select(0, last).view({batch, length, -1});
   out.run_len = shape(run_lens);
   out.structure = byte_emb_(shape(bytes)) + run_len_emb_(out.run_len) + eq_emb_(shape(eqs)) +
                   quote_emb_(shape(quotes)) + hops_emb_(shape(hops)) + cot_emb_(shape(cots));
-  out.log_gate = F::logsigmoid(gate_(out.structure).squeeze(-1)).masked_fill(shape(valid) == 0, -kInf);
+  out.memory.log_gate = F::logsigmoid(gate_(out.structure).squeeze(-1)).masked_fill(shape(valid) == 0, -kInf);
 
   for (std::int64_t b = 0; b < batch; ++b) {
     const LexedChunk& chunk = *chunks[b];
@@ -170,36 +182,54 @@ torch::Tensor HashHopTransformerImpl::attention_bias(const torch::Tensor& log_ga
   const std::int64_t n_keys = log_gate.size(1);
   const auto positions = torch::arange(n_keys, key_limit.options()).view({1, 1, n_keys});
   const auto future = positions > key_limit.unsqueeze(-1);  // [B, Q, N]
-  return log_gate.unsqueeze(1).expand({log_gate.size(0), n_queries, n_keys}).masked_fill(future, -kInf);
+  const std::int64_t batch = std::max(log_gate.size(0), key_limit.size(0));
+  return log_gate.unsqueeze(1).expand({batch, n_queries, n_keys}).masked_fill(future, -kInf);
 }
 
-torch::Tensor HashHopTransformerImpl::attend(const torch::Tensor& q, const torch::Tensor& keys,
-                                             const torch::Tensor& values, const torch::Tensor& bias,
-                                             torch::Tensor* weights) {
-  const auto scores = torch::matmul(q, keys.transpose(1, 2)).to(torch::kFloat32) * log_logit_scale_.exp() + bias;
-  const auto attention = torch::softmax(scores, -1);
-  if (weights) *weights = attention;
-  return torch::matmul(attention.to(values.scalar_type()), values);
+torch::Tensor HashHopTransformerImpl::scores(const torch::Tensor& q, const Memory& memory, const torch::Tensor& bias) {
+  return torch::matmul(q, memory.keys.transpose(1, 2)).to(torch::kFloat32) * log_logit_scale_.exp() + bias;
 }
 
-torch::Tensor HashHopTransformerImpl::first_hop_attention(const torch::Tensor& queries, const torch::Tensor& keys,
-                                                          const torch::Tensor& log_gate,
+torch::Tensor HashHopTransformerImpl::attend(const torch::Tensor& q, const std::vector<const Memory*>& memories,
+                                             const std::vector<torch::Tensor>& biases) {
+  std::vector<torch::Tensor> all_scores;
+  std::vector<std::int64_t> sizes;
+  for (std::size_t i = 0; i < memories.size(); ++i) {
+    all_scores.push_back(scores(q, *memories[i], biases[i]));
+    sizes.push_back(all_scores.back().size(2));
+  }
+  const auto weights = torch::softmax(torch::cat(all_scores, 2), -1).split_with_sizes(sizes, 2);
+  torch::Tensor out;
+  for (std::size_t i = 0; i < memories.size(); ++i) {
+    // Positions sharing a run share its value: add their weights per run, then read each run once.
+    const Memory& memory = *memories[i];
+    const auto& w = weights[i];
+    const auto rows = memory.value_rows.unsqueeze(1).expand({w.size(0), w.size(1), w.size(2)});
+    const auto run_weights =
+        torch::zeros({w.size(0), w.size(1), memory.run_values.size(1)}, w.options()).scatter_add(2, rows, w);
+    const auto read = torch::matmul(run_weights.to(memory.run_values.scalar_type()), memory.run_values);
+    out = out.defined() ? out + read : read;
+  }
+  return out;
+}
+
+torch::Tensor HashHopTransformerImpl::first_hop_attention(const torch::Tensor& queries, const Memory& memory,
                                                           const torch::Tensor& key_limit) {
-  torch::Tensor weights;
-  attend(queries, keys, keys, attention_bias(log_gate, key_limit, queries.size(1)), &weights);
-  return weights;
+  return torch::softmax(scores(queries, memory, attention_bias(memory.log_gate, key_limit, queries.size(1))), -1);
 }
 
 torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
-                                                    const torch::Tensor& run_len, const torch::Tensor& keys,
-                                                    const torch::Tensor& values, const torch::Tensor& log_gate,
-                                                    const torch::Tensor& key_limit) {
+                                                    const torch::Tensor& run_len,
+                                                    const std::vector<const Memory*>& memories,
+                                                    const std::vector<torch::Tensor>& key_limits) {
   const std::int64_t batch = queries.size(0), n_queries = queries.size(1), positions = config_.max_run + 1;
-  const auto bias = attention_bias(log_gate, key_limit, n_queries);
+  std::vector<torch::Tensor> biases;
+  for (std::size_t i = 0; i < memories.size(); ++i)
+    biases.push_back(attention_bias(memories[i]->log_gate, key_limits[i], n_queries));
   std::vector<torch::Tensor> hop_outputs;
   auto q = queries;
   for (int hop = 0; hop < config_.max_hops; ++hop) {
-    hop_outputs.push_back(attend(q, keys, values, bias));
+    hop_outputs.push_back(attend(q, memories, biases));
     if (hop + 1 == config_.max_hops) break;
     // The hash projection: fingerprint the retrieved letters and ask for them as the next query.
     const auto letters = hop_outputs.back().view({batch, n_queries, positions, kSymbols})

@@ -95,8 +95,7 @@ BatchResult run_batch(model::HashHopTransformer& model, const std::vector<Sample
     return x.gather(1, pos.unsqueeze(-1).expand({batch, n_queries, x.size(2)}));
   };
   const auto logits = model->answer_logits(gather(encoded.queries), gather(encoded.structure),
-                                           encoded.run_len.gather(1, pos), encoded.keys, encoded.values,
-                                           encoded.log_gate, pos);
+                                           encoded.run_len.gather(1, pos), {&encoded.memory}, {pos});
   BatchResult result;
   result.loss = torch::nn::functional::cross_entropy(
       logits.reshape({-1, model::kVocab}).to(torch::kFloat32), target.reshape({-1}),

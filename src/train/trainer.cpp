@@ -127,6 +127,8 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
     exact += result.answers_exact;
     answers += result.answers;
     ++window;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.time_limit_s > 0 && elapsed > options.time_limit_s) end = step + 1;  // checkpoint and stop
     const bool last_step = step + 1 == end;
     if ((step + 1) % tc.log_every == 0 || last_step) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -18,11 +18,18 @@ struct RunCarry {
   torch::Tensor prev, last, open;
 };
 
+// What retrieval reads: one key and gate per position, and the value of each position as a row of a
+// run table (positions share the value of their last completed run, so values are stored per run).
+struct Memory {
+  torch::Tensor keys;        // [B, N, fp_dim], unit norm: the second-last completed run
+  torch::Tensor log_gate;    // [B, N]: log σ(hash gate); -inf on padding
+  torch::Tensor value_rows;  // [B, N] int64: row of run_values holding the position's value
+  torch::Tensor run_values;  // [B, R, (max_run+1)·53]: letters of a run, one-hot per position, then "end"
+};
+
 // Per-position tensors of a batch of chunks, padded to the longest ([B, T, ...]).
 struct Encoded {
-  torch::Tensor keys;       // [B, T, fp_dim], unit norm: the second-last completed run
-  torch::Tensor values;     // [B, T, (max_run+1)·53]: letters of the last completed run, one-hot per position
-  torch::Tensor log_gate;   // [B, T]: log σ(hash gate); -inf on padding
+  Memory memory;
   torch::Tensor queries;    // [B, T, fp_dim], unit norm: the last completed run, asked as a query
   torch::Tensor structure;  // [B, T, model_dim]
   torch::Tensor run_len;    // [B, T] int64: index of the next letter within the open run
@@ -42,21 +49,23 @@ class HashHopTransformerImpl : public torch::nn::Module {
   Encoded encode(const std::vector<const LexedChunk*>& chunks, const std::vector<RunCarry>& carry_in = {});
 
   // Logits for the next byte at query positions ([B, Q, ...] inputs gathered from an Encoded).
-  // Keys n <= key_limit[b, q] are visible (causality); memory tensors are [B, N, ...].
+  // Retrieval reads one softmax over the positions of all memory segments (a prompt encoded once and
+  // the completion so far, say); in segment i, positions n <= key_limits[i][b, q] are visible.
+  // Segments may have batch 1 and are then shared by every query row.
   torch::Tensor answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
-                              const torch::Tensor& run_len, const torch::Tensor& keys, const torch::Tensor& values,
-                              const torch::Tensor& log_gate, const torch::Tensor& key_limit);
+                              const torch::Tensor& run_len, const std::vector<const Memory*>& memories,
+                              const std::vector<torch::Tensor>& key_limits);
 
-  // First-hop attention weights, for diagnostics ([B, Q, N]).
-  torch::Tensor first_hop_attention(const torch::Tensor& queries, const torch::Tensor& keys,
-                                    const torch::Tensor& log_gate, const torch::Tensor& key_limit);
+  // First-hop attention weights over one memory's positions, for diagnostics ([B, Q, N]).
+  torch::Tensor first_hop_attention(const torch::Tensor& queries, const Memory& memory, const torch::Tensor& key_limit);
 
   std::int64_t parameter_count();
 
  private:
   torch::Tensor fingerprints(const torch::Tensor& letters);  // [R, max_run·52] -> unit [R, fp_dim]
-  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& keys, const torch::Tensor& values,
-                       const torch::Tensor& bias, torch::Tensor* weights = nullptr);
+  torch::Tensor scores(const torch::Tensor& q, const Memory& memory, const torch::Tensor& bias);
+  torch::Tensor attend(const torch::Tensor& q, const std::vector<const Memory*>& memories,
+                       const std::vector<torch::Tensor>& biases);
   torch::Tensor attention_bias(const torch::Tensor& log_gate, const torch::Tensor& key_limit, std::int64_t n_queries);
 
   ModelConfig config_;

@@ -15,6 +15,7 @@ struct TrainOptions {
   std::string out_dir;
   torch::Device device{torch::kCPU};
   std::int64_t stop_after = -1;  // stop (with a checkpoint) after this many steps of this call; -1 = run to the end
+  double time_limit_s = 0;       // stop (with a checkpoint) once this much wall time has passed; 0 = none
   bool quiet = false;            // no per-log-step lines on stdout
 };
 

@@ -1,0 +1,73 @@
+// `hashhop answer --model DIR --prompt FILE`: one prompt, answered by a trained model. FILE is a prompt
+// as `hashhop gen --format text` writes it (its completion block names the queries) or a bare prompt
+// with --query KEY (repeatable), --hops and --cot. Prints the completion block.
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "device_option.h"
+#include "hashhop/bench/magic_format.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/model/inference.h"
+
+namespace hashhop::cli {
+namespace {
+
+struct Options {
+  std::string model_dir;
+  std::string prompt_path;
+  std::vector<std::string> queries;
+  int hops = 1;
+  bool cot = false;
+  std::string device = "auto";
+};
+
+int run_answer(const Options& o) {
+  std::ifstream in(o.prompt_path, std::ios::binary);
+  if (!in) throw std::invalid_argument(o.prompt_path + ": cannot read");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string prompt = buffer.str();
+  int hops = o.hops;
+  bool cot = o.cot;
+  std::vector<std::string> keys = o.queries;
+  const std::size_t completion_at = prompt.find("\nCOMPLETION:");
+  if (completion_at != std::string::npos) {
+    bench::ParsedCompletion parsed;
+    try {
+      parsed = bench::parse_completion(prompt.substr(completion_at + 1));
+    } catch (const bench::FormatError& e) {
+      throw std::invalid_argument(o.prompt_path + ": completion block: " + e.what());
+    }
+    prompt.resize(completion_at);
+    hops = parsed.hops;
+    cot = parsed.cot;
+    if (keys.empty())
+      for (const auto& q : parsed.queries) keys.push_back(q.key);
+  }
+  while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
+  if (keys.empty()) throw std::invalid_argument(o.prompt_path + ": no completion block and no --query given");
+  auto loaded = model::load_model(o.model_dir, parse_device(o.device));
+  std::printf("%s", model::answer_queries(loaded.model, prompt, hops, cot, keys).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_answer_command(CLI::App& root) {
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("answer", "Answer the queries of one prompt with a trained model");
+  app->add_option("--model", o->model_dir, "Model directory, e.g. models/demo")->required();
+  app->add_option("--prompt", o->prompt_path, "Prompt text file (`hashhop gen --format text` output, or a bare prompt)")->required();
+  app->add_option("--query", o->queries, "Hash to start from (repeatable; default: the file's completion block)");
+  app->add_option("--hops", o->hops, "Hops to follow when the file has no completion block")->capture_default_str();
+  app->add_flag("--cot", o->cot, "Answer with the chain of thought (H2 = H3 = ...)");
+  app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  return {app, [o] { return run_answer(*o); }};
+}
+
+}  // namespace hashhop::cli

@@ -1,0 +1,113 @@
+// `hashhop eval --model DIR --data FILE.jsonl`: greedy answers from a trained model for every query of
+// every record (ours or Magic's files), scored like `hashhop score`. Run `hashhop eval --help`.
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "device_option.h"
+#include "hashhop/bench/magic_format.h"
+#include "hashhop/bench/scorer.h"
+#include "hashhop/io/atomic_output.h"
+#include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
+#include "hashhop/io/progress.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/model/inference.h"
+
+namespace hashhop::cli {
+namespace {
+
+std::uint64_t count_lines(const std::string& path) {  // for the progress bar's total
+  std::ifstream in(path, std::ios::binary);
+  std::uint64_t lines = 0;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0)
+    lines += std::count(buffer, buffer + in.gcount(), '\n');
+  return lines;
+}
+
+struct Options {
+  std::string model_dir;
+  std::string data;
+  std::string predictions;
+  std::string device = "auto";
+  std::size_t chunk = 1 << 16;
+  bool gated_only = false;
+  bool json = false;
+};
+
+int run_eval(const Options& o) {
+  const auto device = parse_device(o.device);
+  auto loaded = model::load_model(o.model_dir, device);
+  io::JsonlReader data(o.data);
+  std::unique_ptr<io::AtomicOutput> predictions;
+  if (!o.predictions.empty()) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
+  model::PromptOptions prompt_options;
+  prompt_options.chunk_bytes = o.chunk;
+  prompt_options.gated_only = o.gated_only;
+  bench::Scorer scorer;
+  io::ProgressBar bar("eval", count_lines(o.data), "records");
+  std::uint64_t records = 0, queries = 0;
+  const auto start = std::chrono::steady_clock::now();
+  while (auto record = data.next()) {
+    const std::string prompt = io::get_string(data.path(), *record, "prompt");
+    const std::string completion = io::get_string(data.path(), *record, "completion");
+    bench::ParsedCompletion expected;
+    try {
+      expected = bench::parse_completion(completion);
+    } catch (const bench::FormatError& e) {
+      throw io::InputError(data.path(), record->line, "completion", e.what());
+    }
+    std::vector<std::string> keys;
+    for (const auto& q : expected.queries) keys.push_back(q.key);
+    const std::string predicted =
+        model::answer_queries(loaded.model, prompt, expected.hops, expected.cot, keys, prompt_options);
+    const std::uint64_t n_chars = record->value.contains("n_chars_problem")
+                                      ? record->value["n_chars_problem"].get<std::uint64_t>()
+                                      : prompt.size();
+    scorer.add(expected, predicted, n_chars);
+    if (predictions) {
+      std::string line = "{\"completion\": ";
+      io::append_json_string(line, predicted);
+      predictions->write(line + "}\n");
+    }
+    ++records;
+    queries += keys.size();
+    bar.update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));
+  }
+  bar.finish();
+  if (predictions) predictions->commit();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (o.json) {
+    auto j = bench::score_to_json(scorer.report());
+    j["model"] = o.model_dir;
+    j["seconds"] = seconds;
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s\n", bench::format_score_table(scorer.report()).c_str());
+    std::printf("model %s on %s: %llu records, %llu queries in %.2f s\n", o.model_dir.c_str(), device.str().c_str(),
+                static_cast<unsigned long long>(records), static_cast<unsigned long long>(queries), seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_eval_command(CLI::App& root) {
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("eval", "Answer every query of a HashHop JSONL with a trained model and score it");
+  app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), e.g. models/demo")->required();
+  app->add_option("--data", o->data, "HashHop JSONL (ours or Magic's): prompt and completion fields")->required();
+  app->add_option("--predictions", o->predictions, "Also write the predicted completions as JSONL (atomically)");
+  app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  app->add_option("--chunk", o->chunk, "Prompt bytes encoded per forward pass")->capture_default_str();
+  app->add_flag("--gated-only", o->gated_only, "Keep only the positions the hash gate selects (the engine's memory)");
+  app->add_flag("--json", o->json, "Print the score as JSON");
+  return {app, [o] { return run_eval(*o); }};
+}
+
+}  // namespace hashhop::cli

@@ -1,0 +1,50 @@
+// Inference with the HashHop model: the prompt is encoded once (in chunks, optionally keeping only the
+// positions the hash gate selects) and every query is decoded greedily against that memory.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hashhop/model/hashhop_model.h"
+#include "hashhop/model/lexer.h"
+
+namespace hashhop::model {
+
+struct PromptOptions {
+  std::size_t chunk_bytes = 1 << 16;  // bytes encoded per forward pass
+  bool gated_only = false;            // keep only reference points (gate > gate_threshold)
+  double gate_threshold = 0.5;
+};
+
+struct PromptMemory {
+  Memory memory;          // batch 1
+  LexState state;         // where the completion's scan continues
+  RunCarry carry;
+  std::int64_t bytes = 0;       // prompt bytes encoded
+  std::int64_t positions = 0;   // memory positions kept
+  std::int64_t runs = 0;        // run-table rows kept
+};
+
+// text should end where the completion starts (Magic's prompt plus "\n").
+PromptMemory encode_prompt(HashHopTransformer& model, std::string_view text, const PromptOptions& options = {});
+
+// For each prefix (completion text up to and including "KEY = '"), the bytes the model writes up to
+// its closing quote (not included), at most max_bytes.
+std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
+                                        const std::vector<std::string>& prefixes, int max_bytes);
+
+// "COMPLETION:\nHops=H\n\nCoT=X\n\n", the header the model reads hops and CoT from.
+std::string completion_header(int hops, bool cot);
+
+}  // namespace hashhop::model
+
+namespace hashhop::model {
+
+// Answers queries about a Magic-format prompt (without the "\n" that precedes the completion) and
+// returns a completion block in Magic's layout, ready for the scorer.
+std::string answer_queries(HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
+                           const std::vector<std::string>& keys, const PromptOptions& options = {});
+
+}  // namespace hashhop::model

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One device run of training: build the CLI there, train (resuming from runs/NAME when carried), evaluate,
+# and copy the run directory to $OUT. Keep each call inside the 10-minute limit with TRAIN_SECONDS.
+# Run there: scripts/gpu-train.sh [CONFIG] [NAME]   (carry .gpu-deps and runs/NAME; scripts/gpu-deps.sh makes .gpu-deps)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+config="${1:-h100}"; name="${2:-h100}"
+out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+start=$(date +%s)
+scripts/gpu-build.sh 2>&1 | tail -3
+echo "build: $(( $(date +%s) - start )) s"
+build-gpu-cli/hashhop train --config "$config" --out "runs/$name" --device cuda --time-limit "${TRAIN_SECONDS:-300}" \
+  2>&1 | tee "$out/train-$name.log" | awk 'NR % 10 == 1'
+cp -r "runs/$name" "$out/"
+rm -f "$out/$name/checkpoint.pt.partial."*
+if [ "${EVAL:-1}" = 1 ]; then
+  scripts/eval-suite.sh "runs/$name" "$out/eval-$name" build-gpu-cli/hashhop "${EVAL_CONTEXT:-8000}" | tee "$out/eval-$name.md"
+fi
+echo "total: $(( $(date +%s) - start )) s"
