@@ -3,30 +3,28 @@
 
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
 
 namespace hashhop::model {
-namespace fs = std::filesystem;
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
   const std::string temp = path + ".partial." + std::to_string(::getpid());
   try {
     archive.save_to(temp);
-    fs::rename(temp, path);
+    io::rename_file(temp, path);
   } catch (...) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
+    io::remove_file_quietly(temp);
     throw;
   }
 }
 
 void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model) {
-  fs::create_directories(dir);
+  io::make_directories(dir);
   io::write_file_atomically(dir + "/config.json", to_json(config));
   torch::serialize::OutputArchive archive;
   model->save(archive);
@@ -35,8 +33,8 @@ void save_model(const std::string& dir, const RunConfig& config, HashHopTransfor
 
 LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   const std::string config_path = dir + "/config.json", weights_path = dir + "/model.pt";
-  if (!fs::exists(config_path)) throw std::invalid_argument(config_path + ": no such file (is " + dir + " a model directory?)");
-  if (!fs::exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
+  if (!io::file_exists(config_path)) throw std::invalid_argument(config_path + ": no such file (is " + dir + " a model directory?)");
+  if (!io::file_exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
   LoadedModel loaded;
   loaded.config = load_run_config(config_path);
   loaded.model = HashHopTransformer(loaded.config.model);
@@ -55,7 +53,7 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
 
 void save_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
                      std::int64_t step) {
-  fs::create_directories(dir);
+  io::make_directories(dir);
   torch::serialize::OutputArchive root, model_archive, optimizer_archive;
   model->save(model_archive);
   optimizer.save(optimizer_archive);
@@ -68,7 +66,7 @@ void save_checkpoint(const std::string& dir, HashHopTransformer& model, torch::o
 std::int64_t load_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
                              const torch::Device& device) {
   const std::string path = dir + "/checkpoint.pt";
-  if (!fs::exists(path)) return 0;
+  if (!io::file_exists(path)) return 0;
   try {
     torch::serialize::InputArchive root, model_archive, optimizer_archive;
     root.load_from(path, device);

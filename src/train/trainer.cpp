@@ -7,20 +7,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/train/batch.h"
 
 namespace hashhop::train {
-namespace fs = std::filesystem;
 
 double learning_rate(const model::TrainConfig& c, std::int64_t step) {
   if (step < c.warmup) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup);
@@ -79,9 +78,9 @@ struct AutocastScope {
 
 TrainSummary train(const model::RunConfig& config, const TrainOptions& options) {
   const auto& tc = config.train;
-  fs::create_directories(options.out_dir);
+  io::make_directories(options.out_dir);
   const std::string config_path = options.out_dir + "/config.json";
-  if (fs::exists(options.out_dir + "/checkpoint.pt") && fs::exists(config_path)) {
+  if (io::file_exists(options.out_dir + "/checkpoint.pt") && io::file_exists(config_path)) {
     const auto saved = model::load_run_config(config_path);
     if (model::to_json(saved) != model::to_json(config))
       throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
