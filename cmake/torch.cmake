@@ -19,9 +19,6 @@ if(HASHHOP_TORCH_CUDA)
   target_compile_definitions(hashhop_torch_libs INTERFACE USE_CUDA=1)
   # --no-as-needed keeps libtorch_cuda loaded, which registers the CUDA kernels of every ATen op.
   target_link_options(hashhop_torch_libs INTERFACE "LINKER:--no-as-needed" "LINKER:--allow-shlib-undefined")
-  # libstdc++ first among the needed libraries: some of the CUDA wheels' libraries carry their own copy of
-  # std::locale, and the program's own std::locale calls (CLI11 makes them) must not bind to it.
-  target_link_options(hashhop_torch_libs INTERFACE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
 endif()
 target_link_libraries(hashhop_torch_libs INTERFACE ${_torch_libraries})
 set(CMAKE_BUILD_RPATH "${_torch_lib}")
