@@ -245,7 +245,7 @@ torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries
                           .squeeze(2).to(torch::kFloat32);
   const auto log_symbol = torch::log(symbol.clamp_min(0) + 1e-6);
   const auto hidden = ffn_out_(F::gelu(ffn_in_(torch::cat({structure.to(torch::kFloat32), log_symbol}, -1))));
-  const auto copied = torch::zeros({batch, n_queries, kVocab}, hidden.options())
+  const auto copied = torch::zeros({batch, n_queries, kVocab}, log_symbol.options())
                           .index_add(2, letter_bytes_, log_symbol.narrow(2, 0, kLetters) * log_copy_scale_.exp());
   return hidden.to(torch::kFloat32) + copied;
 }
