@@ -8,5 +8,6 @@ deps="$PWD/.gpu-deps/usr"
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 cmake -S . -B build-gpu-cli -G Ninja -DCMAKE_BUILD_TYPE=Release -DHASHHOP_TESTS=OFF -DHASHHOP_BENCHMARKS=OFF \
   -DHASHHOP_CUDA=ON -DHASHHOP_TORCH_DIR="$torch_dir" -DHASHHOP_TORCH_CUDA=ON \
-  -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DOPENSSL_USE_STATIC_LIBS=TRUE >/dev/null
+  -DCMAKE_PREFIX_PATH="$deps" -DOPENSSL_ROOT_DIR="$deps" -DOPENSSL_USE_STATIC_LIBS=TRUE \
+  -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null
 cmake --build build-gpu-cli --target hashhop
