@@ -1,84 +1,110 @@
-// `hashhop demo`: generates a small HashHop benchmark, shows a sample, answers it and scores it.
-// Until a trained checkpoint exists the answers come from the exact reference solver (the ceiling).
+// `hashhop demo`: generates a fresh HashHop benchmark (hops 1-4, CoT on and off, hash lengths 8 and 16),
+// answers it with the trained checkpoint in models/demo on the CPU, and scores it. Run `hashhop demo --help`.
+// Without a model directory it answers with the exact reference solver instead, and says so.
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "command.h"
+#include "device_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/reference_solver.h"
 #include "hashhop/bench/scorer.h"
+#include "hashhop/io/files.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/model/inference.h"
 
 namespace hashhop::cli {
 namespace {
+
+struct Options {
+  std::string model_dir = "models/demo";
+  std::uint64_t chars = 4000;
+  std::uint64_t seed = 20261123;
+  std::string device = "cpu";
+};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void show_sample(const bench::HashHopProblem& problem, const std::string& prompt) {
-  std::size_t cut = 0;
-  for (int line = 0; line < 6 && cut != std::string::npos; ++line) cut = prompt.find('\n', cut + 1);
-  std::printf("--- sample (hops=%d, CoT=%s, hash_len=%d, %zu prompt chars; first lines) ---\n%s\n...\n%s",
-              problem.config().hops, problem.config().cot ? "True" : "False", problem.config().hash_len,
-              prompt.size(), prompt.substr(0, cut).c_str(), problem.completion().c_str());
-}
-
-int run_demo(std::uint64_t n_chars, std::uint64_t seed) {
-  std::printf("hashhop demo: generate -> answer (exact reference solver) -> score\n\n");
+int run_demo(const Options& o) {
+  const bool have_model = io::file_exists(o.model_dir + "/model.pt");
+  model::LoadedModel loaded;
+  if (have_model) {
+    loaded = model::load_model(o.model_dir, parse_device(o.device));
+    std::printf("hashhop demo: generate -> answer with the trained model in %s (%lld parameters) -> score\n\n",
+                o.model_dir.c_str(), static_cast<long long>(loaded.model->parameter_count()));
+  } else {
+    std::printf("hashhop demo: no model in %s; answering with the exact reference solver (the ceiling)\n\n",
+                o.model_dir.c_str());
+  }
   bench::Scorer scorer;
-  double generate_s = 0, solve_s = 0;
-  std::uint64_t total_chars = 0;
+  double generate_s = 0, answer_s = 0;
+  std::uint64_t total_chars = 0, seed = o.seed;
   bool shown = false;
-  for (int hops : {1, 2, 4}) {
+  for (int hops : {1, 2, 3, 4}) {
     for (bool cot : {false, true}) {
       for (int hash_len : {8, 16}) {
-        bench::GenConfig config;
-        config.n_chars = n_chars;
-        config.num_queries = 8;
-        config.hops = hops;
-        config.cot = cot;
-        config.hash_len = hash_len;
-        config.seed = seed++;
+        bench::GenConfig config{.n_chars = o.chars, .num_queries = 8, .hops = hops, .hash_len = hash_len, .cot = cot,
+                                .seed = seed++};
         auto start = std::chrono::steady_clock::now();
         const bench::HashHopProblem problem(config);
-        const std::string prompt = problem.prompt();
-        const std::string completion = problem.completion();
+        const std::string prompt = problem.prompt(), completion = problem.completion();
         generate_s += seconds_since(start);
         total_chars += prompt.size();
-        if (!shown && hops == 2 && hash_len == 8) {
-          show_sample(problem, prompt);
-          shown = true;
-        }
+        const auto expected = bench::parse_completion(completion);
         start = std::chrono::steady_clock::now();
-        const std::string answer = bench::solve_exactly(prompt, completion);
-        solve_s += seconds_since(start);
-        scorer.add(bench::parse_completion(completion), answer, config.n_chars);
+        std::string predicted;
+        if (have_model) {
+          std::vector<std::string> keys;
+          for (const auto& q : expected.queries) keys.push_back(q.key);
+          predicted = model::answer_queries(loaded.model, prompt, hops, cot, keys);
+        } else {
+          predicted = bench::solve_exactly(prompt, completion);
+        }
+        answer_s += seconds_since(start);
+        scorer.add(expected, predicted, config.n_chars);
+        if (!shown && hops == 2 && cot && hash_len == 8) {
+          shown = true;
+          std::size_t cut = 0;
+          for (int line = 0; line < 4 && cut != std::string::npos; ++line) cut = prompt.find('\n', cut + 1);
+          std::printf("--- sample (hops=2, CoT=True, hash_len=8, %zu prompt chars; first lines) ---\n%s\n...\n",
+                      prompt.size(), prompt.substr(0, cut).c_str());
+          const auto answers = bench::parse_answer_lines(predicted);
+          for (std::size_t i = 0; i < 3 && i < expected.queries.size(); ++i) {
+            const auto& q = expected.queries[i];
+            const auto it = answers.find(q.key);
+            const std::string got = it == answers.end() ? "(none)" : it->second;
+            std::printf("%s = '%s'   expected '%s'  %s\n", q.key.c_str(), got.c_str(), q.answer.c_str(),
+                        got == q.answer ? "ok" : "WRONG");
+          }
+        }
       }
     }
   }
-  std::printf("\n--- score ---\n%s\n", bench::format_score_table(scorer.report()).c_str());
-  std::printf("generated %llu prompt chars in %.3f s (%.1f MB/s), solved %llu queries in %.3f s\n",
-              static_cast<unsigned long long>(total_chars), generate_s, total_chars / generate_s / 1e6,
-              static_cast<unsigned long long>(scorer.report().overall.queries), solve_s);
-  std::printf("answers came from the exact reference solver; a trained model replaces it once models/demo exists\n");
-  return scorer.report().overall.exact == scorer.report().overall.queries ? 0 : 1;
+  const auto& report = scorer.report();
+  std::printf("\n--- score ---\n%s\n", bench::format_score_table(report).c_str());
+  std::printf("generated %llu prompt chars in %.3f s; answered %llu queries in %.2f s (%s)\n",
+              static_cast<unsigned long long>(total_chars), generate_s,
+              static_cast<unsigned long long>(report.overall.queries), answer_s,
+              have_model ? "trained model, greedy decoding" : "exact reference solver");
+  if (!have_model && report.overall.exact != report.overall.queries) return 1;  // the solver must be perfect
+  return 0;
 }
 
 }  // namespace
 
 Command add_demo_command(CLI::App& root) {
-  struct Options {
-    std::uint64_t chars = 100'000;
-    std::uint64_t seed = 0;
-  };
-  auto options = std::make_shared<Options>();
-  CLI::App* app = root.add_subcommand("demo", "Generate a small HashHop benchmark, answer it and score it");
-  app->add_option("--chars", options->chars, "Prompt size of each sample in characters")->capture_default_str();
-  app->add_option("--seed", options->seed, "First seed")->capture_default_str();
-  return {app, [options] { return run_demo(options->chars, options->seed); }};
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("demo", "Generate a small HashHop benchmark, answer it with the demo model and score it");
+  app->add_option("--model", o->model_dir, "Model directory (the exact solver answers if it has no model.pt)")->capture_default_str();
+  app->add_option("--chars", o->chars, "Prompt size of each sample in characters")->capture_default_str();
+  app->add_option("--seed", o->seed, "First seed")->capture_default_str();
+  app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  return {app, [o] { return run_demo(*o); }};
 }
 
 }  // namespace hashhop::cli

@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score solve demo attn-check; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score solve demo attn-check train eval answer; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -47,7 +47,27 @@ check "score magic solved" 0 "all \(2 records\) +4 +100.00%" -- "$bin" score --d
 printf '{"prompt": "abc = def\\nbroken line", "completion": "COMPLETION:\\nHops=1\\n\\nCoT=False\\n\\nabc = '"'"'def'"'"'\\n"}\n' >"$work/bad_prompt.jsonl"
 check "solve bad prompt" 1 "bad_prompt.jsonl:1: field 'prompt': line 2: expected 'KEY = VALUE'" -- "$bin" solve --data "$work/bad_prompt.jsonl" --out "$work/never.jsonl"
 no_file "solve bad prompt" "$work/never.jsonl"
-check "demo" 0 "100.00%" -- "$bin" demo --chars 20000
+check "demo without a model" 0 "exact reference solver" -- "$bin" demo --model "$work/no-model" --chars 20000
+check "demo solver is exact" 0 "all \(16 records\) +128 +100.00%" -- "$bin" demo --model "$work/no-model" --chars 20000
+check "demo with the committed model" 0 "trained model, greedy decoding" -- "$bin" demo --model "$data/../../models/demo" --chars 2000
+
+# Model commands: train a few steps, evaluate, answer; errors name the file and field.
+check "train unknown config" 1 "nope.json: no such config file" -- "$bin" train --config nope.json --out "$work/run0"
+printf '{"train": {"batch": "big"}}' >"$work/bad_config.json"
+check "train bad field" 1 "bad_config.json \(train\): field 'batch'" -- "$bin" train --config "$work/bad_config.json" --out "$work/run0"
+check "train needs out" 1 "--out: required" -- "$bin" train --config tiny
+check "train tiny" 0 "steps 0..20 of 20" -- "$bin" train --config tiny --steps 20 --out "$work/run"
+check "train piece 1" 0 "steps 0..10 of 200" -- "$bin" train --config tiny --stop-after 10 --out "$work/run2"
+check "train resumes" 0 "steps 10..20 of 200" -- "$bin" train --config tiny --stop-after 10 --out "$work/run2"
+check "train other config" 1 "different config" -- "$bin" train --config tiny --steps 50 --out "$work/run2"
+check "eval missing model" 1 "config.json: no such file" -- "$bin" eval --model "$work/none" --data "$work/ok.jsonl"
+"$bin" gen --chars 200 --hash-len 4 --hops 1 --queries 3 --samples 2 --out "$work/tiny.jsonl"
+check "eval" 0 "all \(2 records\)" -- "$bin" eval --model "$work/run" --data "$work/tiny.jsonl" --predictions "$work/tiny_preds.jsonl"
+check "eval json" 0 "\"exact_rate\"" -- "$bin" eval --json --gated-only --model "$work/run" --data "$work/tiny.jsonl"
+check "eval bad record" 1 "bad.jsonl:1: .*prompt" -- "$bin" eval --model "$work/run" --data "$work/bad.jsonl"
+"$bin" gen --chars 200 --hash-len 4 --hops 1 --queries 2 --format text --out "$work/one.txt"
+check "answer" 0 "^COMPLETION:" -- "$bin" answer --model "$work/run" --prompt "$work/one.txt"
+check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 
 check "attn-check" 0 " 0 failed" -- "$bin" attn-check
 

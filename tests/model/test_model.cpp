@@ -1,0 +1,284 @@
+// The HashHop model on the CPU: lexer streaming, shapes, causality, gate semantics, checkpoints, exact
+// resume, chunked prompt encoding, and a tiny model that learns a tiny task end to end.
+// Run: build/tests/test_model (ctest runs it)
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/bench/magic_format.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/model/config.h"
+#include "hashhop/model/hashhop_model.h"
+#include "hashhop/model/inference.h"
+#include "hashhop/model/lexer.h"
+#include "hashhop/train/batch.h"
+#include "hashhop/train/trainer.h"
+
+namespace hashhop {
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const std::string dir = ::testing::TempDir() + "hashhop_model_" + name + "_" + std::to_string(::getpid());
+  std::system(("rm -rf '" + dir + "'").c_str());
+  return dir;
+}
+
+model::ModelConfig small_model() { return model::load_run_config("tiny").model; }
+
+// A tiny model trained once for the tests that need one that answers (about two seconds).
+const std::string& trained_tiny_dir() {
+  static const std::string dir = [] {
+    const std::string d = temp_dir("trained_tiny");
+    train::TrainOptions options;
+    options.out_dir = d;
+    options.quiet = true;
+    train::train(model::load_run_config("tiny"), options);
+    return d;
+  }();
+  return dir;
+}
+
+TEST(Lexer, HeaderAndLineStructure) {
+  model::LexState state;
+  const std::string text = "ab = cd\nCOMPLETION:\nHops=3\n\nCoT=True\n\nxy = '";
+  const auto lexed = model::lex_chunk(text, state, 8);
+  const std::size_t last = text.size() - 1;
+  EXPECT_EQ(lexed.hops[last], 3);
+  EXPECT_EQ(lexed.cot[last], 2);
+  EXPECT_EQ(lexed.eq_in_line[last], 1);
+  EXPECT_EQ(lexed.quotes_in_line[last], 1);
+  EXPECT_EQ(lexed.run_len[1], 2);            // "ab": second letter
+  EXPECT_EQ(lexed.run_len[2], 0);            // the space closes the run
+  EXPECT_EQ(lexed.eq_in_line[7], 1);         // the newline still belongs to "ab = cd"
+  EXPECT_EQ(lexed.letter_slot[1], 1 * model::kLetters + 1);  // 'b' at position 1
+  EXPECT_EQ(state.completed_runs, 7u);       // ab cd COMPLETION Hops CoT True xy
+  model::LexState false_state;
+  const auto lexed_false = model::lex_chunk("CoT=False\n", false_state, 8);
+  EXPECT_EQ(lexed_false.cot.back(), 1);
+}
+
+TEST(Lexer, ChunkedScanMatchesWholeScan) {
+  bench::GenConfig config{.n_chars = 600, .num_queries = 3, .hops = 2, .hash_len = 5, .cot = true, .seed = 3};
+  const bench::HashHopProblem problem(config);
+  const std::string text = problem.prompt() + "\n" + problem.completion();
+  model::LexState whole_state;
+  const auto whole = model::lex_chunk(text, whole_state, 8);
+  for (std::size_t chunk : {1u, 7u, 64u}) {
+    model::LexState state;
+    std::size_t offset = 0;
+    while (offset < text.size()) {
+      const auto part = model::lex_chunk(std::string_view(text).substr(offset, chunk), state, 8);
+      for (std::size_t t = 0; t < part.size(); ++t) {
+        ASSERT_EQ(part.run_len[t], whole.run_len[offset + t]) << "chunk " << chunk << " at " << offset + t;
+        ASSERT_EQ(part.letter_slot[t], whole.letter_slot[offset + t]);
+        ASSERT_EQ(part.eq_in_line[t], whole.eq_in_line[offset + t]);
+        ASSERT_EQ(part.hops[t], whole.hops[offset + t]);
+        ASSERT_EQ(part.cot[t], whole.cot[offset + t]);
+      }
+      offset += part.size();
+    }
+    EXPECT_EQ(state.completed_runs, whole_state.completed_runs);
+  }
+}
+
+TEST(Model, EncodeShapes) {
+  torch::manual_seed(0);
+  model::HashHopTransformer net(small_model());
+  const auto sample = train::make_sample(300, 2, 4, false, 3, 11, net->config().max_run);
+  const auto encoded = net->encode({&sample.lexed});
+  const std::int64_t t = static_cast<std::int64_t>(sample.text.size());
+  EXPECT_EQ(encoded.memory.keys.sizes(), (std::vector<std::int64_t>{1, t, net->config().fp_dim}));
+  EXPECT_EQ(encoded.memory.log_gate.sizes(), (std::vector<std::int64_t>{1, t}));
+  EXPECT_EQ(encoded.memory.run_values.size(2), net->value_dim());
+  EXPECT_EQ(encoded.structure.sizes(), (std::vector<std::int64_t>{1, t, net->config().model_dim}));
+  // Keys are unit vectors wherever a run exists; values are distributions per position (in the prompt:
+  // the header word COMPLETION is longer than max_run and shares its last slot).
+  const auto norms = encoded.memory.keys.norm(2, -1);
+  EXPECT_NEAR(norms[0][t - 1].item<float>(), 1.0f, 1e-5);
+  const std::int64_t prompt_end = static_cast<std::int64_t>(sample.text.find("\nCOMPLETION:"));
+  const auto read = encoded.memory.run_values[0].index_select(0, encoded.memory.value_rows[0].narrow(0, 0, prompt_end));
+  const auto per_position = read.view({prompt_end, net->config().max_run + 1, model::kLetters + 1}).sum(-1);
+  EXPECT_TRUE(torch::allclose(per_position, torch::ones_like(per_position)));
+}
+
+// Logits at position p must not change when any byte after p changes.
+TEST(Model, NoInformationFromTheFuture) {
+  torch::manual_seed(1);
+  model::HashHopTransformer net(small_model());
+  auto a = train::make_sample(400, 2, 4, false, 3, 21, net->config().max_run);
+  const std::int64_t cut = a.positions[a.positions.size() / 2];
+  train::Sample b = a;
+  for (std::size_t i = cut + 1; i < b.text.size(); ++i)
+    if (model::letter_index(static_cast<unsigned char>(b.text[i])) >= 0) b.text[i] = b.text[i] == 'a' ? 'b' : 'a';
+  model::LexState state;
+  b.lexed = model::lex_chunk(b.text, state, net->config().max_run);
+  auto logits_at = [&](const train::Sample& s) {
+    const auto encoded = net->encode({&s.lexed});
+    std::vector<std::int64_t> positions;
+    for (auto p : a.positions)
+      if (p <= cut) positions.push_back(p);
+    const auto pos = torch::tensor(positions).view({1, -1});
+    auto gather = [&](const torch::Tensor& x) { return x.gather(1, pos.unsqueeze(-1).expand({1, pos.size(1), x.size(2)})); };
+    return net->answer_logits(gather(encoded.queries), gather(encoded.structure), encoded.run_len.gather(1, pos),
+                              {&encoded.memory}, {pos});
+  };
+  torch::NoGradGuard no_grad;
+  const auto la = logits_at(a), lb = logits_at(b);
+  EXPECT_TRUE(torch::allclose(la, lb, 1e-5, 1e-5)) << "max diff " << (la - lb).abs().max().item<float>();
+}
+
+TEST(Model, GateDecidesWhatMemoryKeeps) {
+  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  const auto sample = train::make_sample(300, 1, 4, false, 3, 31, loaded.config.model.max_run);
+  const std::string prompt = sample.text.substr(0, sample.text.find("\nCOMPLETION:") + 1);
+  model::PromptOptions all, gated;
+  gated.gated_only = true;
+  const auto full = model::encode_prompt(loaded.model, prompt, all);
+  const auto kept = model::encode_prompt(loaded.model, prompt, gated);
+  EXPECT_EQ(full.positions, static_cast<std::int64_t>(prompt.size()));
+  EXPECT_GT(kept.positions, 0);
+  EXPECT_LT(kept.positions, full.positions / 2);  // the trained gate keeps few reference points
+  EXPECT_LE(kept.runs, full.runs);
+  // A position whose gate is closed receives no attention.
+  auto encoded = loaded.model->encode({&sample.lexed});
+  auto closed = encoded.memory;
+  closed.log_gate = closed.log_gate.clone();
+  closed.log_gate.index_put_({0, 5}, -std::numeric_limits<float>::infinity());
+  const auto pos = torch::tensor(std::vector<std::int64_t>{sample.positions[0]}).view({1, 1});
+  const auto q = encoded.queries.gather(1, pos.unsqueeze(-1).expand({1, 1, encoded.queries.size(2)}));
+  torch::NoGradGuard no_grad;
+  const auto weights = loaded.model->first_hop_attention(q, closed, pos);
+  EXPECT_EQ(weights[0][0][5].item<float>(), 0.0f);
+  EXPECT_NEAR(weights.sum().item<float>(), 1.0f, 1e-5);
+}
+
+TEST(Model, CheckpointRoundTrip) {
+  torch::manual_seed(2);
+  auto config = model::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("roundtrip");
+  model::save_model(dir, config, net);
+  auto loaded = model::load_model(dir, torch::kCPU);
+  const auto before = net->named_parameters();
+  const auto after = loaded.model->named_parameters();
+  ASSERT_EQ(before.size(), after.size());
+  for (const auto& item : before) EXPECT_TRUE(torch::equal(item.value(), after[item.key()])) << item.key();
+  EXPECT_EQ(model::to_json(loaded.config), model::to_json(config));
+  EXPECT_THROW(model::load_model(dir + "/missing", torch::kCPU), std::invalid_argument);
+}
+
+// A run cut in two pieces and resumed equals the run in one piece, parameter for parameter.
+TEST(Train, ResumeIsExact) {
+  auto config = model::load_run_config("tiny");
+  config.train.steps = 24;
+  config.train.checkpoint_every = 8;
+  train::TrainOptions one;
+  one.out_dir = temp_dir("resume_one");
+  one.quiet = true;
+  train::train(config, one);
+  train::TrainOptions split = one;
+  split.out_dir = temp_dir("resume_split");
+  split.stop_after = 10;
+  EXPECT_EQ(train::train(config, split).end_step, 10);
+  split.stop_after = -1;
+  EXPECT_EQ(train::train(config, split).start_step, 10);
+  const auto a = model::load_model(one.out_dir, torch::kCPU), b = model::load_model(split.out_dir, torch::kCPU);
+  const auto pb = b.model->named_parameters();
+  for (const auto& item : a.model->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+}
+
+TEST(Train, RefusesAnotherConfigsCheckpoint) {
+  auto config = model::load_run_config("tiny");
+  config.train.steps = 2;
+  train::TrainOptions options;
+  options.out_dir = temp_dir("other_config");
+  options.quiet = true;
+  train::train(config, options);
+  config.train.lr *= 2;
+  EXPECT_THROW(train::train(config, options), std::invalid_argument);
+}
+
+TEST(Train, AnswerSpansCoverAnswersAndClosingQuotes) {
+  const auto s = train::make_sample(300, 2, 4, true, 2, 41, 8);
+  ASSERT_FALSE(s.positions.empty());
+  for (auto p : s.positions) {
+    const char next = s.text[p + 1];
+    EXPECT_TRUE(model::letter_index(static_cast<unsigned char>(next)) >= 0 || next == ' ' || next == '=' || next == '\'');
+  }
+  EXPECT_EQ(s.answer_hops.size(), 2u);
+  // 2 answers of "X = Y" (4 + 3 + 4 letters and separators) plus a closing quote each.
+  EXPECT_EQ(s.positions.size(), 2u * (4 + 3 + 4 + 1));
+}
+
+// The tiny preset learns 1-hop recall of 4-letter hashes; greedy answers on fresh problems are right.
+TEST(Train, TinyModelLearnsTinyTaskEndToEnd) {
+  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  int right = 0, total = 0;
+  for (std::uint64_t seed = 1000; seed < 1010; ++seed) {
+    bench::GenConfig config{.n_chars = 250, .num_queries = 4, .hops = 1, .hash_len = 4, .cot = false, .seed = seed};
+    const bench::HashHopProblem problem(config);
+    std::vector<std::string> keys;
+    for (std::uint64_t c = 0; c < config.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+    const auto predicted = bench::parse_answer_lines(model::answer_queries(loaded.model, problem.prompt(), 1, false, keys));
+    for (std::uint64_t c = 0; c < config.num_queries; ++c) {
+      ++total;
+      const auto it = predicted.find(keys[c]);
+      right += it != predicted.end() && it->second == problem.target(c);
+    }
+  }
+  EXPECT_GE(right, total * 95 / 100) << right << " of " << total;
+}
+
+// Encoding the prompt in chunks of any size gives the same memory and the same answers.
+TEST(Inference, ChunkedPromptEqualsWholePrompt) {
+  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  const auto sample = train::make_sample(250, 1, 4, false, 3, 51, loaded.config.model.max_run);
+  const std::string prompt = sample.text.substr(0, sample.text.find("\nCOMPLETION:") + 1);
+  const auto parsed = bench::parse_completion(sample.text.substr(prompt.size()));
+  std::vector<std::string> prefixes;
+  for (const auto& q : parsed.queries) prefixes.push_back(model::completion_header(1, false) + q.key + " = '");
+  model::PromptOptions whole;
+  whole.chunk_bytes = prompt.size();
+  const auto reference = model::encode_prompt(loaded.model, prompt, whole);
+  const auto expected = model::greedy_answers(loaded.model, reference, prefixes, 8);
+  for (std::size_t chunk : {1u, 7u, 64u}) {
+    model::PromptOptions options;
+    options.chunk_bytes = chunk;
+    const auto memory = model::encode_prompt(loaded.model, prompt, options);
+    ASSERT_EQ(memory.positions, reference.positions);
+    EXPECT_TRUE(torch::allclose(memory.memory.keys, reference.memory.keys, 1e-5, 1e-5)) << "chunk " << chunk;
+    EXPECT_TRUE(torch::allclose(memory.memory.log_gate, reference.memory.log_gate, 1e-5, 1e-5));
+    // Values are compared as read by each position (row numbering differs between chunkings).
+    auto read = [](const model::PromptMemory& m) {
+      return m.memory.run_values[0].index_select(0, m.memory.value_rows[0]);
+    };
+    EXPECT_TRUE(torch::equal(read(memory), read(reference))) << "chunk " << chunk;
+    EXPECT_EQ(model::greedy_answers(loaded.model, memory, prefixes, 8), expected) << "chunk " << chunk;
+  }
+  for (std::size_t i = 0; i < parsed.queries.size(); ++i) EXPECT_EQ(expected[i], parsed.queries[i].answer);
+}
+
+TEST(Config, JsonRoundTripAndFieldErrors) {
+  const auto h100 = model::load_run_config("h100");
+  EXPECT_EQ(model::to_json(model::run_config_from_json(model::to_json(h100), "x.json")), model::to_json(h100));
+  try {
+    model::run_config_from_json(R"({"train": {"batch": "big"}})", "bad.json");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json (train): field 'batch'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(model::run_config_from_json(R"({"base": "nope"})", "b.json"), std::invalid_argument);
+  EXPECT_THROW(model::load_run_config("no-such-preset-or-file"), std::invalid_argument);
+  EXPECT_DOUBLE_EQ(train::learning_rate(h100.train, 0), h100.train.lr / h100.train.warmup);
+  EXPECT_NEAR(train::learning_rate(h100.train, h100.train.steps), h100.train.lr * h100.train.min_lr_fraction, 1e-12);
+}
+
+}  // namespace
+}  // namespace hashhop
