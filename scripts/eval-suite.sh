@@ -9,7 +9,7 @@ run_set() {  # run_set NAME CHARS HOPS HASH_LEN COT SAMPLES [extra eval flags]
   local name="$1" chars="$2" hops="$3" len="$4" cot="$5" samples="$6"; shift 6
   local data="$out/data-$name.jsonl" cot_flag=""
   [ "$cot" = 1 ] && cot_flag="--cot"
-  "$bin" gen --chars "$chars" --hops "$hops" --hash-len "$len" $cot_flag --queries 16 --samples "$samples" \
+  "$bin" gen --chars "$chars" --hops "$hops" --hash-len "$len" $cot_flag --queries 8 --samples "$samples" \
     --seed 424242 --out "$data"
   "$bin" eval --model "$model" --data "$data" --json "$@" >"$out/eval-$name.json"
   rm -f "$data"
