@@ -17,7 +17,7 @@ run_set() {  # run_set NAME CHARS HOPS HASH_LEN COT SAMPLES [extra eval flags]
 import json, sys
 r = json.load(open(sys.argv[1]))
 o = r["overall"]
-print(f"| {sys.argv[2]} | {int(sys.argv[3]):,} | {o['queries']} | {100*o['exact_rate']:.2f}% | {100*o['final_rate']:.2f}% | {r['seconds']:.1f} |")
+print(f"| {sys.argv[2]} | {int(sys.argv[3]):,} | {o['queries']} | {100*o['exact_rate']:.2f}% | {100*o['final_hash_rate']:.2f}% | {r['seconds']:.1f} |")
 PY
 }
 echo "| set | prompt chars | queries | exact | final hash | seconds |"
