@@ -12,9 +12,9 @@ scripts/gpu-build.sh 2>&1 | tail -3
 echo "build: $(( $(date +%s) - start )) s"
 build-gpu-cli/hashhop train --config "$config" --out "runs/$name" --device cuda --time-limit "${TRAIN_SECONDS:-300}" \
   2>&1 | tee "$out/train-$name.log" | awk 'NR % 10 == 1'
-cp -r "runs/$name" "$out/"
-rm -f "$out/$name/checkpoint.pt.partial."*
+mkdir -p "$out/$name" && cp "runs/$name"/{config.json,model.pt,checkpoint.pt,metrics.jsonl} "$out/$name/"
 if [ "${EVAL:-1}" = 1 ]; then
-  scripts/eval-suite.sh "runs/$name" "$out/eval-$name" build-gpu-cli/hashhop "${EVAL_CONTEXT:-8000}" | tee "$out/eval-$name.md"
+  # Per-set JSON stays on the machine: a device run returns only a few files.
+  scripts/eval-suite.sh "runs/$name" "runs/eval-$name" build-gpu-cli/hashhop "${EVAL_CONTEXT:-8000}" | tee "$out/eval-$name.md"
 fi
 echo "total: $(( $(date +%s) - start )) s"
