@@ -5,6 +5,7 @@
 # Why not the CMake project: built through it (with USE_CUDA=1 and the CUDA link options of
 # cmake/torch.cmake) the binary aborts there with "free(): invalid pointer" inside LibTorch; these
 # plain flags give a binary that runs (docs/learning-log.md, section 4).
+# Objects are rebuilt only when older than their source: meant for a fresh machine, not for header edits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
