@@ -66,6 +66,7 @@ check "eval" 0 "all \(2 records\)" -- "$bin" eval --model "$work/run" --data "$w
 check "eval json" 0 "\"exact_rate\"" -- "$bin" eval --json --gated-only --model "$work/run" --data "$work/tiny.jsonl"
 check "eval bad record" 1 "bad.jsonl:1: .*prompt" -- "$bin" eval --model "$work/run" --data "$work/bad.jsonl"
 "$bin" gen --chars 200 --hash-len 4 --hops 1 --queries 2 --format text --out "$work/one.txt"
+check "eval magic sample" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$data/../../models/demo" --data "$data/magic_sample.jsonl"
 check "answer" 0 "^COMPLETION:" -- "$bin" answer --model "$work/run" --prompt "$work/one.txt"
 check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 
