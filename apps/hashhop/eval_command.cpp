@@ -12,7 +12,6 @@
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
-#include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
@@ -54,27 +53,14 @@ int run_eval(const Options& o) {
   std::uint64_t records = 0, queries = 0;
   const auto start = std::chrono::steady_clock::now();
   while (auto record = data.next()) {
-    const std::string prompt = io::get_string(data.path(), *record, "prompt");
-    const std::string completion = io::get_string(data.path(), *record, "completion");
-    bench::ParsedCompletion expected;
-    try {
-      expected = bench::parse_completion(completion);
-    } catch (const bench::FormatError& e) {
-      throw io::InputError(data.path(), record->line, "completion", e.what());
-    }
+    const bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);
+    const auto& expected = data_record.expected;
     std::vector<std::string> keys;
     for (const auto& q : expected.queries) keys.push_back(q.key);
     const std::string predicted =
-        model::answer_queries(loaded.model, prompt, expected.hops, expected.cot, keys, prompt_options);
-    const std::uint64_t n_chars = record->value.contains("n_chars_problem")
-                                      ? record->value["n_chars_problem"].get<std::uint64_t>()
-                                      : prompt.size();
-    scorer.add(expected, predicted, n_chars);
-    if (predictions) {
-      std::string line = "{\"completion\": ";
-      io::append_json_string(line, predicted);
-      predictions->write(line + "}\n");
-    }
+        model::answer_queries(loaded.model, data_record.prompt, expected.hops, expected.cot, keys, prompt_options);
+    scorer.add(expected, predicted, data_record.n_chars);
+    if (predictions) predictions->write(bench::prediction_line(predicted));
     ++records;
     queries += keys.size();
     bar.update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));

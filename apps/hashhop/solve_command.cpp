@@ -6,6 +6,7 @@
 #include "command.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/reference_solver.h"
+#include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
@@ -25,23 +26,14 @@ Command add_solve_command(CLI::App& root) {
             io::JsonlReader data(options->data);
             io::AtomicOutput out(options->out);
             while (auto record = data.next()) {
-              const std::string prompt = io::get_string(data.path(), *record, "prompt");
-              const std::string completion = io::get_string(data.path(), *record, "completion");
-              bench::ParsedCompletion parsed_completion;
-              try {
-                parsed_completion = bench::parse_completion(completion);
-              } catch (const bench::FormatError& e) {
-                throw io::InputError(data.path(), record->line, "completion", e.what());
-              }
+              bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);
               std::string answer;
               try {
-                answer = bench::solve_exactly(bench::parse_prompt(prompt), std::move(parsed_completion));
+                answer = bench::solve_exactly(bench::parse_prompt(data_record.prompt), std::move(data_record.expected));
               } catch (const bench::FormatError& e) {
                 throw io::InputError(data.path(), record->line, "prompt", e.what());
               }
-              std::string line = "{\"completion\": ";
-              io::append_json_string(line, answer);
-              out.write(line + "}\n");
+              out.write(bench::prediction_line(answer));
             }
             out.commit();
             return 0;

@@ -57,6 +57,30 @@ void Scorer::add(const ParsedCompletion& expected, std::string_view predicted, s
   }
 }
 
+DataRecord read_data_record(const std::string& path, const io::JsonlRecord& record, bool need_prompt) {
+  DataRecord out;
+  if (need_prompt) out.prompt = io::get_string(path, record, "prompt");  // a missing prompt is reported first
+  try {
+    out.expected = parse_completion(io::get_string(path, record, "completion"));
+  } catch (const FormatError& e) {
+    throw io::InputError(path, record.line, "completion", e.what());
+  }
+  if (!need_prompt && !record.value.contains("n_chars_problem")) out.prompt = io::get_string(path, record, "prompt");
+  out.n_chars = record.value.contains("n_chars_problem")
+                    ? static_cast<std::uint64_t>(io::get_int(path, record, "n_chars_problem"))
+                    : static_cast<std::uint64_t>(out.prompt.size());
+  if (record.value.contains("hops") && io::get_int(path, record, "hops") != out.expected.hops) {
+    throw io::InputError(path, record.line, "hops", "disagrees with the completion's Hops=" + std::to_string(out.expected.hops));
+  }
+  return out;
+}
+
+std::string prediction_line(std::string_view completion) {
+  std::string line = "{\"completion\": ";
+  io::append_json_string(line, completion);
+  return line + "}\n";
+}
+
 ScoreReport score_files(const std::string& data_path, const std::string& predictions_path) {
   io::JsonlReader data(data_path);
   io::JsonlReader predictions(predictions_path);
@@ -67,20 +91,8 @@ ScoreReport score_files(const std::string& data_path, const std::string& predict
     if (!prediction) {
       throw io::InputError(predictions_path, 0, "", "has fewer records than " + data_path + " (ends before record " + std::to_string(index + 1) + ")");
     }
-    const std::string completion = io::get_string(data_path, *record, "completion");
-    ParsedCompletion expected;
-    try {
-      expected = parse_completion(completion);
-    } catch (const FormatError& e) {
-      throw io::InputError(data_path, record->line, "completion", e.what());
-    }
-    const auto n_chars = record->value.contains("n_chars_problem")
-                             ? static_cast<std::uint64_t>(io::get_int(data_path, *record, "n_chars_problem"))
-                             : static_cast<std::uint64_t>(io::get_string(data_path, *record, "prompt").size());
-    if (record->value.contains("hops") && io::get_int(data_path, *record, "hops") != expected.hops) {
-      throw io::InputError(data_path, record->line, "hops", "disagrees with the completion's Hops=" + std::to_string(expected.hops));
-    }
-    scorer.add(expected, io::get_string(predictions_path, *prediction, "completion"), n_chars);
+    const DataRecord data_record = read_data_record(data_path, *record, /*need_prompt=*/false);
+    scorer.add(data_record.expected, io::get_string(predictions_path, *prediction, "completion"), data_record.n_chars);
     ++index;
   }
   if (predictions.next()) throw io::InputError(predictions_path, 0, "", "has more records than " + data_path);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/io/jsonl.h"
 
 namespace hashhop::bench {
 
@@ -38,6 +39,21 @@ class Scorer {
  private:
   ScoreReport report_;
 };
+
+// One record of a HashHop data JSONL (ours or Magic's), read the way score, solve and eval all need it.
+struct DataRecord {
+  std::string prompt;  // empty when not needed and absent
+  ParsedCompletion expected;
+  std::uint64_t n_chars = 0;  // n_chars_problem when present, else the prompt's length
+};
+
+// Throws io::InputError naming the file, line and field (a malformed completion, a bad
+// n_chars_problem, a "hops" field that disagrees with the completion's Hops=).
+// need_prompt: the prompt field is required (solve, eval); score needs it only without n_chars_problem.
+DataRecord read_data_record(const std::string& path, const io::JsonlRecord& record, bool need_prompt);
+
+// A predictions JSONL line, {"completion": "..."}, as score reads it back.
+std::string prediction_line(std::string_view completion);
 
 // Scores a data JSONL against a predictions JSONL ({"completion": ...} per record, same order).
 // Throws io::InputError naming the file, line and field of any bad input.
