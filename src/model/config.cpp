@@ -73,7 +73,7 @@ void read_field(const json& object, const char* field, T& value, const std::stri
   }
 }
 
-void check_positive(bool ok, const std::string& where, const char* field, const std::string& why) {
+void require_field(bool ok, const std::string& where, const char* field, const std::string& why) {
   if (!ok) throw std::invalid_argument(where + ": field '" + field + "': " + why);
 }
 
@@ -136,7 +136,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
     read_field(m, "tied_qk_init", c.model.tied_qk_init, w);
     for (auto [field, value] : {std::pair{"fp_dim", c.model.fp_dim}, {"model_dim", c.model.model_dim}, {"hidden_dim", c.model.hidden_dim},
                                 {"max_run", c.model.max_run}, {"max_hops", c.model.max_hops}})
-      check_positive(value > 0, w, field, "must be > 0");
+      require_field(value > 0, w, field, "must be > 0");
   }
   if (j.contains("train")) {
     const json& t = j.at("train");
@@ -152,11 +152,11 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
     read_field(t, "log_every", c.train.log_every, w);
     read_field(t, "checkpoint_every", c.train.checkpoint_every, w);
     read_field(t, "bf16", c.train.bf16, w);
-    check_positive(c.train.steps > 0, w, "steps", "must be > 0");
-    check_positive(c.train.batch > 0, w, "batch", "must be > 0");
-    check_positive(c.train.lr > 0, w, "lr", "must be > 0");
-    check_positive(c.train.log_every > 0, w, "log_every", "must be > 0");
-    check_positive(c.train.checkpoint_every > 0, w, "checkpoint_every", "must be > 0");
+    require_field(c.train.steps > 0, w, "steps", "must be > 0");
+    require_field(c.train.batch > 0, w, "batch", "must be > 0");
+    require_field(c.train.lr > 0, w, "lr", "must be > 0");
+    require_field(c.train.log_every > 0, w, "log_every", "must be > 0");
+    require_field(c.train.checkpoint_every > 0, w, "checkpoint_every", "must be > 0");
     if (t.contains("curriculum")) {
       c.train.curriculum.clear();
       int index = 0;
@@ -170,14 +170,14 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
         read_field(s, "hash_lens", stage.hash_lens, ws);
         read_field(s, "cot_fraction", stage.cot_fraction, ws);
         read_field(s, "queries", stage.queries, ws);
-        check_positive(stage.min_chars > 0 && stage.min_chars <= stage.max_chars, ws, "min_chars",
+        require_field(stage.min_chars > 0 && stage.min_chars <= stage.max_chars, ws, "min_chars",
                        "must be > 0 and <= max_chars");
-        check_positive(!stage.hops.empty(), ws, "hops", "must list at least one hop count");
-        check_positive(!stage.hash_lens.empty(), ws, "hash_lens", "must list at least one hash length");
-        check_positive(stage.cot_fraction >= 0 && stage.cot_fraction <= 1, ws, "cot_fraction", "must be in [0, 1]");
+        require_field(!stage.hops.empty(), ws, "hops", "must list at least one hop count");
+        require_field(!stage.hash_lens.empty(), ws, "hash_lens", "must list at least one hash length");
+        require_field(stage.cot_fraction >= 0 && stage.cot_fraction <= 1, ws, "cot_fraction", "must be in [0, 1]");
         c.train.curriculum.push_back(stage);
       }
-      check_positive(!c.train.curriculum.empty() && c.train.curriculum.front().from_step == 0, w, "curriculum",
+      require_field(!c.train.curriculum.empty() && c.train.curriculum.front().from_step == 0, w, "curriculum",
                      "must start with a stage at from_step 0");
     }
   }

@@ -147,13 +147,13 @@ Encoded HashHopTransformerImpl::encode(const std::vector<const LexedChunk*>& chu
   // Each chunk's value rows, padded to the chunk with the most runs.
   std::int64_t max_rows = 0;
   for (const auto* chunk : chunks) max_rows = std::max<std::int64_t>(max_rows, 2 + chunk->n_runs);
+  // Padding positions keep row 0, a real row; their gate is -inf.
   std::vector<std::int64_t> value_table_rows(batch * max_rows, zero_row), local_last(batch * length, 0);
   for (std::int64_t b = 0; b < batch; ++b) {
     for (std::int64_t r = 0; r < 2 + chunks[b]->n_runs; ++r) value_table_rows[b * max_rows + r] = offsets[b] + r;
-    for (std::int64_t t = 0; t < length; ++t) local_last[b * length + t] = last_rows[b * length + t] - offsets[b];
+    for (std::int64_t t = 0; t < static_cast<std::int64_t>(chunks[b]->size()); ++t)
+      local_last[b * length + t] = last_rows[b * length + t] - offsets[b];
   }
-  for (std::int64_t b = 0; b < batch; ++b)  // padding positions point at a real row; their gate is -inf
-    for (std::int64_t t = static_cast<std::int64_t>(chunks[b]->size()); t < length; ++t) local_last[b * length + t] = 0;
 
   Encoded out;
   auto shape = [&](const std::vector<std::int64_t>& v) { return to_tensor(v, device).view({batch, length}); };
@@ -211,6 +211,17 @@ torch::Tensor HashHopTransformerImpl::attend(const torch::Tensor& q, const std::
     out = out.defined() ? out + read : read;
   }
   return out;
+}
+
+torch::Tensor gather_positions(const torch::Tensor& x, const torch::Tensor& positions) {
+  return x.gather(1, positions.unsqueeze(-1).expand({positions.size(0), positions.size(1), x.size(2)}));
+}
+
+torch::Tensor HashHopTransformerImpl::logits_at(const Encoded& encoded, const torch::Tensor& positions,
+                                                const std::vector<const Memory*>& memories,
+                                                const std::vector<torch::Tensor>& key_limits) {
+  return answer_logits(gather_positions(encoded.queries, positions), gather_positions(encoded.structure, positions),
+                       encoded.run_len.gather(1, positions), memories, key_limits);
 }
 
 torch::Tensor HashHopTransformerImpl::first_hop_attention(const torch::Tensor& queries, const Memory& memory,

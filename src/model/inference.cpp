@@ -77,11 +77,8 @@ std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptM
     for (const auto& l : lexed) chunks.push_back(&l);
     const auto encoded = model->encode(chunks, std::vector<RunCarry>(prefixes.size(), prompt.carry));
     const auto pos = torch::tensor(last_position).to(device).view({batch, 1});
-    auto gather = [&](const torch::Tensor& x) { return x.gather(1, pos.unsqueeze(-1).expand({batch, 1, x.size(2)})); };
     const auto prompt_limit = torch::full({batch, 1}, prompt_positions - 1, pos.options());
-    const auto logits = model->answer_logits(gather(encoded.queries), gather(encoded.structure),
-                                             encoded.run_len.gather(1, pos), {&prompt.memory, &encoded.memory},
-                                             {prompt_limit, pos});
+    const auto logits = model->logits_at(encoded, pos, {&prompt.memory, &encoded.memory}, {prompt_limit, pos});
     const auto next = logits.argmax(-1).to(torch::kCPU);
     bool all_done = true;
     for (std::int64_t i = 0; i < batch; ++i) {

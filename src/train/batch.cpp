@@ -91,11 +91,7 @@ BatchResult run_batch(model::HashHopTransformer& model, const std::vector<Sample
   }
   const auto pos = torch::tensor(positions).to(device).view({batch, n_queries});
   const auto target = torch::tensor(targets).to(device).view({batch, n_queries});
-  auto gather = [&](const torch::Tensor& x) {
-    return x.gather(1, pos.unsqueeze(-1).expand({batch, n_queries, x.size(2)}));
-  };
-  const auto logits = model->answer_logits(gather(encoded.queries), gather(encoded.structure),
-                                           encoded.run_len.gather(1, pos), {&encoded.memory}, {pos});
+  const auto logits = model->logits_at(encoded, pos, {&encoded.memory}, {pos});
   BatchResult result;
   result.loss = torch::nn::functional::cross_entropy(
       logits.reshape({-1, model::kVocab}).to(torch::kFloat32), target.reshape({-1}),

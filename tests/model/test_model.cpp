@@ -124,9 +124,7 @@ TEST(Model, NoInformationFromTheFuture) {
     for (auto p : a.positions)
       if (p <= cut) positions.push_back(p);
     const auto pos = torch::tensor(positions).view({1, -1});
-    auto gather = [&](const torch::Tensor& x) { return x.gather(1, pos.unsqueeze(-1).expand({1, pos.size(1), x.size(2)})); };
-    return net->answer_logits(gather(encoded.queries), gather(encoded.structure), encoded.run_len.gather(1, pos),
-                              {&encoded.memory}, {pos});
+    return net->logits_at(encoded, pos, {&encoded.memory}, {pos});
   };
   torch::NoGradGuard no_grad;
   const auto la = logits_at(a), lb = logits_at(b);
@@ -151,7 +149,7 @@ TEST(Model, GateDecidesWhatMemoryKeeps) {
   closed.log_gate = closed.log_gate.clone();
   closed.log_gate.index_put_({0, 5}, -std::numeric_limits<float>::infinity());
   const auto pos = torch::tensor(std::vector<std::int64_t>{sample.positions[0]}).view({1, 1});
-  const auto q = encoded.queries.gather(1, pos.unsqueeze(-1).expand({1, 1, encoded.queries.size(2)}));
+  const auto q = model::gather_positions(encoded.queries, pos);
   torch::NoGradGuard no_grad;
   const auto weights = loaded.model->first_hop_attention(q, closed, pos);
   EXPECT_EQ(weights[0][0][5].item<float>(), 0.0f);

@@ -56,6 +56,10 @@ class HashHopTransformerImpl : public torch::nn::Module {
                               const torch::Tensor& run_len, const std::vector<const Memory*>& memories,
                               const std::vector<torch::Tensor>& key_limits);
 
+  // answer_logits at positions [B, Q] of an encoded batch (its queries, structure and run_len there).
+  torch::Tensor logits_at(const Encoded& encoded, const torch::Tensor& positions,
+                          const std::vector<const Memory*>& memories, const std::vector<torch::Tensor>& key_limits);
+
   // First-hop attention weights over one memory's positions, for diagnostics ([B, Q, N]).
   torch::Tensor first_hop_attention(const torch::Tensor& queries, const Memory& memory, const torch::Tensor& key_limit);
 
@@ -79,5 +83,8 @@ class HashHopTransformerImpl : public torch::nn::Module {
   torch::Tensor letter_bytes_;  // [52] byte id of each letter (where copied letters land in the output)
 };
 TORCH_MODULE(HashHopTransformer);
+
+// x[b, positions[b, q], ...] for x of shape [B, T, D]: [B, Q, D].
+torch::Tensor gather_positions(const torch::Tensor& x, const torch::Tensor& positions);
 
 }  // namespace hashhop::model
