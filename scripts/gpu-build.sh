@@ -12,7 +12,7 @@ torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))
 flags="-O2 -std=c++20 -D_GLIBCXX_USE_CXX11_ABI=1 -DCLI11_HAS_FILESYSTEM=0 -Iinclude -I.gpu-deps/usr/include \
   -isystem $torch_dir/include -isystem $torch_dir/include/torch/csrc/api/include"
 mkdir -p build-gpu-cli/obj
-ls src/bench/*.cpp src/io/*.cpp src/attn/*.cpp src/model/*.cpp src/train/*.cpp apps/hashhop/*.cpp |
+ls src/bench/*.cpp src/io/*.cpp src/attn/*.cpp src/model/*.cpp src/train/*.cpp src/engine/*.cpp apps/hashhop/*.cpp |
   xargs -P "$(nproc)" -I{} sh -c 'o=build-gpu-cli/obj/$(echo {} | tr / _).o; [ "$o" -nt {} ] || g++ '"$flags"' -c {} -o "$o"'
 g++ build-gpu-cli/obj/*.o -o build-gpu-cli/hashhop -L"$torch_dir/lib" -Wl,--no-as-needed -ltorch_cuda -lc10_cuda \
   -ltorch_cpu -lc10 -Wl,--as-needed -Wl,-rpath,"$torch_dir/lib" .gpu-deps/usr/lib/libcrypto.a -ldl -pthread

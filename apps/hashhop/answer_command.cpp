@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "answer_path.h"
 #include "command.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
@@ -24,6 +25,7 @@ struct Options {
   int hops = 1;
   bool cot = false;
   std::string device = "auto";
+  AnswerPath path;
 };
 
 int run_answer(const Options& o) {
@@ -52,7 +54,7 @@ int run_answer(const Options& o) {
   while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
   if (keys.empty()) throw std::invalid_argument(o.prompt_path + ": no completion block and no --query given");
   auto loaded = model::load_model(o.model_dir, parse_device(o.device));
-  std::printf("%s", model::answer_queries(loaded.model, prompt, hops, cot, keys).c_str());
+  std::printf("%s", o.path.answer(loaded.model, prompt, hops, cot, keys).c_str());
   return 0;
 }
 
@@ -67,6 +69,7 @@ Command add_answer_command(CLI::App& root) {
   app->add_option("--hops", o->hops, "Hops to follow when the file has no completion block")->capture_default_str();
   app->add_flag("--cot", o->cot, "Answer with the chain of thought (H2 = H3 = ...)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  o->path.add_options(app);
   return {app, [o] { return run_answer(*o); }};
 }
 

@@ -21,5 +21,6 @@ Command add_attn_check_command(CLI::App& root);
 Command add_train_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_answer_command(CLI::App& root);
+Command add_engine_bench_command(CLI::App& root);
 
 }  // namespace hashhop::cli

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "answer_path.h"
 #include "command.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
@@ -34,8 +35,7 @@ struct Options {
   std::string data;
   std::string predictions;
   std::string device = "auto";
-  std::size_t chunk = 1 << 16;
-  bool gated_only = false;
+  AnswerPath path;
   bool json = false;
 };
 
@@ -45,9 +45,6 @@ int run_eval(const Options& o) {
   io::JsonlReader data(o.data);
   std::unique_ptr<io::AtomicOutput> predictions;
   if (!o.predictions.empty()) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
-  model::PromptOptions prompt_options;
-  prompt_options.chunk_bytes = o.chunk;
-  prompt_options.gated_only = o.gated_only;
   bench::Scorer scorer;
   io::ProgressBar bar("eval", count_lines(o.data), "records");
   std::uint64_t records = 0, queries = 0;
@@ -57,8 +54,7 @@ int run_eval(const Options& o) {
     const auto& expected = data_record.expected;
     std::vector<std::string> keys;
     for (const auto& q : expected.queries) keys.push_back(q.key);
-    const std::string predicted =
-        model::answer_queries(loaded.model, data_record.prompt, expected.hops, expected.cot, keys, prompt_options);
+    const std::string predicted = o.path.answer(loaded.model, data_record.prompt, expected.hops, expected.cot, keys);
     scorer.add(expected, predicted, data_record.n_chars);
     if (predictions) predictions->write(bench::prediction_line(predicted));
     ++records;
@@ -90,8 +86,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--data", o->data, "HashHop JSONL (ours or Magic's): prompt and completion fields")->required();
   app->add_option("--predictions", o->predictions, "Also write the predicted completions as JSONL (atomically)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
-  app->add_option("--chunk", o->chunk, "Prompt bytes encoded per forward pass")->capture_default_str();
-  app->add_flag("--gated-only", o->gated_only, "Keep only the positions the hash gate selects (the engine's memory)");
+  o->path.add_options(app);
   app->add_flag("--json", o->json, "Print the score as JSON");
   return {app, [o] { return run_eval(*o); }};
 }

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
       hashhop::cli::add_train_command(root),
       hashhop::cli::add_eval_command(root),
       hashhop::cli::add_answer_command(root),
+      hashhop::cli::add_engine_bench_command(root),
   };
   try {
     root.parse(argc, argv);

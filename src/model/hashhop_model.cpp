@@ -73,6 +73,26 @@ torch::Tensor HashHopTransformerImpl::fingerprints(const torch::Tensor& letters)
   return unit(torch::matmul(letters, fingerprint_table_));
 }
 
+torch::Tensor HashHopTransformerImpl::run_keys(const torch::Tensor& table) { return unit(w_k_(fingerprints(table))); }
+
+torch::Tensor HashHopTransformerImpl::run_values(const torch::Tensor& table) {
+  // Per position in the run, the letter or "end of hash" (one extra position is always "end").
+  const std::int64_t rows = table.size(0), positions = config_.max_run + 1;
+  const auto run_letters = table.view({rows, config_.max_run, kLetters});
+  const auto run_length = table.sum(-1, /*keepdim=*/true);  // [R, 1]
+  const auto is_end = (torch::arange(positions, table.options()).view({1, positions}) >= run_length).to(table.options());
+  return torch::cat({torch::constant_pad_nd(run_letters, {0, 0, 0, 1}), is_end.unsqueeze(-1)}, -1).view({rows, -1});
+}
+
+torch::Tensor HashHopTransformerImpl::structure(const PositionFeatures& f) {
+  return byte_emb_(f.byte) + run_len_emb_(f.run_len) + eq_emb_(f.eq) + quote_emb_(f.quotes) + hops_emb_(f.hops) +
+         cot_emb_(f.cot);
+}
+
+torch::Tensor HashHopTransformerImpl::log_gate(const torch::Tensor& structure) {
+  return F::logsigmoid(gate_(structure).squeeze(-1));
+}
+
 Encoded HashHopTransformerImpl::encode(const std::vector<const LexedChunk*>& chunks,
                                        const std::vector<RunCarry>& carry_in) {
   const auto device = fingerprint_table_.device();
@@ -130,17 +150,10 @@ Encoded HashHopTransformerImpl::encode(const std::vector<const LexedChunk*>& chu
     table = table.index_add(0, to_tensor(carry_rows, device), torch::stack(carry_values).to(float_options));
   }
 
-  // Values: per position in the run, the letter or "end of hash" (one extra position is always "end").
-  const std::int64_t positions = config_.max_run + 1;
-  const auto run_letters = table.view({rows + 1, config_.max_run, kLetters});
-  const auto run_length = table.sum(-1, /*keepdim=*/true);  // [R, 1]
-  const auto is_end = (torch::arange(positions, float_options).view({1, positions}) >= run_length).to(float_options);
-  const auto run_values =
-      torch::cat({torch::constant_pad_nd(run_letters, {0, 0, 0, 1}), is_end.unsqueeze(-1)}, -1).view({rows + 1, -1});
-
+  const auto run_value_table = run_values(table);
   const auto fp = fingerprints(table);
-  const auto run_keys = unit(w_k_(fp));
-  const auto run_queries = unit(w_q_(fp));
+  const auto keys = unit(w_k_(fp));
+  const auto queries = unit(w_q_(fp));
   const auto last = to_tensor(last_rows, device);
   const auto prev = to_tensor(prev_rows, device);
 
@@ -157,14 +170,13 @@ Encoded HashHopTransformerImpl::encode(const std::vector<const LexedChunk*>& chu
 
   Encoded out;
   auto shape = [&](const std::vector<std::int64_t>& v) { return to_tensor(v, device).view({batch, length}); };
-  out.memory.keys = run_keys.index_select(0, prev).view({batch, length, -1});
+  out.memory.keys = keys.index_select(0, prev).view({batch, length, -1});
   out.memory.value_rows = shape(local_last);
-  out.memory.run_values = run_values.index_select(0, to_tensor(value_table_rows, device)).view({batch, max_rows, -1});
-  out.queries = run_queries.index_select(0, last).view({batch, length, -1});
+  out.memory.run_values = run_value_table.index_select(0, to_tensor(value_table_rows, device)).view({batch, max_rows, -1});
+  out.queries = queries.index_select(0, last).view({batch, length, -1});
   out.run_len = shape(run_lens);
-  out.structure = byte_emb_(shape(bytes)) + run_len_emb_(out.run_len) + eq_emb_(shape(eqs)) +
-                  quote_emb_(shape(quotes)) + hops_emb_(shape(hops)) + cot_emb_(shape(cots));
-  out.memory.log_gate = F::logsigmoid(gate_(out.structure).squeeze(-1)).masked_fill(shape(valid) == 0, -kInf);
+  out.structure = structure({shape(bytes), out.run_len, shape(eqs), shape(quotes), shape(hops), shape(cots)});
+  out.memory.log_gate = log_gate(out.structure).masked_fill(shape(valid) == 0, -kInf);
 
   for (std::int64_t b = 0; b < batch; ++b) {
     const LexedChunk& chunk = *chunks[b];
@@ -229,18 +241,36 @@ torch::Tensor HashHopTransformerImpl::first_hop_attention(const torch::Tensor& q
   return torch::softmax(scores(queries, memory, attention_bias(memory.log_gate, key_limit, queries.size(1))), -1);
 }
 
+torch::Tensor HashHopTransformerImpl::read(const torch::Tensor& q, const std::vector<const Memory*>& memories,
+                                           const std::vector<torch::Tensor>& key_limits) {
+  return attend(q, memories, attention_biases(memories, key_limits, q.size(1)));
+}
+
+std::vector<torch::Tensor> HashHopTransformerImpl::attention_biases(const std::vector<const Memory*>& memories,
+                                                                     const std::vector<torch::Tensor>& key_limits,
+                                                                     std::int64_t n_queries) {
+  std::vector<torch::Tensor> biases;
+  for (std::size_t i = 0; i < memories.size(); ++i)
+    biases.push_back(attention_bias(memories[i]->log_gate, key_limits[i], n_queries));
+  return biases;
+}
+
 torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
                                                     const torch::Tensor& run_len,
                                                     const std::vector<const Memory*>& memories,
                                                     const std::vector<torch::Tensor>& key_limits) {
+  const auto biases = attention_biases(memories, key_limits, queries.size(1));  // built once for every hop
+  return answer_logits(queries, structure, run_len,
+                       [&](int, const torch::Tensor& q, const torch::Tensor&) { return attend(q, memories, biases); });
+}
+
+torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
+                                                    const torch::Tensor& run_len, const Retrieve& retrieve) {
   const std::int64_t batch = queries.size(0), n_queries = queries.size(1), positions = config_.max_run + 1;
-  std::vector<torch::Tensor> biases;
-  for (std::size_t i = 0; i < memories.size(); ++i)
-    biases.push_back(attention_bias(memories[i]->log_gate, key_limits[i], n_queries));
   std::vector<torch::Tensor> hop_outputs;
   auto q = queries;
   for (int hop = 0; hop < config_.max_hops; ++hop) {
-    hop_outputs.push_back(attend(q, memories, biases));
+    hop_outputs.push_back(retrieve(hop, q, hop == 0 ? torch::Tensor() : hop_outputs.back()));
     if (hop + 1 == config_.max_hops) break;
     // The hash projection: fingerprint the retrieved letters and ask for them as the next query.
     const auto letters = hop_outputs.back().view({batch, n_queries, positions, kSymbols})

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "hashhop/bench/magic_format.h"
+
 namespace hashhop::model {
 
 std::string completion_header(int hops, bool cot) {
@@ -56,39 +58,39 @@ PromptMemory encode_prompt(HashHopTransformer& model, std::string_view text, con
   return out;
 }
 
-std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
-                                        const std::vector<std::string>& prefixes, int max_bytes) {
-  torch::NoGradGuard no_grad;
-  const auto device = prompt.memory.keys.device();
-  const std::int64_t batch = static_cast<std::int64_t>(prefixes.size());
-  std::vector<std::string> answers(prefixes.size());
+Continuations encode_continuations(HashHopTransformer& model, const std::vector<std::string>& texts,
+                                   const LexState& state, const RunCarry& carry) {
+  Continuations out;
+  out.lexed.reserve(texts.size());
+  std::vector<std::int64_t> last_position;
+  std::vector<const LexedChunk*> chunks;
+  for (const auto& text : texts) {
+    LexState continued = state;
+    out.lexed.push_back(lex_chunk(text, continued, model->config().max_run));
+    last_position.push_back(static_cast<std::int64_t>(out.lexed.back().size()) - 1);
+  }
+  for (const auto& l : out.lexed) chunks.push_back(&l);
+  out.encoded = model->encode(chunks, std::vector<RunCarry>(texts.size(), carry));
+  out.last_position = torch::tensor(last_position).to(carry.prev.device()).view({-1, 1});
+  return out;
+}
+
+std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
+                                       const NextLogits& next_logits) {
+  std::vector<std::string> answers(prefixes.size()), texts = prefixes;
   std::vector<bool> done(prefixes.size(), false);
-  const std::int64_t prompt_positions = prompt.memory.keys.size(1);
-  for (int step = 0; step < max_bytes && batch > 0; ++step) {
-    std::vector<LexedChunk> lexed;
-    lexed.reserve(prefixes.size());
-    std::vector<std::int64_t> last_position;
-    for (std::size_t i = 0; i < prefixes.size(); ++i) {
-      LexState state = prompt.state;
-      lexed.push_back(lex_chunk(prefixes[i] + answers[i], state, model->config().max_run));
-      last_position.push_back(static_cast<std::int64_t>(lexed.back().size()) - 1);
-    }
-    std::vector<const LexedChunk*> chunks;
-    for (const auto& l : lexed) chunks.push_back(&l);
-    const auto encoded = model->encode(chunks, std::vector<RunCarry>(prefixes.size(), prompt.carry));
-    const auto pos = torch::tensor(last_position).to(device).view({batch, 1});
-    const auto prompt_limit = torch::full({batch, 1}, prompt_positions - 1, pos.options());
-    const auto logits = model->logits_at(encoded, pos, {&prompt.memory, &encoded.memory}, {prompt_limit, pos});
-    const auto next = logits.argmax(-1).to(torch::kCPU);
+  for (int step = 0; step < max_bytes && !prefixes.empty(); ++step) {
+    const auto next = next_logits(texts).argmax(-1).to(torch::kCPU);
     bool all_done = true;
-    for (std::int64_t i = 0; i < batch; ++i) {
+    for (std::size_t i = 0; i < prefixes.size(); ++i) {
       if (done[i]) continue;
-      const char c = static_cast<char>(next[i][0].item<std::int64_t>());
+      const char c = static_cast<char>(next[static_cast<std::int64_t>(i)][0].item<std::int64_t>());
       if (c == '\'' || c == '\n') {
         done[i] = true;
         continue;
       }
       answers[i] += c;
+      texts[i] += c;
       all_done = false;
     }
     if (all_done) break;
@@ -96,23 +98,44 @@ std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptM
   return answers;
 }
 
-}  // namespace hashhop::model
+std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
+                                        const std::vector<std::string>& prefixes, int max_bytes) {
+  torch::NoGradGuard no_grad;
+  const std::int64_t prompt_positions = prompt.memory.keys.size(1);
+  return greedy_decode(prefixes, max_bytes, [&](const std::vector<std::string>& texts) {
+    const auto c = encode_continuations(model, texts, prompt.state, prompt.carry);
+    const auto prompt_limit = torch::full_like(c.last_position, prompt_positions - 1);
+    return model->logits_at(c.encoded, c.last_position, {&prompt.memory, &c.encoded.memory},
+                            {prompt_limit, c.last_position});
+  });
+}
 
-#include "hashhop/bench/magic_format.h"
+std::vector<std::string> query_prefixes(int hops, bool cot, const std::vector<std::string>& keys) {
+  const std::string header = completion_header(hops, cot);
+  std::vector<std::string> prefixes;
+  for (const auto& key : keys) prefixes.push_back(header + key + " = '");
+  return prefixes;
+}
 
-namespace hashhop::model {
+std::string completion_text(int hops, bool cot, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& answers) {
+  std::vector<bench::CompletionQuery> queries;
+  for (std::size_t i = 0; i < keys.size(); ++i) queries.push_back({keys[i], answers[i]});
+  return bench::format_completion(hops, cot, queries);
+}
+
+int answer_byte_limit(const ModelConfig& config, int hops, bool cot) {
+  const int hash_bytes = config.max_run + 3;
+  return cot ? hops * hash_bytes : hash_bytes;
+}
+
 
 std::string answer_queries(HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
                            const std::vector<std::string>& keys, const PromptOptions& options) {
   const PromptMemory memory = encode_prompt(model, std::string(prompt) + "\n", options);
-  const std::string header = completion_header(hops, cot);
-  std::vector<std::string> prefixes;
-  for (const auto& key : keys) prefixes.push_back(header + key + " = '");
-  const int hash_bytes = model->config().max_run + 3;  // a hash and its " = " separator
-  const auto answers = greedy_answers(model, memory, prefixes, cot ? hops * hash_bytes : hash_bytes);
-  std::vector<bench::CompletionQuery> queries;
-  for (std::size_t i = 0; i < keys.size(); ++i) queries.push_back({keys[i], answers[i]});
-  return bench::format_completion(hops, cot, queries);
+  const auto answers =
+      greedy_answers(model, memory, query_prefixes(hops, cot, keys), answer_byte_limit(model->config(), hops, cot));
+  return completion_text(hops, cot, keys, answers);
 }
 
 }  // namespace hashhop::model

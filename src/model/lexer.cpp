@@ -48,7 +48,7 @@ LexedChunk lex_chunk(std::string_view text, LexState& state, int max_run) {
         state.last_word_len = 0;
       }
       if (state.last_word_len < static_cast<int>(sizeof(state.last_word))) state.last_word[state.last_word_len++] = c;
-      out.letter_slot[t] = std::min(state.open_run_len, max_run - 1) * kLetters + letter;
+      out.letter_slot[t] = letter_slot(state.open_run_len, letter, max_run);
       out.run_of[t] = current_run;
       ++state.open_run_len;
       if (state.header_field == 2) state.cot = (c == 'T') ? 2 : 1;  // "CoT=True" / "CoT=False"

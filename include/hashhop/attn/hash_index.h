@@ -22,6 +22,7 @@ class CodeTable {
   std::size_t size() const { return keys_; }
   std::size_t capacity() const { return slots_.size(); }
   std::size_t max_probe() const { return max_probe_; }
+  std::size_t memory_bytes() const { return slots_.capacity() * sizeof(Slot) + next_.capacity() * sizeof(int); }
 
  private:
   struct Slot {

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <vector>
 
 #include "hashhop/model/config.h"
@@ -27,6 +28,11 @@ struct Memory {
   torch::Tensor run_values;  // [B, R, (max_run+1)·53]: letters of a run, one-hot per position, then "end"
 };
 
+// The lexer's per-position features, each [B, T] int64: what the structural embedding is made of.
+struct PositionFeatures {
+  torch::Tensor byte, run_len, eq, quotes, hops, cot;
+};
+
 // Per-position tensors of a batch of chunks, padded to the longest ([B, T, ...]).
 struct Encoded {
   Memory memory;
@@ -47,6 +53,26 @@ class HashHopTransformerImpl : public torch::nn::Module {
 
   // Encodes lexed chunks; carry_in (empty = fresh start) continues each from an earlier chunk.
   Encoded encode(const std::vector<const LexedChunk*>& chunks, const std::vector<RunCarry>& carry_in = {});
+
+  // Per-run tensors from a run table [R, max_run·52] (a run's letters, one-hot by position in the run;
+  // lexer.h's letter_slot): the key positions after the run carry, and the value they read.
+  torch::Tensor run_keys(const torch::Tensor& table);    // [R, fp_dim], unit norm
+  torch::Tensor run_values(const torch::Tensor& table);  // [R, value_dim]
+
+  // The structural embedding [B, T, model_dim] and the hash gate's log σ [B, T] at those positions.
+  torch::Tensor structure(const PositionFeatures& features);
+  torch::Tensor log_gate(const torch::Tensor& structure);
+
+  // One retrieval: a softmax over the positions of all memory segments, returning the values read
+  // [B, Q, value_dim]. In segment i, positions n <= key_limits[i][b, q] are visible.
+  torch::Tensor read(const torch::Tensor& q, const std::vector<const Memory*>& memories,
+                     const std::vector<torch::Tensor>& key_limits);
+
+  // What one hop reads, given its queries [B, Q, fp_dim] and the previous hop's read (undefined at
+  // hop 0). The model's own retrieval is read() over fixed memories; the engine looks candidates up.
+  using Retrieve = std::function<torch::Tensor(int hop, const torch::Tensor& q, const torch::Tensor& previous_read)>;
+  torch::Tensor answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
+                              const torch::Tensor& run_len, const Retrieve& retrieve);
 
   // Logits for the next byte at query positions ([B, Q, ...] inputs gathered from an Encoded).
   // Retrieval reads one softmax over the positions of all memory segments (a prompt encoded once and
@@ -71,6 +97,8 @@ class HashHopTransformerImpl : public torch::nn::Module {
   torch::Tensor attend(const torch::Tensor& q, const std::vector<const Memory*>& memories,
                        const std::vector<torch::Tensor>& biases);
   torch::Tensor attention_bias(const torch::Tensor& log_gate, const torch::Tensor& key_limit, std::int64_t n_queries);
+  std::vector<torch::Tensor> attention_biases(const std::vector<const Memory*>& memories,
+                                              const std::vector<torch::Tensor>& key_limits, std::int64_t n_queries);
 
   ModelConfig config_;
   torch::Tensor fingerprint_table_;  // [max_run·52, fp_dim]: (position in run, letter) -> vector

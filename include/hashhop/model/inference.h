@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +31,22 @@ struct PromptMemory {
 // text should end where the completion starts (Magic's prompt plus "\n").
 PromptMemory encode_prompt(HashHopTransformer& model, std::string_view text, const PromptOptions& options = {});
 
+// Texts that continue a prompt, lexed from the prompt's end state and encoded as one batch.
+struct Continuations {
+  std::vector<LexedChunk> lexed;
+  Encoded encoded;
+  torch::Tensor last_position;  // [B, 1] int64: each text's last byte, whose next byte is predicted
+};
+Continuations encode_continuations(HashHopTransformer& model, const std::vector<std::string>& texts,
+                                   const LexState& state, const RunCarry& carry);
+
+// Greedy decoding: appends to every prefix the argmax of next_logits(texts) ([B, 1, vocab]) until a
+// closing quote or newline, at most max_bytes; returns what was appended. Shared by the dense path
+// and the engine, which differ only in how the logits are computed.
+using NextLogits = std::function<torch::Tensor(const std::vector<std::string>& texts)>;
+std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
+                                       const NextLogits& next_logits);
+
 // For each prefix (completion text up to and including "KEY = '"), the bytes the model writes up to
 // its closing quote (not included), at most max_bytes.
 std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
@@ -37,6 +54,14 @@ std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptM
 
 // "COMPLETION:\nHops=H\n\nCoT=X\n\n", the header the model reads hops and CoT from.
 std::string completion_header(int hops, bool cot);
+
+// What answering a query decodes from: the header, then "KEY = '" per key.
+std::vector<std::string> query_prefixes(int hops, bool cot, const std::vector<std::string>& keys);
+// The completion block in Magic's layout for these keys and answers (what the scorer reads).
+std::string completion_text(int hops, bool cot, const std::vector<std::string>& keys,
+                            const std::vector<std::string>& answers);
+// The most bytes an answer may take: a hash and its " = " separator per hop with CoT, else one hash.
+int answer_byte_limit(const ModelConfig& config, int hops, bool cot);
 
 }  // namespace hashhop::model
 

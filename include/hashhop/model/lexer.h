@@ -22,6 +22,11 @@ inline int letter_index(unsigned char c) {
   return -1;
 }
 
+// Where a letter lands in a run's one-hot table [max_run·52]: letters past max_run share the last slot.
+inline std::int32_t letter_slot(int position_in_run, int letter, int max_run) {
+  return (position_in_run < max_run - 1 ? position_in_run : max_run - 1) * kLetters + letter;
+}
+
 // Everything the scan needs to continue where the previous chunk stopped.
 struct LexState {
   int open_run_len = 0;      // letters of the run still open at the chunk end

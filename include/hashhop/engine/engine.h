@@ -1,0 +1,105 @@
+// The long-context engine: streams a prompt of any length through the model's scan, keeps only the
+// reference points the hash gate selects (in a ReferenceStore) and answers queries by index lookup.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hashhop/engine/gate_cache.h"
+#include "hashhop/engine/reference_store.h"
+#include "hashhop/model/hashhop_model.h"
+#include "hashhop/model/lexer.h"
+
+namespace hashhop::engine {
+
+struct EngineOptions {
+  std::size_t chunk_bytes = 1 << 20;  // bytes lexed per step of the scan (memory: ~30 bytes each)
+  double gate_threshold = 0.5;        // positions with σ(gate) above it become reference points
+  std::size_t max_candidates = 64;    // entries one lookup may read (a HashHop key has exactly one)
+  std::size_t background_samples = 256;  // entries, and dropped positions, standing in for all the others
+  bool background_on_hits = false;  // false: a lookup that finds its key reads only that bucket
+};
+
+struct EngineStats {
+  std::uint64_t bytes = 0;             // prompt bytes scanned
+  std::uint64_t gated_positions = 0;   // positions the gate kept
+  std::uint64_t reference_points = 0;  // store entries: kept positions with the same two runs merge
+  std::uint64_t lookups = 0;           // index lookups made by answer()
+  std::uint64_t misses = 0;            // lookups that found no entry (the prompt then adds nothing);
+                                       // hops past a chain's end miss by design (the hop mix skips them)
+  std::uint64_t first_hop_misses = 0;  // misses of the query's own hash
+  std::uint64_t truncated = 0;         // lookups that found more than max_candidates entries
+  std::uint64_t gate_evaluations = 0;  // distinct feature tuples the model was asked for its gate
+  std::uint64_t dropped_positions = 0;  // positions the gate dropped (sampled for the background)
+  StoreBytes store;                    // host bytes held by the reference points
+};
+
+// What the engine computes. The model's per-position gate depends only on the lexer's features
+// (GateCache), its key only on the letters of the run before last and its value only on the last run's
+// letters. The engine stores exactly those for the positions the gate keeps, merging positions that
+// share both runs (one softmax term, gates added). A hop reads one softmax over:
+//  - candidates: the entries whose key letters equal the letters the hop asks for (hop 0: the last
+//    completed run; later hops: the argmax letters of the previous read), found by the index;
+//  - the completion's own positions;
+//  - on a miss (or always, with background_on_hits) the background: every other entry, represented
+//    by an evenly spaced sample of S entries weighted N/S, and every position the gate dropped,
+//    represented by a systematic sample of at most 2S of them weighted by how many each stands for.
+// With background_on_hits and samples that hold everything, this is exactly the full model over every
+// position (tested). By default a hit reads only its bucket, as in bucket hash attention: the millions
+// of non-matching keys of a long prompt do not dilute it (the full model would add their mass; a
+// 256-entry sample estimates that mass too noisily to be worth adding). A miss (hops past a chain's
+// end) still needs the diffuse read the full model would give there, so that the hop mix sees it.
+class Engine {
+ public:
+  explicit Engine(model::HashHopTransformer model, EngineOptions options = {});
+
+  // Appends prompt text; call as often as needed (the scan carries its state across calls).
+  void prefill(std::string_view text);
+
+  // Greedy answers for completion prefixes ("...KEY = '"), as model::greedy_answers gives them.
+  std::vector<std::string> answer(const std::vector<std::string>& prefixes, int max_bytes);
+
+  EngineStats stats() const;
+  const ReferenceStore& store() const { return store_; }
+
+ private:
+  struct Run {  // a completed run the next chunk may refer to
+    std::uint64_t id = 0;
+    std::string letters;
+  };
+  void scan(std::string_view chunk);
+  std::uint32_t stored_run(std::uint64_t id, std::string_view letters);
+  const model::Memory& background();
+  torch::Tensor read_candidates(int hop, const std::vector<std::string>& asked, const torch::Tensor& q,
+                                const model::Memory& completion, const torch::Tensor& completion_limit);
+
+  model::HashHopTransformer model_;
+  EngineOptions options_;
+  ReferenceStore store_;
+  GateCache gates_;
+  model::LexState state_;
+  Run prev_, last_;          // the scan's last two completed runs
+  std::string open_letters_; // letters of the run open at the last chunk's end
+  std::uint64_t last_entry_prev_ = 0, last_entry_last_ = 0;  // runs of the newest entry
+  bool has_entry_ = false;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> recent_runs_;  // scan run id -> store run id
+  model::Memory background_;                   // batch 1, built for background_entries_ store entries
+  std::vector<std::uint32_t> background_ids_;  // the sampled entries, ascending
+  std::uint64_t background_built_at_ = ~0ull;  // stats_.bytes when background_ was built
+  struct Dropped {                             // a position the gate dropped, kept as a sample
+    std::string key, value;
+    float log_gate;
+  };
+  std::vector<Dropped> dropped_;               // positions 0, stride, 2·stride, … of those dropped
+  std::uint64_t dropped_seen_ = 0, dropped_stride_ = 1;
+  EngineStats stats_;
+};
+
+// Answers queries about a Magic-format prompt (without the "\n" before the completion) with the
+// engine, in Magic's completion layout (what model::answer_queries gives with the dense path).
+std::string answer_queries(model::HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
+                           const std::vector<std::string>& keys, const EngineOptions& options = {});
+
+}  // namespace hashhop::engine
