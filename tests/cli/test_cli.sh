@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score solve demo attn-check train eval answer; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score solve demo attn-check train eval answer engine-bench; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -68,6 +68,14 @@ check "eval bad record" 1 "bad.jsonl:1: .*prompt" -- "$bin" eval --model "$work/
 "$bin" gen --chars 200 --hash-len 4 --hops 1 --queries 2 --format text --out "$work/one.txt"
 check "eval magic sample" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$data/../../models/demo" --data "$data/magic_sample.jsonl"
 check "answer" 0 "^COMPLETION:" -- "$bin" answer --model "$work/run" --prompt "$work/one.txt"
+# The engine: eval and answer on request, and its benchmark (tiny sizes; the real one runs on a GPU).
+check "eval engine" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --engine on --model "$data/../../models/demo" --data "$data/magic_sample.jsonl"
+check "eval bad engine" 2 "--engine" -- "$bin" eval --engine maybe --model "$work/run" --data "$work/tiny.jsonl"
+check "eval bad engine-above" 1 "--engine-above: expected a size" -- "$bin" eval --engine-above 1X --model "$work/run" --data "$work/tiny.jsonl"
+check "answer engine" 0 "^COMPLETION:" -- "$bin" answer --engine on --model "$work/run" --prompt "$work/one.txt"
+check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --dense-max 20K --device cpu --json "$work/eb.json"
+grep -q '"path": "dense"' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench json"; failed=$((failed + 1)); }
+check "engine-bench bad sizes" 1 "--sizes: expected a size" -- "$bin" engine-bench --sizes 1M,huge --device cpu
 check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 
 check "attn-check" 0 " 0 failed" -- "$bin" attn-check
