@@ -1,0 +1,190 @@
+// torch.ops.hashhop.*: each op against its float64 CPU reference, gradients by central finite
+// differences in float64, the straight-through sign, dispatcher registration and argument errors.
+// Run: build/tests/test_ops (ctest runs it)
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "hashhop/attn/attention_problem.h"
+#include "hashhop/attn/bucket_attention.h"
+#include "hashhop/attn/signature_attention.h"
+#include "hashhop/ops/attention_ops.h"
+
+namespace hashhop::ops {
+namespace {
+
+const auto f64 = torch::dtype(torch::kFloat64);
+
+struct Inputs {
+  torch::Tensor q, k, v, bias;
+};
+
+Inputs random_inputs(int64_t heads_q, int64_t heads_kv, int64_t n_q, int64_t n_k, int64_t dim, uint64_t seed) {
+  torch::manual_seed(seed);
+  return {torch::randn({heads_q, n_q, dim}, f64), torch::randn({heads_kv, n_k, dim}, f64),
+          torch::randn({heads_kv, n_k, dim}, f64), torch::randn({n_k}, f64)};
+}
+
+attn::AttentionProblem problem_of(const Inputs& in, bool causal, double scale, bool bias) {
+  attn::AttentionProblem p;
+  p.q = in.q.data_ptr<double>();
+  p.k = in.k.data_ptr<double>();
+  p.v = in.v.data_ptr<double>();
+  p.key_bias = bias ? in.bias.data_ptr<double>() : nullptr;
+  p.heads_q = static_cast<int>(in.q.size(0));
+  p.heads_kv = static_cast<int>(in.k.size(0));
+  p.n_q = static_cast<int>(in.q.size(1));
+  p.n_k = static_cast<int>(in.k.size(1));
+  p.dim = static_cast<int>(in.q.size(2));
+  p.causal = causal;
+  p.scale = scale;
+  return p;
+}
+
+double max_error(const torch::Tensor& a, const std::vector<double>& b) {
+  return (a.contiguous().view({-1}) - torch::tensor(b, f64)).abs().max().item<double>();
+}
+
+// Tolerance 1e-12: both sides are float64 and sum in a similar order.
+TEST(Ops, DenseAttentionEqualsTheReference) {
+  for (const bool causal : {false, true})
+    for (const bool bias : {false, true}) {
+      const auto in = random_inputs(4, 2, 5, 9, 8, 1 + causal + 2 * bias);
+      std::vector<double> expected(4 * 5 * 8);
+      attn::dense_attention(problem_of(in, causal, 0.3, bias), expected.data());
+      const auto out = dense_attention(in.q, in.k, in.v, bias ? std::optional(in.bias) : std::nullopt, causal, 0.3);
+      EXPECT_LT(max_error(out, expected), 1e-12) << "causal " << causal << " bias " << bias;
+    }
+}
+
+TEST(Ops, BucketAttentionEqualsTheReferenceAndOneBucketIsDense) {
+  const auto in = random_inputs(2, 1, 12, 12, 8, 7);
+  for (const auto& [fn, name] : {std::pair{attn::BucketFunction::lsh, "lsh"},
+                                 std::pair{attn::BucketFunction::lsh_sha256, "lsh_sha256"}})
+    for (const bool causal : {false, true}) {
+      attn::BucketConfig config;
+      config.bucket_bits = 2;
+      config.rounds = 2;
+      config.function = fn;
+      config.seed = 3;
+      std::vector<double> expected(2 * 12 * 8);
+      attn::bucket_attention(problem_of(in, causal, 0.5, false), config, expected.data());
+      const auto out = bucket_attention(in.q, in.k, in.v, 2, 2, name, 3, causal, 0.5);
+      EXPECT_LT(max_error(out, expected), 1e-12) << name << " causal " << causal;
+    }
+  const auto one_bucket = bucket_attention(in.q, in.k, in.v, 0, 1, "lsh", 0, true, 0.5);
+  const auto dense = dense_attention(in.q, in.k, in.v, std::nullopt, true, 0.5);
+  EXPECT_LT((one_bucket - dense).abs().max().item<double>(), 1e-12);
+}
+
+// Central differences of sum(out · w) for a fixed random w, against autograd; step 1e-6, float64.
+void expect_gradient(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
+                     std::vector<torch::Tensor> inputs, const std::string& what) {
+  for (auto& x : inputs) x = x.clone().requires_grad_(true);
+  const auto w = torch::randn_like(f(inputs).detach());
+  (f(inputs) * w).sum().backward();
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto analytic = inputs[i].grad().contiguous().view({-1});
+    auto flat = inputs[i].detach().clone().contiguous();
+    auto view = flat.view({-1});
+    double worst = 0;
+    for (int64_t j = 0; j < view.size(0); ++j) {
+      const double saved = view[j].item<double>();
+      std::vector<torch::Tensor> probe;
+      for (std::size_t m = 0; m < inputs.size(); ++m) probe.push_back(m == i ? flat : inputs[m].detach());
+      view[j] = saved + 1e-6;
+      const double up = (f(probe) * w).sum().item<double>();
+      view[j] = saved - 1e-6;
+      const double down = (f(probe) * w).sum().item<double>();
+      view[j] = saved;
+      worst = std::max(worst, std::abs((up - down) / 2e-6 - analytic[j].item<double>()));
+    }
+    EXPECT_LT(worst, 1e-6) << what << ", input " << i;  // central differences: error O(h²) + rounding/h
+  }
+}
+
+TEST(Ops, DenseGradientsMatchFiniteDifferences) {
+  const auto in = random_inputs(2, 1, 3, 5, 4, 11);
+  expect_gradient([](const std::vector<torch::Tensor>& x) { return dense_attention(x[0], x[1], x[2], x[3], true, 0.7); },
+                  {in.q, in.k, in.v, in.bias}, "dense causal with bias");
+}
+
+TEST(Ops, BucketGradientsMatchFiniteDifferences) {
+  // Buckets are constants of q and k: a 1e-6 step moves no random-data vector across a bucket border.
+  const auto in = random_inputs(2, 2, 6, 6, 4, 13);
+  expect_gradient(
+      [](const std::vector<torch::Tensor>& x) { return bucket_attention(x[0], x[1], x[2], 1, 2, "lsh", 5, true, 0.7); },
+      {in.q, in.k, in.v}, "bucket lsh causal");
+}
+
+TEST(Ops, SignSteIsSignForwardAndClippedIdentityBackward) {
+  const auto x = torch::tensor({-2.0, -0.5, 0.0, 0.25, 1.0, 3.0}, f64).requires_grad_(true);
+  const auto y = sign_ste(x);
+  EXPECT_TRUE(torch::equal(y.detach(), torch::tensor({-1.0, -1.0, 1.0, 1.0, 1.0, 1.0}, f64)));
+  (y * torch::tensor({1.0, 2.0, 3.0, 4.0, 5.0, 6.0}, f64)).sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), torch::tensor({0.0, 2.0, 3.0, 4.0, 5.0, 0.0}, f64)));
+}
+
+TEST(Ops, PackSignaturesMatchesTheReference) {
+  torch::manual_seed(17);
+  const auto logits = torch::randn({5, 70}, f64);
+  std::vector<std::uint64_t> expected(5 * 2);
+  attn::pack_signatures(logits.data_ptr<double>(), 5, 70, expected.data());
+  const auto packed = pack_signatures(logits);
+  ASSERT_EQ(packed.sizes(), (std::vector<int64_t>{5, 2}));
+  for (int64_t i = 0; i < 10; ++i)
+    EXPECT_EQ(static_cast<std::uint64_t>(packed.view({-1})[i].item<int64_t>()), expected[static_cast<std::size_t>(i)]);
+}
+
+TEST(Ops, NonContiguousInputsGiveTheSameResult) {
+  const auto in = random_inputs(2, 2, 4, 6, 8, 19);
+  const auto q_t = in.q.transpose(1, 2).contiguous().transpose(1, 2);  // same values, other strides
+  ASSERT_FALSE(q_t.is_contiguous());
+  EXPECT_TRUE(torch::allclose(dense_attention(q_t, in.k, in.v, std::nullopt, false, 1.0),
+                              dense_attention(in.q, in.k, in.v, std::nullopt, false, 1.0), 0, 1e-14));
+  EXPECT_TRUE(torch::allclose(bucket_attention(q_t, in.k, in.v, 2, 1, "lsh", 0, false, 1.0),
+                              bucket_attention(in.q, in.k, in.v, 2, 1, "lsh", 0, false, 1.0), 0, 1e-14));
+}
+
+TEST(Ops, RegisteredAsTorchOpsHashhop) {
+  const auto in = random_inputs(2, 1, 3, 4, 4, 23);
+  auto op = c10::Dispatcher::singleton()
+                .findSchemaOrThrow("hashhop::dense_attention", "")
+                .typed<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                     const std::optional<torch::Tensor>&, bool, double)>();
+  EXPECT_TRUE(torch::equal(op.call(in.q, in.k, in.v, std::nullopt, true, 0.5),
+                           dense_attention(in.q, in.k, in.v, std::nullopt, true, 0.5)));
+  for (const char* name : {"hashhop::bucket_attention", "hashhop::sign_ste", "hashhop::pack_signatures"})
+    EXPECT_NO_THROW(c10::Dispatcher::singleton().findSchemaOrThrow(name, "")) << name;
+}
+
+void expect_error(const std::function<void()>& call, const std::string& text) {
+  try {
+    call();
+    ADD_FAILURE() << "no error; expected one mentioning: " << text;
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find(text), std::string::npos) << e.what_without_backtrace();
+  }
+}
+
+TEST(Ops, BadArgumentsGiveClearErrors) {
+  const auto in = random_inputs(4, 2, 3, 5, 8, 29);
+  expect_error([&] { dense_attention(in.q[0], in.k, in.v, std::nullopt, false, 1); }, "dense_attention: q, k and v must be [heads, n, dim]");
+  expect_error([&] { dense_attention(in.q, in.k.to(torch::kFloat32), in.v, std::nullopt, false, 1); }, "must share one dtype");
+  expect_error([&] { dense_attention(in.q.to(torch::kInt64), in.k, in.v, std::nullopt, false, 1); }, "q must be a floating-point tensor");
+  expect_error([&] { dense_attention(in.q, in.k, in.v.narrow(1, 0, 4), std::nullopt, false, 1); }, "k and v must have one shape");
+  expect_error([&] { dense_attention(in.q.narrow(0, 0, 3), in.k, in.v, std::nullopt, false, 1); }, "heads_q (3) must be a multiple of heads_kv (2)");
+  expect_error([&] { dense_attention(in.q, in.k, in.v, in.bias.narrow(0, 0, 4), false, 1); }, "key_bias must be [n_k]");
+  expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 0, "lsh", 0, false, 1); }, "rounds must be >= 1");
+  expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 1, "md5", 0, false, 1); }, "bucket_fn must be lsh");
+  expect_error([&] { sign_ste(torch::ones({2}, torch::kInt64)); }, "sign_ste: x must be a floating-point tensor");
+  expect_error([&] { pack_signatures(torch::ones({3}, f64)); }, "pack_signatures: logits must be [n, bits]");
+}
+
+}  // namespace
+}  // namespace hashhop::ops
