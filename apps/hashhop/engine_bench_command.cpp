@@ -123,13 +123,12 @@ Row run_engine(model::HashHopTransformer& m, std::uint64_t chars, int hops, cons
   for (const auto& config : problems_for(chars, hops, o).configs) {
     const bench::HashHopProblem problem(config);
     auto start = Clock::now();
-    std::uint64_t touched = 0;  // the generator alone, for its share of the prefill time
-    problem.stream_prompt([&](std::string_view chunk) { touched += static_cast<unsigned char>(chunk.back()); }, "\n");
+    static volatile std::uint64_t touched = 0;  // the generator alone, for its share of the prefill time
+    problem.stream_prompt([&](std::string_view chunk) { touched = touched + static_cast<unsigned char>(chunk.back()); }, "\n");
     row.generate_s += seconds_since(start);
-    if (touched == 42) std::fputc(' ', stderr);  // keeps the loop from being optimised away
 
     engine::Engine engine(m);
-    io::ProgressBar bar("prefill " + std::to_string(chars / 1000000) + "M", problem.n_lines(), "lines");
+    io::ProgressBar bar("prefill " + std::to_string(chars) + " chars", problem.n_lines(), "lines");
     start = Clock::now();
     problem.stream_prompt([&](std::string_view chunk) { engine.prefill(chunk); }, "\n",
                           [&](std::uint64_t lines) { bar.update(lines); });
