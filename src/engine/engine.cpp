@@ -216,6 +216,13 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
   candidates.value_rows = torch::arange(width, options.dtype(torch::kInt64)).view({1, width}).expand({batch, width});
   candidates.run_values = model_->run_values(run_table(value_letters, max_run, options)).view({batch, width, -1});
 
+  const auto all_visible = [&](std::int64_t n) { return torch::full({batch, 1}, n - 1, options.dtype(torch::kInt64)); };
+  // Every row found its key and hits read only their bucket: the background would be all -inf, so the
+  // common case skips it (and its S + 2S columns) altogether.
+  const bool any_miss = std::any_of(found.begin(), found.end(), [](const auto& f) { return f.empty(); });
+  if (!any_miss && !options_.background_on_hits)
+    return model_->read(q, {&candidates, &completion}, {all_visible(width), completion_limit});
+
   // The background, for rows that missed (or all rows), without the entries a row already reads.
   model::Memory rest = background();
   const auto n_rest = rest.log_gate.size(1);
@@ -241,7 +248,6 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
     }
     rest.log_gate = gate_rows.to(options);
   }
-  const auto all_visible = [&](std::int64_t n) { return torch::full({batch, 1}, n - 1, options.dtype(torch::kInt64)); };
   return model_->read(q, {&candidates, &rest, &completion}, {all_visible(width), all_visible(n_rest), completion_limit});
 }
 

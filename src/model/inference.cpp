@@ -129,7 +129,6 @@ int answer_byte_limit(const ModelConfig& config, int hops, bool cot) {
   return cot ? hops * hash_bytes : hash_bytes;
 }
 
-
 std::string answer_queries(HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
                            const std::vector<std::string>& keys, const PromptOptions& options) {
   const PromptMemory memory = encode_prompt(model, std::string(prompt) + "\n", options);
