@@ -18,6 +18,7 @@ Command add_score_command(CLI::App& root);
 Command add_demo_command(CLI::App& root);
 Command add_solve_command(CLI::App& root);
 Command add_attn_check_command(CLI::App& root);
+Command add_attn_bench_command(CLI::App& root);
 Command add_train_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_answer_command(CLI::App& root);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
       hashhop::cli::add_solve_command(root),
       hashhop::cli::add_demo_command(root),
       hashhop::cli::add_attn_check_command(root),
+      hashhop::cli::add_attn_bench_command(root),
       hashhop::cli::add_train_command(root),
       hashhop::cli::add_eval_command(root),
       hashhop::cli::add_answer_command(root),

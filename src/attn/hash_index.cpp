@@ -66,23 +66,25 @@ void CodeTable::find(std::uint64_t code, std::vector<int>& out) const {
   }
 }
 
+std::vector<std::vector<int>> sampled_bit_positions(const IndexConfig& config) {
+  std::vector<std::vector<int>> sampled;
+  for (int t = 0; t < config.tables; ++t) {
+    const bench::FeistelPermutation perm(static_cast<std::uint64_t>(config.bits), bench::mix64(config.seed + static_cast<std::uint64_t>(t)));
+    std::vector<int> bits;
+    for (int b = 0; b < config.bits_per_table; ++b) bits.push_back(static_cast<int>(perm(static_cast<std::uint64_t>(b))));
+    sampled.push_back(bits);
+  }
+  return sampled;
+}
+
 SignatureIndex::SignatureIndex(const IndexConfig& config) : config_(config) {
   if (config.bits < 1 || config.bits > 64) throw std::invalid_argument("bits: the index keys on at most 64 bits");
   if (config.tables < 0) throw std::invalid_argument("tables: must be >= 0");
   if (config.tables > 0 && (config.bits_per_table < 1 || config.bits_per_table > config.bits)) {
     throw std::invalid_argument("bits_per_table: must be in [1, bits]");
   }
-  const int n_tables = std::max(config.tables, 1);
-  tables_.assign(static_cast<std::size_t>(n_tables), CodeTable());
-  if (config.tables > 0) {
-    // Each table samples K distinct bit positions: a keyed permutation of [0, bits), first K taken.
-    for (int t = 0; t < config.tables; ++t) {
-      const bench::FeistelPermutation perm(static_cast<std::uint64_t>(config.bits), bench::mix64(config.seed + static_cast<std::uint64_t>(t)));
-      std::vector<int> bits;
-      for (int b = 0; b < config.bits_per_table; ++b) bits.push_back(static_cast<int>(perm(static_cast<std::uint64_t>(b))));
-      sampled_bits_.push_back(bits);
-    }
-  }
+  tables_.assign(static_cast<std::size_t>(std::max(config.tables, 1)), CodeTable());
+  sampled_bits_ = sampled_bit_positions(config);
 }
 
 std::uint64_t SignatureIndex::table_code(int table, std::uint64_t signature) const {

@@ -45,6 +45,10 @@ struct IndexConfig {
   std::uint64_t seed = 0;
 };
 
+// The K bit positions each LSH table samples (a keyed permutation of [0, bits), first K taken); empty in
+// exact mode. Shared with the CUDA index so both find the same candidates.
+std::vector<std::vector<int>> sampled_bit_positions(const IndexConfig& config);
+
 // A streaming index over the signatures of one kv head.
 class SignatureIndex {
  public:

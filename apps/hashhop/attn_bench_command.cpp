@@ -1,0 +1,64 @@
+// `hashhop attn-bench`: GPU attention benchmark, PyTorch SDPA (flash, cuDNN) against our CUDA kernels in
+// one process: decode (signature top-k, hash index) and causal prefill (bucket). Run `hashhop attn-bench --help`.
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "attn_bench.h"
+#include "command.h"
+#include "hashhop/io/atomic_output.h"
+
+namespace hashhop::cli {
+namespace {
+
+// "65536,1048576" -> sizes; "" -> none (skips that section). Errors name the option and the item.
+std::vector<std::int64_t> parse_token_counts(const std::string& option, const std::string& text) {
+  std::vector<std::int64_t> sizes;
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    std::size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || item.empty() || value < 64 || value > (1LL << 30)) {
+      throw std::invalid_argument(option + ": expected token counts in [64, 2^30] separated by commas, got '" + item + "'");
+    }
+    sizes.push_back(value);
+    start = comma + 1;
+  }
+  return sizes;
+}
+
+}  // namespace
+
+Command add_attn_bench_command(CLI::App& root) {
+  struct Options {
+    std::string decode = "65536,1048576,4194304,16777216";
+    std::string prefill = "32768,131072,524288,1048576";
+    AttentionBenchOptions bench;
+    std::string json_path;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("attn-bench", "GPU benchmark: SDPA flash/cuDNN vs signature top-k, hash index and bucket attention");
+  app->add_option("--decode-sizes", o->decode, "Cached tokens for the decode table (comma list; empty skips it)")->capture_default_str();
+  app->add_option("--prefill-sizes", o->prefill, "Tokens for the causal prefill table (comma list; empty skips it)")->capture_default_str();
+  app->add_option("--bucket-size", o->bench.bucket_size, "Mean keys per bucket in prefill: 2^bits = tokens / this")
+      ->check(CLI::Range(16, 1 << 20))->capture_default_str();
+  app->add_option("--repeats", o->bench.repeats, "Timed runs per decode measurement (median reported)")->check(CLI::Range(1, 1000))->capture_default_str();
+  app->add_option("--prefill-repeats", o->bench.prefill_repeats, "Timed runs per prefill measurement")->check(CLI::Range(1, 100))->capture_default_str();
+  app->add_option("--json", o->json_path, "Also write every row as JSON");
+  return {app, [o] {
+            o->bench.decode_sizes = parse_token_counts("--decode-sizes", o->decode);
+            o->bench.prefill_sizes = parse_token_counts("--prefill-sizes", o->prefill);
+            const nlohmann::json report = run_attention_bench(o->bench);
+            if (!o->json_path.empty()) io::write_file_atomically(o->json_path, report.dump(2) + "\n");
+            return 0;
+          }};
+}
+
+}  // namespace hashhop::cli

@@ -1,0 +1,41 @@
+// CUDA path of bucket hash attention (sm_90), prefill or decode: sort queries and keys by (round, head,
+// bucket) with a stable radix sort, then tiled exact softmax over each query's bucket. Torch-free params.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hashhop::attn::cuda {
+
+// Layouts as in attention_problem.h: q [heads_q, n_q, dim], k/v [heads_kv, n_k, dim]; with `causal`,
+// query i sits at key position n_k - n_q + i. Bucket ids come from the caller (the float64 reference,
+// lsh_bucket_ids below, or any other bucket function), so both paths can agree on every bucket.
+// A query attends to the keys sharing its bucket in any round, each key once (counted in the first
+// round it shares), exactly the set of the CPU reference; rounds are merged by log-sum-exp.
+struct BucketAttentionParams {
+  const __nv_bfloat16* q = nullptr;
+  const __nv_bfloat16* k = nullptr;
+  const __nv_bfloat16* v = nullptr;
+  const std::uint32_t* q_buckets = nullptr;  // [rounds, heads_q, n_q], each < 2^bucket_bits
+  const std::uint32_t* k_buckets = nullptr;  // [rounds, heads_kv, n_k]
+  int heads_q = 1, heads_kv = 1, n_q = 1, n_k = 1, dim = 128;  // dim: 64 or 128
+  int bucket_bits = 4, rounds = 1;
+  bool causal = false;
+  float scale = 1.0f;
+  float* out = nullptr;       // [heads_q, n_q, dim]; a query with no keys gets zeros
+  float* lse = nullptr;       // [heads_q, n_q] or null; -inf for a query with no keys
+  void* workspace = nullptr;  // bucket_workspace_bytes(...) bytes
+};
+
+// Throws std::invalid_argument naming the field (sizes, dim, bucket_bits + log2(rounds * heads) > 32).
+std::size_t bucket_workspace_bytes(const BucketAttentionParams& params);
+void bucket_attention(const BucketAttentionParams& params, cudaStream_t stream);
+
+// Reformer's angular LSH from projections x·R ([n, columns] float, R from attn::bucket_projection):
+// bucket = argmax over [xR, -xR], ties to the first in the reference's order (+c before -c, c ascending).
+void lsh_bucket_ids(const float* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream);
+
+}  // namespace hashhop::attn::cuda

@@ -1,0 +1,15 @@
+// The CUDA side of the consistency harness: every CUDA kernel against its float64 CPU reference on
+// random inputs (same rows as attn-check's CPU table). Plain C++ header: the CLI includes it with g++.
+#pragma once
+
+#include <vector>
+
+#include "hashhop/attn/consistency.h"
+
+namespace hashhop::attn::cuda {
+
+// Signature top-k decode, bucket attention (prefill, decode, multi-round, causal offsets), LSH bucket
+// ids and the hash index (exact and LSH, streamed inserts). Throws std::runtime_error without a GPU.
+std::vector<ConsistencyResult> run_cuda_consistency(unsigned seed = 0);
+
+}  // namespace hashhop::attn::cuda
