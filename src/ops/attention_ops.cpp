@@ -1,12 +1,16 @@
-// torch.ops.hashhop.* (see attention_ops.h): dense and bucket attention built from differentiable
-// LibTorch ops, bucket ids from the float64 CPU reference (so both paths agree on every bucket).
+// torch.ops.hashhop.* (see attention_ops.h): attention built from differentiable LibTorch ops over the
+// keys the float64 CPU references select (buckets, signature top-k, index candidates), so both agree.
 #include "hashhop/ops/attention_ops.h"
 
 #include <torch/library.h>
 
+#include <functional>
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "hashhop/attn/bucket_attention.h"
+#include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 
 namespace hashhop::ops {
@@ -48,6 +52,29 @@ torch::Tensor causal_visible(int64_t heads, int64_t n_q, int64_t n_k, bool causa
   if (!causal) return torch::ones({heads, n_q, n_k}, opts.dtype(torch::kBool));
   const auto last = torch::arange(n_q, opts) + (n_k - n_q);  // inclusive
   return (torch::arange(n_k, opts).view({1, n_k}) <= last.view({n_q, 1})).unsqueeze(0).expand({heads, n_q, n_k});
+}
+
+void check_signatures(const char* op, const torch::Tensor& signatures, const char* name, int64_t heads, int64_t n, int64_t words) {
+  TORCH_CHECK(signatures.scalar_type() == torch::kInt64, op, ": ", name, " must be int64 (packed words), got ", signatures.scalar_type());
+  const bool shaped = words == 0 ? signatures.dim() == 2 && signatures.size(0) == heads && signatures.size(1) == n
+                                 : signatures.dim() == 3 && signatures.size(0) == heads && signatures.size(1) == n && signatures.size(2) == words;
+  TORCH_CHECK(shaped, op, ": ", name, " must be [", heads, ", ", n, words ? ", " + std::to_string(words) : std::string(), "], got ",
+              signatures.sizes());
+}
+
+// A [heads_q, n_q, n_k] mask from a per-query key selector (the references' selection rules).
+torch::Tensor selection_mask(int64_t heads_q, int64_t n_q, int64_t n_k, const std::function<void(int, int, std::vector<int>&)>& select) {
+  auto mask = torch::zeros({heads_q, n_q, n_k}, torch::kBool);
+  auto* m = mask.data_ptr<bool>();
+  std::vector<int> keys;
+  for (int h = 0; h < heads_q; ++h) {
+    for (int i = 0; i < n_q; ++i) {
+      keys.clear();
+      select(h, i, keys);
+      for (int key : keys) m[(static_cast<int64_t>(h) * n_q + i) * n_k + key] = true;
+    }
+  }
+  return mask;
 }
 
 attn::BucketFunction parse_bucket_fn(const std::string& name) {
@@ -122,6 +149,64 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
   return attend_visible(q, k, v, visible, std::nullopt, scale);
 }
 
+torch::Tensor signature_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
+                                  int64_t sinks, int64_t window, int64_t top_k, double top_fraction, bool causal,
+                                  double scale) {
+  check_qkv("signature_attention", q, k, v);
+  TORCH_CHECK(bits >= 1 && bits <= 4096, "signature_attention: bits must be in [1, 4096], got ", bits);
+  TORCH_CHECK(sinks >= 0 && window >= 0 && top_k >= 0 && top_fraction >= 0 && top_fraction <= 1,
+              "signature_attention: sinks, window, top_k must be >= 0 and top_fraction in [0, 1]");
+  TORCH_CHECK(!causal || q.size(1) <= k.size(1), "signature_attention: causal needs n_q <= n_k");
+  const int64_t words = attn::signature_words(static_cast<int>(bits));
+  check_signatures("signature_attention", q_signatures, "q_signatures", q.size(0), q.size(1), words);
+  check_signatures("signature_attention", k_signatures, "k_signatures", k.size(0), k.size(1), words);
+  const auto qs = q_signatures.to(torch::kCPU).contiguous(), ks = k_signatures.to(torch::kCPU).contiguous();
+  const auto* qw = reinterpret_cast<const std::uint64_t*>(qs.data_ptr<int64_t>());
+  const auto* kw = reinterpret_cast<const std::uint64_t*>(ks.data_ptr<int64_t>());
+  const attn::SignatureConfig config{static_cast<int>(bits), static_cast<int>(sinks), static_cast<int>(window), static_cast<int>(top_k), top_fraction};
+  const int64_t n_q = q.size(1), n_k = k.size(1), group = q.size(0) / k.size(0);
+  const auto mask = selection_mask(q.size(0), n_q, n_k, [&](int h, int i, std::vector<int>& keys) {
+    const int last = static_cast<int>(causal ? n_k - n_q + i : n_k - 1);
+    keys = attn::select_signature_keys(qw + (h * n_q + i) * words, kw + (h / group) * n_k * words, last, config);
+  });
+  return attend_visible(q, k, v, mask.to(q.device()), std::nullopt, scale);
+}
+
+torch::Tensor index_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
+                              int64_t tables, int64_t bits_per_table, int64_t seed, bool causal, double scale) {
+  check_qkv("index_attention", q, k, v);
+  TORCH_CHECK(!causal || q.size(1) <= k.size(1), "index_attention: causal needs n_q <= n_k");
+  check_signatures("index_attention", q_signatures, "q_signatures", q.size(0), q.size(1), 0);
+  check_signatures("index_attention", k_signatures, "k_signatures", k.size(0), k.size(1), 0);
+  attn::IndexConfig config;
+  config.bits = static_cast<int>(bits);
+  config.tables = static_cast<int>(tables);
+  config.bits_per_table = static_cast<int>(bits_per_table);
+  config.seed = static_cast<std::uint64_t>(seed);
+  std::vector<attn::SignatureIndex> indexes;
+  const auto ks = k_signatures.to(torch::kCPU).contiguous(), qs = q_signatures.to(torch::kCPU).contiguous();
+  const int64_t n_q = q.size(1), n_k = k.size(1), group = q.size(0) / k.size(0);
+  const auto* kw = ks.data_ptr<int64_t>();
+  try {
+    for (int64_t kv = 0; kv < k.size(0); ++kv) {
+      indexes.emplace_back(config);
+      for (int64_t j = 0; j < n_k; ++j) indexes.back().insert(static_cast<std::uint64_t>(kw[kv * n_k + j]), static_cast<int>(j));
+    }
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, "index_attention: ", e.what());
+  }
+  const auto* qw = qs.data_ptr<int64_t>();
+  const auto mask = selection_mask(q.size(0), n_q, n_k, [&](int h, int i, std::vector<int>& keys) {
+    const int64_t last = causal ? n_k - n_q + i : n_k - 1;
+    for (int key : indexes[static_cast<std::size_t>(h / group)].candidates(static_cast<std::uint64_t>(qw[h * n_q + i]))) {
+      if (key <= last) keys.push_back(key);
+    }
+  });
+  return attend_visible(q, k, v, mask.to(q.device()), std::nullopt, scale);
+}
+
 torch::Tensor sign_ste(const torch::Tensor& x) {
   TORCH_CHECK(x.is_floating_point(), "sign_ste: x must be a floating-point tensor, got ", x.scalar_type());
   return SignSte::apply(x);
@@ -145,6 +230,12 @@ TORCH_LIBRARY(hashhop, m) {
   m.def("bucket_attention(Tensor q, Tensor k, Tensor v, int bucket_bits=4, int rounds=1, str bucket_fn='lsh', "
         "int seed=0, bool causal=False, float scale=1.0) -> Tensor",
         &hashhop::ops::bucket_attention);
+  m.def("signature_attention(Tensor q, Tensor k, Tensor v, Tensor q_signatures, Tensor k_signatures, int bits=64, "
+        "int sinks=0, int window=0, int top_k=0, float top_fraction=0.0, bool causal=False, float scale=1.0) -> Tensor",
+        &hashhop::ops::signature_attention);
+  m.def("index_attention(Tensor q, Tensor k, Tensor v, Tensor q_signatures, Tensor k_signatures, int bits=64, "
+        "int tables=0, int bits_per_table=16, int seed=0, bool causal=False, float scale=1.0) -> Tensor",
+        &hashhop::ops::index_attention);
   m.def("sign_ste(Tensor x) -> Tensor", &hashhop::ops::sign_ste);
   m.def("pack_signatures(Tensor logits) -> Tensor", &hashhop::ops::pack_signatures);
 }

@@ -12,6 +12,7 @@
 
 #include "hashhop/attn/attention_problem.h"
 #include "hashhop/attn/bucket_attention.h"
+#include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 #include "hashhop/ops/attention_ops.h"
 
@@ -82,6 +83,46 @@ TEST(Ops, BucketAttentionEqualsTheReferenceAndOneBucketIsDense) {
   EXPECT_LT((one_bucket - dense).abs().max().item<double>(), 1e-12);
 }
 
+// Random packed signatures: few distinct values, so top-k ties and shared index codes happen.
+torch::Tensor random_signatures(std::vector<int64_t> shape, uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(0, 4, shape, torch::kInt64) * static_cast<int64_t>(0x1e3779b97f4a7c15LL);
+}
+
+TEST(Ops, SignatureAttentionEqualsTheReference) {
+  const auto in = random_inputs(4, 2, 6, 20, 8, 31);
+  const auto qs = random_signatures({4, 6, 2}, 32), ks = random_signatures({2, 20, 2}, 33);
+  for (const bool causal : {false, true}) {
+    auto p = problem_of(in, causal, 0.4, false);
+    const attn::SignatureConfig config{100, 1, 2, 3, 0.0};
+    std::vector<double> expected(p.out_size());
+    attn::signature_attention(p, reinterpret_cast<const std::uint64_t*>(qs.data_ptr<int64_t>()),
+                              reinterpret_cast<const std::uint64_t*>(ks.data_ptr<int64_t>()), config, expected.data());
+    const auto out = signature_attention(in.q, in.k, in.v, qs, ks, 100, 1, 2, 3, 0.0, causal, 0.4);
+    EXPECT_LT(max_error(out, expected), 1e-12) << "causal " << causal;
+  }
+  // k >= n keeps every key: dense.
+  const auto all = signature_attention(in.q, in.k, in.v, qs, ks, 100, 0, 0, 20, 0.0, true, 0.4);
+  EXPECT_LT((all - dense_attention(in.q, in.k, in.v, std::nullopt, true, 0.4)).abs().max().item<double>(), 1e-12);
+}
+
+TEST(Ops, IndexAttentionEqualsTheReference) {
+  const auto in = random_inputs(2, 1, 5, 16, 8, 37);
+  const auto qs = random_signatures({2, 5}, 38), ks = random_signatures({1, 16}, 39);
+  for (const int tables : {0, 3}) {
+    attn::IndexConfig config;
+    config.tables = tables;
+    config.bits_per_table = 8;
+    config.seed = 4;
+    auto p = problem_of(in, true, 0.6, false);
+    std::vector<double> expected(p.out_size());
+    attn::index_attention(p, reinterpret_cast<const std::uint64_t*>(qs.data_ptr<int64_t>()),
+                          reinterpret_cast<const std::uint64_t*>(ks.data_ptr<int64_t>()), config, expected.data());
+    const auto out = index_attention(in.q, in.k, in.v, qs, ks, 64, tables, 8, 4, true, 0.6);
+    EXPECT_LT(max_error(out, expected), 1e-12) << "tables " << tables;
+  }
+}
+
 // Central differences of sum(out · w) for a fixed random w, against autograd; step 1e-6, float64.
 void expect_gradient(const std::function<torch::Tensor(const std::vector<torch::Tensor>&)>& f,
                      std::vector<torch::Tensor> inputs, const std::string& what) {
@@ -122,6 +163,15 @@ TEST(Ops, BucketGradientsMatchFiniteDifferences) {
       {in.q, in.k, in.v}, "bucket lsh causal");
 }
 
+TEST(Ops, SignatureAndIndexGradientsMatchFiniteDifferences) {
+  const auto in = random_inputs(2, 1, 3, 8, 4, 41);
+  const auto qs = random_signatures({2, 3, 1}, 42), ks = random_signatures({1, 8, 1}, 43);
+  expect_gradient([&](const std::vector<torch::Tensor>& x) { return signature_attention(x[0], x[1], x[2], qs, ks, 64, 1, 1, 2, 0.0, true, 0.7); },
+                  {in.q, in.k, in.v}, "signature top-k causal");
+  expect_gradient([&](const std::vector<torch::Tensor>& x) { return index_attention(x[0], x[1], x[2], qs.squeeze(2), ks.squeeze(2), 64, 0, 16, 0, true, 0.7); },
+                  {in.q, in.k, in.v}, "index exact causal");
+}
+
 TEST(Ops, SignSteIsSignForwardAndClippedIdentityBackward) {
   const auto x = torch::tensor({-2.0, -0.5, 0.0, 0.25, 1.0, 3.0}, f64).requires_grad_(true);
   const auto y = sign_ste(x);
@@ -159,7 +209,8 @@ TEST(Ops, RegisteredAsTorchOpsHashhop) {
                                      const std::optional<torch::Tensor>&, bool, double)>();
   EXPECT_TRUE(torch::equal(op.call(in.q, in.k, in.v, std::nullopt, true, 0.5),
                            dense_attention(in.q, in.k, in.v, std::nullopt, true, 0.5)));
-  for (const char* name : {"hashhop::bucket_attention", "hashhop::sign_ste", "hashhop::pack_signatures"})
+  for (const char* name : {"hashhop::bucket_attention", "hashhop::signature_attention", "hashhop::index_attention", "hashhop::sign_ste",
+                           "hashhop::pack_signatures", "hashhop::signature_bce_loss"})
     EXPECT_NO_THROW(c10::Dispatcher::singleton().findSchemaOrThrow(name, "")) << name;
 }
 
@@ -183,6 +234,12 @@ TEST(Ops, BadArgumentsGiveClearErrors) {
   expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 0, "lsh", 0, false, 1); }, "rounds must be >= 1");
   expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 1, "md5", 0, false, 1); }, "bucket_fn must be lsh");
   expect_error([&] { sign_ste(torch::ones({2}, torch::kInt64)); }, "sign_ste: x must be a floating-point tensor");
+  const auto qs = random_signatures({4, 3, 1}, 1), ks = random_signatures({2, 5, 1}, 2);
+  expect_error([&] { signature_attention(in.q, in.k, in.v, qs.to(torch::kInt32), ks, 64, 0, 0, 2, 0, false, 1); }, "q_signatures must be int64");
+  expect_error([&] { signature_attention(in.q, in.k, in.v, qs, ks.narrow(1, 0, 4), 64, 0, 0, 2, 0, false, 1); }, "k_signatures must be [2, 5, 1]");
+  expect_error([&] { signature_attention(in.q, in.k, in.v, qs, ks, 64, 0, 0, 2, 1.5, false, 1); }, "top_fraction in [0, 1]");
+  expect_error([&] { index_attention(in.q, in.k, in.v, qs, ks.squeeze(2), 64, 0, 16, 0, false, 1); }, "q_signatures must be [4, 3]");
+  expect_error([&] { index_attention(in.q, in.k, in.v, qs.squeeze(2), ks.squeeze(2), 64, 2, 70, 0, false, 1); }, "index_attention: bits_per_table");
   expect_error([&] { pack_signatures(torch::ones({3}, f64)); }, "pack_signatures: logits must be [n, bits]");
 }
 

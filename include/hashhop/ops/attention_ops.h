@@ -22,6 +22,22 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
                                int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
                                bool causal, double scale);
 
+// Signature top-k (HashAttention): each query keeps sinks, a recent window and its top_k keys (or
+// top_fraction of its visible keys) by Hamming similarity of packed signatures (q_signatures
+// [heads_q, n_q, words], k_signatures [heads_kv, n_k, words] int64, as pack_signatures makes them),
+// then exact softmax over them. Selection from attn::select_signature_keys; autograd to q, k, v.
+torch::Tensor signature_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
+                                  int64_t sinks, int64_t window, int64_t top_k, double top_fraction, bool causal,
+                                  double scale);
+
+// Hash-index attention: candidates from attn::SignatureIndex over one 64-bit signature per key
+// (q_signatures [heads_q, n_q], k_signatures [heads_kv, n_k] int64); tables = 0 is exact matching,
+// otherwise `tables` LSH tables of bits_per_table sampled bits. Autograd to q, k, v.
+torch::Tensor index_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
+                              int64_t tables, int64_t bits_per_table, int64_t seed, bool causal, double scale);
+
 // sign(x) as ±1 (0 -> +1) forward; backward passes the gradient where |x| <= 1 (hardtanh's gradient),
 // the straight-through estimator HashAttention trains its φ maps with.
 torch::Tensor sign_ste(const torch::Tensor& x);
