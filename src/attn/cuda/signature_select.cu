@@ -44,29 +44,43 @@ Workspace carve(void* base, int heads_q, int n_keys) {
   return w;
 }
 
-// Similarity of every key to the query of its head, and a per-head histogram of similarities.
+// Similarity of every key to the query of its head, and a per-head histogram of similarities. Each warp
+// counts into its own shared histogram, and lanes holding the same similarity add once through
+// __match_any_sync: similarities crowd around bits/2, where plain atomics would serialise.
 template <int kWords>
 __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w) {
-  __shared__ unsigned histogram[kBins];
-  for (int b = threadIdx.x; b < kBins; b += blockDim.x) histogram[b] = 0;
+  constexpr int kWarps = kThreads / 32;
+  __shared__ unsigned histogram[kWarps][kBins];
+  for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
   __syncthreads();
-  const int head = blockIdx.y;
+  const int head = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int kv = head / (p.heads_q / p.heads_kv);
   std::uint64_t query[kWords];
   for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(head) * kWords + i];
   const std::uint64_t* keys = p.key_signatures + static_cast<std::size_t>(kv) * p.n_keys * kWords;
   std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * p.n_keys;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < p.n_keys; j += gridDim.x * blockDim.x) {
-    int differing = 0;
-    for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
-    const bool forced = j < p.sinks || j >= p.n_keys - p.window;
-    const std::uint8_t s = forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
-    similarity[j] = s;
-    atomicAdd(&histogram[s], 1u);
+  const int stride = gridDim.x * blockDim.x;
+  // Every lane of a warp runs the same number of iterations (the bound is rounded up to a warp's worth),
+  // so __match_any_sync sees the full warp; lanes past the end vote with a value no key has.
+  const int end = (p.n_keys + 31) / 32 * 32;
+  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j - lane < end; j += stride) {
+    unsigned value = kBins;  // out of range: matches only other out-of-range lanes, never counted
+    if (j < p.n_keys) {
+      int differing = 0;
+      for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
+      const bool forced = j < p.sinks || j >= p.n_keys - p.window;
+      const std::uint8_t s = forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
+      similarity[j] = s;
+      value = s;
+    }
+    const unsigned peers = __match_any_sync(0xffffffffu, value);
+    if (value < kBins && lane == __ffs(peers) - 1) atomicAdd(&histogram[warp][value], static_cast<unsigned>(__popc(peers)));
   }
   __syncthreads();
   for (int b = threadIdx.x; b < kBins; b += blockDim.x) {
-    if (histogram[b]) atomicAdd(&w.histogram[static_cast<std::size_t>(head) * kBins + b], histogram[b]);
+    unsigned total = 0;
+    for (int v = 0; v < kWarps; ++v) total += histogram[v][b];
+    if (total) atomicAdd(&w.histogram[static_cast<std::size_t>(head) * kBins + b], total);
   }
 }
 

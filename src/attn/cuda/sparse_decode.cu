@@ -1,6 +1,6 @@
 // Split-K exact softmax attention of one query per head over a gathered list of keys (see
-// signature_decode_cuda.h). Each warp streams whole key rows (dim bf16 = 256 bytes at dim 128);
-// blocks write (max, sum, acc) partials that a second kernel merges.
+// signature_decode_cuda.h). Warps stream 4 key rows at a time in 16-byte chunks; blocks write
+// (max, sum, acc) partials that a second kernel merges.
 #include <algorithm>
 #include <cfloat>
 
@@ -23,35 +23,85 @@ Partials carve(void* base, int heads_q, int dim, int splits) {
   return {acc, acc + static_cast<std::size_t>(heads_q) * splits * dim};
 }
 
-template <int kPerLane>  // dim / 32 elements per lane
+// A warp works on 4 keys at once, 8 lanes per key row, each lane loading 16-byte chunks (8 bf16) of
+// K and V: 4 rows in flight per warp instead of 1, whole 16-byte transactions. Each 8-lane group keeps
+// its own running (max, sum, acc); groups and then warps are merged at the end.
+template <int D>
 __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int splits) {
-  __shared__ float warp_acc[kWarps][kPerLane * 32];
+  constexpr int kGroupLanes = 8, kGroups = 32 / kGroupLanes, kChunks = D / 64;  // 16-byte chunks per lane
+  constexpr int kPerLane = kChunks * 8;
+  __shared__ float warp_acc[kWarps][D];
   __shared__ float warp_ml[kWarps][2];
   const int head = blockIdx.y, split = blockIdx.x;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / kGroupLanes, member = lane % kGroupLanes;
   const int kv = head / (p.heads_q / p.heads_kv);
-  const int dim = kPerLane * 32;
+  // Lane `member` owns dims [(member + 8c) * 8, +8) for c < kChunks.
   float q[kPerLane];
-  for (int e = 0; e < kPerLane; ++e) q[e] = __bfloat162float(p.q[static_cast<std::size_t>(head) * dim + lane * kPerLane + e]) * p.scale;
+  for (int c = 0; c < kChunks; ++c) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p.q + static_cast<std::size_t>(head) * D + (member + kGroupLanes * c) * 8);
+    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
+    for (int e = 0; e < 4; ++e) {
+      const float2 f = __bfloat1622float2(pairs[e]);
+      q[c * 8 + 2 * e] = f.x * p.scale, q[c * 8 + 2 * e + 1] = f.y * p.scale;
+    }
+  }
   const int count = p.n_selected[head];
   const int begin = split * kKeysPerSplit, end = min(count, begin + kKeysPerSplit);
   const int* selected = p.selected + static_cast<std::size_t>(head) * p.selected_stride;
-  const __nv_bfloat16* k_base = p.k + static_cast<std::size_t>(kv) * p.n_keys * dim;
-  const __nv_bfloat16* v_base = p.v + static_cast<std::size_t>(kv) * p.n_keys * dim;
+  const __nv_bfloat16* k_base = p.k + static_cast<std::size_t>(kv) * p.n_keys * D;
+  const __nv_bfloat16* v_base = p.v + static_cast<std::size_t>(kv) * p.n_keys * D;
   float running_max = -FLT_MAX, running_sum = 0.f, acc[kPerLane] = {};
-  for (int n = begin + warp; n < end; n += kWarps) {
-    const std::size_t row = static_cast<std::size_t>(selected[n]) * dim + lane * kPerLane;
+  for (int base = begin + warp * kGroups; base < end; base += kWarps * kGroups) {
+    const int n = base + group;
+    const bool active = n < end;
+    uint4 k_raw[kChunks], v_raw[kChunks];
+    if (active) {
+      const std::size_t row = static_cast<std::size_t>(selected[n]) * D;
+      for (int c = 0; c < kChunks; ++c) {
+        k_raw[c] = *reinterpret_cast<const uint4*>(k_base + row + (member + kGroupLanes * c) * 8);
+        v_raw[c] = *reinterpret_cast<const uint4*>(v_base + row + (member + kGroupLanes * c) * 8);
+      }
+    }
     float dot = 0.f;
-    for (int e = 0; e < kPerLane; ++e) dot += q[e] * __bfloat162float(k_base[row + e]);
-    for (int offset = 16; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (active) {
+      for (int c = 0; c < kChunks; ++c) {
+        const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&k_raw[c]);
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __bfloat1622float2(pairs[e]);
+          dot += q[c * 8 + 2 * e] * f.x + q[c * 8 + 2 * e + 1] * f.y;
+        }
+      }
+    }
+    for (int offset = kGroupLanes / 2; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+    if (!active) continue;
     const float new_max = fmaxf(running_max, dot);
     const float correction = __expf(running_max - new_max);
     const float weight = __expf(dot - new_max);
     running_sum = running_sum * correction + weight;
-    for (int e = 0; e < kPerLane; ++e) acc[e] = acc[e] * correction + weight * __bfloat162float(v_base[row + e]);
+    for (int c = 0; c < kChunks; ++c) {
+      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&v_raw[c]);
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __bfloat1622float2(pairs[e]);
+        acc[c * 8 + 2 * e] = acc[c * 8 + 2 * e] * correction + weight * f.x;
+        acc[c * 8 + 2 * e + 1] = acc[c * 8 + 2 * e + 1] * correction + weight * f.y;
+      }
+    }
     running_max = new_max;
   }
-  for (int e = 0; e < kPerLane; ++e) warp_acc[warp][lane * kPerLane + e] = acc[e];
+  // Merge the 4 groups of the warp (same member lanes hold the same dims), then the warps.
+  for (int offset = kGroupLanes; offset < 32; offset *= 2) {
+    const float other_max = __shfl_xor_sync(0xffffffffu, running_max, offset);
+    const float other_sum = __shfl_xor_sync(0xffffffffu, running_sum, offset);
+    const float merged = fmaxf(running_max, other_max);
+    const float mine = __expf(running_max - merged), theirs = __expf(other_max - merged);
+    for (int e = 0; e < kPerLane; ++e) acc[e] = acc[e] * mine + __shfl_xor_sync(0xffffffffu, acc[e], offset) * theirs;
+    running_sum = running_sum * mine + other_sum * theirs;
+    running_max = merged;
+  }
+  if (group == 0) {
+    for (int c = 0; c < kChunks; ++c)
+      for (int e = 0; e < 8; ++e) warp_acc[warp][(member + kGroupLanes * c) * 8 + e] = acc[c * 8 + e];
+  }
   if (lane == 0) {
     warp_ml[warp][0] = running_max;
     warp_ml[warp][1] = running_sum;
@@ -60,10 +110,10 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
   float block_max = -FLT_MAX;
   for (int w = 0; w < kWarps; ++w) block_max = fmaxf(block_max, warp_ml[w][0]);
   const std::size_t out_row = static_cast<std::size_t>(head) * splits + split;
-  for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float sum = 0.f;
     for (int w = 0; w < kWarps; ++w) sum += warp_acc[w][d] * __expf(warp_ml[w][0] - block_max);
-    partials.acc[out_row * dim + d] = sum;
+    partials.acc[out_row * D + d] = sum;
   }
   if (threadIdx.x == 0) {
     float sum = 0.f;
@@ -107,8 +157,8 @@ void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
   const Partials partials = carve(p.workspace, p.heads_q, p.dim, splits);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.heads_q));
   switch (p.dim) {
-    case 64: decode_kernel<2><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
-    case 128: decode_kernel<4><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
+    case 64: decode_kernel<64><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
+    case 128: decode_kernel<128><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
     default: throw std::invalid_argument("dim: the CUDA decode supports 64 and 128");
   }
   HASHHOP_CUDA_CHECK(cudaGetLastError());
