@@ -45,36 +45,52 @@ Workspace carve(void* base, int heads_q, int n_keys) {
 }
 
 // Similarity of every key to the query of its head, and a per-head histogram of similarities. Each warp
-// counts into its own shared histogram, and lanes holding the same similarity add once through
-// __match_any_sync: similarities crowd around bits/2, where plain atomics would serialise.
+// counts into its own shared histogram (similarities crowd around bits/2, and warps of a block would
+// otherwise contend for the same few counters); 64-bit signatures are read two keys per 16-byte load.
+__device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int j, int differing) {
+  const bool forced = j < p.sinks || j >= p.n_keys - p.window;
+  return forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
+}
+
 template <int kWords>
 __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w) {
   constexpr int kWarps = kThreads / 32;
   __shared__ unsigned histogram[kWarps][kBins];
   for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
   __syncthreads();
-  const int head = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int head = blockIdx.y, warp = threadIdx.x / 32;
   const int kv = head / (p.heads_q / p.heads_kv);
   std::uint64_t query[kWords];
   for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(head) * kWords + i];
   const std::uint64_t* keys = p.key_signatures + static_cast<std::size_t>(kv) * p.n_keys * kWords;
   std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * p.n_keys;
+  unsigned* counts = histogram[warp];
   const int stride = gridDim.x * blockDim.x;
-  // Every lane of a warp runs the same number of iterations (the bound is rounded up to a warp's worth),
-  // so __match_any_sync sees the full warp; lanes past the end vote with a value no key has.
-  const int end = (p.n_keys + 31) / 32 * 32;
-  for (int j = blockIdx.x * blockDim.x + threadIdx.x; j - lane < end; j += stride) {
-    unsigned value = kBins;  // out of range: matches only other out-of-range lanes, never counted
-    if (j < p.n_keys) {
+  if constexpr (kWords == 1) {
+    // Pairs of keys: one 16-byte load (keys are 16-byte aligned when n_keys is even; odd n reads singly).
+    const bool paired = (p.n_keys % 2) == 0;
+    const int pairs = paired ? p.n_keys / 2 : 0;
+    for (int pair = blockIdx.x * blockDim.x + threadIdx.x; pair < pairs; pair += stride) {
+      const ulonglong2 two = reinterpret_cast<const ulonglong2*>(keys)[pair];
+      const std::uint8_t a = similarity_of(p, 2 * pair, __popcll(query[0] ^ two.x));
+      const std::uint8_t b = similarity_of(p, 2 * pair + 1, __popcll(query[0] ^ two.y));
+      reinterpret_cast<uchar2*>(similarity)[pair] = make_uchar2(a, b);
+      atomicAdd(&counts[a], 1u);
+      atomicAdd(&counts[b], 1u);
+    }
+    for (int j = 2 * pairs + blockIdx.x * blockDim.x + threadIdx.x; j < p.n_keys; j += stride) {
+      const std::uint8_t s = similarity_of(p, j, __popcll(query[0] ^ keys[j]));
+      similarity[j] = s;
+      atomicAdd(&counts[s], 1u);
+    }
+  } else {
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < p.n_keys; j += stride) {
       int differing = 0;
       for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
-      const bool forced = j < p.sinks || j >= p.n_keys - p.window;
-      const std::uint8_t s = forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
+      const std::uint8_t s = similarity_of(p, j, differing);
       similarity[j] = s;
-      value = s;
+      atomicAdd(&counts[s], 1u);
     }
-    const unsigned peers = __match_any_sync(0xffffffffu, value);
-    if (value < kBins && lane == __ffs(peers) - 1) atomicAdd(&histogram[warp][value], static_cast<unsigned>(__popc(peers)));
   }
   __syncthreads();
   for (int b = threadIdx.x; b < kBins; b += blockDim.x) {
@@ -84,25 +100,27 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w) {
   }
 }
 
-// Per head: the similarity threshold t with count(> t) < budget <= count(>= t), and how many keys at t to keep.
+// Per head (one block of kBins threads): the similarity threshold t with count(> t) < budget <= count(>= t),
+// and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan counts keys >= that bin.
 __global__ void threshold_kernel(SignatureSelectParams p, Workspace w) {
-  const int head = blockIdx.x * blockDim.x + threadIdx.x;
-  if (head >= p.heads_q) return;
+  using Scan = cub::BlockScan<int, kBins>;
+  __shared__ typename Scan::TempStorage storage;
+  __shared__ int first;
+  const int head = blockIdx.x, i = threadIdx.x;
   const unsigned* histogram = w.histogram + static_cast<std::size_t>(head) * kBins;
+  const int count = static_cast<int>(histogram[kBins - 1 - i]);
   const int budget = min(p.n_keys, static_cast<int>(histogram[kForced]) + p.top_k);
-  int above = 0, threshold = 0, ties = 0;
-  for (int b = kBins - 1; b >= 0; --b) {
-    const int count = static_cast<int>(histogram[b]);
-    if (above + count >= budget) {
-      threshold = b;
-      ties = budget - above;
-      break;
-    }
-    above += count;
+  int at_least = 0;
+  Scan(storage).InclusiveSum(count, at_least);
+  if (i == 0) first = kBins;
+  __syncthreads();
+  if (at_least >= budget) atomicMin(&first, i);
+  __syncthreads();
+  if (i == first) {
+    w.threshold[head * 2] = kBins - 1 - i;
+    w.threshold[head * 2 + 1] = budget - (at_least - count);
+    p.n_selected[head] = budget;
   }
-  w.threshold[head * 2] = threshold;
-  w.threshold[head * 2 + 1] = ties;
-  p.n_selected[head] = budget;
 }
 
 // Per (tile, head): keys strictly above the threshold and keys at it.
@@ -219,7 +237,7 @@ std::size_t select_workspace_bytes(int heads_q, int n_keys) {
          align256(static_cast<std::size_t>(heads_q) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(heads_q) * tiles * 2 * sizeof(int));
 }
 
-void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
+void scan_similarities(const SignatureSelectParams& p, cudaStream_t stream) {
   if (p.bits < 1 || p.bits > 128) throw std::invalid_argument("bits: the CUDA path supports 1..128");
   if (p.heads_q % p.heads_kv != 0) throw std::invalid_argument("heads_q: must be a multiple of heads_kv");
   const Workspace w = carve(p.workspace, p.heads_q, p.n_keys);
@@ -232,7 +250,12 @@ void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
     hamming_scan_kernel<2><<<scan_grid, kThreads, 0, stream>>>(p, w);
   }
   HASHHOP_CUDA_CHECK(cudaGetLastError());
-  threshold_kernel<<<(p.heads_q + 31) / 32, 32, 0, stream>>>(p, w);
+}
+
+void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
+  scan_similarities(p, stream);
+  const Workspace w = carve(p.workspace, p.heads_q, p.n_keys);
+  threshold_kernel<<<p.heads_q, kBins, 0, stream>>>(p, w);
   HASHHOP_CUDA_CHECK(cudaGetLastError());
   const int tiles = tiles_for(p.n_keys);
   const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.heads_q));

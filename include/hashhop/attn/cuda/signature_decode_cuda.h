@@ -25,6 +25,8 @@ struct SignatureSelectParams {
 int max_selected(int n_keys, int sinks, int window, int top_k);
 std::size_t select_workspace_bytes(int heads_q, int n_keys);
 void select_keys(const SignatureSelectParams& params, cudaStream_t stream);
+// The first step of select_keys alone (similarities + histogram into the workspace), for timing the scan.
+void scan_similarities(const SignatureSelectParams& params, cudaStream_t stream);
 
 struct SparseDecodeParams {
   const __nv_bfloat16* q = nullptr;  // [heads_q, dim]
