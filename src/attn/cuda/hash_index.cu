@@ -167,6 +167,9 @@ void index_lookup(const DeviceIndex& index, const IndexLookupParams& p, cudaStre
   if (p.heads_q < 1 || p.heads_q % index.layout.heads_kv) throw std::invalid_argument("index_lookup: heads_q must be a multiple of heads_kv");
   if (p.max_candidates < 1) throw std::invalid_argument("index_lookup: max_candidates must be >= 1");
   if (p.causal && p.n_q > p.n_keys) throw std::invalid_argument("index_lookup: causal needs n_q <= n_keys");
+  if (p.n_keys > p.key_stride || p.n_keys > index.layout.max_keys) {
+    throw std::invalid_argument("index_lookup: n_keys " + std::to_string(p.n_keys) + " exceeds key_stride or max_keys");
+  }
   const int rows = p.heads_q * p.n_q;
   lookup_kernel<<<(rows + 127) / 128, 128, 0, stream>>>(index, p);
   HASHHOP_CUDA_CHECK(cudaGetLastError());
