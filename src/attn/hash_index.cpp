@@ -109,20 +109,30 @@ std::vector<int> SignatureIndex::candidates(std::uint64_t signature) const {
   return out;
 }
 
+std::vector<int> SignatureIndex::candidates_up_to(std::uint64_t signature, int last_key) const {
+  std::vector<int> out = candidates(signature);
+  out.erase(std::upper_bound(out.begin(), out.end(), last_key), out.end());  // ascending: cut the tail
+  return out;
+}
+
+std::vector<SignatureIndex> build_head_indexes(const std::uint64_t* k_signatures, int heads_kv, int n_k, const IndexConfig& config) {
+  std::vector<SignatureIndex> indexes;
+  for (int kv = 0; kv < heads_kv; ++kv) {
+    SignatureIndex index(config);
+    for (int j = 0; j < n_k; ++j) index.insert(k_signatures[static_cast<std::int64_t>(kv) * n_k + j], j);
+    indexes.push_back(std::move(index));
+  }
+  return indexes;
+}
+
 void index_attention(const AttentionProblem& p, const std::uint64_t* q_signatures, const std::uint64_t* k_signatures,
                      const IndexConfig& config, double* out, double* lse) {
   validate(p);
-  std::vector<SignatureIndex> indexes;
-  for (int kv = 0; kv < p.heads_kv; ++kv) {
-    SignatureIndex index(config);
-    for (int j = 0; j < p.n_k; ++j) index.insert(k_signatures[static_cast<std::int64_t>(kv) * p.n_k + j], j);
-    indexes.push_back(std::move(index));
-  }
+  const std::vector<SignatureIndex> indexes = build_head_indexes(k_signatures, p.heads_kv, p.n_k, config);
   attend_selected(p, [&](int h, int i, std::vector<int>& keys) {
-    const int last = p.last_key(i);
-    for (int key : indexes[static_cast<std::size_t>(p.kv_head(h))].candidates(q_signatures[static_cast<std::int64_t>(h) * p.n_q + i])) {
-      if (key <= last) keys.push_back(key);
-    }
+    const std::vector<int> found =
+        indexes[static_cast<std::size_t>(p.kv_head(h))].candidates_up_to(q_signatures[static_cast<std::int64_t>(h) * p.n_q + i], p.last_key(i));
+    keys.insert(keys.end(), found.begin(), found.end());
   }, out, lse);
 }
 

@@ -185,24 +185,19 @@ torch::Tensor index_attention(const torch::Tensor& q, const torch::Tensor& k, co
   config.tables = static_cast<int>(tables);
   config.bits_per_table = static_cast<int>(bits_per_table);
   config.seed = static_cast<std::uint64_t>(seed);
-  std::vector<attn::SignatureIndex> indexes;
   const auto ks = k_signatures.to(torch::kCPU).contiguous(), qs = q_signatures.to(torch::kCPU).contiguous();
   const int64_t n_q = q.size(1), n_k = k.size(1), group = q.size(0) / k.size(0);
-  const auto* kw = ks.data_ptr<int64_t>();
+  std::vector<attn::SignatureIndex> indexes;
   try {
-    for (int64_t kv = 0; kv < k.size(0); ++kv) {
-      indexes.emplace_back(config);
-      for (int64_t j = 0; j < n_k; ++j) indexes.back().insert(static_cast<std::uint64_t>(kw[kv * n_k + j]), static_cast<int>(j));
-    }
+    indexes = attn::build_head_indexes(reinterpret_cast<const std::uint64_t*>(ks.data_ptr<int64_t>()), static_cast<int>(k.size(0)),
+                                       static_cast<int>(n_k), config);
   } catch (const std::invalid_argument& e) {
     TORCH_CHECK(false, "index_attention: ", e.what());
   }
   const auto* qw = qs.data_ptr<int64_t>();
   const auto mask = selection_mask(q.size(0), n_q, n_k, [&](int h, int i, std::vector<int>& keys) {
-    const int64_t last = causal ? n_k - n_q + i : n_k - 1;
-    for (int key : indexes[static_cast<std::size_t>(h / group)].candidates(static_cast<std::uint64_t>(qw[h * n_q + i]))) {
-      if (key <= last) keys.push_back(key);
-    }
+    keys = indexes[static_cast<std::size_t>(h / group)].candidates_up_to(static_cast<std::uint64_t>(qw[h * n_q + i]),
+                                                                         static_cast<int>(causal ? n_k - n_q + i : n_k - 1));
   });
   return attend_visible(q, k, v, mask.to(q.device()), std::nullopt, scale);
 }

@@ -56,6 +56,8 @@ class SignatureIndex {
   void insert(std::uint64_t signature, int key);
   // Candidate keys for a query signature, ascending and without repeats.
   std::vector<int> candidates(std::uint64_t signature) const;
+  // The same, cut at last_key (inclusive): what a causal query at that position may see.
+  std::vector<int> candidates_up_to(std::uint64_t signature, int last_key) const;
   std::size_t size() const { return size_; }
 
  private:
@@ -65,6 +67,9 @@ class SignatureIndex {
   std::vector<CodeTable> tables_;
   std::size_t size_ = 0;
 };
+
+// One index per kv head over k_signatures [heads_kv, n_k], keys inserted in order 0 .. n_k - 1.
+std::vector<SignatureIndex> build_head_indexes(const std::uint64_t* k_signatures, int heads_kv, int n_k, const IndexConfig& config);
 
 // q_signatures [heads_q, n_q], k_signatures [heads_kv, n_k] (one 64-bit word each). Causal problems
 // drop candidates after the query's position.

@@ -226,19 +226,12 @@ std::vector<ConsistencyResult> index_case(const IndexCase& c, std::mt19937_64& r
   const auto candidates = d_candidates.to_host();
   const auto counts = d_counts.to_host();
 
-  std::vector<SignatureIndex> reference;
-  for (int kv = 0; kv < c.heads_kv; ++kv) {
-    reference.emplace_back(config);
-    for (int j = 0; j < c.n_k; ++j) reference.back().insert(key_sigs[static_cast<std::size_t>(kv) * c.n_k + j], j);
-  }
+  const std::vector<SignatureIndex> reference = build_head_indexes(key_sigs.data(), c.heads_kv, c.n_k, config);
   int differing = 0;
   for (int row = 0; row < rows; ++row) {
     const int head = row / c.n_q, query = row % c.n_q;
     const int last = c.causal ? c.n_k - c.n_q + query : c.n_k - 1;
-    std::vector<int> want;
-    for (int key : reference[static_cast<std::size_t>(head / (c.heads_q / c.heads_kv))].candidates(query_sigs[static_cast<std::size_t>(row)])) {
-      if (key <= last) want.push_back(key);
-    }
+    const std::vector<int> want = reference[static_cast<std::size_t>(head / (c.heads_q / c.heads_kv))].candidates_up_to(query_sigs[static_cast<std::size_t>(row)], last);
     std::vector<int> got(candidates.begin() + static_cast<std::ptrdiff_t>(row) * c.n_k, candidates.begin() + static_cast<std::ptrdiff_t>(row) * c.n_k + counts[row]);
     std::sort(got.begin(), got.end());
     differing += got != want;
