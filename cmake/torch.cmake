@@ -2,8 +2,18 @@
 # .deps/torch here (CPU libraries only), or the GPU machine's own torch with HASHHOP_TORCH_CUDA=ON.
 # We link the libraries directly rather than through TorchConfig.cmake, which insists on finding
 # CUDA, cuDNN and NVTX development files even for code that only calls ATen.
-set(HASHHOP_TORCH_DIR "${PROJECT_SOURCE_DIR}/.deps/torch" CACHE PATH "Root of a torch package (the folder holding lib/ and include/)")
+# HASHHOP_TORCH_DIR=python asks the python3 on PATH where its torch package lives (the GPU preset).
+set(HASHHOP_TORCH_DIR "${PROJECT_SOURCE_DIR}/.deps/torch" CACHE STRING "Root of a torch package (the folder holding lib/ and include/), or 'python'")
 option(HASHHOP_TORCH_CUDA "Link torch's CUDA libraries (GPU machine only)" OFF)
+if(HASHHOP_TORCH_DIR STREQUAL "python")
+  execute_process(COMMAND python3 -c "import os, torch; print(os.path.dirname(torch.__file__))"
+                  OUTPUT_VARIABLE _python_torch OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _python_torch_rc)
+  if(NOT _python_torch_rc EQUAL 0 OR NOT _python_torch)
+    message(FATAL_ERROR "HASHHOP_TORCH_DIR=python: python3 cannot import torch")
+  endif()
+  set(HASHHOP_TORCH_DIR "${_python_torch}" CACHE STRING "Root of a torch package" FORCE)
+endif()
+message(STATUS "hashhop: LibTorch from ${HASHHOP_TORCH_DIR}")
 
 set(_torch_lib "${HASHHOP_TORCH_DIR}/lib")
 if(NOT EXISTS "${_torch_lib}/libtorch_cpu.so")

@@ -8,15 +8,15 @@ out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out"
 sizes="${SIZES:-1M,10M,100M,300M}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 start=$(date +%s)
-scripts/gpu-build.sh 2>&1 | tail -1
+cmake --preset gpu >/dev/null && cmake --build --preset gpu --target hashhop -- -j "$(nproc)" 2>&1 | tail -1
 echo "build: $(( $(date +%s) - start )) s"
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out/gpu-memory-mib.txt" &
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
-build-gpu-cli/hashhop engine-bench --device cuda --sizes "$sizes" --hops 1,2 --dense-max 1M \
+build-gpu/hashhop engine-bench --device cuda --sizes "$sizes" --hops 1,2 --dense-max 1M \
   --json "$out/engine-bench-cuda.json" | tee "$out/engine-bench-cuda.md"
 echo "cuda run done: $(( $(date +%s) - start )) s"
-build-gpu-cli/hashhop engine-bench --device cpu --sizes "$sizes" --hops 1 --dense-max 0 \
+build-gpu/hashhop engine-bench --device cpu --sizes "$sizes" --hops 1 --dense-max 0 \
   --json "$out/engine-bench-cpu.json" | tee "$out/engine-bench-cpu.md"
 kill $sampler 2>/dev/null || true
 echo "peak GPU memory used (MiB, whole device, both runs): $(sort -n "$out/gpu-memory-mib.txt" | tail -1)"

@@ -1,0 +1,43 @@
+// Configuration of the byte-level HashHop model family (byte_model.h): its shape, named presets and
+// JSON files with "family": "bytes". Training settings reuse TrainConfig (config.h) unchanged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "hashhop/model/config.h"
+
+namespace hashhop::model {
+
+// The layer plan is one letter per block: L = local (causal sliding-window attention with RoPE),
+// G = global (causal attention over every earlier byte, scores biased by log σ(hash gate) of the key),
+// H = hop block (global attention asked `hops` times, each hop's query = W_q x + P(read of the last
+// hop): the learned hash projection). Nothing is computed from the text by hand: the input is bytes.
+struct ByteModelConfig {
+  int dim = 256;
+  int heads = 8;
+  int mlp_mult = 4;
+  std::string layers = "GGGGGG";
+  int window = 64;                     // bytes a local layer sees (itself included)
+  double global_rope_fraction = 1.0;   // share of each global head's dims rotated by RoPE; 0 = position-free
+  double rope_base = 10000.0;
+  int canon_kernel = 4;                // causal depthwise conv before attention and MLP; 0 = none
+  int hops = 2;                        // queries asked by an H block
+  bool hash_gate = true;               // log σ(gate(x_key)) added to global scores
+};
+
+struct ByteRunConfig {
+  std::string name;
+  ByteModelConfig model;
+  TrainConfig train;
+};
+
+// True for a byte preset name or a JSON file whose "family" is "bytes".
+bool is_byte_config(const std::string& preset_or_path);
+// A preset (bytes-tiny, bytes-h100, bytes-cot, bytes-hops) or a JSON file; throws naming file and field.
+ByteRunConfig load_byte_run_config(const std::string& preset_or_path);
+ByteRunConfig byte_run_config_from_json(const std::string& text, const std::string& origin);
+std::vector<std::string> byte_preset_names();
+std::string to_json(const ByteRunConfig& config);
+
+}  // namespace hashhop::model

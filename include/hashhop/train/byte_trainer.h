@@ -1,0 +1,58 @@
+// Training and evaluation of the byte-level model (byte_model.h) on the real generator's samples:
+// loss on answer bytes only, first-byte and greedy exact-match metrics, atomic checkpoints, exact resume.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hashhop/model/byte_config.h"
+#include "hashhop/model/byte_model.h"
+#include "hashhop/train/batch.h"
+#include "hashhop/train/trainer.h"
+
+namespace hashhop::train {
+
+// Teacher-forced scores of a batch. An answer is exact when the argmax of every one of its bytes (the
+// closing quote included) is right: exactly when greedy decoding of that query, asked after the
+// preceding completion lines, writes the right answer. first_byte counts the byte after the quote,
+// the only one that needs the whole lookup (later bytes can also follow the bytes already written).
+struct ByteScores {
+  torch::Tensor loss;
+  std::int64_t bytes = 0, bytes_right = 0;
+  std::int64_t answers = 0, answers_exact = 0, first_right = 0;
+  std::map<std::pair<int, bool>, std::pair<std::int64_t, std::int64_t>> exact_by_hops_cot;  // (hops, cot) -> (exact, total)
+  double kept_share = 1.0;  // mean share of positions the hash gates keep (σ > 1/2)
+  void add(const ByteScores& other);
+  double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
+  double exact_rate() const { return answers ? static_cast<double>(answers_exact) / answers : 0.0; }
+  double first_byte_rate() const { return answers ? static_cast<double>(first_right) / answers : 0.0; }
+};
+
+// Forward + scores on samples (train::make_batch's), padded into one batch. With grad off the loss is
+// still returned (detached by the caller's NoGradGuard).
+ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& samples, const torch::Device& device);
+
+// Evaluates on freshly generated samples (eval seeds never collide with training seeds), in
+// sub-batches of `batch` samples.
+ByteScores evaluate_bytes(model::ByteModel& net, const model::CurriculumStage& stage, int samples, int batch,
+                          std::uint64_t seed, const torch::Device& device, bool bf16);
+
+// Model directory files for the byte family: config.json, model.pt, checkpoint.pt (all atomic).
+void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net);
+struct LoadedByteModel {
+  model::ByteRunConfig config;
+  model::ByteModel net{nullptr};
+};
+LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device);
+
+// Trains (or resumes from OUT/checkpoint.pt); `init_from` (a byte model directory) seeds the weights of
+// a fresh run, for fine-tuning one configuration from another. Writes OUT/metrics.jsonl with loss,
+// byte accuracy, first-byte accuracy and exact match per logged window.
+TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions& options,
+                         const std::string& init_from = "");
+
+}  // namespace hashhop::train

@@ -1,0 +1,318 @@
+// Training loop and evaluation of the byte-level model (see byte_trainer.h). Data of step s comes from
+// (seed, s) through train::make_batch, and the optimiser state is checkpointed, so resume is exact.
+#include "hashhop/train/byte_trainer.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
+#include "hashhop/io/progress.h"
+#include "hashhop/model/checkpoint.h"
+
+namespace hashhop::train {
+namespace {
+
+// bf16 autocast on CUDA for the forward pass (the optimiser keeps fp32 weights).
+struct Autocast {
+  explicit Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  }
+  ~Autocast() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  bool on_;
+};
+
+// Weight decay on matrices only; embeddings, norms, biases, convs and gates keep their size.
+torch::optim::AdamW make_optimizer(model::ByteModel& net, const model::TrainConfig& c) {
+  std::vector<torch::Tensor> decayed, plain;
+  for (const auto& item : net->named_parameters()) {
+    const bool matrix = item.value().dim() == 2 && item.key().find("embed") == std::string::npos &&
+                        item.key().find("gate") == std::string::npos;
+    (matrix ? decayed : plain).push_back(item.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decayed, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(c.lr).betas({0.9, 0.95}).weight_decay(c.weight_decay)));
+  groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(c.lr).betas({0.9, 0.95}).weight_decay(0.0)));
+  return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
+}
+
+void truncate_metrics(const std::string& path, std::int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("step") && j["step"].is_number() && j["step"].get<std::int64_t>() < step)
+      kept += line + "\n";
+  }
+  io::write_file_atomically(path, kept);
+}
+
+nlohmann::json scores_json(const ByteScores& s) {
+  nlohmann::json by = nlohmann::json::object();
+  for (const auto& [key, value] : s.exact_by_hops_cot)
+    by[std::to_string(key.first) + (key.second ? "cot" : "")] = value.second ? static_cast<double>(value.first) / value.second : 0.0;
+  return {{"byte_acc", s.byte_accuracy()}, {"first_byte", s.first_byte_rate()}, {"exact", s.exact_rate()},
+          {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.kept_share}};
+}
+
+void save_byte_checkpoint(const std::string& dir, model::ByteModel& net, torch::optim::Optimizer& optimizer,
+                          std::int64_t step) {
+  torch::serialize::OutputArchive root, weights, state;
+  net->save(weights);
+  optimizer.save(state);
+  root.write("model", weights);
+  root.write("optimizer", state);
+  root.write("step", torch::tensor(step));
+  model::save_archive_atomically(root, dir + "/checkpoint.pt");
+}
+
+std::int64_t load_byte_checkpoint(const std::string& dir, model::ByteModel& net, torch::optim::Optimizer& optimizer,
+                                  const torch::Device& device) {
+  const std::string path = dir + "/checkpoint.pt";
+  if (!io::file_exists(path)) return 0;
+  try {
+    torch::serialize::InputArchive root, weights, state;
+    root.load_from(path, device);
+    root.read("model", weights);
+    net->load(weights);
+    root.read("optimizer", state);
+    optimizer.load(state);
+    torch::Tensor step;
+    root.read("step", step);
+    return step.item<std::int64_t>();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
+                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+}
+
+}  // namespace
+
+void ByteScores::add(const ByteScores& o) {
+  bytes += o.bytes;
+  bytes_right += o.bytes_right;
+  const double total = static_cast<double>(answers + o.answers);
+  if (total > 0) kept_share = (kept_share * answers + o.kept_share * o.answers) / total;
+  answers += o.answers;
+  answers_exact += o.answers_exact;
+  first_right += o.first_right;
+  for (const auto& [key, value] : o.exact_by_hops_cot) {
+    exact_by_hops_cot[key].first += value.first;
+    exact_by_hops_cot[key].second += value.second;
+  }
+}
+
+ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& samples, const torch::Device& device) {
+  const auto batch = static_cast<std::int64_t>(samples.size());
+  std::int64_t length = 1;
+  for (const auto& s : samples) length = std::max<std::int64_t>(length, static_cast<std::int64_t>(s.text.size()));
+  // Padding after the text is never read: attention is causal and only answer positions are scored.
+  std::vector<std::int64_t> bytes(static_cast<std::size_t>(batch * length), 0);
+  std::vector<std::int64_t> rows, targets;
+  for (std::int64_t b = 0; b < batch; ++b) {
+    const auto& text = samples[b].text;
+    for (std::size_t i = 0; i < text.size(); ++i) bytes[b * length + i] = static_cast<unsigned char>(text[i]);
+    for (const auto p : samples[b].positions) {
+      rows.push_back(b * length + p);
+      targets.push_back(static_cast<unsigned char>(text[p + 1]));
+    }
+  }
+  const auto input = torch::tensor(bytes).view({batch, length}).to(device);
+  const auto hidden = net->hidden(input).reshape({batch * length, -1});
+  const auto row_index = torch::tensor(rows).to(device);
+  const auto target = torch::tensor(targets).to(device);
+  const auto logits = net->logits(hidden.index_select(0, row_index)).to(torch::kFloat32);
+  ByteScores scores;
+  scores.loss = torch::nn::functional::cross_entropy(logits, target);
+  const auto right = (logits.argmax(-1) == target).to(torch::kCPU);
+  const auto* ok = right.data_ptr<bool>();
+  std::size_t q = 0;
+  for (const auto& s : samples) {
+    std::vector<bool> exact(s.answer_hops.size(), true), first_ok(s.answer_hops.size(), false);
+    int previous = -1;
+    for (std::size_t i = 0; i < s.positions.size(); ++i, ++q) {
+      const auto a = static_cast<std::size_t>(s.answer_of[i]);
+      scores.bytes_right += ok[q];
+      ++scores.bytes;
+      if (!ok[q]) exact[a] = false;
+      if (s.answer_of[i] != previous) first_ok[a] = ok[q];  // the first position of an answer
+      previous = s.answer_of[i];
+    }
+    for (std::size_t a = 0; a < exact.size(); ++a) {
+      ++scores.answers;
+      scores.answers_exact += exact[a];
+      scores.first_right += first_ok[a];
+      auto& cell = scores.exact_by_hops_cot[{s.answer_hops[a], s.cot}];
+      cell.first += exact[a];
+      ++cell.second;
+    }
+  }
+  const auto shares = net->kept_share();
+  if (!shares.empty()) {
+    double sum = 0;
+    for (double v : shares) sum += v;
+    scores.kept_share = sum / static_cast<double>(shares.size());
+  }
+  return scores;
+}
+
+ByteScores evaluate_bytes(model::ByteModel& net, const model::CurriculumStage& stage, int samples, int batch,
+                          std::uint64_t seed, const torch::Device& device, bool bf16) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = net->is_training();
+  net->eval();
+  model::TrainConfig config;
+  config.batch = std::max(1, std::min(batch, samples));
+  config.seed = seed;
+  config.curriculum = {stage};
+  config.curriculum.front().from_step = 0;
+  ByteScores total;
+  for (std::int64_t step = 0; step * config.batch < samples; ++step) {
+    const auto samples_now = make_batch(config, model::ModelConfig{}, step);
+    Autocast autocast(bf16 && device.is_cuda());
+    total.add(score_byte_batch(net, samples_now, device));
+  }
+  if (was_training) net->train();
+  return total;
+}
+
+void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net) {
+  io::make_directories(dir);
+  io::write_file_atomically(dir + "/config.json", model::to_json(config));
+  torch::serialize::OutputArchive archive;
+  net->save(archive);
+  model::save_archive_atomically(archive, dir + "/model.pt");
+}
+
+LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device) {
+  const std::string config_path = dir + "/config.json", weights_path = dir + "/model.pt";
+  if (!io::file_exists(config_path)) throw std::invalid_argument(config_path + ": no such file (is " + dir + " a model directory?)");
+  if (!io::file_exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
+  LoadedByteModel loaded;
+  loaded.config = model::load_byte_run_config(config_path);
+  loaded.net = model::ByteModel(loaded.config.model);
+  loaded.net->to(device);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(weights_path, device);
+    loaded.net->load(archive);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
+                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  loaded.net->eval();
+  return loaded;
+}
+
+TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
+  const auto& tc = config.train;
+  io::make_directories(options.out_dir);
+  const std::string config_path = options.out_dir + "/config.json";
+  const bool resuming = io::file_exists(options.out_dir + "/checkpoint.pt");
+  if (resuming && io::file_exists(config_path) &&
+      model::to_json(model::load_byte_run_config(config_path)) != model::to_json(config))
+    throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
+                                "); use another --out or the same config");
+  torch::manual_seed(tc.seed);
+  model::ByteModel net(config.model);
+  if (!init_from.empty() && !resuming) {
+    // Fine-tuning: every tensor of the same name and shape is copied; new ones keep their init.
+    auto source = load_byte_model(init_from, torch::kCPU);
+    torch::NoGradGuard no_grad;
+    auto theirs = source.net->named_parameters();
+    std::int64_t copied = 0;
+    for (auto& item : net->named_parameters())
+      if (const auto* t = theirs.find(item.key()); t && t->sizes() == item.value().sizes()) {
+        item.value().copy_(*t);
+        ++copied;
+      }
+    std::printf("init from %s: %lld of %zu tensors copied\n", init_from.c_str(), static_cast<long long>(copied),
+                net->named_parameters().size());
+  }
+  net->to(options.device);
+  auto optimizer = make_optimizer(net, tc);
+  TrainSummary summary;
+  summary.start_step = load_byte_checkpoint(options.out_dir, net, optimizer, options.device);
+  io::write_file_atomically(config_path, model::to_json(config));
+  const std::string metrics_path = options.out_dir + "/metrics.jsonl";
+  truncate_metrics(metrics_path, summary.start_step);
+  std::ofstream metrics(metrics_path, std::ios::app);
+
+  std::int64_t end = tc.steps;
+  if (options.stop_after >= 0) end = std::min(end, summary.start_step + options.stop_after);
+  const bool bf16 = tc.bf16 && options.device.is_cuda();
+  io::ProgressBar bar("train", static_cast<std::uint64_t>(tc.steps), "steps");
+  const auto start = std::chrono::steady_clock::now();
+  ByteScores window;
+  double loss_sum = 0;
+  std::int64_t window_steps = 0;
+  net->train();
+  for (std::int64_t step = summary.start_step; step < end; ++step) {
+    const double lr = learning_rate(tc, step);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const auto samples = make_batch(tc, model::ModelConfig{}, step);
+    ByteScores scores;
+    {
+      Autocast autocast(bf16);
+      scores = score_byte_batch(net, samples, options.device);
+    }
+    optimizer.zero_grad();
+    scores.loss.backward();
+    torch::nn::utils::clip_grad_norm_(net->parameters(), tc.grad_clip);
+    optimizer.step();
+    const double loss = scores.loss.item<double>();
+    if (!std::isfinite(loss)) throw std::runtime_error("step " + std::to_string(step) + ": loss is not finite");
+    loss_sum += loss;
+    ++window_steps;
+    window.add(scores);
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options.time_limit_s > 0 && elapsed > options.time_limit_s) end = step + 1;
+    const bool last = step + 1 == end;
+    if ((step + 1) % tc.log_every == 0 || last) {
+      auto line = scores_json(window);
+      line["step"] = step;
+      line["loss"] = loss_sum / window_steps;
+      line["lr"] = lr;
+      line["seconds"] = elapsed;
+      line["stage_from"] = model::stage_at(tc, step).from_step;
+      metrics << line.dump() << "\n" << std::flush;
+      char status[160];
+      std::snprintf(status, sizeof status, "loss %.4f  byte %.3f  first %.3f  exact %.3f  kept %.2f", loss_sum / window_steps,
+                    window.byte_accuracy(), window.first_byte_rate(), window.exact_rate(), window.kept_share);
+      if (!options.quiet && !bar.enabled())
+        std::printf("step %6lld  %s  lr %.2e  %.0fs\n", static_cast<long long>(step + 1), status, lr, elapsed);
+      bar.update(static_cast<std::uint64_t>(step + 1), status);
+      summary.last_loss = loss_sum / window_steps;
+      summary.last_exact = window.exact_rate();
+      window = ByteScores{};
+      loss_sum = 0;
+      window_steps = 0;
+    }
+    if ((step + 1) % tc.checkpoint_every == 0 || last) {
+      save_byte_checkpoint(options.out_dir, net, optimizer, step + 1);
+      save_byte_model(options.out_dir, config, net);
+    }
+  }
+  bar.finish();
+  summary.end_step = std::max(end, summary.start_step);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace hashhop::train

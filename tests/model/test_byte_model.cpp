@@ -1,0 +1,163 @@
+// The byte-level model on the CPU: causality of every block kind, the local window's reach, configs and
+// their errors, exact resume, and a tiny run whose loss must leave chance. Run: build/tests/test_byte_model
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "hashhop/model/byte_config.h"
+#include "hashhop/model/byte_model.h"
+#include "hashhop/train/byte_trainer.h"
+
+namespace hm = hashhop::model;
+namespace ht = hashhop::train;
+
+namespace {
+
+hm::ByteModelConfig small_config(const std::string& layers) {
+  hm::ByteModelConfig c;
+  c.dim = 32;
+  c.heads = 4;
+  c.mlp_mult = 2;
+  c.layers = layers;
+  c.window = 8;
+  c.global_rope_fraction = 0.5;
+  c.canon_kernel = 3;
+  c.hops = 3;
+  return c;
+}
+
+torch::Tensor random_bytes(std::int64_t batch, std::int64_t length, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(0, 256, {batch, length}, torch::kInt64);
+}
+
+std::string temp_dir(const std::string& tag) {
+  std::string dir = "/tmp/hashhop-test-byte-" + tag + "-" + std::to_string(::getpid());
+  std::system(("rm -rf " + dir).c_str());
+  return dir;
+}
+
+}  // namespace
+
+TEST(ByteModel, EveryBlockKindIsCausal) {
+  for (const std::string layers : {"L", "G", "H", "LGH"}) {
+    torch::manual_seed(3);
+    hm::ByteModel net(small_config(layers));
+    net->eval();
+    torch::NoGradGuard no_grad;
+    auto bytes = random_bytes(2, 40, 5);
+    const auto before = net->forward(bytes);
+    auto changed = bytes.clone();
+    changed.narrow(1, 25, 15).random_(0, 256);
+    const auto after = net->forward(changed);
+    EXPECT_TRUE(torch::allclose(before.narrow(1, 0, 25), after.narrow(1, 0, 25), 1e-5, 1e-5)) << layers;
+    EXPECT_FALSE(torch::allclose(before.narrow(1, 25, 15), after.narrow(1, 25, 15), 1e-5, 1e-5)) << layers;
+  }
+}
+
+TEST(ByteModel, LocalBlockSeesOnlyItsWindow) {
+  auto config = small_config("L");
+  config.canon_kernel = 0;  // the conv would widen the reach by kernel - 1
+  torch::manual_seed(4);
+  hm::ByteModel net(config);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto bytes = random_bytes(1, 30, 6);
+  const auto before = net->forward(bytes);
+  auto changed = bytes.clone();
+  changed[0][10] = (bytes[0][10].item<std::int64_t>() + 1) % 256;
+  const auto after = net->forward(changed);
+  // Position t sees t - window + 1 .. t: byte 10 reaches positions 10..17 and no further.
+  EXPECT_FALSE(torch::allclose(before[0][17], after[0][17], 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(before.narrow(1, 18, 12), after.narrow(1, 18, 12), 1e-6, 1e-6));
+}
+
+TEST(ByteModel, HashGateBiasesGlobalKeys) {
+  torch::manual_seed(7);
+  hm::ByteModel net(small_config("G"));
+  net->eval();
+  torch::NoGradGuard no_grad;
+  net->forward(random_bytes(1, 20, 8));
+  const auto kept = net->kept_share();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_GT(kept[0], 0.99);  // the gate starts open: σ(4) for every position
+}
+
+TEST(ByteConfig, PresetsRoundTripThroughJson) {
+  for (const auto& name : hm::byte_preset_names()) {
+    const auto c = hm::load_byte_run_config(name);
+    const auto back = hm::byte_run_config_from_json(hm::to_json(c), "roundtrip.json");
+    EXPECT_EQ(hm::to_json(back).substr(hm::to_json(back).find("\"family\"")),
+              hm::to_json(c).substr(hm::to_json(c).find("\"family\"")))
+        << name;
+  }
+  EXPECT_TRUE(hm::is_byte_config("bytes-tiny"));
+  EXPECT_FALSE(hm::is_byte_config("tiny"));
+}
+
+TEST(ByteConfig, ErrorsNameTheFileAndField) {
+  const auto expect_error = [](const std::string& json, const std::string& needle) {
+    try {
+      hm::byte_run_config_from_json(json, "bad.json");
+      ADD_FAILURE() << "accepted: " << json;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"family": "bytes", "model": {"layers": "LXG"}})", "'layers'");
+  expect_error(R"({"family": "bytes", "model": {"dim": 30, "heads": 4}})", "'heads'");
+  expect_error(R"({"family": "bytes", "model": {"global_rope_fraction": 2}})", "'global_rope_fraction'");
+  expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");
+  expect_error(R"({"family": "lexer"})", "'family'");
+  // A train section that names a few fields keeps the preset's curriculum.
+  const auto c = hm::byte_run_config_from_json(R"({"family": "bytes", "base": "bytes-h100", "train": {"steps": 7}})", "ok.json");
+  EXPECT_EQ(c.train.steps, 7);
+  EXPECT_EQ(c.train.curriculum.size(), hm::load_byte_run_config("bytes-h100").train.curriculum.size());
+}
+
+TEST(ByteTrainer, ResumeIsExact) {
+  auto config = hm::load_byte_run_config("bytes-tiny");
+  config.train.steps = 6;
+  config.train.checkpoint_every = 100;
+  ht::TrainOptions whole, half;
+  whole.out_dir = temp_dir("whole");
+  whole.quiet = half.quiet = true;
+  half.out_dir = temp_dir("half");
+  ht::train_bytes(config, whole);
+  half.stop_after = 3;
+  ht::train_bytes(config, half);
+  ht::train_bytes(config, half);
+  auto a = ht::load_byte_model(whole.out_dir, torch::kCPU), b = ht::load_byte_model(half.out_dir, torch::kCPU);
+  auto pa = a.net->named_parameters(), pb = b.net->named_parameters();
+  for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+  std::system(("rm -rf " + whole.out_dir + " " + half.out_dir).c_str());
+}
+
+TEST(ByteTrainer, TinyRunLeavesChance) {
+  // Untrained, the answer bytes cost ln 256 = 5.5 nats; an answer byte is one of 52 letters or the
+  // closing quote, so a model that learned only that much sits near ln 53 = 4.0.
+  const auto config = hm::load_byte_run_config("bytes-tiny");
+  ht::TrainOptions options;
+  options.out_dir = temp_dir("tiny");
+  options.quiet = true;
+  const auto summary = ht::train_bytes(config, options);
+  EXPECT_LT(summary.last_loss, 4.5);
+  std::ifstream metrics(options.out_dir + "/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("first_byte") && j.contains("exact") && j.contains("kept_share"));
+    ++lines;
+  }
+  EXPECT_EQ(lines, config.train.steps / config.train.log_every);
+  std::system(("rm -rf " + options.out_dir).c_str());
+}
