@@ -1,10 +1,25 @@
 // Every CUDA attention kernel against its float64 CPU reference (the CUDA consistency harness, the same
-// rows `hashhop attn-check --device cuda` prints). Skips itself on machines without a GPU.
+// rows `hashhop attn-check --device cuda` prints), plus the multi-query, strided and fp16/fp32 kernel paths
+// the LibTorch ops use. Skips itself on machines without a GPU.
 // Run: build/tests/test_attention_cuda (scripts/gpu-check.sh runs it there, also under compute-sanitizer).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "hashhop/attn/attention_problem.h"
+#include "hashhop/attn/bucket_attention.h"
+#include "hashhop/attn/cuda/bucket_attention_cuda.h"
 #include "hashhop/attn/cuda/consistency_cuda.h"
 #include "hashhop/attn/cuda/device_buffer.h"
+#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/signature_attention.h"
 
 TEST(AttentionCuda, EveryKernelMatchesItsCpuReference) {
   if (!hashhop::attn::cuda::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
@@ -14,3 +29,178 @@ TEST(AttentionCuda, EveryKernelMatchesItsCpuReference) {
     EXPECT_TRUE(r.passed()) << r.mechanism << " [" << r.shape << "] vs " << r.expectation << ": " << r.max_error << " > " << r.tolerance;
   }
 }
+
+// ---- kernel paths the LibTorch ops use (src/ops/attention_ops_cuda.cpp), checked without torch ----
+
+namespace hashhop::attn::cuda {
+namespace {
+
+// Random values already rounded to the element type, so the float64 reference sees what the kernel reads.
+struct Typed {
+  std::vector<double> values;          // rounded, as doubles
+  std::vector<unsigned char> storage;  // the same values in the element type's bytes
+};
+
+Typed typed_normal(std::size_t count, Element element, std::mt19937_64& rng) {
+  std::normal_distribution<float> normal;
+  Typed t;
+  const std::size_t size = element == Element::fp32 ? 4 : 2;
+  t.values.resize(count);
+  t.storage.resize(count * size);
+  for (std::size_t i = 0; i < count; ++i) {
+    const float x = normal(rng);
+    if (element == Element::bf16) {
+      const __nv_bfloat16 b = __float2bfloat16(x);
+      t.values[i] = __bfloat162float(b);
+      std::memcpy(&t.storage[i * size], &b, size);
+    } else if (element == Element::fp16) {
+      const __half h = __float2half(x);
+      t.values[i] = __half2float(h);
+      std::memcpy(&t.storage[i * size], &h, size);
+    } else {
+      t.values[i] = x;
+      std::memcpy(&t.storage[i * size], &x, size);
+    }
+  }
+  return t;
+}
+
+struct SelectCase {
+  int heads_q, heads_kv, n_q, n_keys, key_stride, bits, sinks, window, top_k;
+  double top_fraction;
+  bool causal;
+  int workspace_rows;
+};
+
+// Many queries per head, each in its own causal frame, with a key stride, in chunks of rows: exactly the
+// CPU selection (select_signature_keys) for every row.
+TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937_64 rng(17);
+  for (const SelectCase c : {SelectCase{4, 2, 37, 3001, 3001, 64, 2, 5, 20, 0.0, true, 5},
+                             SelectCase{4, 2, 37, 3000, 3004, 64, 0, 3, 0, 0.1, true, 0},
+                             SelectCase{2, 1, 9, 777, 780, 100, 1, 1, 33, 0.0, false, 4},
+                             SelectCase{3, 3, 64, 64, 64, 128, 0, 0, 0, 0.5, true, 7}}) {
+    const int words = signature_words(c.bits), rows = c.heads_q * c.n_q;
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(c.heads_kv) * c.key_stride * words), queries(static_cast<std::size_t>(rows) * words);
+    const std::uint64_t last_mask = c.bits % 64 ? (1ULL << (c.bits % 64)) - 1 : ~0ULL;
+    for (std::size_t i = 0; i < keys.size(); ++i) keys[i] = rng() & (i % words == static_cast<std::size_t>(words - 1) ? last_mask : ~0ULL);
+    for (std::size_t i = 0; i < queries.size(); ++i) queries[i] = rng() & (i % words == static_cast<std::size_t>(words - 1) ? last_mask : ~0ULL);
+    SignatureSelectParams p;
+    p.heads_q = c.heads_q, p.heads_kv = c.heads_kv, p.n_q = c.n_q, p.n_keys = c.n_keys, p.key_stride = c.key_stride;
+    p.bits = c.bits, p.sinks = c.sinks, p.window = c.window, p.top_k = c.top_k, p.top_fraction = c.top_fraction;
+    p.causal = c.causal, p.workspace_rows = c.workspace_rows;
+    const int stride = selected_stride(p);
+    DeviceBuffer<std::uint64_t> d_keys(keys), d_queries(queries);
+    DeviceBuffer<int> d_selected(static_cast<std::size_t>(rows) * stride), d_counts(static_cast<std::size_t>(rows));
+    DeviceBuffer<char> d_ws(select_workspace_bytes(c.workspace_rows > 0 ? c.workspace_rows : rows, c.n_keys));
+    p.key_signatures = d_keys.get(), p.query_signatures = d_queries.get();
+    p.selected = d_selected.get(), p.n_selected = d_counts.get(), p.workspace = d_ws.get();
+    select_keys(p, nullptr);
+    const auto selected = d_selected.to_host();
+    const auto counts = d_counts.to_host();
+    const SignatureConfig config{c.bits, c.sinks, c.window, c.top_k, c.top_fraction};
+    for (int row = 0; row < rows; ++row) {
+      const int head = row / c.n_q, i = row % c.n_q, kv = head / (c.heads_q / c.heads_kv);
+      const int last = c.causal ? c.n_keys - c.n_q + i : c.n_keys - 1;
+      const auto want = select_signature_keys(queries.data() + static_cast<std::size_t>(row) * words,
+                                              keys.data() + static_cast<std::size_t>(kv) * c.key_stride * words, last, config);
+      ASSERT_EQ(counts[row], static_cast<int>(want.size())) << "case n_keys " << c.n_keys << " row " << row;
+      EXPECT_TRUE(std::equal(want.begin(), want.end(), selected.begin() + static_cast<std::ptrdiff_t>(row) * stride))
+          << "case n_keys " << c.n_keys << " row " << row;
+    }
+  }
+}
+
+double worst_difference(const std::vector<float>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(static_cast<double>(got[i]) - want[i]));
+  return worst;
+}
+
+// Sparse decode over causal multi-query selections, every element type and head dim, in row chunks,
+// against attend_selected in float64 on the same (rounded) values. Float32 math: tolerance 2e-4.
+TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937_64 rng(23);
+  const int heads_q = 4, heads_kv = 2, n_q = 5, n_keys = 700;
+  for (const Element element : {Element::bf16, Element::fp16, Element::fp32}) {
+    for (const int dim : {64, 128}) {
+      const Typed q = typed_normal(static_cast<std::size_t>(heads_q) * n_q * dim, element, rng);
+      const Typed k = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
+      const Typed v = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
+      // Every other visible key, in descending order (lists need not be sorted), 300 at most: two splits.
+      const int rows = heads_q * n_q, stride = 300;
+      std::vector<int> selected(static_cast<std::size_t>(rows) * stride, 0), counts(rows, 0);
+      std::vector<std::vector<int>> lists(rows);
+      for (int row = 0; row < rows; ++row) {
+        for (int j = n_keys - n_q + row % n_q; j >= 0 && static_cast<int>(lists[row].size()) < stride; j -= 2) lists[row].push_back(j);
+        std::copy(lists[row].begin(), lists[row].end(), selected.begin() + static_cast<std::ptrdiff_t>(row) * stride);
+        counts[row] = static_cast<int>(lists[row].size());
+      }
+      counts[3] = 0;  // a row with no keys outputs zeros
+      lists[3].clear();
+      DeviceBuffer<unsigned char> d_q(q.storage), d_k(k.storage), d_v(v.storage);
+      DeviceBuffer<int> d_selected(selected), d_counts(counts);
+      DeviceBuffer<char> d_ws(decode_workspace_bytes(3, dim, stride));
+      DeviceBuffer<float> d_out(static_cast<std::size_t>(rows) * dim), d_lse(static_cast<std::size_t>(rows));
+      SparseDecodeParams p;
+      p.q = d_q.get(), p.k = d_k.get(), p.v = d_v.get(), p.selected = d_selected.get(), p.n_selected = d_counts.get();
+      p.selected_stride = stride, p.heads_q = heads_q, p.heads_kv = heads_kv, p.n_q = n_q, p.n_keys = n_keys, p.dim = dim;
+      p.scale = 0.11f, p.out = d_out.get(), p.workspace = d_ws.get(), p.workspace_rows = 3, p.element = element, p.lse = d_lse.get();
+      sparse_decode(p, nullptr);
+      AttentionProblem problem;
+      problem.q = q.values.data(), problem.k = k.values.data(), problem.v = v.values.data();
+      problem.heads_q = heads_q, problem.heads_kv = heads_kv, problem.n_q = n_q, problem.n_k = n_keys, problem.dim = dim;
+      problem.causal = true, problem.scale = 0.11f;
+      std::vector<double> expected(problem.out_size()), lse(static_cast<std::size_t>(rows));
+      attend_selected(problem, [&](int h, int i, std::vector<int>& keys) { keys = lists[h * n_q + i]; }, expected.data(), lse.data());
+      EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4) << "element " << static_cast<int>(element) << " dim " << dim;
+      const auto got_lse = d_lse.to_host();
+      for (int row = 0; row < rows; ++row) {
+        if (row == 3) EXPECT_TRUE(std::isinf(got_lse[row]) && got_lse[row] < 0);
+        else EXPECT_NEAR(got_lse[row], lse[row], 2e-4) << "row " << row;
+      }
+    }
+  }
+}
+
+// Bucket attention in fp16 and fp32 (bf16 is the consistency harness's), ids from the CPU reference.
+TEST(AttentionCuda, BucketAttentionInFp16AndFp32EqualsTheReference) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937_64 rng(29);
+  const int heads_q = 4, heads_kv = 2, n_q = 150, n_k = 230;
+  for (const Element element : {Element::fp16, Element::fp32}) {
+    for (const int dim : {64, 128}) {
+      const Typed q = typed_normal(static_cast<std::size_t>(heads_q) * n_q * dim, element, rng);
+      const Typed k = typed_normal(static_cast<std::size_t>(heads_kv) * n_k * dim, element, rng);
+      const Typed v = typed_normal(static_cast<std::size_t>(heads_kv) * n_k * dim, element, rng);
+      AttentionProblem problem;
+      problem.q = q.values.data(), problem.k = k.values.data(), problem.v = v.values.data();
+      problem.heads_q = heads_q, problem.heads_kv = heads_kv, problem.n_q = n_q, problem.n_k = n_k, problem.dim = dim;
+      problem.causal = true, problem.scale = 0.09f;
+      BucketConfig config;
+      config.bucket_bits = 2, config.rounds = 2, config.seed = 5;
+      const ProblemBuckets buckets = problem_buckets(problem, config);
+      std::vector<std::uint32_t> q_ids, k_ids;
+      for (const auto& ids : buckets.queries) q_ids.insert(q_ids.end(), ids.begin(), ids.end());
+      for (const auto& ids : buckets.keys) k_ids.insert(k_ids.end(), ids.begin(), ids.end());
+      DeviceBuffer<unsigned char> d_q(q.storage), d_k(k.storage), d_v(v.storage);
+      DeviceBuffer<std::uint32_t> d_qb(q_ids), d_kb(k_ids);
+      DeviceBuffer<float> d_out(problem.out_size());
+      BucketAttentionParams p;
+      p.q = d_q.get(), p.k = d_k.get(), p.v = d_v.get(), p.q_buckets = d_qb.get(), p.k_buckets = d_kb.get();
+      p.heads_q = heads_q, p.heads_kv = heads_kv, p.n_q = n_q, p.n_k = n_k, p.dim = dim, p.bucket_bits = 2, p.rounds = 2;
+      p.causal = true, p.scale = 0.09f, p.out = d_out.get(), p.element = element;
+      DeviceBuffer<char> d_ws(bucket_workspace_bytes(p));
+      p.workspace = d_ws.get();
+      bucket_attention(p, nullptr);
+      std::vector<double> expected(problem.out_size());
+      hashhop::attn::bucket_attention(problem, config, expected.data());
+      EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4) << "element " << static_cast<int>(element) << " dim " << dim;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hashhop::attn::cuda

@@ -131,22 +131,27 @@ struct Sorted {
   float* lse;  // [rounds or 1, heads_q, n_q] or null
 };
 
-template <int D>
+template <class T, int D>
 constexpr int shared_bytes() {
-  return kBlockQ * (D + 4) * 4 + kBlockQ * (kBlockK + 1) * 4 + 2 * kBlockK * (D + 2) * 2;
+  return kBlockQ * (D + 4) * 4 + kBlockQ * (kBlockK + 1) * 4 + 2 * kBlockK * (D + 2) * static_cast<int>(sizeof(T));
 }
 
 // One block: 64 consecutive sorted queries of one (round, head). Each keeps [lo, hi) of the sorted keys
 // (its bucket, cut at its causal position); the block walks the union in tiles of 64 keys. Thread
 // (ty, tx) owns query rows 4ty..4ty+3, score columns tx + 16c and output columns 2tx + 32j (+1).
-template <int D>
+// K and V tiles sit in shared memory in the input's own type T (bf16, fp16 or fp32); math is float.
+template <class T, int D>
 __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionParams p, Sorted s) {
   constexpr int QS = D + 4, KS = D + 2, PS = kBlockK + 1, J = D / 32;
+  constexpr int kVectors = 8 * static_cast<int>(sizeof(T)) / 16;  // 16-byte loads per 8-element chunk
   extern __shared__ __align__(16) unsigned char smem[];
   float* Qs = reinterpret_cast<float*>(smem);
   float* Ps = Qs + kBlockQ * QS;
-  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(Ps + kBlockQ * PS);
-  __nv_bfloat16* Vs = Ks + kBlockK * KS;
+  T* Ks = reinterpret_cast<T*>(Ps + kBlockQ * PS);
+  T* Vs = Ks + kBlockK * KS;
+  const T* q_data = static_cast<const T*>(p.q);
+  const T* k_data = static_cast<const T*>(p.k);
+  const T* v_data = static_cast<const T*>(p.v);
   __shared__ int q_index[kBlockQ], q_lo[kBlockQ], q_hi[kBlockQ], range[2];
   __shared__ std::uint32_t q_prev[kMaxRounds - 1][kBlockQ], k_prev[kMaxRounds - 1][kBlockK];
 
@@ -184,7 +189,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
     const int row = e / (D / 2), col = (e % (D / 2)) * 2;
     float2 value = make_float2(0.f, 0.f);
     if (q_index[row] >= 0) {
-      value = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p.q + (static_cast<std::size_t>(head) * p.n_q + q_index[row]) * D + col));
+      value = load2(q_data + (static_cast<std::size_t>(head) * p.n_q + q_index[row]) * D + col);
       value.x *= p.scale, value.y *= p.scale;
     }
     *reinterpret_cast<float2*>(Qs + row * QS + col) = value;
@@ -199,16 +204,19 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
   for (int tile = lo; tile < hi; tile += kBlockK) {
     for (int e = t; e < kBlockK * (D / 8); e += kThreads) {  // 16-byte chunks of gathered key/value rows
       const int row = e / (D / 8), chunk = (e % (D / 8)) * 8;
-      uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
-      if (tile + row < hi) {
-        const std::size_t src = (kv_base + s.k_order[tile + row]) * D + chunk;
-        kk = *reinterpret_cast<const uint4*>(p.k + src);
-        vv = *reinterpret_cast<const uint4*>(p.v + src);
-      }
+      // Shared rows are padded (KS = D + 2), so chunks are stored as 4-byte words.
       auto* kd = reinterpret_cast<std::uint32_t*>(Ks + row * KS + chunk);
       auto* vd = reinterpret_cast<std::uint32_t*>(Vs + row * KS + chunk);
-      kd[0] = kk.x, kd[1] = kk.y, kd[2] = kk.z, kd[3] = kk.w;
-      vd[0] = vv.x, vd[1] = vv.y, vd[2] = vv.z, vd[3] = vv.w;
+      for (int part = 0; part < kVectors; ++part) {
+        uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
+        if (tile + row < hi) {
+          const std::size_t src = (kv_base + s.k_order[tile + row]) * D + chunk;
+          kk = reinterpret_cast<const uint4*>(k_data + src)[part];
+          vv = reinterpret_cast<const uint4*>(v_data + src)[part];
+        }
+        kd[4 * part] = kk.x, kd[4 * part + 1] = kk.y, kd[4 * part + 2] = kk.z, kd[4 * part + 3] = kk.w;
+        vd[4 * part] = vv.x, vd[4 * part + 1] = vv.y, vd[4 * part + 2] = vv.z, vd[4 * part + 3] = vv.w;
+      }
     }
     if (t < kBlockK && round > 0) {
       const int position = tile + t < hi ? s.k_order[tile + t] : 0;
@@ -219,7 +227,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
     for (int d = 0; d < D; d += 2) {
       float2 qv[4], kf[4];
       for (int r = 0; r < 4; ++r) qv[r] = *reinterpret_cast<const float2*>(Qs + (ty * 4 + r) * QS + d);
-      for (int c = 0; c < 4; ++c) kf[c] = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(Ks + (tx + 16 * c) * KS + d));
+      for (int c = 0; c < 4; ++c) kf[c] = load2(Ks + (tx + 16 * c) * KS + d);
       for (int r = 0; r < 4; ++r)
         for (int c = 0; c < 4; ++c) score[r][c] += qv[r].x * kf[c].x + qv[r].y * kf[c].y;
     }
@@ -252,7 +260,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
       float weight[4];
       for (int r = 0; r < 4; ++r) weight[r] = Ps[(ty * 4 + r) * PS + c];
       for (int j = 0; j < J; ++j) {
-        const float2 vf = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(Vs + c * KS + 2 * tx + 32 * j));
+        const float2 vf = load2(Vs + c * KS + 2 * tx + 32 * j);
         for (int r = 0; r < 4; ++r) acc[r][j][0] += weight[r] * vf.x, acc[r][j][1] += weight[r] * vf.y;
       }
     }
@@ -288,11 +296,12 @@ __global__ void merge_rounds_kernel(BucketAttentionParams p, const float* round_
   if (p.lse && threadIdx.x == 0) p.lse[row] = lse;
 }
 
-__global__ void lsh_ids_kernel(const float* projected, int n, int columns, std::uint32_t* ids) {
+template <class F>
+__global__ void lsh_ids_kernel(const F* projected, int n, int columns, std::uint32_t* ids) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= n) return;
-  const float* x = projected + static_cast<std::size_t>(row) * columns;
-  float best = -INFINITY;
+  const F* x = projected + static_cast<std::size_t>(row) * columns;
+  F best = -INFINITY;
   std::uint32_t bucket = 0;
   for (int c = 0; c < columns; ++c) {
     if (x[c] > best) best = x[c], bucket = static_cast<std::uint32_t>(c);
@@ -313,13 +322,18 @@ void sort_pairs(const Workspace& w, std::uint32_t* codes[2], int* order[2], std:
   if (values.Current() != order[0]) std::swap(order[0], order[1]);
 }
 
-template <int D>
+template <class T, int D>
 void launch_tiles(const BucketAttentionParams& p, const Sorted& sorted, cudaStream_t stream) {
-  constexpr int bytes = shared_bytes<D>();
-  HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_tile_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  constexpr int bytes = shared_bytes<T, D>();
+  HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_tile_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   const dim3 grid(static_cast<unsigned>(blocks_for(static_cast<std::size_t>(p.n_q), kBlockQ)), static_cast<unsigned>(p.rounds * p.heads_q));
-  bucket_tile_kernel<D><<<grid, kThreads, bytes, stream>>>(p, sorted);
+  bucket_tile_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p, sorted);
   HASHHOP_CUDA_CHECK(cudaGetLastError());
+}
+
+template <class T>
+void launch_tiles(const BucketAttentionParams& p, const Sorted& sorted, cudaStream_t stream) {
+  if (p.dim == 64) launch_tiles<T, 64>(p, sorted, stream); else launch_tiles<T, 128>(p, sorted, stream);
 }
 
 }  // namespace
@@ -348,7 +362,11 @@ void bucket_attention(const BucketAttentionParams& p, cudaStream_t stream) {
   HASHHOP_CUDA_CHECK(cudaGetLastError());
   const bool merge = p.rounds > 1;
   const Sorted sorted{w.q_codes[0], w.q_order[0], w.k_order[0], w.k_start, w.k_end, merge ? w.round_out : p.out, merge ? w.round_lse : p.lse};
-  if (p.dim == 64) launch_tiles<64>(p, sorted, stream); else launch_tiles<128>(p, sorted, stream);
+  switch (p.element) {
+    case Element::bf16: launch_tiles<__nv_bfloat16>(p, sorted, stream); break;
+    case Element::fp16: launch_tiles<__half>(p, sorted, stream); break;
+    case Element::fp32: launch_tiles<float>(p, sorted, stream); break;
+  }
   if (merge) {
     merge_rounds_kernel<<<static_cast<unsigned>(static_cast<std::size_t>(p.heads_q) * p.n_q), 128, 0, stream>>>(p, w.round_out, w.round_lse);
     HASHHOP_CUDA_CHECK(cudaGetLastError());
@@ -356,6 +374,12 @@ void bucket_attention(const BucketAttentionParams& p, cudaStream_t stream) {
 }
 
 void lsh_bucket_ids(const float* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream) {
+  if (n <= 0) return;
+  lsh_ids_kernel<<<blocks_for(static_cast<std::size_t>(n), 256), 256, 0, stream>>>(projected, n, columns, ids);
+  HASHHOP_CUDA_CHECK(cudaGetLastError());
+}
+
+void lsh_bucket_ids(const double* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream) {
   if (n <= 0) return;
   lsh_ids_kernel<<<blocks_for(static_cast<std::size_t>(n), 256), 256, 0, stream>>>(projected, n, columns, ids);
   HASHHOP_CUDA_CHECK(cudaGetLastError());

@@ -152,6 +152,12 @@ DeviceIndex make_index(const DeviceIndexLayout& l, void* memory, const std::vect
   return index;
 }
 
+DeviceIndex make_index(const DeviceIndexLayout& l, void* memory, const int* device_sampled_bits, cudaStream_t stream) {
+  DeviceIndex index = make_index(l, memory, std::vector<std::vector<int>>{}, stream);
+  index.sampled_bits = const_cast<int*>(device_sampled_bits);
+  return index;
+}
+
 void index_insert(const DeviceIndex& index, const std::uint64_t* signatures, int key_stride, int first_key, int count, cudaStream_t stream) {
   if (count <= 0) return;
   if (first_key < 0 || first_key + count > index.layout.max_keys || first_key + count > key_stride) {

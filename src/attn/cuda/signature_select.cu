@@ -3,6 +3,9 @@
 #include <cub/block/block_scan.cuh>
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
+#include <stdexcept>
 
 #include "hashhop/attn/cuda/cuda_check.h"
 #include "hashhop/attn/cuda/signature_decode_cuda.h"
@@ -16,24 +19,31 @@ constexpr int kThreads = 256;
 constexpr int kItemsPerThread = 8;
 constexpr int kTile = kThreads * kItemsPerThread;
 
+// Rows of one launch (a chunk of the heads_q * n_q query rows): the workspace is indexed by the row's
+// place in the chunk, everything else by its global row first_row + local.
 struct Workspace {
-  std::uint8_t* similarity;     // [heads_q, n_keys]
-  unsigned* histogram;          // [heads_q, kBins]
-  int* threshold;               // [heads_q, 2]: threshold similarity, ties to keep
-  int* tile_counts;             // [heads_q, tiles, 2]: above, ties
-  int* tile_offsets;            // [heads_q, tiles, 2]: exclusive prefix of the above
+  std::uint8_t* similarity;     // [rows, similarity_stride(n_keys)]
+  unsigned* histogram;          // [rows, kBins]
+  int* threshold;               // [rows, 2]: threshold similarity, ties to keep
+  int* tile_counts;             // [rows, tiles, 2]: above, ties
+  int* tile_offsets;            // [rows, tiles, 2]: exclusive prefix of the above
+  int similarity_stride;
 };
 
 int tiles_for(int n_keys) { return (n_keys + kTile - 1) / kTile; }
 
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
+// Rows of similarities start 16-byte aligned, so the paired scan's 2-byte stores stay aligned in every row.
+int similarity_stride(int n_keys) { return (n_keys + 15) / 16 * 16; }
+
 Workspace carve(void* base, int heads_q, int n_keys) {
   auto* p = static_cast<char*>(base);
   Workspace w{};
   const std::size_t tiles = static_cast<std::size_t>(tiles_for(n_keys));
+  w.similarity_stride = similarity_stride(n_keys);
   w.similarity = reinterpret_cast<std::uint8_t*>(p);
-  p += align256(static_cast<std::size_t>(heads_q) * n_keys);
+  p += align256(static_cast<std::size_t>(heads_q) * w.similarity_stride);
   w.histogram = reinterpret_cast<unsigned*>(p);
   p += align256(static_cast<std::size_t>(heads_q) * kBins * sizeof(unsigned));
   w.threshold = reinterpret_cast<int*>(p);
@@ -47,47 +57,57 @@ Workspace carve(void* base, int heads_q, int n_keys) {
 // Similarity of every key to the query of its head, and a per-head histogram of similarities. Each warp
 // counts into its own shared histogram (similarities crowd around bits/2, and warps of a block would
 // otherwise contend for the same few counters); 64-bit signatures are read two keys per 16-byte load.
-__device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int j, int differing) {
-  const bool forced = j < p.sinks || j >= p.n_keys - p.window;
+// Keys a query row sees: all n_keys, or with causal the prefix up to its position n_keys - n_q + i.
+__device__ inline int visible_keys(const SignatureSelectParams& p, int row) {
+  return p.causal ? p.n_keys - p.n_q + row % p.n_q + 1 : p.n_keys;
+}
+
+__device__ inline int key_stride_of(const SignatureSelectParams& p) { return p.key_stride > 0 ? p.key_stride : p.n_keys; }
+
+__device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int j, int visible, int differing) {
+  const bool forced = j < p.sinks || j >= visible - p.window;
   return forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
 }
 
 template <int kWords>
-__global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w) {
+__global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int first_row) {
   constexpr int kWarps = kThreads / 32;
   __shared__ unsigned histogram[kWarps][kBins];
   for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
   __syncthreads();
-  const int head = blockIdx.y, warp = threadIdx.x / 32;
+  const int local = blockIdx.y, row = first_row + local, warp = threadIdx.x / 32;
+  const int head = row / p.n_q, visible = visible_keys(p, row);
   const int kv = head / (p.heads_q / p.heads_kv);
   std::uint64_t query[kWords];
-  for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(head) * kWords + i];
-  const std::uint64_t* keys = p.key_signatures + static_cast<std::size_t>(kv) * p.n_keys * kWords;
-  std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * p.n_keys;
+  for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(row) * kWords + i];
+  const int key_stride = key_stride_of(p);
+  const std::uint64_t* keys = p.key_signatures + static_cast<std::size_t>(kv) * key_stride * kWords;
+  std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(local) * w.similarity_stride;
   unsigned* counts = histogram[warp];
   const int stride = gridDim.x * blockDim.x;
   if constexpr (kWords == 1) {
-    // Pairs of keys: one 16-byte load (keys are 16-byte aligned when n_keys is even; odd n reads singly).
-    const bool paired = (p.n_keys % 2) == 0;
-    const int pairs = paired ? p.n_keys / 2 : 0;
+    // Pairs of keys: one 16-byte load (every head's keys are 16-byte aligned when key_stride is even;
+    // otherwise every key is read singly). An odd last visible key is read singly.
+    const bool paired = (key_stride % 2) == 0;
+    const int pairs = paired ? visible / 2 : 0;
     for (int pair = blockIdx.x * blockDim.x + threadIdx.x; pair < pairs; pair += stride) {
       const ulonglong2 two = reinterpret_cast<const ulonglong2*>(keys)[pair];
-      const std::uint8_t a = similarity_of(p, 2 * pair, __popcll(query[0] ^ two.x));
-      const std::uint8_t b = similarity_of(p, 2 * pair + 1, __popcll(query[0] ^ two.y));
+      const std::uint8_t a = similarity_of(p, 2 * pair, visible, __popcll(query[0] ^ two.x));
+      const std::uint8_t b = similarity_of(p, 2 * pair + 1, visible, __popcll(query[0] ^ two.y));
       reinterpret_cast<uchar2*>(similarity)[pair] = make_uchar2(a, b);
       atomicAdd(&counts[a], 1u);
       atomicAdd(&counts[b], 1u);
     }
-    for (int j = 2 * pairs + blockIdx.x * blockDim.x + threadIdx.x; j < p.n_keys; j += stride) {
-      const std::uint8_t s = similarity_of(p, j, __popcll(query[0] ^ keys[j]));
+    for (int j = 2 * pairs + blockIdx.x * blockDim.x + threadIdx.x; j < visible; j += stride) {
+      const std::uint8_t s = similarity_of(p, j, visible, __popcll(query[0] ^ keys[j]));
       similarity[j] = s;
       atomicAdd(&counts[s], 1u);
     }
   } else {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < p.n_keys; j += stride) {
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < visible; j += stride) {
       int differing = 0;
       for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
-      const std::uint8_t s = similarity_of(p, j, differing);
+      const std::uint8_t s = similarity_of(p, j, visible, differing);
       similarity[j] = s;
       atomicAdd(&counts[s], 1u);
     }
@@ -96,20 +116,23 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w) {
   for (int b = threadIdx.x; b < kBins; b += blockDim.x) {
     unsigned total = 0;
     for (int v = 0; v < kWarps; ++v) total += histogram[v][b];
-    if (total) atomicAdd(&w.histogram[static_cast<std::size_t>(head) * kBins + b], total);
+    if (total) atomicAdd(&w.histogram[static_cast<std::size_t>(local) * kBins + b], total);
   }
 }
 
 // Per head (one block of kBins threads): the similarity threshold t with count(> t) < budget <= count(>= t),
 // and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan counts keys >= that bin.
-__global__ void threshold_kernel(SignatureSelectParams p, Workspace w) {
+// The budget of top_fraction is computed in double exactly as the CPU reference does.
+__global__ void threshold_kernel(SignatureSelectParams p, Workspace w, int first_row) {
   using Scan = cub::BlockScan<int, kBins>;
   __shared__ typename Scan::TempStorage storage;
   __shared__ int first;
-  const int head = blockIdx.x, i = threadIdx.x;
+  const int head = blockIdx.x, i = threadIdx.x;  // `head`: the row's place in the chunk
+  const int row = first_row + head, visible = visible_keys(p, row);
   const unsigned* histogram = w.histogram + static_cast<std::size_t>(head) * kBins;
   const int count = static_cast<int>(histogram[kBins - 1 - i]);
-  const int budget = min(p.n_keys, static_cast<int>(histogram[kForced]) + p.top_k);
+  const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
+  const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(histogram[kForced]) + wanted));
   int at_least = 0;
   Scan(storage).InclusiveSum(count, at_least);
   if (i == 0) first = kBins;
@@ -119,21 +142,22 @@ __global__ void threshold_kernel(SignatureSelectParams p, Workspace w) {
   if (i == first) {
     w.threshold[head * 2] = kBins - 1 - i;
     w.threshold[head * 2 + 1] = budget - (at_least - count);
-    p.n_selected[head] = budget;
+    p.n_selected[row] = budget;
   }
 }
 
 // Per (tile, head): keys strictly above the threshold and keys at it.
-__global__ void tile_count_kernel(SignatureSelectParams p, Workspace w) {
+__global__ void tile_count_kernel(SignatureSelectParams p, Workspace w, int first_row) {
   using Reduce = cub::BlockScan<int, kThreads>;
   __shared__ typename Reduce::TempStorage storage;
-  const int head = blockIdx.y, tile = blockIdx.x;
+  const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
+  const int visible = visible_keys(p, first_row + head);
   const int threshold = w.threshold[head * 2];
-  const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * p.n_keys;
+  const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * w.similarity_stride;
   int above = 0, ties = 0;
   for (int i = 0; i < kItemsPerThread; ++i) {
     const int j = tile * kTile + threadIdx.x * kItemsPerThread + i;
-    if (j < p.n_keys) {
+    if (j < visible) {
       above += similarity[j] > threshold;
       ties += similarity[j] == threshold;
     }
@@ -173,22 +197,23 @@ __global__ void tile_scan_kernel(int tiles, Workspace w) {
 }
 
 // Writes the kept keys of every tile at their place in the ascending output list.
-__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride) {
+__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row) {
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage storage;
-  const int head = blockIdx.y, tile = blockIdx.x;
+  const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
+  const int row = first_row + head, visible = visible_keys(p, row);
   const int threshold = w.threshold[head * 2];
   const int ties_wanted = w.threshold[head * 2 + 1];
   const std::size_t at = (static_cast<std::size_t>(head) * gridDim.x + tile) * 2;
   const int above_before = w.tile_offsets[at];
   const int ties_before = w.tile_offsets[at + 1];
-  const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * p.n_keys;
+  const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * w.similarity_stride;
   std::uint8_t values[kItemsPerThread];
   int ties = 0;
   for (int i = 0; i < kItemsPerThread; ++i) {
     const int j = tile * kTile + threadIdx.x * kItemsPerThread + i;
-    values[i] = j < p.n_keys ? similarity[j] : 0;
-    ties += j < p.n_keys && values[i] == threshold;
+    values[i] = j < visible ? similarity[j] : 0;
+    ties += j < visible && values[i] == threshold;
   }
   int tie_rank = 0;
   Scan(storage).ExclusiveSum(ties, tie_rank);
@@ -198,21 +223,22 @@ __global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stri
   int kept = 0;
   for (int i = 0; i < kItemsPerThread; ++i) {
     const int j = tile * kTile + threadIdx.x * kItemsPerThread + i;
-    const bool tie = j < p.n_keys && values[i] == threshold;
-    keep[i] = j < p.n_keys && (values[i] > threshold || (tie && tie_rank < ties_wanted));
+    const bool tie = j < visible && values[i] == threshold;
+    keep[i] = j < visible && (values[i] > threshold || (tie && tie_rank < ties_wanted));
     tie_rank += tie;
     kept += keep[i];
   }
   int position = 0;
   Scan(storage).ExclusiveSum(kept, position);
   position += above_before + min(ties_before, ties_wanted);
-  int* out = p.selected + static_cast<std::size_t>(head) * stride;
+  int* out = p.selected + static_cast<std::size_t>(row) * stride;
   for (int i = 0; i < kItemsPerThread; ++i) {
     if (keep[i]) out[position++] = tile * kTile + threadIdx.x * kItemsPerThread + i;
   }
 }
 
-__global__ void pack_kernel(const float* logits, int n, int bits, std::uint64_t* words) {
+template <class T>
+__global__ void pack_kernel(const T* logits, int n, int bits, std::uint64_t* words) {
   const int n_words = (bits + 63) / 64;
   const std::size_t index = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (index >= static_cast<std::size_t>(n) * n_words) return;
@@ -220,7 +246,7 @@ __global__ void pack_kernel(const float* logits, int n, int bits, std::uint64_t*
   const int word = static_cast<int>(index % n_words);
   std::uint64_t packed = 0;
   for (int b = word * 64; b < min(bits, word * 64 + 64); ++b) {
-    if (logits[row * bits + b] >= 0.0f) packed |= 1ULL << (b - word * 64);
+    if (to_float(logits[row * bits + b]) >= 0.0f) packed |= 1ULL << (b - word * 64);
   }
   words[index] = packed;
 }
@@ -228,49 +254,93 @@ __global__ void pack_kernel(const float* logits, int n, int bits, std::uint64_t*
 }  // namespace
 
 int max_selected(int n_keys, int sinks, int window, int top_k) {
-  return std::max(1, std::min(n_keys, sinks + window + top_k));
+  const long long wanted = static_cast<long long>(sinks) + window + top_k;
+  return static_cast<int>(std::max(1LL, std::min(static_cast<long long>(n_keys), wanted)));
 }
 
-std::size_t select_workspace_bytes(int heads_q, int n_keys) {
+int selected_stride(const SignatureSelectParams& p) {
+  const long long budget = p.top_k > 0 ? p.top_k : static_cast<long long>(std::ceil(p.top_fraction * p.n_keys));
+  return max_selected(p.n_keys, p.sinks, p.window, static_cast<int>(std::min<long long>(budget, INT_MAX / 4)));
+}
+
+std::size_t select_workspace_bytes(int rows, int n_keys) {
   const std::size_t tiles = static_cast<std::size_t>(tiles_for(n_keys));
-  return align256(static_cast<std::size_t>(heads_q) * n_keys) + align256(static_cast<std::size_t>(heads_q) * kBins * sizeof(unsigned)) +
-         align256(static_cast<std::size_t>(heads_q) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(heads_q) * tiles * 2 * sizeof(int));
+  return align256(static_cast<std::size_t>(rows) * similarity_stride(n_keys)) + align256(static_cast<std::size_t>(rows) * kBins * sizeof(unsigned)) +
+         align256(static_cast<std::size_t>(rows) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(rows) * tiles * 2 * sizeof(int));
 }
 
-void scan_similarities(const SignatureSelectParams& p, cudaStream_t stream) {
+namespace {
+
+void check_select(const SignatureSelectParams& p) {
   if (p.bits < 1 || p.bits > 128) throw std::invalid_argument("bits: the CUDA path supports 1..128");
-  if (p.heads_q % p.heads_kv != 0) throw std::invalid_argument("heads_q: must be a multiple of heads_kv");
-  const Workspace w = carve(p.workspace, p.heads_q, p.n_keys);
-  HASHHOP_CUDA_CHECK(cudaMemsetAsync(w.histogram, 0, static_cast<std::size_t>(p.heads_q) * kBins * sizeof(unsigned), stream));
+  if (p.heads_q < 1 || p.heads_kv < 1 || p.heads_q % p.heads_kv != 0) throw std::invalid_argument("heads_q: must be a multiple of heads_kv");
+  if (p.n_q < 1 || p.n_keys < 1) throw std::invalid_argument("n_q, n_keys: must be >= 1");
+  if (p.causal && p.n_q > p.n_keys) throw std::invalid_argument("n_q: causal needs n_q <= n_keys");
+  if (p.key_stride != 0 && p.key_stride < p.n_keys) throw std::invalid_argument("key_stride: must be >= n_keys");
+  if (static_cast<long long>(p.heads_q) * p.n_q > INT_MAX) throw std::invalid_argument("heads_q * n_q: must fit in int");
+}
+
+// Rows per launch: what the workspace holds, and at most the grid's y limit.
+int chunk_rows(int rows, int workspace_rows) {
+  const int held = workspace_rows > 0 ? std::min(rows, workspace_rows) : rows;
+  return std::min(held, 65535);
+}
+
+void scan_rows(const SignatureSelectParams& p, const Workspace& w, int first_row, int rows, cudaStream_t stream) {
+  HASHHOP_CUDA_CHECK(cudaMemsetAsync(w.histogram, 0, static_cast<std::size_t>(rows) * kBins * sizeof(unsigned), stream));
   const int scan_blocks = std::min(1024, (p.n_keys + kThreads - 1) / kThreads);
-  const dim3 scan_grid(static_cast<unsigned>(scan_blocks), static_cast<unsigned>(p.heads_q));
+  const dim3 scan_grid(static_cast<unsigned>(scan_blocks), static_cast<unsigned>(rows));
   if (p.bits <= 64) {
-    hamming_scan_kernel<1><<<scan_grid, kThreads, 0, stream>>>(p, w);
+    hamming_scan_kernel<1><<<scan_grid, kThreads, 0, stream>>>(p, w, first_row);
   } else {
-    hamming_scan_kernel<2><<<scan_grid, kThreads, 0, stream>>>(p, w);
+    hamming_scan_kernel<2><<<scan_grid, kThreads, 0, stream>>>(p, w, first_row);
   }
   HASHHOP_CUDA_CHECK(cudaGetLastError());
 }
 
+}  // namespace
+
+void scan_similarities(const SignatureSelectParams& p, cudaStream_t stream) {
+  check_select(p);
+  const int rows = p.heads_q * p.n_q;
+  const Workspace w = carve(p.workspace, chunk_rows(rows, p.workspace_rows), p.n_keys);
+  scan_rows(p, w, 0, chunk_rows(rows, p.workspace_rows), stream);
+}
+
 void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
-  scan_similarities(p, stream);
-  const Workspace w = carve(p.workspace, p.heads_q, p.n_keys);
-  threshold_kernel<<<p.heads_q, kBins, 0, stream>>>(p, w);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
-  const int tiles = tiles_for(p.n_keys);
-  const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(p.heads_q));
-  tile_count_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
-  tile_scan_kernel<<<p.heads_q, 1024, 0, stream>>>(tiles, w);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
-  tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, max_selected(p.n_keys, p.sinks, p.window, p.top_k));
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
+  check_select(p);
+  const int rows = p.heads_q * p.n_q, chunk = chunk_rows(rows, p.workspace_rows);
+  const Workspace w = carve(p.workspace, chunk, p.n_keys);
+  const int tiles = tiles_for(p.n_keys), stride = selected_stride(p);
+  // Chunks reuse one workspace; stream order keeps them apart.
+  for (int first = 0; first < rows; first += chunk) {
+    const int count = std::min(chunk, rows - first);
+    scan_rows(p, w, first, count, stream);
+    threshold_kernel<<<count, kBins, 0, stream>>>(p, w, first);
+    HASHHOP_CUDA_CHECK(cudaGetLastError());
+    const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(count));
+    tile_count_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, first);
+    HASHHOP_CUDA_CHECK(cudaGetLastError());
+    tile_scan_kernel<<<count, 1024, 0, stream>>>(tiles, w);
+    HASHHOP_CUDA_CHECK(cudaGetLastError());
+    tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first);
+    HASHHOP_CUDA_CHECK(cudaGetLastError());
+  }
 }
 
 void pack_signatures(const float* logits, int n, int bits, std::uint64_t* words, cudaStream_t stream) {
+  pack_signatures(logits, Element::fp32, n, bits, words, stream);
+}
+
+void pack_signatures(const void* logits, Element element, int n, int bits, std::uint64_t* words, cudaStream_t stream) {
   const std::size_t total = static_cast<std::size_t>(n) * ((bits + 63) / 64);
   if (total == 0) return;
-  pack_kernel<<<static_cast<unsigned>((total + 255) / 256), 256, 0, stream>>>(logits, n, bits, words);
+  const auto blocks = static_cast<unsigned>((total + 255) / 256);
+  switch (element) {
+    case Element::bf16: pack_kernel<<<blocks, 256, 0, stream>>>(static_cast<const __nv_bfloat16*>(logits), n, bits, words); break;
+    case Element::fp16: pack_kernel<<<blocks, 256, 0, stream>>>(static_cast<const __half*>(logits), n, bits, words); break;
+    case Element::fp32: pack_kernel<<<blocks, 256, 0, stream>>>(static_cast<const float*>(logits), n, bits, words); break;
+  }
   HASHHOP_CUDA_CHECK(cudaGetLastError());
 }
 

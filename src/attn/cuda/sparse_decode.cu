@@ -1,8 +1,11 @@
-// Split-K exact softmax attention of one query per head over a gathered list of keys (see
+// Split-K exact softmax attention of every query row over a gathered list of keys (see
 // signature_decode_cuda.h). Warps stream 4 key rows at a time in 16-byte chunks; blocks write
-// (max, sum, acc) partials that a second kernel merges.
+// (max, sum, acc) partials that a second kernel merges. Templated on the element type (bf16, fp16, fp32).
 #include <algorithm>
 #include <cfloat>
+#include <climits>
+#include <cmath>
+#include <stdexcept>
 
 #include "hashhop/attn/cuda/cuda_check.h"
 #include "hashhop/attn/cuda/signature_decode_cuda.h"
@@ -14,8 +17,8 @@ constexpr int kWarps = 4;
 constexpr int kKeysPerSplit = 256;  // enough keys per block to amortise the merge, enough blocks to fill the GPU
 
 struct Partials {
-  float* acc;  // [heads_q, splits, dim]
-  float* ml;   // [heads_q, splits, 2]: running max and sum
+  float* acc;  // [chunk rows, splits, dim]
+  float* ml;   // [chunk rows, splits, 2]: running max and sum
 };
 
 Partials carve(void* base, int heads_q, int dim, int splits) {
@@ -26,51 +29,44 @@ Partials carve(void* base, int heads_q, int dim, int splits) {
 // A warp works on 4 keys at once, 8 lanes per key row, each lane loading 16-byte chunks (8 bf16) of
 // K and V: 4 rows in flight per warp instead of 1, whole 16-byte transactions. Each 8-lane group keeps
 // its own running (max, sum, acc); groups and then warps are merged at the end.
-template <int D>
-__global__ void decode_kernel(SparseDecodeParams p, Partials partials, int splits) {
-  constexpr int kGroupLanes = 8, kGroups = 32 / kGroupLanes, kChunks = D / 64;  // 16-byte chunks per lane
+// Rows are query rows (head * n_q + i); a launch covers rows first_row + blockIdx.y.
+template <class T, int D>
+__global__ void decode_kernel(SparseDecodeParams p, Partials partials, int splits, int first_row) {
+  constexpr int kGroupLanes = 8, kGroups = 32 / kGroupLanes, kChunks = D / 64;  // 8-element chunks per lane
   constexpr int kPerLane = kChunks * 8;
   __shared__ float warp_acc[kWarps][D];
   __shared__ float warp_ml[kWarps][2];
-  const int head = blockIdx.y, split = blockIdx.x;
+  const int local = blockIdx.y, row_index = first_row + local, split = blockIdx.x;
+  const int head = row_index / p.n_q;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, group = lane / kGroupLanes, member = lane % kGroupLanes;
   const int kv = head / (p.heads_q / p.heads_kv);
+  const T* q_row = static_cast<const T*>(p.q) + static_cast<std::size_t>(row_index) * D;
   // Lane `member` owns dims [(member + 8c) * 8, +8) for c < kChunks.
   float q[kPerLane];
   for (int c = 0; c < kChunks; ++c) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(p.q + static_cast<std::size_t>(head) * D + (member + kGroupLanes * c) * 8);
-    const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&raw);
-    for (int e = 0; e < 4; ++e) {
-      const float2 f = __bfloat1622float2(pairs[e]);
-      q[c * 8 + 2 * e] = f.x * p.scale, q[c * 8 + 2 * e + 1] = f.y * p.scale;
-    }
+    load8(q_row + (member + kGroupLanes * c) * 8, q + c * 8);
+    for (int e = 0; e < 8; ++e) q[c * 8 + e] *= p.scale;
   }
-  const int count = p.n_selected[head];
+  const int count = p.n_selected[row_index];
   const int begin = split * kKeysPerSplit, end = min(count, begin + kKeysPerSplit);
-  const int* selected = p.selected + static_cast<std::size_t>(head) * p.selected_stride;
-  const __nv_bfloat16* k_base = p.k + static_cast<std::size_t>(kv) * p.n_keys * D;
-  const __nv_bfloat16* v_base = p.v + static_cast<std::size_t>(kv) * p.n_keys * D;
+  const int* selected = p.selected + static_cast<std::size_t>(row_index) * p.selected_stride;
+  const T* k_base = static_cast<const T*>(p.k) + static_cast<std::size_t>(kv) * p.n_keys * D;
+  const T* v_base = static_cast<const T*>(p.v) + static_cast<std::size_t>(kv) * p.n_keys * D;
   float running_max = -FLT_MAX, running_sum = 0.f, acc[kPerLane] = {};
   for (int base = begin + warp * kGroups; base < end; base += kWarps * kGroups) {
     const int n = base + group;
     const bool active = n < end;
-    uint4 k_raw[kChunks], v_raw[kChunks];
+    float k_val[kPerLane], v_val[kPerLane];
     if (active) {
       const std::size_t row = static_cast<std::size_t>(selected[n]) * D;
       for (int c = 0; c < kChunks; ++c) {
-        k_raw[c] = *reinterpret_cast<const uint4*>(k_base + row + (member + kGroupLanes * c) * 8);
-        v_raw[c] = *reinterpret_cast<const uint4*>(v_base + row + (member + kGroupLanes * c) * 8);
+        load8(k_base + row + (member + kGroupLanes * c) * 8, k_val + c * 8);
+        load8(v_base + row + (member + kGroupLanes * c) * 8, v_val + c * 8);
       }
     }
     float dot = 0.f;
     if (active) {
-      for (int c = 0; c < kChunks; ++c) {
-        const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&k_raw[c]);
-        for (int e = 0; e < 4; ++e) {
-          const float2 f = __bfloat1622float2(pairs[e]);
-          dot += q[c * 8 + 2 * e] * f.x + q[c * 8 + 2 * e + 1] * f.y;
-        }
-      }
+      for (int e = 0; e < kPerLane; ++e) dot += q[e] * k_val[e];
     }
     for (int offset = kGroupLanes / 2; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
     if (!active) continue;
@@ -78,14 +74,7 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
     const float correction = __expf(running_max - new_max);
     const float weight = __expf(dot - new_max);
     running_sum = running_sum * correction + weight;
-    for (int c = 0; c < kChunks; ++c) {
-      const auto* pairs = reinterpret_cast<const __nv_bfloat162*>(&v_raw[c]);
-      for (int e = 0; e < 4; ++e) {
-        const float2 f = __bfloat1622float2(pairs[e]);
-        acc[c * 8 + 2 * e] = acc[c * 8 + 2 * e] * correction + weight * f.x;
-        acc[c * 8 + 2 * e + 1] = acc[c * 8 + 2 * e + 1] * correction + weight * f.y;
-      }
-    }
+    for (int e = 0; e < kPerLane; ++e) acc[e] = acc[e] * correction + weight * v_val[e];
     running_max = new_max;
   }
   // Merge the 4 groups of the warp (same member lanes hold the same dims), then the warps.
@@ -109,7 +98,7 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
   __syncthreads();
   float block_max = -FLT_MAX;
   for (int w = 0; w < kWarps; ++w) block_max = fmaxf(block_max, warp_ml[w][0]);
-  const std::size_t out_row = static_cast<std::size_t>(head) * splits + split;
+  const std::size_t out_row = static_cast<std::size_t>(local) * splits + split;
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float sum = 0.f;
     for (int w = 0; w < kWarps; ++w) sum += warp_acc[w][d] * __expf(warp_ml[w][0] - block_max);
@@ -123,9 +112,9 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
   }
 }
 
-__global__ void combine_kernel(SparseDecodeParams p, Partials partials, int splits) {
-  const int head = blockIdx.x;
-  const int used = min(splits, (p.n_selected[head] + kKeysPerSplit - 1) / kKeysPerSplit);
+__global__ void combine_kernel(SparseDecodeParams p, Partials partials, int splits, int first_row) {
+  const int head = blockIdx.x, row_index = first_row + head;  // `head`: the row's place in the chunk
+  const int used = min(splits, (p.n_selected[row_index] + kKeysPerSplit - 1) / kKeysPerSplit);
   float global_max = -FLT_MAX;
   for (int s = 0; s < used; ++s) global_max = fmaxf(global_max, partials.ml[(static_cast<std::size_t>(head) * splits + s) * 2]);
   float total = 0.f;
@@ -139,31 +128,50 @@ __global__ void combine_kernel(SparseDecodeParams p, Partials partials, int spli
       const std::size_t row = static_cast<std::size_t>(head) * splits + s;
       value += partials.acc[row * p.dim + d] * __expf(partials.ml[row * 2] - global_max);
     }
-    p.out[static_cast<std::size_t>(head) * p.dim + d] = total > 0.f ? value / total : 0.f;
+    p.out[static_cast<std::size_t>(row_index) * p.dim + d] = total > 0.f ? value / total : 0.f;
   }
+  if (p.lse && threadIdx.x == 0) p.lse[row_index] = total > 0.f ? global_max + logf(total) : -INFINITY;
+}
+
+template <class T>
+void launch_decode(const SparseDecodeParams& p, const Partials& partials, int splits, int first_row, int rows, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(rows));
+  switch (p.dim) {
+    case 64: decode_kernel<T, 64><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits, first_row); break;
+    case 128: decode_kernel<T, 128><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits, first_row); break;
+    default: throw std::invalid_argument("dim: the CUDA decode supports 64 and 128");
+  }
+  HASHHOP_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
 int decode_splits(int selected_stride) { return std::max(1, (selected_stride + kKeysPerSplit - 1) / kKeysPerSplit); }
 
-std::size_t decode_workspace_bytes(int heads_q, int dim, int selected_stride) {
-  return static_cast<std::size_t>(heads_q) * decode_splits(selected_stride) * (dim + 2) * sizeof(float);
+std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride) {
+  return static_cast<std::size_t>(rows) * decode_splits(selected_stride) * (dim + 2) * sizeof(float);
 }
 
 void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
-  if (p.heads_q % p.heads_kv != 0) throw std::invalid_argument("heads_q: must be a multiple of heads_kv");
+  if (p.heads_q < 1 || p.heads_kv < 1 || p.heads_q % p.heads_kv != 0) throw std::invalid_argument("heads_q: must be a multiple of heads_kv");
+  if (p.dim != 64 && p.dim != 128) throw std::invalid_argument("dim: the CUDA decode supports 64 and 128");
+  if (p.n_q < 1) throw std::invalid_argument("n_q: must be >= 1");
+  if (static_cast<long long>(p.heads_q) * p.n_q > INT_MAX) throw std::invalid_argument("heads_q * n_q: must fit in int");
   const int splits = decode_splits(p.selected_stride);
-  const Partials partials = carve(p.workspace, p.heads_q, p.dim, splits);
-  const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(p.heads_q));
-  switch (p.dim) {
-    case 64: decode_kernel<64><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
-    case 128: decode_kernel<128><<<grid, kWarps * 32, 0, stream>>>(p, partials, splits); break;
-    default: throw std::invalid_argument("dim: the CUDA decode supports 64 and 128");
+  const int rows = p.heads_q * p.n_q;
+  // Rows per launch: what the workspace holds, at most the grid's y limit; chunks reuse the workspace in stream order.
+  const int chunk = std::min(p.workspace_rows > 0 ? std::min(rows, p.workspace_rows) : rows, 65535);
+  const Partials partials = carve(p.workspace, chunk, p.dim, splits);
+  for (int first = 0; first < rows; first += chunk) {
+    const int count = std::min(chunk, rows - first);
+    switch (p.element) {
+      case Element::bf16: launch_decode<__nv_bfloat16>(p, partials, splits, first, count, stream); break;
+      case Element::fp16: launch_decode<__half>(p, partials, splits, first, count, stream); break;
+      case Element::fp32: launch_decode<float>(p, partials, splits, first, count, stream); break;
+    }
+    combine_kernel<<<count, 128, 0, stream>>>(p, partials, splits, first);
+    HASHHOP_CUDA_CHECK(cudaGetLastError());
   }
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
-  combine_kernel<<<p.heads_q, 128, 0, stream>>>(p, partials, splits);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace hashhop::attn::cuda

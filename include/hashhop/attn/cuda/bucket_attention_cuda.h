@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hashhop/attn/cuda/element.h"
+
 namespace hashhop::attn::cuda {
 
 // Layouts as in attention_problem.h: q [heads_q, n_q, dim], k/v [heads_kv, n_k, dim]; with `causal`,
@@ -16,9 +18,9 @@ namespace hashhop::attn::cuda {
 // A query attends to the keys sharing its bucket in any round, each key once (counted in the first
 // round it shares), exactly the set of the CPU reference; rounds are merged by log-sum-exp.
 struct BucketAttentionParams {
-  const __nv_bfloat16* q = nullptr;
-  const __nv_bfloat16* k = nullptr;
-  const __nv_bfloat16* v = nullptr;
+  const void* q = nullptr;  // of `element`, 16-byte aligned
+  const void* k = nullptr;
+  const void* v = nullptr;
   const std::uint32_t* q_buckets = nullptr;  // [rounds, heads_q, n_q], each < 2^bucket_bits
   const std::uint32_t* k_buckets = nullptr;  // [rounds, heads_kv, n_k]
   int heads_q = 1, heads_kv = 1, n_q = 1, n_k = 1, dim = 128;  // dim: 64 or 128
@@ -28,6 +30,7 @@ struct BucketAttentionParams {
   float* out = nullptr;       // [heads_q, n_q, dim]; a query with no keys gets zeros
   float* lse = nullptr;       // [heads_q, n_q] or null; -inf for a query with no keys
   void* workspace = nullptr;  // bucket_workspace_bytes(...) bytes
+  Element element = Element::bf16;
 };
 
 // Throws std::invalid_argument naming the field (sizes, dim, bucket_bits + log2(rounds * heads) > 32).
@@ -37,5 +40,7 @@ void bucket_attention(const BucketAttentionParams& params, cudaStream_t stream);
 // Reformer's angular LSH from projections x·R ([n, columns] float, R from attn::bucket_projection):
 // bucket = argmax over [xR, -xR], ties to the first in the reference's order (+c before -c, c ascending).
 void lsh_bucket_ids(const float* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream);
+// The same over float64 projections (what the ops use, so bucket ids equal the float64 reference's).
+void lsh_bucket_ids(const double* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream);
 
 }  // namespace hashhop::attn::cuda

@@ -37,6 +37,9 @@ std::size_t index_bytes(const DeviceIndexLayout& layout);
 // Lays the index out in `memory`, uploads the sampled positions and empties every table.
 DeviceIndex make_index(const DeviceIndexLayout& layout, void* memory, const std::vector<std::vector<int>>& sampled,
                        cudaStream_t stream);
+// The same with the sampled positions already on the device ([tables, bits_per_table] int, null in exact
+// mode), used in place (they must outlive the index): no host copy, so the ops stay free of syncs.
+DeviceIndex make_index(const DeviceIndexLayout& layout, void* memory, const int* device_sampled_bits, cudaStream_t stream);
 
 // Inserts keys [first_key, first_key + count) of every kv head; signatures [heads_kv, key_stride].
 // Stream-ordered with lookups; keys must be < max_keys and inserted once.

@@ -9,43 +9,61 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hashhop/attn/cuda/element.h"
+
 namespace hashhop::attn::cuda {
 
-// One decode step: one query per head over n_keys cached keys.
+// One decode step (one query per head over n_keys cached keys), or n_q queries per head: query row
+// r = head * n_q + i. With `causal`, query i sees keys [0, n_keys - n_q + i] (the CPU reference's frame),
+// otherwise all n_keys. Each row keeps its sinks, its window and its top_k best keys (or, with top_k = 0,
+// ceil(top_fraction * visible) of them), exactly attn::select_signature_keys' set.
 struct SignatureSelectParams {
-  const std::uint64_t* key_signatures = nullptr;    // [heads_kv, n_keys, words]
-  const std::uint64_t* query_signatures = nullptr;  // [heads_q, words]
-  int heads_q = 1, heads_kv = 1, n_keys = 1, bits = 64;
+  const std::uint64_t* key_signatures = nullptr;    // [heads_kv, key_stride, words]
+  const std::uint64_t* query_signatures = nullptr;  // [heads_q, n_q, words]
+  int heads_q = 1, heads_kv = 1, n_keys = 1, bits = 64;  // bits: 1..128
   int sinks = 0, window = 0, top_k = 0;
-  int* selected = nullptr;    // [heads_q, max_selected(...)] ascending key indices
-  int* n_selected = nullptr;  // [heads_q]
-  void* workspace = nullptr;  // select_workspace_bytes(...) bytes
+  int* selected = nullptr;    // [heads_q * n_q, selected_stride(...)] ascending key indices
+  int* n_selected = nullptr;  // [heads_q * n_q]
+  void* workspace = nullptr;  // select_workspace_bytes(workspace_rows or heads_q * n_q, n_keys) bytes
+  int n_q = 1;
+  bool causal = false;
+  double top_fraction = 0.0;
+  int key_stride = 0;      // key rows per kv head in key_signatures; 0 = n_keys
+  int workspace_rows = 0;  // rows the workspace holds; select_keys runs the rows in chunks of it (0 = all)
 };
 
 int max_selected(int n_keys, int sinks, int window, int top_k);
-std::size_t select_workspace_bytes(int heads_q, int n_keys);
+// Row stride of `selected` for these params (max_selected, with top_fraction's budget at full visibility).
+int selected_stride(const SignatureSelectParams& params);
+std::size_t select_workspace_bytes(int rows, int n_keys);
 void select_keys(const SignatureSelectParams& params, cudaStream_t stream);
 // The first step of select_keys alone (similarities + histogram into the workspace), for timing the scan.
 void scan_similarities(const SignatureSelectParams& params, cudaStream_t stream);
 
+// Exact softmax of every query row over its listed keys (any order; a row with none outputs zeros).
 struct SparseDecodeParams {
-  const __nv_bfloat16* q = nullptr;  // [heads_q, dim]
-  const __nv_bfloat16* k = nullptr;  // [heads_kv, n_keys, dim]
-  const __nv_bfloat16* v = nullptr;  // [heads_kv, n_keys, dim]
-  const int* selected = nullptr;     // [heads_q, selected_stride]
-  const int* n_selected = nullptr;   // [heads_q]
+  const void* q = nullptr;           // [heads_q, n_q, dim] of `element`
+  const void* k = nullptr;           // [heads_kv, n_keys, dim]
+  const void* v = nullptr;           // [heads_kv, n_keys, dim]
+  const int* selected = nullptr;     // [heads_q * n_q, selected_stride]
+  const int* n_selected = nullptr;   // [heads_q * n_q]
   int selected_stride = 0;
   int heads_q = 1, heads_kv = 1, n_keys = 1, dim = 128;  // dim: 64 or 128
   float scale = 1.0f;
-  float* out = nullptr;       // [heads_q, dim]
-  void* workspace = nullptr;  // decode_workspace_bytes(...) bytes
+  float* out = nullptr;       // [heads_q * n_q, dim]
+  void* workspace = nullptr;  // decode_workspace_bytes(workspace_rows or heads_q * n_q, dim, selected_stride) bytes
+  int n_q = 1;
+  Element element = Element::bf16;
+  int workspace_rows = 0;     // rows the workspace holds; sparse_decode runs the rows in chunks of it (0 = all)
+  float* lse = nullptr;       // [heads_q * n_q] or null: log-sum-exp of the scaled scores, -inf for no keys
 };
 
 int decode_splits(int selected_stride);
-std::size_t decode_workspace_bytes(int heads_q, int dim, int selected_stride);
+std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride);
 void sparse_decode(const SparseDecodeParams& params, cudaStream_t stream);
 
-// Packs sign bits: logits [n, bits] float -> words [n, (bits+63)/64]; bit = logit >= 0.
+// Packs sign bits: logits [n, bits] -> words [n, (bits+63)/64]; bit = logit >= 0 (NaN gives 0).
 void pack_signatures(const float* logits, int n, int bits, std::uint64_t* words, cudaStream_t stream);
+void pack_signatures(const void* logits, Element element, int n, int bits, std::uint64_t* words, cudaStream_t stream);
 
 }  // namespace hashhop::attn::cuda
