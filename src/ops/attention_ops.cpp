@@ -12,6 +12,7 @@
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
+#include "hashhop/ops/attention_grads.h"
 
 namespace hashhop::ops {
 namespace {
@@ -29,29 +30,6 @@ void check_qkv(const char* op, const torch::Tensor& q, const torch::Tensor& k, c
   TORCH_CHECK(q.size(1) > 0 && k.size(1) > 0 && q.size(2) > 0, op, ": sizes must be positive");
   TORCH_CHECK(k.size(0) > 0 && q.size(0) % k.size(0) == 0, op, ": heads_q (", q.size(0),
               ") must be a multiple of heads_kv (", k.size(0), ")");
-}
-
-// Softmax attention of every query over the keys `visible` allows ([heads_q, n_q, n_k] bool).
-torch::Tensor attend_visible(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& visible, const std::optional<torch::Tensor>& key_bias, double scale) {
-  const int64_t group = q.size(0) / k.size(0);  // grouped queries: query head h reads kv head h / group
-  const auto kq = group == 1 ? k : k.repeat_interleave(group, 0);
-  const auto vq = group == 1 ? v : v.repeat_interleave(group, 0);
-  auto scores = torch::matmul(q, kq.transpose(1, 2)) * scale;
-  if (key_bias) scores = scores + key_bias->view({1, 1, -1});
-  // A row that sees nothing gets zeros (as the references), not the NaN of an all -inf softmax.
-  const auto any = visible.any(-1, /*keepdim=*/true);
-  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<double>::infinity());
-  scores = torch::where(any, scores, torch::zeros_like(scores));
-  const auto weights = torch::softmax(scores, -1) * any.to(scores.scalar_type());
-  return torch::matmul(weights, vq);
-}
-
-torch::Tensor causal_visible(int64_t heads, int64_t n_q, int64_t n_k, bool causal, const torch::Device& device) {
-  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(device);
-  if (!causal) return torch::ones({heads, n_q, n_k}, opts.dtype(torch::kBool));
-  const auto last = torch::arange(n_q, opts) + (n_k - n_q);  // inclusive
-  return (torch::arange(n_k, opts).view({1, n_k}) <= last.view({n_q, 1})).unsqueeze(0).expand({heads, n_q, n_k});
 }
 
 void check_signatures(const char* op, const torch::Tensor& signatures, const char* name, int64_t heads, int64_t n, int64_t words) {
@@ -101,6 +79,11 @@ class SignSte : public torch::autograd::Function<SignSte> {
 
 torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const std::optional<torch::Tensor>& key_bias, bool causal, double scale) {
+  if (q.dim() == 4) {
+    constexpr const char* op = "dense_attention";
+    const int64_t b = q.size(0);
+    return unfold_batch(dense_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), key_bias, causal, scale), b);
+  }
   check_qkv("dense_attention", q, k, v);
   if (key_bias) {
     TORCH_CHECK(key_bias->dim() == 1 && key_bias->size(0) == k.size(1), "dense_attention: key_bias must be [n_k] = [",
@@ -114,6 +97,12 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
 torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
                                bool causal, double scale) {
+  if (q.dim() == 4) {
+    constexpr const char* op = "bucket_attention";
+    const int64_t b = q.size(0);
+    return unfold_batch(bucket_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
+                                         rounds, bucket_fn, seed, causal, scale), b);
+  }
   check_qkv("bucket_attention", q, k, v);
   TORCH_CHECK(bucket_bits >= 0 && bucket_bits <= 30, "bucket_attention: bucket_bits must be in [0, 30], got ", bucket_bits);
   TORCH_CHECK(rounds >= 1, "bucket_attention: rounds must be >= 1, got ", rounds);
@@ -153,6 +142,14 @@ torch::Tensor signature_attention(const torch::Tensor& q, const torch::Tensor& k
                                   const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
                                   int64_t sinks, int64_t window, int64_t top_k, double top_fraction, bool causal,
                                   double scale) {
+  if (q.dim() == 4) {
+    constexpr const char* op = "signature_attention";
+    const int64_t b = q.size(0);
+    return unfold_batch(signature_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b),
+                                            fold_batch(op, q_signatures, "q_signatures", 4, b),
+                                            fold_batch(op, k_signatures, "k_signatures", 4, b), bits, sinks, window, top_k,
+                                            top_fraction, causal, scale), b);
+  }
   check_qkv("signature_attention", q, k, v);
   TORCH_CHECK(bits >= 1 && bits <= 4096, "signature_attention: bits must be in [1, 4096], got ", bits);
   TORCH_CHECK(sinks >= 0 && window >= 0 && top_k >= 0 && top_fraction >= 0 && top_fraction <= 1,
@@ -176,6 +173,14 @@ torch::Tensor signature_attention(const torch::Tensor& q, const torch::Tensor& k
 torch::Tensor index_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
                               int64_t tables, int64_t bits_per_table, int64_t seed, bool causal, double scale) {
+  if (q.dim() == 4) {
+    constexpr const char* op = "index_attention";
+    const int64_t b = q.size(0);
+    return unfold_batch(index_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b),
+                                        fold_batch(op, q_signatures, "q_signatures", 3, b),
+                                        fold_batch(op, k_signatures, "k_signatures", 3, b), bits, tables, bits_per_table, seed,
+                                        causal, scale), b);
+  }
   check_qkv("index_attention", q, k, v);
   TORCH_CHECK(!causal || q.size(1) <= k.size(1), "index_attention: causal needs n_q <= n_k");
   check_signatures("index_attention", q_signatures, "q_signatures", q.size(0), q.size(1), 0);

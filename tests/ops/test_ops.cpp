@@ -6,6 +6,7 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
+#include "hashhop/ops/attention_grads.h"
 #include "hashhop/ops/attention_ops.h"
 
 namespace hashhop::ops {
@@ -170,6 +172,96 @@ TEST(Ops, SignatureAndIndexGradientsMatchFiniteDifferences) {
                   {in.q, in.k, in.v}, "signature top-k causal");
   expect_gradient([&](const std::vector<torch::Tensor>& x) { return index_attention(x[0], x[1], x[2], qs.squeeze(2), ks.squeeze(2), 64, 0, 16, 0, true, 0.7); },
                   {in.q, in.k, in.v}, "index exact causal");
+}
+
+// The pieces the CUDA ops run on device tensors (attention_grads.h), checked here on CPU float64 tensors
+// against the reference ops: key lists from the CPU selection, stored in shuffled order with junk past each
+// row's count (as the CUDA index writes them), in chunks of 2 rows. Tolerance 1e-12: float64 on both sides.
+TEST(Ops, SelectedAttentionAndItsBackwardEqualTheSignatureOp) {
+  const auto in = random_inputs(4, 2, 5, 12, 8, 51);
+  const auto qs = random_signatures({4, 5, 1}, 52), ks = random_signatures({2, 12, 1}, 53);
+  const auto* qw = reinterpret_cast<const std::uint64_t*>(qs.data_ptr<int64_t>());
+  const auto* kw = reinterpret_cast<const std::uint64_t*>(ks.data_ptr<int64_t>());
+  struct Case { int sinks, window, top_k; double fraction; bool causal; };
+  for (const Case c : {Case{1, 2, 3, 0.0, true}, Case{0, 1, 0, 0.25, false}, Case{0, 0, 0, 0.0, true}}) {
+    const attn::SignatureConfig config{64, c.sinks, c.window, c.top_k, c.fraction};
+    auto selected = torch::full({20, 12}, -7, torch::kInt32);
+    auto counts = torch::zeros({20}, torch::kInt32);
+    for (int h = 0; h < 4; ++h)
+      for (int i = 0; i < 5; ++i) {
+        auto keys = attn::select_signature_keys(qw + h * 5 + i, kw + (h / 2) * 12, c.causal ? 12 - 5 + i : 11, config);
+        std::reverse(keys.begin(), keys.end());
+        for (std::size_t j = 0; j < keys.size(); ++j) selected[h * 5 + i][static_cast<int64_t>(j)] = keys[j];
+        counts[h * 5 + i] = static_cast<int>(keys.size());
+      }
+    auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true), v = in.v.clone().requires_grad_(true);
+    const auto expected = signature_attention(q, k, v, qs, ks, 64, c.sinks, c.window, c.top_k, c.fraction, c.causal, 0.4);
+    const auto out = selected_attention_forward(in.q, in.k, in.v, selected, counts, 0.4, 2);
+    EXPECT_LT((out - expected).abs().max().item<double>(), 1e-12) << "sinks " << c.sinks;
+    const auto grad_out = torch::randn_like(expected);
+    expected.backward(grad_out);
+    const auto grads = selected_attention_backward(in.q, in.k, in.v, selected, counts, grad_out, 0.4, 2);
+    EXPECT_LT((grads.dq - q.grad()).abs().max().item<double>(), 1e-12) << "sinks " << c.sinks;
+    EXPECT_LT((grads.dk - k.grad()).abs().max().item<double>(), 1e-12) << "sinks " << c.sinks;
+    EXPECT_LT((grads.dv - v.grad()).abs().max().item<double>(), 1e-12) << "sinks " << c.sinks;
+  }
+}
+
+// bucket_visible + masked_attention_backward (the CUDA bucket op's backward) against the CPU op's autograd.
+TEST(Ops, BucketMaskAndBackwardEqualTheBucketOp) {
+  const auto in = random_inputs(4, 2, 6, 10, 8, 57);
+  attn::BucketConfig config;
+  config.bucket_bits = 2, config.rounds = 2, config.seed = 3;
+  const auto p = problem_of(in, true, 0.5, false);
+  const auto buckets = attn::problem_buckets(p, config);
+  auto qb = torch::empty({2, 4, 6}, torch::kInt32), kb = torch::empty({2, 2, 10}, torch::kInt32);
+  for (int r = 0; r < 2; ++r) {
+    for (int h = 0; h < 4; ++h)
+      for (int i = 0; i < 6; ++i) qb[r][h][i] = static_cast<int>(buckets.query(r, h)[i]);
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < 10; ++j) kb[r][h][j] = static_cast<int>(buckets.key(r, h)[j]);
+  }
+  auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true), v = in.v.clone().requires_grad_(true);
+  const auto expected = bucket_attention(q, k, v, 2, 2, "lsh", 3, true, 0.5);
+  const auto visible = bucket_visible(qb, kb, true);
+  EXPECT_LT((attend_visible(in.q, in.k, in.v, visible, std::nullopt, 0.5) - expected).abs().max().item<double>(), 1e-12);
+  const auto grad_out = torch::randn_like(expected);
+  expected.backward(grad_out);
+  const auto grads = masked_attention_backward(in.q, in.k, in.v, visible, grad_out, 0.5);
+  EXPECT_LT((grads.dq - q.grad()).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((grads.dk - k.grad()).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((grads.dv - v.grad()).abs().max().item<double>(), 1e-12);
+}
+
+// A batch [batch, heads, n, dim] is the same as one call per sequence (folded heads keep their own kv heads).
+TEST(Ops, BatchedInputsEqualOneCallPerSequence) {
+  torch::manual_seed(61);
+  const auto q = torch::randn({3, 4, 5, 8}, f64), k = torch::randn({3, 2, 9, 8}, f64), v = torch::randn({3, 2, 9, 8}, f64);
+  const auto qs = random_signatures({3, 4, 5, 1}, 62), ks = random_signatures({3, 2, 9, 1}, 63);
+  const std::vector<std::pair<std::string, std::function<torch::Tensor(int64_t)>>> ops = {
+      {"dense", [&](int64_t b) { return b < 0 ? dense_attention(q, k, v, std::nullopt, true, 0.3) : dense_attention(q[b], k[b], v[b], std::nullopt, true, 0.3); }},
+      {"bucket", [&](int64_t b) { return b < 0 ? bucket_attention(q, k, v, 2, 2, "lsh", 1, true, 0.3) : bucket_attention(q[b], k[b], v[b], 2, 2, "lsh", 1, true, 0.3); }},
+      {"signature", [&](int64_t b) {
+         return b < 0 ? signature_attention(q, k, v, qs, ks, 64, 1, 1, 2, 0.0, true, 0.3)
+                      : signature_attention(q[b], k[b], v[b], qs[b], ks[b], 64, 1, 1, 2, 0.0, true, 0.3);
+       }},
+      {"index", [&](int64_t b) {
+         return b < 0 ? index_attention(q, k, v, qs.squeeze(3), ks.squeeze(3), 64, 0, 16, 0, true, 0.3)
+                      : index_attention(q[b], k[b], v[b], qs[b].squeeze(2), ks[b].squeeze(2), 64, 0, 16, 0, true, 0.3);
+       }},
+  };
+  for (const auto& [name, op] : ops) {
+    const auto batched = op(-1);
+    ASSERT_EQ(batched.sizes(), q.sizes()) << name;
+    for (int64_t b = 0; b < 3; ++b) EXPECT_TRUE(torch::equal(batched[b], op(b))) << name << " batch " << b;
+  }
+  try {
+    signature_attention(q, k[0], v, qs, ks, 64, 1, 1, 2, 0.0, true, 0.3);
+    ADD_FAILURE() << "no error for a 3-D k beside a batched q";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("signature_attention: with a batched q [batch, heads, n, dim], k must be 4-D"),
+              std::string::npos) << e.what_without_backtrace();
+  }
 }
 
 TEST(Ops, SignSteIsSignForwardAndClippedIdentityBackward) {
