@@ -2,9 +2,8 @@
 // as `hashhop gen --format text` writes it (its completion block names the queries) or a bare prompt
 // with --query KEY (repeatable), --hops and --cot. Prints the completion block.
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -12,8 +11,10 @@
 #include "command.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/io/files.h"
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/inference.h"
+#include "size_option.h"
 
 namespace hashhop::cli {
 namespace {
@@ -25,15 +26,13 @@ struct Options {
   int hops = 1;
   bool cot = false;
   std::string device = "auto";
+  std::string prompt_limit = "2G";
   AnswerPath path;
 };
 
 int run_answer(const Options& o) {
-  std::ifstream in(o.prompt_path, std::ios::binary);
-  if (!in) throw std::invalid_argument(o.prompt_path + ": cannot read");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string prompt = buffer.str();
+  // Read with a limit: `--prompt /dev/zero` would otherwise grow a string until std::bad_alloc.
+  std::string prompt = io::read_file_limited(o.prompt_path, parse_size("--prompt-limit", o.prompt_limit), "--prompt");
   int hops = o.hops;
   bool cot = o.cot;
   std::vector<std::string> keys = o.queries;
@@ -53,7 +52,19 @@ int run_answer(const Options& o) {
   }
   while (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
   if (keys.empty()) throw std::invalid_argument(o.prompt_path + ": no completion block and no --query given");
+  for (const auto& key : keys)
+    if (!bench::is_hash(key)) throw std::invalid_argument("--query: '" + key.substr(0, 40) + "' is not a hash of letters");
+  try {
+    bench::check_prompt_ends(prompt);
+  } catch (const bench::FormatError& e) {
+    throw std::invalid_argument(o.prompt_path + ": not a HashHop prompt: " + e.what());
+  }
   auto loaded = model::load_model(o.model_dir, parse_device(o.device));
+  try {
+    model::check_query_hops(loaded.config.model, hops, cot);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument((completion_at != std::string::npos ? o.prompt_path + ": " : std::string("--")) + e.what());
+  }
   std::printf("%s", o.path.answer(loaded.model, prompt, hops, cot, keys).c_str());
   return 0;
 }
@@ -69,6 +80,8 @@ Command add_answer_command(CLI::App& root) {
   app->add_option("--hops", o->hops, "Hops to follow when the file has no completion block")->capture_default_str();
   app->add_flag("--cot", o->cot, "Answer with the chain of thought (H2 = H3 = ...)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
+  app->add_option("--prompt-limit", o->prompt_limit, "Largest prompt file read into memory (K/M/G suffixes)")
+      ->capture_default_str();
   o->path.add_options(app);
   return {app, [o] { return run_answer(*o); }};
 }

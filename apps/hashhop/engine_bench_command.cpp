@@ -237,8 +237,19 @@ int run_engine_bench(const Options& o) {
   const auto baseline = parse_size("--baseline", o.baseline);
   const auto dense_max = parse_size("--dense-max", o.dense_max);
   if (o.queries < 1) throw std::invalid_argument("--queries: must be >= 1");
+  for (const int hops : o.hops)  // the generator's sizing divides by the hop count
+    if (hops < 1) throw std::invalid_argument("--hops: must be >= 1, got " + std::to_string(hops));
+  if (o.hash_len < 1) throw std::invalid_argument("--hash-len: must be >= 1, got " + std::to_string(o.hash_len));
+  if (o.single_queries < 0) throw std::invalid_argument("--single-queries: must be >= 0");
   const auto device = parse_device(o.device);
   auto loaded = model::load_model(o.model_dir, device);
+  for (const int hops : o.hops) {
+    try {
+      model::check_query_hops(loaded.config.model, hops, false);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--") + e.what());
+    }
+  }
   torch::NoGradGuard no_grad;
 
   std::vector<Row> rows;

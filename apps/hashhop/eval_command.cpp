@@ -13,6 +13,8 @@
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
+#include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
@@ -30,6 +32,24 @@ std::uint64_t count_lines(const std::string& path) {  // for the progress bar's 
   return lines;
 }
 
+// What the model can answer, checked before it runs: a HashHop prompt (its first and last lines) and a
+// hop count within the model's reach. Errors name the file, line and field.
+void check_record(const std::string& path, std::uint64_t line, const model::ModelConfig& config,
+                  const bench::DataRecord& record) {
+  try {
+    bench::check_prompt_ends(record.prompt);
+  } catch (const bench::FormatError& e) {
+    throw io::InputError(path, line, "prompt", std::string("not a HashHop prompt: ") + e.what());
+  }
+  try {
+    model::check_query_hops(config, record.expected.hops, record.expected.cot);
+  } catch (const std::invalid_argument& e) {
+    throw io::InputError(path, line, "completion", e.what());
+  }
+  for (const auto& q : record.expected.queries)
+    if (!bench::is_hash(q.key)) throw io::InputError(path, line, "completion", "query '" + q.key.substr(0, 40) + "' is not a hash");
+}
+
 struct Options {
   std::string model_dir;
   std::string data;
@@ -41,6 +61,7 @@ struct Options {
 
 int run_eval(const Options& o) {
   const auto device = parse_device(o.device);
+  io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   auto loaded = model::load_model(o.model_dir, device);
   io::JsonlReader data(o.data);
   std::unique_ptr<io::AtomicOutput> predictions;
@@ -52,6 +73,7 @@ int run_eval(const Options& o) {
   while (auto record = data.next()) {
     const bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);
     const auto& expected = data_record.expected;
+    check_record(data.path(), record->line, loaded.config.model, data_record);
     std::vector<std::string> keys;
     for (const auto& q : expected.queries) keys.push_back(q.key);
     const std::string predicted = o.path.answer(loaded.model, data_record.prompt, expected.hops, expected.cot, keys);

@@ -1,5 +1,6 @@
 // `hashhop gen`: writes HashHop samples in Magic's format as JSONL or text, streamed and atomic.
 // Example: hashhop gen --tokens 100M --hops 2 --hash-len 16 --out hh.jsonl
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -7,6 +8,7 @@
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/record_writer.h"
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
 #include "size_option.h"
 
@@ -34,22 +36,36 @@ int run_gen(const GenOptions& options) {
   config.hops = options.hops;
   config.hash_len = options.hash_len;
   config.cot = options.cot;
+  config.seed = options.seed;
   if (options.samples < 1) throw std::invalid_argument("--samples: must be >= 1");
+  if (options.seed > UINT64_MAX - (options.samples - 1))
+    throw std::invalid_argument("--seed: seed + samples - 1 overflows 64 bits");
   const auto format = options.format == "text" ? bench::RecordFormat::text : bench::RecordFormat::jsonl;
 
-  // Validate every sample before the output file exists, so bad options leave nothing behind.
-  std::vector<bench::GenConfig> configs;
+  // Validate before the output file exists, so bad options leave nothing behind. Samples differ only
+  // in their seed, which validation does not look at: one check covers them all, and nothing is kept
+  // per sample, so memory stays flat for any --samples.
+  bench::GenFieldNames names;
+  names.n_chars = options.chars.empty() ? "--tokens" : "--chars";
+  names.num_queries = "--queries";
+  names.hops = "--hops";
+  names.hash_len = "--hash-len";
+  bench::validate(config, names);
+  const bench::HashHopProblem first(config);
+  // A request the disk cannot hold is refused up front instead of running for hours and failing.
+  const unsigned __int128 total = static_cast<unsigned __int128>(first.prompt_size()) * options.samples;
+  const std::uint64_t total_bytes = total > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(total);
+  if (options.out != "-" && !options.out.empty())
+    io::check_size("--out " + options.out, total_bytes, io::free_bytes_at(options.out), "bytes",
+                   "the free space on its filesystem; lower --samples or the size");
+  io::AtomicOutput out(options.out);
+  const unsigned __int128 total_lines = static_cast<unsigned __int128>(first.n_lines()) * options.samples;
+  io::ProgressBar progress("gen", total_lines > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(total_lines),
+                           "lines");
+  std::uint64_t lines_before = 0;
   for (std::uint64_t k = 0; k < options.samples; ++k) {
     config.seed = options.seed + k;  // sample k is exactly `--seed S+k --samples 1`
-    bench::validate(config);
-    configs.push_back(config);
-  }
-  io::AtomicOutput out(options.out);
-  const bench::HashHopProblem first(configs.front());
-  io::ProgressBar progress("gen", first.n_lines() * options.samples, "lines");
-  std::uint64_t lines_before = 0;
-  for (const auto& sample_config : configs) {
-    const bench::HashHopProblem problem(sample_config);
+    const bench::HashHopProblem problem(config);
     bench::write_record(problem, format, [&](std::string_view chunk) { out.write(chunk); },
                         [&](std::uint64_t lines) { progress.update(lines_before + lines); });
     lines_before += problem.n_lines();

@@ -1,12 +1,18 @@
 // The `hashhop` command line: one binary, one file per subcommand. Run `hashhop --help`.
 // Errors print one line ("hashhop gen: error: …") and exit non-zero; usage errors exit 2.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "command.h"
+#include "process_setup.h"
 
 int main(int argc, char** argv) {
+  hashhop::cli::prepare_process(argv);
   CLI::App root{"hashhop: the HashHop benchmark and hash-attention retrieval over ultra-long contexts", "hashhop"};
   root.require_subcommand(1);
   std::vector<hashhop::cli::Command> commands = {
@@ -33,10 +39,19 @@ int main(int argc, char** argv) {
   }
   for (const auto& command : commands) {
     if (!command.app->parsed()) continue;
+    const std::string name = command.app->get_name();
     try {
-      return command.run();
+      const int rc = command.run();
+      if (!hashhop::cli::flush_stdout()) {
+        std::fprintf(stderr, "hashhop %s: error: <stdout>: write failed: %s\n", name.c_str(), std::strerror(errno));
+        return 1;
+      }
+      return rc;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "hashhop %s: error: out of memory\n", name.c_str());
+      return 1;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "hashhop %s: error: %s\n", command.app->get_name().c_str(), e.what());
+      std::fprintf(stderr, "hashhop %s: error: %s\n", name.c_str(), hashhop::cli::first_line(e.what()).c_str());
       return 1;
     }
   }

@@ -8,6 +8,7 @@
 #include "hashhop/bench/reference_solver.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 
@@ -23,6 +24,7 @@ Command add_solve_command(CLI::App& root) {
   app->add_option("--data", options->data, "HashHop JSONL with prompt and completion fields")->required();
   app->add_option("--out", options->out, "Predictions JSONL ('-' = stdout); written atomically")->capture_default_str();
   return {app, [options] {
+            io::check_distinct_files(options->out, "--out", options->data, "--data");
             io::JsonlReader data(options->data);
             io::AtomicOutput out(options->out);
             while (auto record = data.next()) {

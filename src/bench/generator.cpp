@@ -41,27 +41,36 @@ std::uint64_t hash_count(const GenConfig& config, std::uint64_t n_chains) {
 
 }  // namespace
 
+namespace {
+void validate_shape(const GenConfig& config, const GenFieldNames& names) {
+  if (config.hops < 1) throw std::invalid_argument(names.hops + ": must be >= 1, got " + std::to_string(config.hops));
+  if (config.hops > 1'000'000) throw std::invalid_argument(names.hops + ": must be <= 1000000, got " + std::to_string(config.hops));
+  if (config.hash_len < 1) throw std::invalid_argument(names.hash_len + ": must be >= 1, got " + std::to_string(config.hash_len));
+  if (config.hash_len > 4096) throw std::invalid_argument(names.hash_len + ": must be <= 4096, got " + std::to_string(config.hash_len));
+}
+}  // namespace
+
 std::uint64_t chains_for(const GenConfig& config) {
+  validate_shape(config, {});
   const std::uint64_t chars_per_chain = static_cast<std::uint64_t>(2 * config.hash_len + 3) * config.hops;
-  return (config.n_chars + chars_per_chain - 1) / chars_per_chain;
+  return config.n_chars / chars_per_chain + (config.n_chars % chars_per_chain != 0);  // ceil without overflow
 }
 
-void validate(const GenConfig& config) {
-  if (config.hops < 1) throw std::invalid_argument("hops: must be >= 1, got " + std::to_string(config.hops));
-  if (config.hops > 1'000'000) throw std::invalid_argument("hops: must be <= 1000000, got " + std::to_string(config.hops));
-  if (config.hash_len < 1) throw std::invalid_argument("hash_len: must be >= 1, got " + std::to_string(config.hash_len));
-  if (config.hash_len > 4096) throw std::invalid_argument("hash_len: must be <= 4096, got " + std::to_string(config.hash_len));
-  if (config.n_chars < 1) throw std::invalid_argument("n_chars: must be >= 1");
+void validate(const GenConfig& config, const GenFieldNames& names) {
+  validate_shape(config, names);
+  if (config.n_chars < 1) throw std::invalid_argument(names.n_chars + ": must be >= 1");
+  // A record without queries is one its own scorer and solver reject.
+  if (config.num_queries < 1) throw std::invalid_argument(names.num_queries + ": must be >= 1");
   const std::uint64_t chains = chains_for(config);
   if (config.num_queries > chains) {
-    throw std::invalid_argument("num_queries: " + std::to_string(config.num_queries) + " queries but only " +
+    throw std::invalid_argument(names.num_queries + ": " + std::to_string(config.num_queries) + " queries but only " +
                                 std::to_string(chains) + " chains fit in " + std::to_string(config.n_chars) +
                                 " characters");
   }
-  if (chains > (1ULL << 40)) throw std::invalid_argument("n_chars: too large (over 2^40 chains)");
+  if (chains > (1ULL << 40)) throw std::invalid_argument(names.n_chars + ": too large (over 2^40 chains)");
   const std::uint64_t needed = hash_count(config, chains);
   if (needed > capacity_for(config.hash_len)) {
-    throw std::invalid_argument("hash_len: " + std::to_string(config.hash_len) + " characters give at most " +
+    throw std::invalid_argument(names.hash_len + ": " + std::to_string(config.hash_len) + " characters give at most " +
                                 std::to_string(capacity_for(config.hash_len)) + " distinct hashes, " +
                                 std::to_string(needed) + " needed");
   }

@@ -6,14 +6,6 @@ namespace {
 
 bool is_hash_char(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-bool is_hash(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is_hash_char(c)) return false;
-  }
-  return true;
-}
-
 // Splits "K = V" into K and V; returns false if there is no " = ".
 bool split_link(std::string_view line, std::string_view& key, std::string_view& value) {
   const auto eq = line.find(" = ");
@@ -41,6 +33,30 @@ std::string shorten(std::string_view s) {
 }
 
 }  // namespace
+
+bool is_hash(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is_hash_char(c)) return false;
+  }
+  return true;
+}
+
+void check_prompt_ends(std::string_view prompt) {
+  if (prompt.empty()) throw FormatError(1, "empty prompt");
+  const auto check = [](std::string_view line, std::uint64_t line_no) {
+    std::string_view key, value;
+    if (!split_link(line, key, value)) throw FormatError(line_no, "expected 'KEY = VALUE', got '" + shorten(line) + "'");
+    if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') value = value.substr(1, value.size() - 2);
+    if (!is_hash(key) || !is_hash(value)) throw FormatError(line_no, "expected two hashes of letters, got '" + shorten(line) + "'");
+  };
+  const std::size_t first_end = prompt.find('\n');
+  check(prompt.substr(0, first_end), 1);
+  if (first_end != std::string_view::npos) {
+    const std::size_t last_start = prompt.rfind('\n') + 1;
+    check(prompt.substr(last_start), 0);  // its number would need a count of every newline
+  }
+}
 
 ParsedPrompt parse_prompt(std::string_view prompt) {
   ParsedPrompt parsed;
@@ -98,13 +114,12 @@ ParsedCompletion parse_completion(std::string_view completion) {
   if (lines.size() < 5) throw FormatError(lines.size() + 1, "completion header is incomplete");
   if (lines[0] != "COMPLETION:") throw FormatError(1, "expected 'COMPLETION:'");
   if (lines[1].substr(0, 5) != "Hops=") throw FormatError(2, "expected 'Hops=N'");
-  try {
-    std::size_t used = 0;
-    parsed.hops = std::stoi(std::string(lines[1].substr(5)), &used);
-    if (used != lines[1].size() - 5 || parsed.hops < 1) throw std::invalid_argument("hops");
-  } catch (const std::exception&) {
-    throw FormatError(2, "expected a positive integer after 'Hops='");
-  }
+  // Digits only: std::stoi alone would also take " +2".
+  const std::string_view digits = lines[1].substr(5);
+  bool ok = !digits.empty() && digits.size() <= 9;
+  for (const char c : digits) ok = ok && c >= '0' && c <= '9';
+  if (ok) parsed.hops = std::stoi(std::string(digits));
+  if (!ok || parsed.hops < 1) throw FormatError(2, "expected a positive integer after 'Hops='");
   if (!lines[2].empty()) throw FormatError(3, "expected an empty line");
   if (lines[3] == "CoT=True") {
     parsed.cot = true;

@@ -66,9 +66,14 @@ DataRecord read_data_record(const std::string& path, const io::JsonlRecord& reco
     throw io::InputError(path, record.line, "completion", e.what());
   }
   if (!need_prompt && !record.value.contains("n_chars_problem")) out.prompt = io::get_string(path, record, "prompt");
-  out.n_chars = record.value.contains("n_chars_problem")
-                    ? static_cast<std::uint64_t>(io::get_int(path, record, "n_chars_problem"))
-                    : static_cast<std::uint64_t>(out.prompt.size());
+  if (record.value.contains("n_chars_problem")) {
+    const std::int64_t n_chars = io::get_int(path, record, "n_chars_problem");
+    if (n_chars < 1) throw io::InputError(path, record.line, "n_chars_problem", "must be >= 1, got " + std::to_string(n_chars));
+    out.n_chars = static_cast<std::uint64_t>(n_chars);
+  } else {
+    out.n_chars = static_cast<std::uint64_t>(out.prompt.size());
+  }
+  if (out.expected.queries.empty()) throw io::InputError(path, record.line, "completion", "has no queries");
   if (record.value.contains("hops") && io::get_int(path, record, "hops") != out.expected.hops) {
     throw io::InputError(path, record.line, "hops", "disagrees with the completion's Hops=" + std::to_string(out.expected.hops));
   }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "hashhop/io/input_error.h"
+#include "hashhop/io/temp_files.h"
 
 namespace hashhop::io {
 
@@ -25,9 +26,16 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
     direct_ = true;
     return;
   }
-  temp_path_ = path_ + ".partial." + std::to_string(::getpid());
+  sweep_stale_temp_files(path_);  // what a SIGKILLed earlier writer of this path left
+  temp_path_ = temp_path_for(path_);
+  // Registered before it exists, so a signal between creation and registration cannot leak it.
+  temp_slot_ = register_temp_file(temp_path_);
   file_ = std::fopen(temp_path_.c_str(), "wb");
-  if (file_ == nullptr) throw InputError(path_, 0, "", std::string("cannot write: ") + std::strerror(errno));
+  if (file_ == nullptr) {
+    const std::string reason = std::strerror(errno);
+    unregister_temp_file(temp_slot_);
+    throw InputError(path_, 0, "", "cannot write: " + reason);
+  }
   std::setvbuf(file_, nullptr, _IOFBF, 1 << 20);
 }
 
@@ -35,6 +43,7 @@ AtomicOutput::~AtomicOutput() {
   if (is_stdout() || committed_) return;
   if (file_ != nullptr) std::fclose(file_);
   if (!direct_) std::remove(temp_path_.c_str());
+  unregister_temp_file(temp_slot_);
 }
 
 void AtomicOutput::write(std::string_view bytes) {
@@ -45,7 +54,8 @@ void AtomicOutput::write(std::string_view bytes) {
 
 void AtomicOutput::commit() {
   if (is_stdout()) {
-    if (std::fflush(stdout) != 0) throw InputError("<stdout>", 0, "", "write failed");
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+      throw InputError("<stdout>", 0, "", std::string("write failed: ") + std::strerror(errno));
     committed_ = true;
     return;
   }
@@ -62,8 +72,10 @@ void AtomicOutput::commit() {
   if (!flushed || !closed || std::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     std::remove(temp_path_.c_str());
+    unregister_temp_file(temp_slot_);
     throw InputError(path_, 0, "", "cannot write: " + reason);
   }
+  unregister_temp_file(temp_slot_);
   committed_ = true;
 }
 

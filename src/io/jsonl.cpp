@@ -1,11 +1,46 @@
 // JSONL reading and typed fields (see jsonl.h). Tested by tests/io/test_io.cpp.
 #include "hashhop/io/jsonl.h"
 
+#include <set>
+#include <vector>
+
+#include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
 
 namespace hashhop::io {
 
-JsonlReader::JsonlReader(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
+nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line) {
+  // The parser callback sees every key before its value, so an error inside a value can name its field,
+  // and a key seen twice in one object is caught (nlohmann would keep the last one silently).
+  std::vector<std::set<std::string>> open_objects;
+  std::string field;
+  const nlohmann::json::parser_callback_t track = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) {
+      open_objects.emplace_back();
+    } else if (event == E::object_end) {
+      if (!open_objects.empty()) open_objects.pop_back();
+    } else if (event == E::key) {
+      field = parsed.get<std::string>();
+      if (!open_objects.empty() && !open_objects.back().insert(field).second)
+        throw InputError(file, line, field, "appears twice in one object");
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, track);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(file, line, field, "not valid JSON (byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::out_of_range&) {
+    throw InputError(file, line, field, "number out of range");
+  } catch (const nlohmann::json::exception& e) {
+    throw InputError(file, line, field, "not valid JSON");
+  }
+}
+
+JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
+  if (is_directory(path_)) throw InputError(path_, 0, "", "is a directory, not a JSONL file");
+  in_.open(path_, std::ios::binary);
   if (!in_) throw InputError(path_, 0, "", "cannot open for reading");
 }
 
@@ -16,11 +51,7 @@ std::optional<JsonlRecord> JsonlReader::next() {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     JsonlRecord record;
     record.line = line_;
-    try {
-      record.value = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(path_, line_, "", "not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    record.value = parse_json(text, path_, line_);
     if (!record.value.is_object()) throw InputError(path_, line_, "", "expected a JSON object");
     return record;
   }
@@ -44,6 +75,8 @@ std::string get_string(const std::string& file, const JsonlRecord& record, const
 std::int64_t get_int(const std::string& file, const JsonlRecord& record, const char* field) {
   const auto& value = field_of(file, record, field);
   if (!value.is_number_integer()) throw InputError(file, record.line, field, "expected an integer, got " + std::string(value.type_name()));
+  if (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+    throw InputError(file, record.line, field, "number out of range");
   return value.get<std::int64_t>();
 }
 

@@ -1,8 +1,10 @@
-// Atomic model and checkpoint files (see checkpoint.h).
+// Atomic model and checkpoint files with checksums and shape checks (see checkpoint.h).
+// Tested by tests/model/test_model.cpp (Checkpoint.*) and tests/cli/test_cli.sh.
 #include "hashhop/model/checkpoint.h"
 
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -11,24 +13,148 @@
 #include "hashhop/io/files.h"
 
 namespace hashhop::model {
+namespace {
+
+// Keys next to the weights. Files written before checksums existed (models/demo) lack them and load
+// without the check; every file written now carries one.
+constexpr const char* kChecksumKey = "hashhop_checksum";
+constexpr const char* kThreadsKey = "hashhop_threads";
+
+std::string first_line(const char* what) {
+  std::string text = what;
+  const auto newline = text.find('\n');
+  return newline == std::string::npos ? text : text.substr(0, newline);
+}
+
+struct Checksum {
+  std::uint64_t value = 0xcbf29ce484222325ULL;
+  void add_bytes(const void* data, std::size_t size) {
+    // 64-bit FNV-1a over 8-byte words (plus the tail): fast enough for a few MB per save and
+    // sensitive to any flipped bit; it guards against corruption, not against an adversary.
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    std::size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+      std::uint64_t word;
+      std::memcpy(&word, bytes + i, 8);
+      value = (value ^ word) * 0x100000001b3ULL;
+      value ^= value >> 29;
+    }
+    for (; i < size; ++i) value = (value ^ bytes[i]) * 0x100000001b3ULL;
+  }
+  void add(const std::string& name, const torch::Tensor& tensor) {
+    add_bytes(name.data(), name.size());
+    if (!tensor.defined()) return;
+    const auto cpu = tensor.detach().to(torch::kCPU).contiguous();
+    for (const auto d : cpu.sizes()) add_bytes(&d, sizeof d);
+    add_bytes(cpu.data_ptr(), static_cast<std::size_t>(cpu.numel() * cpu.element_size()));
+  }
+};
+
+void add_module(Checksum& sum, HashHopTransformer& model) {
+  for (const auto& item : model->named_parameters()) sum.add(item.key(), item.value());
+  for (const auto& item : model->named_buffers()) sum.add(item.key(), item.value());
+}
+
+// The optimiser's moments, in parameter order (the state map itself is unordered).
+void add_optimizer(Checksum& sum, torch::optim::Optimizer& optimizer) {
+  auto& state = optimizer.state();
+  std::size_t index = 0;
+  for (auto& group : optimizer.param_groups()) {
+    for (auto& param : group.params()) {
+      const auto it = state.find(param.unsafeGetTensorImpl());
+      ++index;
+      if (it == state.end()) continue;
+      if (const auto* adam = dynamic_cast<const torch::optim::AdamWParamState*>(it->second.get())) {
+        const std::string name = "opt" + std::to_string(index);
+        sum.add(name + ".exp_avg", adam->exp_avg());
+        sum.add(name + ".exp_avg_sq", adam->exp_avg_sq());
+        const std::int64_t step = adam->step();
+        sum.add_bytes(&step, sizeof step);
+      }
+    }
+  }
+}
+
+torch::Tensor checksum_tensor(std::uint64_t value) {
+  std::int64_t stored;
+  std::memcpy(&stored, &value, sizeof stored);
+  return torch::tensor(stored, torch::kInt64);
+}
+
+std::uint64_t stored_checksum(torch::serialize::InputArchive& archive, bool& present) {
+  torch::Tensor stored;
+  present = archive.try_read(kChecksumKey, stored);
+  if (!present) return 0;
+  const std::int64_t raw = stored.to(torch::kCPU).item<std::int64_t>();
+  std::uint64_t value;
+  std::memcpy(&value, &raw, sizeof value);
+  return value;
+}
+
+std::string shape_text(at::IntArrayRef sizes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
+  return out + "]";
+}
+
+// Module::load replaces each tensor with the one in the file, whatever its shape, so a config that
+// disagrees with the weights would load and fail later inside a forward pass with a torch trace.
+void check_shapes(HashHopTransformer& model, const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& want,
+                  const std::string& weights_path, const std::string& config_path) {
+  std::size_t i = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (i >= want.size()) break;
+    const auto& [name, shape] = want[i++];
+    if (item.value().sizes() != at::IntArrayRef(shape))
+      throw std::runtime_error(weights_path + ": tensor '" + name + "' is " + shape_text(item.value().sizes()) + " but " +
+                               config_path + " needs " + shape_text(shape) + " (the config does not match the weights)");
+  }
+}
+
+std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes_of(HashHopTransformer& model) {
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> out;
+  for (const auto& item : model->named_parameters()) out.emplace_back(item.key(), item.value().sizes().vec());
+  return out;
+}
+
+}  // namespace
+
+std::uint64_t model_checksum(HashHopTransformer& model) {
+  Checksum sum;
+  add_module(sum, model);
+  return sum.value;
+}
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
-  const std::string temp = path + ".partial." + std::to_string(::getpid());
-  try {
-    archive.save_to(temp);
-    io::rename_file(temp, path);
-  } catch (...) {
-    io::remove_file_quietly(temp);
-    throw;
-  }
+  // Torch's own file writer throws from its destructor when a write fails (a full disk), which ends the
+  // process in std::terminate with a 19-line trace. So torch writes through this function instead, which
+  // never fails towards torch: it remembers the first error and drops the rest, and the error is thrown
+  // here, once torch is done. AtomicOutput supplies the temporary, its removal and the signal cleanup.
+  io::AtomicOutput out(path);
+  std::string error;
+  archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+    if (error.empty()) {
+      try {
+        out.write(std::string_view(static_cast<const char*>(data), size));
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    }
+    return size;
+  });
+  if (!error.empty()) throw std::runtime_error(error);  // out's destructor removes the temporary
+  out.commit();
 }
 
 void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model) {
   io::make_directories(dir);
-  io::write_file_atomically(dir + "/config.json", to_json(config));
   torch::serialize::OutputArchive archive;
   model->save(archive);
+  archive.write(kChecksumKey, checksum_tensor(model_checksum(model)));
+  // Weights first, config second: config.json is what marks DIR as a model, so a failure in between
+  // leaves weights without a config (refused on load) rather than a config whose weights are stale.
   save_archive_atomically(archive, dir + "/model.pt");
+  io::write_file_atomically(dir + "/config.json", to_json(config));
 }
 
 LoadedModel load_model(const std::string& dir, const torch::Device& device) {
@@ -37,16 +163,27 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   if (!io::file_exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
   LoadedModel loaded;
   loaded.config = load_run_config(config_path);
-  loaded.model = HashHopTransformer(loaded.config.model);
-  loaded.model->to(device);
+  try {
+    loaded.model = HashHopTransformer(loaded.config.model);
+    loaded.model->to(device);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(config_path + ": cannot build this model (" + first_line(e.what_without_backtrace()) + ")");
+  }
+  const auto want = shapes_of(loaded.model);
+  bool has_checksum = false;
+  std::uint64_t expected = 0;
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(weights_path, device);
     loaded.model->load(archive);
+    expected = stored_checksum(archive, has_checksum);
   } catch (const c10::Error& e) {
     throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
-                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
   }
+  check_shapes(loaded.model, want, weights_path, config_path);
+  if (has_checksum && model_checksum(loaded.model) != expected)
+    throw std::runtime_error(weights_path + ": checksum mismatch, the weights are corrupted");
   loaded.model->eval();
   return loaded;
 }
@@ -60,27 +197,62 @@ void save_checkpoint(const std::string& dir, HashHopTransformer& model, torch::o
   root.write("model", model_archive);
   root.write("optimizer", optimizer_archive);
   root.write("step", torch::tensor(step));
+  root.write(kThreadsKey, torch::tensor(static_cast<std::int64_t>(torch::get_num_threads())));
+  Checksum sum;
+  add_module(sum, model);
+  add_optimizer(sum, optimizer);
+  sum.add_bytes(&step, sizeof step);
+  root.write(kChecksumKey, checksum_tensor(sum.value));
   save_archive_atomically(root, dir + "/checkpoint.pt");
+}
+
+std::int64_t checkpoint_threads(const std::string& dir) {
+  const std::string path = dir + "/checkpoint.pt";
+  if (!io::file_exists(path)) return 0;
+  try {
+    torch::serialize::InputArchive root;
+    root.load_from(path, torch::kCPU);
+    torch::Tensor threads;
+    return root.try_read(kThreadsKey, threads) ? threads.item<std::int64_t>() : 0;
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
+                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
 }
 
 std::int64_t load_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
                              const torch::Device& device) {
   const std::string path = dir + "/checkpoint.pt";
   if (!io::file_exists(path)) return 0;
+  const auto want = shapes_of(model);
+  std::int64_t step = 0;
+  bool has_checksum = false;
+  std::uint64_t expected = 0;
   try {
     torch::serialize::InputArchive root, model_archive, optimizer_archive;
     root.load_from(path, device);
     root.read("model", model_archive);
     model->load(model_archive);
+    check_shapes(model, want, path, dir + "/config.json");
     root.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);
-    torch::Tensor step;
-    root.read("step", step);
-    return step.item<std::int64_t>();
+    torch::Tensor step_tensor;
+    root.read("step", step_tensor);
+    step = step_tensor.item<std::int64_t>();
+    expected = stored_checksum(root, has_checksum);
   } catch (const c10::Error& e) {
     throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
-                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
   }
+  if (has_checksum) {
+    Checksum sum;
+    add_module(sum, model);
+    add_optimizer(sum, optimizer);
+    sum.add_bytes(&step, sizeof step);
+    if (sum.value != expected) throw std::runtime_error(path + ": checksum mismatch, the checkpoint is corrupted");
+  }
+  if (step < 0) throw std::runtime_error(path + ": step " + std::to_string(step) + " is negative");
+  return step;
 }
 
 }  // namespace hashhop::model

@@ -5,7 +5,16 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <limits>
+#include <tuple>
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
+#include "hashhop/model/lexer.h"
 
 namespace hashhop::model {
 namespace {
@@ -61,20 +70,85 @@ RunConfig h100_preset() {  // the demo model: hops 1–4, CoT on and off, hash l
   return c;
 }
 
+// Integers must be integers that fit: nlohmann's get<int> would truncate 3e10 or wrap -5 into a huge
+// unsigned value without a word.
+template <typename T>
+bool fits(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) return v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    if (!v.is_number_integer()) return false;
+    const auto x = v.get<std::int64_t>();
+    if constexpr (std::is_unsigned_v<T>) return x >= 0;
+    else return x >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) && x <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return v.is_number();
+  } else if constexpr (std::is_same_v<T, std::vector<int>>) {
+    if (!v.is_array()) return false;
+    for (const auto& item : v)
+      if (!fits<int>(item)) return false;
+    return true;
+  } else {
+    return true;
+  }
+}
+
 template <typename T>
 void read_field(const json& object, const char* field, T& value, const std::string& where) {
   if (!object.contains(field)) return;  // absent fields keep the preset's value
-  try {
-    value = object.at(field).get<T>();
-  } catch (const json::exception&) {
-    throw std::invalid_argument(where + ": field '" + field + "': expected " +
-                                (std::is_same_v<T, bool> ? "true or false" : "a number or list") + ", got " +
-                                object.at(field).dump());
+  const json& v = object.at(field);
+  bool ok = fits<T>(v);
+  if (ok) {
+    try {
+      value = v.get<T>();
+    } catch (const json::exception&) {
+      ok = false;
+    }
   }
+  if (!ok)
+    throw std::invalid_argument(where + ": field '" + field + "': expected " +
+                                (std::is_same_v<T, bool>              ? "true or false"
+                                 : std::is_same_v<T, std::vector<int>> ? "a list of integers"
+                                 : std::is_integral_v<T>               ? "an integer in range"
+                                 : std::is_floating_point_v<T>         ? "a number"
+                                                                       : "a string") +
+                                ", got " + v.dump().substr(0, 60));
 }
 
 void require_field(bool ok, const std::string& where, const char* field, const std::string& why) {
   if (!ok) throw std::invalid_argument(where + ": field '" + field + "': " + why);
+}
+
+// Every stage against the model: hops and hash lengths the generator accepts, and no stage asking
+// for more hops than the model can follow without CoT. Runs on the final config (a file may change
+// max_hops and keep a preset's curriculum).
+void validate_curriculum(const RunConfig& c, const std::string& where) {
+  int index = 0;
+  for (const auto& stage : c.train.curriculum) {
+    const std::string ws = where + " (train) curriculum[" + std::to_string(index++) + "]";
+    for (const int hops : stage.hops) {
+      if (stage.cot_fraction < 1 && hops > c.model.max_hops)
+        require_field(false, ws, "hops", std::to_string(hops) + " is more than the model's max_hops " +
+                                             std::to_string(c.model.max_hops) + " (only CoT samples can have more)");
+      for (const int hash_len : stage.hash_lens) {
+        for (const auto& [chars, chars_field] : {std::pair{stage.min_chars, "min_chars"}, {stage.max_chars, "max_chars"}}) {
+          bench::GenConfig gen;
+          gen.n_chars = chars;
+          gen.hops = hops;
+          gen.hash_len = hash_len;
+          gen.num_queries = 1;
+          try {
+            bench::validate(gen, {chars_field, "queries", "hops", "hash_lens"});
+          } catch (const std::invalid_argument& e) {
+            const std::string message = e.what();
+            const std::size_t colon = message.find(": ");
+            throw std::invalid_argument(ws + ": field '" + message.substr(0, colon) + "': " + message.substr(colon + 2));
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -109,12 +183,9 @@ std::string to_json(const RunConfig& c) {
 }
 
 RunConfig run_config_from_json(const std::string& text, const std::string& origin) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::invalid_argument(origin + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-  }
+  // Strict parsing: duplicate keys and 1e999 are errors naming the field.
+  const json j = io::parse_json(text, origin, 0);
+  if (!j.is_object()) throw std::invalid_argument(origin + ": expected a JSON object");
   RunConfig c;
   std::string base = "h100";
   read_field(j, "base", base, origin);  // start from a preset, override what the file names
@@ -134,9 +205,11 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
     read_field(m, "max_hops", c.model.max_hops, w);
     read_field(m, "init_logit_scale", c.model.init_logit_scale, w);
     read_field(m, "tied_qk_init", c.model.tied_qk_init, w);
-    for (auto [field, value] : {std::pair{"fp_dim", c.model.fp_dim}, {"model_dim", c.model.model_dim}, {"hidden_dim", c.model.hidden_dim},
-                                {"max_run", c.model.max_run}, {"max_hops", c.model.max_hops}})
-      require_field(value > 0, w, field, "must be > 0");
+    // Bounded so an absurd size is a one-line error here, not a failed allocation inside LibTorch.
+    for (auto [field, value, limit] : {std::tuple{"fp_dim", c.model.fp_dim, 1 << 14}, {"model_dim", c.model.model_dim, 1 << 14},
+                                       {"hidden_dim", c.model.hidden_dim, 1 << 16}, {"max_run", c.model.max_run, 4096},
+                                       {"max_hops", c.model.max_hops, kMaxHopsFeature}})
+      require_field(value > 0 && value <= limit, w, field, "must be in [1, " + std::to_string(limit) + "], got " + std::to_string(value));
   }
   if (j.contains("train")) {
     const json& t = j.at("train");
@@ -175,12 +248,17 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
         require_field(!stage.hops.empty(), ws, "hops", "must list at least one hop count");
         require_field(!stage.hash_lens.empty(), ws, "hash_lens", "must list at least one hash length");
         require_field(stage.cot_fraction >= 0 && stage.cot_fraction <= 1, ws, "cot_fraction", "must be in [0, 1]");
+        require_field(stage.from_step >= 0, ws, "from_step", "must be >= 0");
+        // Training samples are built whole in memory, a batch at a time.
+        require_field(stage.max_chars <= 100'000'000, ws, "max_chars", "must be <= 100000000 (samples are built in memory)");
+        require_field(stage.queries >= 1, ws, "queries", "must be >= 1");
         c.train.curriculum.push_back(stage);
       }
       require_field(!c.train.curriculum.empty() && c.train.curriculum.front().from_step == 0, w, "curriculum",
                      "must start with a stage at from_step 0");
     }
   }
+  validate_curriculum(c, origin);
   return c;
 }
 

@@ -2,6 +2,8 @@
 // end state at every decoding step; it is short, and this keeps one code path for training and answering.
 #include "hashhop/model/inference.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cmath>
 
@@ -124,7 +126,18 @@ std::string completion_text(int hops, bool cot, const std::vector<std::string>& 
   return bench::format_completion(hops, cot, queries);
 }
 
+void check_query_hops(const ModelConfig& config, int hops, bool cot) {
+  if (hops < 1) throw std::invalid_argument("hops: must be >= 1, got " + std::to_string(hops));
+  if (!cot && hops > config.max_hops)
+    throw std::invalid_argument("hops: " + std::to_string(hops) + " is more than this model's max_hops " +
+                                std::to_string(config.max_hops) + " (more hops need CoT)");
+  if (cot && hops > kMaxCotHops)
+    throw std::invalid_argument("hops: " + std::to_string(hops) + " is more than " + std::to_string(kMaxCotHops) +
+                                " (CoT answers write every hop)");
+}
+
 int answer_byte_limit(const ModelConfig& config, int hops, bool cot) {
+  check_query_hops(config, hops, cot);  // also keeps hops * hash_bytes from overflowing
   const int hash_bytes = config.max_run + 3;
   return cot ? hops * hash_bytes : hash_bytes;
 }

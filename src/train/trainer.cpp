@@ -10,10 +10,14 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
+#include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/hashhop_model.h"
@@ -47,17 +51,37 @@ torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const model::
   return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
 }
 
-// Keeps the metrics of steps before `step` only, so a resumed run's log matches an uninterrupted one.
-void truncate_metrics(const std::string& path, std::int64_t step) {
+// The metrics of steps before `step`, so a resumed run's log matches an uninterrupted one. Read before
+// anything is written: a line that is not a metrics record is an error naming it, not silently dropped.
+std::string metrics_before(const std::string& path, std::int64_t step) {
   std::ifstream in(path);
-  if (!in) return;
+  if (!in) return "";
   std::string kept, line;
+  std::uint64_t line_no = 0;
   while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("step") && j["step"].get<std::int64_t>() < step) kept += line + "\n";
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = io::parse_json(line, path, line_no);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer())
+      throw io::InputError(path, line_no, "step", "not a metrics record (remove the file or use another --out)");
+    if (j["step"].get<std::int64_t>() < step) kept += line + "\n";
   }
-  io::write_file_atomically(path, kept);
+  return kept;
 }
+
+// Files a fresh run creates before its first checkpoint; removed again if it fails before one exists,
+// so a failed run leaves nothing behind (a run with a checkpoint keeps it: that is resumable work).
+struct FreshRunCleanup {
+  std::string dir;
+  bool created_dir = false;
+  bool active = true;
+  ~FreshRunCleanup() {
+    if (!active) return;
+    if (io::file_exists(dir + "/checkpoint.pt")) return;
+    for (const char* name : {"/config.json", "/metrics.jsonl", "/model.pt"}) io::remove_file_quietly(dir + name);
+    if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
+  }
+};
 
 // bf16 autocast on CUDA for the forward pass only (the optimiser step stays in fp32).
 struct AutocastScope {
@@ -78,13 +102,27 @@ struct AutocastScope {
 
 TrainSummary train(const model::RunConfig& config, const TrainOptions& options) {
   const auto& tc = config.train;
-  io::make_directories(options.out_dir);
+  if (options.stop_after < -1) throw std::invalid_argument("--stop-after: must be >= 0, got " + std::to_string(options.stop_after));
+  FreshRunCleanup cleanup{options.out_dir, !io::file_exists(options.out_dir)};
   const std::string config_path = options.out_dir + "/config.json";
-  if (io::file_exists(options.out_dir + "/checkpoint.pt") && io::file_exists(config_path)) {
+  const std::string checkpoint_path = options.out_dir + "/checkpoint.pt";
+  const bool resuming = io::file_exists(checkpoint_path);
+  cleanup.active = !resuming;
+  if (resuming && io::file_exists(config_path)) {
     const auto saved = model::load_run_config(config_path);
     if (model::to_json(saved) != model::to_json(config))
       throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
                                   "); use another --out or the same config");
+  }
+  // On the CPU the reduction order of LibTorch's kernels depends on the OpenMP thread count, so a resumed
+  // run matches the uninterrupted one only with the count the checkpoint was written with: adopt it.
+  if (resuming && options.device.is_cpu()) {
+    const std::int64_t saved_threads = model::checkpoint_threads(options.out_dir);
+    if (saved_threads > 0 && saved_threads != torch::get_num_threads()) {
+      std::fprintf(stderr, "train: resuming with %lld OpenMP threads (not %d), as %s was written, so the run stays "
+                   "bit-exact\n", static_cast<long long>(saved_threads), torch::get_num_threads(), checkpoint_path.c_str());
+      torch::set_num_threads(static_cast<int>(saved_threads));
+    }
   }
   torch::manual_seed(tc.seed);
   model::HashHopTransformer net(config.model);
@@ -92,9 +130,11 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
   summary.start_step = model::load_checkpoint(options.out_dir, net, optimizer, options.device);
-  io::write_file_atomically(config_path, model::to_json(config));
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
-  truncate_metrics(metrics_path, summary.start_step);
+  const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
+  io::make_directories(options.out_dir);
+  io::write_file_atomically(config_path, model::to_json(config));
+  io::write_file_atomically(metrics_path, kept_metrics);
   std::ofstream metrics(metrics_path, std::ios::app);
 
   std::int64_t end = tc.steps;
@@ -136,6 +176,7 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
                              {"exact", exact_rate}, {"lr", lr}, {"seconds", seconds},
                              {"stage_from", model::stage_at(tc, step).from_step}};
       metrics << line.dump() << "\n" << std::flush;
+      if (!metrics) throw std::runtime_error(metrics_path + ": write failed");
       char status[128];
       std::snprintf(status, sizeof status, "loss %.4f  char %.3f  exact %.3f", loss_sum / window, acc_sum / window,
                     exact_rate);
@@ -152,6 +193,7 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
     }
   }
   bar.finish();
+  cleanup.active = false;
   summary.end_step = std::max(end, summary.start_step);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;

@@ -174,4 +174,23 @@ TEST(Generator, RejectsBadConfigsNamingTheField) {
   EXPECT_EQ(message(make_config(0, 1, 8, false, 0)).rfind("n_chars:", 0), 0u);
   EXPECT_EQ(message(make_config(100, 1, 8, false, 0, 99)).rfind("num_queries:", 0), 0u);
   EXPECT_EQ(message(make_config(100, 1, 8, false, 0, 5)), "no error");
+  EXPECT_EQ(message(make_config(100, 1, 8, false, 0, 0)).rfind("num_queries: must be >= 1", 0), 0u);
+}
+
+TEST(Generator, SizingRejectsZeroHopsInsteadOfDividingByZero) {
+  // engine-bench and the trainer size problems before validating them; hops 0 used to crash there.
+  EXPECT_THROW(chains_for(make_config(1000, 0, 8, false, 0)), std::invalid_argument);
+  EXPECT_THROW(chains_for(make_config(1000, 1, 0, false, 0)), std::invalid_argument);
+  EXPECT_EQ(chains_for(make_config(UINT64_MAX, 1, 2, false, 0)), UINT64_MAX / 7 + 1);  // no overflow in the ceil
+}
+
+TEST(Generator, ErrorsUseTheCallersFieldNames) {
+  GenFieldNames names;
+  names.hash_len = "--hash-len";
+  try {
+    validate(make_config(1000, 1, 0, false, 0), names);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--hash-len: must be >= 1", 0), 0u) << e.what();
+  }
 }

@@ -67,6 +67,10 @@ TEST(MagicFormat, RejectsMalformedCompletions) {
   EXPECT_THROW(parse_completion("COMPLETION:\nHops=2\n\nCoT=maybe\n\n"), FormatError);
   EXPECT_THROW(parse_completion("COMPLETION:\nHops=2\n\nCoT=True\n\nabc = def\n"), FormatError);
   EXPECT_NO_THROW(parse_completion("COMPLETION:\nHops=2\n\nCoT=True\n\n"));
+  // Signs, spaces and overflowing counts are not Magic's format (std::stoi alone accepted " +2").
+  EXPECT_THROW(parse_completion("COMPLETION:\nHops= +2\n\nCoT=True\n\n"), FormatError);
+  EXPECT_THROW(parse_completion("COMPLETION:\nHops=+2\n\nCoT=True\n\n"), FormatError);
+  EXPECT_THROW(parse_completion("COMPLETION:\nHops=99999999999\n\nCoT=True\n\n"), FormatError);
 }
 
 TEST(MagicFormat, LenientAnswerParsingFindsQuotedAnswersAnywhere) {
@@ -76,4 +80,12 @@ TEST(MagicFormat, LenientAnswerParsingFindsQuotedAnswersAnywhere) {
   EXPECT_EQ(answers.at("def"), "z");
   EXPECT_EQ(final_hash("x = y"), "y");
   EXPECT_EQ(final_hash("z"), "z");
+}
+
+TEST(MagicFormat, PromptEndsCheckRejectsTextThatIsNotHashHop) {
+  EXPECT_NO_THROW(check_prompt_ends("abc = def\ndef = 'ghi'"));
+  EXPECT_NO_THROW(check_prompt_ends("abc = 'def'"));
+  EXPECT_THROW(check_prompt_ends("Once upon a time"), FormatError);
+  EXPECT_THROW(check_prompt_ends("abc = def\nthe end"), FormatError);
+  EXPECT_THROW(check_prompt_ends(""), FormatError);
 }

@@ -65,3 +65,22 @@ TEST(Scorer, BadFilesNameFileLineAndField) {
   EXPECT_NE(error_of(bad_data, preds).find("bad_data.jsonl:1: field 'completion': line 2"), std::string::npos) << error_of(bad_data, preds);
   EXPECT_NE(error_of(good, "/nonexistent/p.jsonl").find("/nonexistent/p.jsonl: cannot open"), std::string::npos);
 }
+
+TEST(Scorer, SilentlyAcceptedInputsAreErrors) {
+  const std::string preds = HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl";
+  const std::string completion = "\"completion\": \"COMPLETION:\\nHops=1\\n\\nCoT=False\\n\\nabc = 'def'\\n\"";
+  const auto negative = write_temp("negative.jsonl", "{" + completion + ", \"n_chars_problem\": -5}\n");
+  EXPECT_NE(error_of(negative, preds).find("negative.jsonl:1: field 'n_chars_problem': must be >= 1"), std::string::npos)
+      << error_of(negative, preds);
+  const auto overflow = write_temp("overflow.jsonl", "{" + completion + ", \"n_chars_problem\": 1e999}\n");
+  EXPECT_NE(error_of(overflow, preds).find("overflow.jsonl:1: field 'n_chars_problem': number out of range"), std::string::npos)
+      << error_of(overflow, preds);
+  const auto twice = write_temp("twice.jsonl", "{" + completion + ", " + completion + "}\n");
+  EXPECT_NE(error_of(twice, preds).find("twice.jsonl:1: field 'completion': appears twice"), std::string::npos)
+      << error_of(twice, preds);
+  const auto no_queries =
+      write_temp("no_queries.jsonl", "{\"completion\": \"COMPLETION:\\nHops=1\\n\\nCoT=False\\n\\n\", \"n_chars_problem\": 9}\n");
+  EXPECT_NE(error_of(no_queries, preds).find("no_queries.jsonl:1: field 'completion': has no queries"), std::string::npos)
+      << error_of(no_queries, preds);
+  EXPECT_NE(error_of(::testing::TempDir(), preds).find("is a directory"), std::string::npos);
+}

@@ -25,8 +25,8 @@ check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.json
 no_file "no size" "$work/a.jsonl"
 check "hops 0" 1 "hops: must be >= 1" -- "$bin" gen --chars 100 --hops 0 --out "$work/b.jsonl"
 no_file "hops 0" "$work/b.jsonl"
-check "L 0" 1 "hash_len: must be >= 1" -- "$bin" gen --chars 100 --hash-len 0 --out "$work/c.jsonl"
-check "too many queries" 1 "num_queries: 50 queries but only" -- "$bin" gen --chars 100 --queries 50 --out "$work/d.jsonl"
+check "L 0" 1 "--hash-len: must be >= 1" -- "$bin" gen --chars 100 --hash-len 0 --out "$work/c.jsonl"
+check "too many queries" 1 "--queries: 50 queries but only" -- "$bin" gen --chars 100 --queries 50 --out "$work/d.jsonl"
 no_file "too many queries" "$work/d.jsonl"
 check "bad size" 1 "--chars: expected a size" -- "$bin" gen --chars 12x
 check "bad format" 2 "format" -- "$bin" gen --chars 100 --format xml
@@ -84,6 +84,9 @@ check "attn-check cuda without a GPU" 1 "--device cuda: (no CUDA device|this has
 check "attn-bench bad sizes" 1 "--decode-sizes: expected token counts" -- "$bin" attn-bench --decode-sizes 1M
 check "attn-bench without CUDA torch" 1 "no CUDA LibTorch" -- "$bin" attn-bench --json "$work/ab.json"
 no_file "attn-bench leaves no json" "$work/ab.json"
+
+# Issue 15, reliability: crashes, hangs, files left behind, unclear errors, inputs accepted silently.
+. "$(dirname "$0")/reliability.sh"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,10 +2,19 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
 #include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
+#include "hashhop/io/temp_files.h"
 
 using hashhop::io::AtomicOutput;
 namespace fs = std::filesystem;
@@ -50,4 +59,91 @@ TEST(AtomicOutput, DevicesAreWrittenInPlaceNotReplaced) {
     out.commit();
   }
   EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+namespace {
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::path(::testing::TempDir()) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST(TempFiles, SignalRemovesRegisteredTemporaries) {
+  const fs::path dir = fresh_dir("temp_files_signal");
+  const std::string target = (dir / "out.jsonl").string();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    AtomicOutput out(target);  // creates out.jsonl.partial.PID, then the signal comes mid-write
+    out.write("half");
+    ::raise(SIGTERM);
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << "the process must still die of the signal";
+  EXPECT_TRUE(fs::is_empty(dir)) << "temporary left behind";
+}
+
+TEST(TempFiles, SweepRemovesOnlyDeadProcessesTemporaries) {
+  const fs::path dir = fresh_dir("temp_files_sweep");
+  const std::string target = (dir / "out.jsonl").string();
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  std::ofstream(target + ".partial." + std::to_string(dead)) << "x";
+  std::ofstream(target + ".partial." + std::to_string(::getppid())) << "x";  // alive
+  std::ofstream(target + ".partial.notapid") << "x";
+  std::ofstream((dir / "other.jsonl.partial.1").string()) << "x";  // another target: not ours to judge
+  EXPECT_EQ(hashhop::io::sweep_stale_temp_files(target), 1);
+  EXPECT_FALSE(fs::exists(target + ".partial." + std::to_string(dead)));
+  EXPECT_TRUE(fs::exists(target + ".partial." + std::to_string(::getppid())));
+  EXPECT_TRUE(fs::exists(target + ".partial.notapid"));
+}
+
+TEST(Files, ReadLimitedStopsOnDevicesWithoutASize) {
+  const std::string error = error_of([] { hashhop::io::read_file_limited("/dev/zero", 1 << 20, "--prompt"); });
+  EXPECT_NE(error.find("/dev/zero (--prompt): "), std::string::npos) << error;
+  EXPECT_NE(error.find("is more than the limit of 1048576 bytes"), std::string::npos) << error;
+  const fs::path dir = fresh_dir("read_limited");
+  std::ofstream((dir / "small.txt").string()) << "abc";
+  EXPECT_EQ(hashhop::io::read_file_limited((dir / "small.txt").string(), 3, "--prompt"), "abc");
+  EXPECT_NE(error_of([&] { hashhop::io::read_file_limited((dir / "small.txt").string(), 2, "--prompt"); }).find("3 bytes"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { hashhop::io::read_file_limited(dir.string(), 2, "--prompt"); }).find("is a directory"),
+            std::string::npos);
+}
+
+TEST(Files, OutputEqualToInputIsRefused) {
+  const fs::path dir = fresh_dir("distinct_files");
+  const std::string data = (dir / "data.jsonl").string();
+  std::ofstream(data) << "{}\n";
+  fs::create_symlink(data, dir / "link.jsonl");
+  EXPECT_THROW(hashhop::io::check_distinct_files(data, "--out", data, "--data"), std::invalid_argument);
+  EXPECT_THROW(hashhop::io::check_distinct_files((dir / "link.jsonl").string(), "--out", data, "--data"),
+               std::invalid_argument);
+  EXPECT_NO_THROW(hashhop::io::check_distinct_files((dir / "new.jsonl").string(), "--out", data, "--data"));
+  EXPECT_NO_THROW(hashhop::io::check_distinct_files("-", "--out", data, "--data"));
+  EXPECT_NO_THROW(hashhop::io::check_distinct_files("/dev/null", "--out", "/dev/null", "--data"));
+}
+
+TEST(Jsonl, StrictParsingNamesTheField) {
+  const auto error = [](const std::string& text) {
+    return error_of([&] { hashhop::io::parse_json(text, "f.jsonl", 7); });
+  };
+  EXPECT_EQ(error(R"({"a": {"n": 1e999}})"), "f.jsonl:7: field 'n': number out of range");
+  EXPECT_EQ(error(R"({"a": 1, "b": 2, "a": 3})"), "f.jsonl:7: field 'a': appears twice in one object");
+  EXPECT_EQ(error(R"({"a": 1, "b": {"a": 2}})"), "no error");  // the same key in another object is fine
+  EXPECT_NE(error(R"({"a": )").find("f.jsonl:7: field 'a': not valid JSON"), std::string::npos);
 }

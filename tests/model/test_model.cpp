@@ -4,9 +4,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <string>
 
@@ -261,6 +266,139 @@ TEST(Inference, ChunkedPromptEqualsWholePrompt) {
     EXPECT_EQ(model::greedy_answers(loaded.model, memory, prefixes, 8), expected) << "chunk " << chunk;
   }
   for (std::size_t i = 0; i < parsed.queries.size(); ++i) EXPECT_EQ(expected[i], parsed.queries[i].answer);
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Flips bytes inside a parameter's data as stored in PATH (found by its first 16 bytes).
+void flip_parameter_bytes(const std::string& path, const torch::Tensor& param) {
+  std::string bytes = read_bytes(path);
+  const auto cpu = param.detach().contiguous();
+  const std::string needle(static_cast<const char*>(cpu.data_ptr()), 16);
+  const auto at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] ^= 0x40;  // one bit of one float: a small, plausible-looking corruption
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A randomly initialised matrix: its first bytes are unique in the file (a zero bias would not be).
+torch::Tensor some_matrix(model::HashHopTransformer& net) {
+  for (const auto& item : net->named_parameters())
+    if (item.value().dim() == 2 && item.value().numel() >= 4 && item.value().std().item<double>() > 0) return item.value();
+  return {};
+}
+
+// A file size limit makes writes fail like a full disk, without root or a tmpfs.
+struct FileSizeLimit {
+  rlimit saved{};
+  explicit FileSizeLimit(rlim_t bytes) {
+    std::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    rlimit limit = saved;
+    limit.rlim_cur = bytes;
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() { ::setrlimit(RLIMIT_FSIZE, &saved); }
+};
+
+TEST(Checkpoint, FlippedWeightBytesAreDetected) {
+  torch::manual_seed(3);
+  auto config = model::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("flipped");
+  model::save_model(dir, config, net);
+  flip_parameter_bytes(dir + "/model.pt", some_matrix(net));
+  EXPECT_NE(error_of([&] { model::load_model(dir, torch::kCPU); }).find("model.pt: checksum mismatch"), std::string::npos);
+}
+
+TEST(Checkpoint, FlippedCheckpointBytesAreDetected) {
+  auto config = model::load_run_config("tiny");
+  config.train.steps = 4;
+  train::TrainOptions options;
+  options.out_dir = temp_dir("flipped_checkpoint");
+  options.quiet = true;
+  options.stop_after = 2;
+  train::train(config, options);
+  auto loaded = model::load_model(options.out_dir, torch::kCPU);
+  flip_parameter_bytes(options.out_dir + "/checkpoint.pt", some_matrix(loaded.model));
+  const std::string error = error_of([&] { train::train(config, options); });
+  EXPECT_NE(error.find("checkpoint.pt: checksum mismatch"), std::string::npos) << error;
+}
+
+TEST(Checkpoint, ConfigThatDisagreesWithTheWeightsIsOneLine) {
+  auto config = model::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("mismatch");
+  model::save_model(dir, config, net);
+  auto other = config;
+  other.model.model_dim *= 2;
+  std::ofstream(dir + "/config.json") << model::to_json(other);
+  const std::string error = error_of([&] { model::load_model(dir, torch::kCPU); });
+  EXPECT_NE(error.find("config.json needs"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+TEST(Checkpoint, FullDiskIsOneLineAndLeavesNoPartialFile) {
+  auto config = model::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  auto optimizer = torch::optim::AdamW(net->parameters());
+  const std::string dir = temp_dir("full_disk");
+  std::filesystem::create_directories(dir);
+  std::string error;
+  {
+    FileSizeLimit limit(4096);
+    error = error_of([&] { model::save_checkpoint(dir, net, optimizer, 1); });
+  }
+  EXPECT_TRUE(error.find("checkpoint.pt: write failed") != std::string::npos || error.find("checkpoint.pt: cannot write") != std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  EXPECT_TRUE(std::filesystem::is_empty(dir)) << "a partial checkpoint was left behind";
+}
+
+TEST(Train, FailedFreshRunLeavesNoFiles) {
+  auto config = model::load_run_config("tiny");
+  config.train.steps = 2;
+  train::TrainOptions options;
+  options.out_dir = temp_dir("failed_run");
+  options.quiet = true;
+  {
+    FileSizeLimit limit(4096);
+    EXPECT_THROW(train::train(config, options), std::runtime_error);
+  }
+  EXPECT_FALSE(std::filesystem::exists(options.out_dir)) << "left behind: " << [&] {
+    std::string names;
+    for (const auto& entry : std::filesystem::directory_iterator(options.out_dir)) names += entry.path().filename().string() + " ";
+    return names;
+  }();
+}
+
+TEST(Config, CurriculumAndNumbersAreChecked) {
+  const auto error = [](const std::string& text) { return error_of([&] { model::run_config_from_json(text, "c.json"); }); };
+  EXPECT_NE(error(R"({"train": {"curriculum": [{"from_step": 0, "hops": [0]}]}})").find("curriculum[0]: field 'hops': must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"model": {"max_hops": 2}, "train": {"curriculum": [{"from_step": 0, "hops": [3]}]}})")
+                .find("field 'hops': 3 is more than the model's max_hops 2"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"train": {"curriculum": [{"from_step": 0, "min_chars": -5}]}})").find("field 'min_chars': expected an integer"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"train": {"lr": 1e999}})").find("c.json: field 'lr': number out of range"), std::string::npos)
+      << error(R"({"train": {"lr": 1e999}})");
+  EXPECT_NE(error(R"({"train": {"lr": 0.1, "lr": 0.2}})").find("field 'lr': appears twice"), std::string::npos);
+  EXPECT_NE(error(R"({"model": {"model_dim": 3000000000}})").find("field 'model_dim'"), std::string::npos);
+  EXPECT_NE(error(R"({"model": {"model_dim": 1000000}})").find("field 'model_dim': must be in [1, 16384]"), std::string::npos);
 }
 
 TEST(Config, JsonRoundTripAndFieldErrors) {

@@ -23,10 +23,17 @@ struct GenConfig {
   std::uint64_t seed = 0;
 };
 
-// Throws std::invalid_argument naming the offending field (e.g. "hops: must be >= 1, got 0").
-void validate(const GenConfig& config);
+// What the fields are called where the config came from (CLI options, a config file's keys), so
+// errors name what the user typed.
+struct GenFieldNames {
+  std::string n_chars = "n_chars", num_queries = "num_queries", hops = "hops", hash_len = "hash_len";
+};
 
-// Number of chains Magic's sizing rule gives: ceil(n_chars / ((2L+3)·hops)).
+// Throws std::invalid_argument naming the offending field (e.g. "hops: must be >= 1, got 0").
+void validate(const GenConfig& config, const GenFieldNames& names = {});
+
+// Number of chains Magic's sizing rule gives: ceil(n_chars / ((2L+3)·hops)). Throws like validate()
+// for hops or hash_len below 1 (the sizing would divide by zero).
 std::uint64_t chains_for(const GenConfig& config);
 
 // One HashHop problem, computed on demand. Chain c has hashes H(c,0) … H(c,hops); line (c, j) is

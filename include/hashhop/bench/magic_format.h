@@ -37,6 +37,13 @@ struct ParsedPrompt {
 
 ParsedPrompt parse_prompt(std::string_view prompt);
 
+// A hash as the format writes it: one or more ASCII letters.
+bool is_hash(std::string_view s);
+
+// A cheap check that a text is a HashHop prompt: its first and last lines are "HASH = HASH" links.
+// For commands that answer a prompt without parsing all of it (eval, answer). Throws FormatError.
+void check_prompt_ends(std::string_view prompt);
+
 // Follows `hops` links from start; returns Magic's target ("H(hops)" or "H1 = … = H(hops)" with CoT).
 // Throws FormatError(0, …) if the chain is broken or ends early.
 std::string follow_chain(const ParsedPrompt& prompt, std::string_view start, int hops, bool cot);

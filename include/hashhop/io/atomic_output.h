@@ -1,5 +1,6 @@
 // Output that appears whole or not at all: writes go to "PATH.partial.PID" and commit() renames it
-// onto PATH; destroying an uncommitted output removes the temporary. "-" or "" writes to stdout;
+// onto PATH; destroying an uncommitted output removes the temporary, and so do SIGINT, SIGTERM, SIGPIPE
+// and SIGHUP (temp_files.h); stale temporaries of killed writers are swept when PATH is written again. "-" or "" writes to stdout;
 // an existing non-regular file (/dev/null, a FIFO) is written in place.
 #pragma once
 
@@ -27,6 +28,7 @@ class AtomicOutput {
   std::FILE* file_ = nullptr;
   bool committed_ = false;
   bool direct_ = false;  // writing in place to a device or pipe
+  int temp_slot_ = -1;   // registration for removal on a signal
 };
 
 // Writes a whole small file atomically (checkpoints' metadata, results tables).

@@ -3,6 +3,7 @@
 // machine: "free(): invalid pointer"), so nothing that links torch uses std::filesystem.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace hashhop::io {
@@ -11,5 +12,25 @@ bool file_exists(const std::string& path);
 void make_directories(const std::string& path);  // mkdir -p; throws naming the path
 void rename_file(const std::string& from, const std::string& to);  // throws naming both paths
 void remove_file_quietly(const std::string& path);
+bool is_directory(const std::string& path);
+
+// The one "too large" check: throws std::invalid_argument "WHAT: N UNIT is more than the limit of
+// LIMIT UNIT (REMEDY)" when value > limit. Every bounded request (gen's output, a prompt read into
+// memory) goes through it so the errors read alike.
+void check_size(const std::string& what, std::uint64_t value, std::uint64_t limit, const std::string& unit,
+                const std::string& remedy);
+
+// Reads a whole file into memory, refusing (through check_size) one larger than max_bytes before
+// reading it, or, for a device or pipe that has no size (/dev/zero), as soon as more arrives.
+std::string read_file_limited(const std::string& path, std::uint64_t max_bytes, const std::string& option);
+
+// Refuses to write OUTPUT when it is the same file as INPUT (also through another name or a link):
+// the input would be truncated before it is read. A missing output or "-" (stdout) is fine.
+void check_distinct_files(const std::string& output, const std::string& output_option, const std::string& input,
+                          const std::string& input_option);
+
+// Bytes free to this user on the filesystem that holds PATH (its directory when PATH does not exist
+// yet); UINT64_MAX when unknown.
+std::uint64_t free_bytes_at(const std::string& path);
 
 }  // namespace hashhop::io

@@ -16,9 +16,14 @@ struct JsonlRecord {
   nlohmann::json value;
 };
 
+// Parses one JSON text strictly: duplicate keys and numbers out of range (1e999) are errors, and every
+// error is an InputError naming FILE, LINE and the field (the innermost key) where it happened. The one
+// JSON entry point for data files, predictions, config.json and metrics.jsonl.
+nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line);
+
 class JsonlReader {
  public:
-  explicit JsonlReader(std::string path);  // throws InputError if the file cannot be opened
+  explicit JsonlReader(std::string path);  // throws InputError if the file cannot be opened or is a directory
   // Next non-empty line parsed as a JSON object, or nullopt at end of file; throws InputError.
   std::optional<JsonlRecord> next();
   const std::string& path() const { return path_; }

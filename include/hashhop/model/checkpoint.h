@@ -1,5 +1,6 @@
 // Model directories: DIR/config.json (the run config), DIR/model.pt (weights, for eval and the demo)
-// and DIR/checkpoint.pt (weights, optimiser, step: for exact resume). Every file is written atomically.
+// and DIR/checkpoint.pt (weights, optimiser, step: for exact resume). Every file is written atomically
+// and carries a checksum verified on load; loading checks the config's shapes against the weights.
 #pragma once
 
 #include <torch/torch.h>
@@ -17,7 +18,11 @@ struct LoadedModel {
   HashHopTransformer model{nullptr};
 };
 
-// Saves an archive to PATH through PATH.partial.PID and a rename.
+// A checksum of a model's parameters and buffers (names, shapes and bytes).
+std::uint64_t model_checksum(HashHopTransformer& model);
+
+// Saves an archive to PATH through PATH.partial.PID (removed on failure or a signal) and a rename;
+// a failed write (a full disk) throws one line naming PATH.
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::string& path);
 
 void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model);
@@ -26,6 +31,8 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device);
 
 void save_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
                      std::int64_t step);
+// The OpenMP thread count DIR/checkpoint.pt was written with; 0 when unknown or there is none.
+std::int64_t checkpoint_threads(const std::string& dir);
 // Returns the step to continue from; 0 and untouched state when DIR has no checkpoint.
 std::int64_t load_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
                              const torch::Device& device);

@@ -63,6 +63,12 @@ std::string completion_text(int hops, bool cot, const std::vector<std::string>& 
 // The most bytes an answer may take: a hash and its " = " separator per hop with CoT, else one hash.
 int answer_byte_limit(const ModelConfig& config, int hops, bool cot);
 
+// Most hops a CoT query may ask for (each hop is written out, so the answer grows with it).
+inline constexpr int kMaxCotHops = 1000;
+// Throws std::invalid_argument "hops: ..." unless the model can answer: hops >= 1, at most max_hops
+// without CoT and at most kMaxCotHops with it. The one check for eval, answer and engine-bench.
+void check_query_hops(const ModelConfig& config, int hops, bool cot);
+
 }  // namespace hashhop::model
 
 namespace hashhop::model {
