@@ -28,7 +28,9 @@ if(HASHHOP_TORCH_CUDA)
   list(PREPEND _torch_libraries "${_torch_lib}/libtorch_cuda.so" "${_torch_lib}/libc10_cuda.so")
   target_compile_definitions(hashhop_torch_libs INTERFACE USE_CUDA=1)
   # --no-as-needed keeps libtorch_cuda loaded, which registers the CUDA kernels of every ATen op.
-  target_link_options(hashhop_torch_libs INTERFACE "LINKER:--no-as-needed" "LINKER:--allow-shlib-undefined")
+  # Never --allow-shlib-undefined: with it the binaries linked against PyPI's torch aborted at exit with
+  # "free(): invalid pointer" in std::locale::~locale (docs/learning-log.md, section 8).
+  target_link_options(hashhop_torch_libs INTERFACE "LINKER:--no-as-needed")
 endif()
 target_link_libraries(hashhop_torch_libs INTERFACE ${_torch_libraries})
 set(CMAKE_BUILD_RPATH "${_torch_lib}")

@@ -41,7 +41,7 @@ ByteRunConfig h100_preset() {
   ByteRunConfig c;
   c.name = "bytes-h100";
   c.model = {};
-  c.train.steps = 4000;
+  c.train.steps = 5000;
   c.train.batch = 64;
   c.train.lr = 1e-3;
   c.train.warmup = 200;
@@ -50,7 +50,7 @@ ByteRunConfig h100_preset() {
   c.train.log_every = 50;
   c.train.checkpoint_every = 250;
   c.train.curriculum = {stage(0, 608, 608, {1}, {8}, 0.0, 8),
-                        stage(1500, 400, 1200, {1, 2, 3, 4}, {4, 8, 12, 16}, 0.75, 8)};
+                        stage(2000, 400, 1200, {1, 2, 3, 4}, {4, 8, 12, 16}, 0.75, 8)};
   return c;
 }
 

@@ -9,11 +9,9 @@
 namespace hashhop::model {
 
 CanonConvImpl::CanonConvImpl(int dim, int kernel) : kernel_(kernel) {
+  // PyTorch's default init (uniform in ±1/sqrt(kernel)): the conv mixes neighbours from step 0. An
+  // init near zero left the 1-hop plateau unbroken for 2,000 steps (docs/learning-log.md, section 8).
   conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(dim, dim, kernel).groups(dim).padding(kernel - 1)));
-  // Start near the identity of the residual so early training sees the plain model.
-  torch::NoGradGuard no_grad;
-  conv_->weight.normal_(0.0, 0.02);
-  conv_->bias.zero_();
 }
 
 torch::Tensor CanonConvImpl::forward(const torch::Tensor& x) {
@@ -137,6 +135,7 @@ ByteModelImpl::ByteModelImpl(const ByteModelConfig& config) : config_(config) {
     auto& p = item.value();
     if (p.dim() == 2 && name.find("embed") == std::string::npos && name.find("gate") == std::string::npos)
       p.normal_(0.0, (name.find(".out.") != std::string::npos || name.find(".down.") != std::string::npos) ? scale : 0.02);
+  // (dim() == 2 skips the canon convs' [dim, 1, kernel] weights, which keep their default init.)
   }
 }
 
