@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,19 @@ inline std::uint64_t parse_size(const std::string& option, const std::string& te
   const double scaled = value * multiplier;
   if (scaled != std::floor(scaled)) fail();
   return static_cast<std::uint64_t>(scaled);
+}
+
+// A CLI11 check for integer options with a lower bound: `->check(at_least(1))` makes `--steps 0` a
+// usage error "--steps: must be >= 1, got 0" (CLI11's own ranges print a 300-digit upper bound).
+inline std::function<std::string(const std::string&)> at_least(long long minimum) {
+  return [minimum](const std::string& text) -> std::string {
+    try {
+      std::size_t used = 0;
+      if (std::stoll(text, &used) >= minimum && used == text.size()) return "";
+    } catch (const std::exception&) {
+    }
+    return "must be >= " + std::to_string(minimum) + ", got " + text;
+  };
 }
 
 }  // namespace hashhop::cli

@@ -10,6 +10,7 @@
 #include "hashhop/model/config.h"
 #include "hashhop/train/byte_trainer.h"
 #include "hashhop/train/trainer.h"
+#include "size_option.h"
 
 namespace hashhop::cli {
 namespace {
@@ -85,8 +86,10 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--init", o->init, "Byte-level only: start a fresh run from this model directory's weights (same names and shapes)");
   app->add_option("--out", o->out, "Run directory: config.json, model.pt, checkpoint.pt, metrics.jsonl");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
-  app->add_option("--stop-after", o->stop_after, "Stop after this many steps of this call (checkpointed), e.g. to fit a time limit");
-  app->add_option("--steps", o->steps, "Override the config's total steps");
+  // Checked here, before anything runs: the defaults (-1) mean "not given", so 0 or -5 used to be ignored.
+  app->add_option("--stop-after", o->stop_after, "Stop after this many steps of this call (checkpointed), e.g. to fit a time limit")
+      ->check(at_least(0));
+  app->add_option("--steps", o->steps, "Override the config's total steps")->check(at_least(1));
   app->add_option("--time-limit", o->time_limit, "Seconds of training in this call; then checkpoint and stop (resume later)");
   app->add_flag("--print-config", o->print_config, "Print the resolved config as JSON and exit");
   return {app, [o] { return run_train(*o); }};

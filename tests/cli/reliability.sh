@@ -76,7 +76,8 @@ check "directory as --data" 1 "is a directory" -- "$bin" solve --data "$work" --
 cp "$work/ok.jsonl" "$work/same.jsonl"
 check "--out equal to --data" 1 "--out .*same.jsonl: is the same file as --data" -- "$bin" solve --data "$work/same.jsonl" --out "$work/same.jsonl"
 cmp -s "$work/ok.jsonl" "$work/same.jsonl" && passed=$((passed + 1)) || { echo "FAIL --out equal to --data: input changed"; failed=$((failed + 1)); }
-check "train stop-after -5" 1 "--stop-after: must be >= 0" -- "$bin" train --config tiny --stop-after -5 --out "$work/run_neg"
+check "train stop-after -5" 2 "--stop-after: must be >= 0, got -5" -- "$bin" train --config tiny --stop-after -5 --out "$work/run_neg"
+check "train steps 0" 2 "--steps: must be >= 1, got 0" -- "$bin" train --config tiny --steps 0 --out "$work/run_neg"
 gone "train stop-after -5 leaves no run" "$work/run_neg"
 printf '{"model": {"max_hops": 2}, "train": {"curriculum": [{"from_step": 0, "min_chars": 200, "max_chars": 300, "hops": [3], "hash_lens": [4]}]}}' >"$work/far_hops.json"
 check "curriculum hops beyond max_hops" 1 "field 'hops': 3 is more than the model's max_hops 2" -- "$bin" train --config "$work/far_hops.json" --out "$work/run_far"
