@@ -39,6 +39,13 @@ def time_ms(call, warmup, reps):
     return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
 
 
+def signatures(ops, x, planes, chunk=1 << 22):
+    """Packed 64-bit signatures [heads, n, 1] of x @ planes, in row chunks (a float32 copy of a 16M-key cache would not fit)."""
+    rows = x.reshape(-1, x.shape[-1])
+    words = [ops.pack_signatures(rows[i:i + chunk].float() @ planes) for i in range(0, rows.shape[0], chunk)]
+    return torch.cat(words).reshape(x.shape[0], x.shape[1], 1)
+
+
 def sdpa_call(backend, q, k, v, scale):
     """A closure running SDPA with one backend, and a note: GQA natively or K/V repeated per query head."""
     def native():
@@ -102,8 +109,8 @@ def main():
             v = torch.randn(hkv, n, args.dim, device=device, dtype=torch.bfloat16)
             q = torch.randn(hq, 1, args.dim, device=device, dtype=torch.bfloat16)
             planes = torch.randn(args.dim, 64, device=device)
-            ks = ops.pack_signatures((k.reshape(-1, args.dim).float() @ planes)).reshape(hkv, n, 1)
-            qs = ops.pack_signatures((q.reshape(-1, args.dim).float() @ planes)).reshape(hq, 1, 1)
+            ks = signatures(ops, k, planes)
+            qs = signatures(ops, q, planes)
             calls = {
                 "signature": lambda: ops.signature_attention(q, k, v, qs, ks, 64, args.sinks, args.window, args.top_k, 0.0, False, scale),
                 "index": lambda: ops.index_attention(q, k, v, qs[..., 0], ks[..., 0], 64, 4, 16, 0, False, scale),
