@@ -41,6 +41,13 @@ int run_demo(const Options& o) {
     std::printf("hashhop demo: no model in %s; answering with the exact reference solver (the ceiling)\n\n",
                 o.model_dir.c_str());
   }
+  // Every sample is checked before any work: the largest (hops 4, 16-letter hashes) must fit 8 queries.
+  io::check_size("--chars", o.chars, 100'000'000, "characters", "the demo holds each prompt in memory");
+  bench::GenFieldNames names;
+  names.n_chars = names.num_queries = "--chars";
+  for (int hops : {1, 2, 3, 4})
+    for (int hash_len : {8, 16})
+      bench::validate(bench::GenConfig{.n_chars = o.chars, .num_queries = 8, .hops = hops, .hash_len = hash_len}, names);
   bench::Scorer scorer;
   double generate_s = 0, answer_s = 0;
   std::uint64_t total_chars = 0, seed = o.seed;

@@ -92,3 +92,9 @@ fi
 # Threads: a checkpoint written with 2 OpenMP threads resumes with 2, whatever this process was given.
 OMP_NUM_THREADS=2 "$bin" train --config tiny --stop-after 5 --steps 10 --out "$work/run_threads" >/dev/null 2>&1
 check "resume adopts the checkpoint's thread count" 0 "resuming with 2 OpenMP threads" -- env OMP_NUM_THREADS=1 "$bin" train --config tiny --steps 10 --out "$work/run_threads"
+
+# Sizes named by the option the user typed, checked before any work.
+check "demo chars too small" 1 "--chars: 8 queries but only 1 chains fit" -- "$bin" demo --model "$work/no-model" --chars 1
+check "demo chars too large" 1 "--chars: 1000000000 characters is more than the limit" -- "$bin" demo --model "$work/no-model" --chars 1000000000
+check "engine-bench size 0" 1 "--sizes: sizes must be >= 1" -- "$bin" engine-bench --model "$demo" --sizes 0 --hops 1 --device cpu
+check "eval chunk 0" 2 "--chunk: must be >= 1, got 0" -- "$bin" eval --model "$work/run" --data "$work/tiny.jsonl" --chunk 0
