@@ -64,6 +64,7 @@ int run_eval(const Options& o) {
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   auto loaded = model::load_model(o.model_dir, device);
   io::JsonlReader data(o.data);
+  data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
   std::unique_ptr<io::AtomicOutput> predictions;
   if (!o.predictions.empty()) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
   bench::Scorer scorer;

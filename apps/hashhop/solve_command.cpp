@@ -26,6 +26,7 @@ Command add_solve_command(CLI::App& root) {
   return {app, [options] {
             io::check_distinct_files(options->out, "--out", options->data, "--data");
             io::JsonlReader data(options->data);
+            data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
             io::AtomicOutput out(options->out);
             while (auto record = data.next()) {
               bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);

@@ -2,6 +2,7 @@
 #include "hashhop/bench/scorer.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/io/input_error.h"
@@ -65,13 +66,18 @@ DataRecord read_data_record(const std::string& path, const io::JsonlRecord& reco
   } catch (const FormatError& e) {
     throw io::InputError(path, record.line, "completion", e.what());
   }
-  if (!need_prompt && !record.value.contains("n_chars_problem")) out.prompt = io::get_string(path, record, "prompt");
+  std::optional<std::uint64_t> prompt_size;
+  if (!need_prompt && !record.value.contains("n_chars_problem")) {
+    const auto skipped = record.skipped_string_sizes.find("prompt");  // a reader told to skip prompts
+    if (skipped != record.skipped_string_sizes.end()) prompt_size = skipped->second;
+    else out.prompt = io::get_string(path, record, "prompt");
+  }
   if (record.value.contains("n_chars_problem")) {
     const std::int64_t n_chars = io::get_int(path, record, "n_chars_problem");
     if (n_chars < 1) throw io::InputError(path, record.line, "n_chars_problem", "must be >= 1, got " + std::to_string(n_chars));
     out.n_chars = static_cast<std::uint64_t>(n_chars);
   } else {
-    out.n_chars = static_cast<std::uint64_t>(out.prompt.size());
+    out.n_chars = prompt_size.value_or(static_cast<std::uint64_t>(out.prompt.size()));
   }
   if (out.expected.queries.empty()) throw io::InputError(path, record.line, "completion", "has no queries");
   if (record.value.contains("hops") && io::get_int(path, record, "hops") != out.expected.hops) {
@@ -88,6 +94,9 @@ std::string prediction_line(std::string_view completion) {
 
 ScoreReport score_files(const std::string& data_path, const std::string& predictions_path) {
   io::JsonlReader data(data_path);
+  // Scoring needs the completion and the prompt's size, not the prompt or the targets: leaving them out
+  // of the parsed records keeps memory near one line of text instead of ~8x it.
+  data.skip_fields({"prompt", "targets"});
   io::JsonlReader predictions(predictions_path);
   Scorer scorer;
   std::uint64_t index = 0;

@@ -9,23 +9,38 @@
 
 namespace hashhop::io {
 
-nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line) {
+nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line, const JsonSkip& skip) {
   // The parser callback sees every key before its value, so an error inside a value can name its field,
-  // and a key seen twice in one object is caught (nlohmann would keep the last one silently).
+  // and a key seen twice in one object is caught (nlohmann would keep the last one silently). Objects are
+  // tracked by depth: inside a discarded value nlohmann reports object starts but not their ends.
   std::vector<std::set<std::string>> open_objects;
-  std::string field;
-  const nlohmann::json::parser_callback_t track = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  std::string field, top_field;
+  const nlohmann::json::parser_callback_t track = [&](int depth, nlohmann::json::parse_event_t event,
+                                                      nlohmann::json& parsed) {
     using E = nlohmann::json::parse_event_t;
-    if (event == E::object_start) {
-      open_objects.emplace_back();
-    } else if (event == E::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == E::key) {
-      field = parsed.get<std::string>();
-      if (!open_objects.empty() && !open_objects.back().insert(field).second)
-        throw InputError(file, line, field, "appears twice in one object");
+    const bool skipped_here = depth == 1 && skip.fields.count(top_field) > 0;
+    switch (event) {
+      case E::object_start:
+        open_objects.resize(static_cast<std::size_t>(depth));
+        open_objects.emplace_back();
+        return !skipped_here;
+      case E::array_start:
+        return !skipped_here;
+      case E::key:
+        field = parsed.get<std::string>();
+        if (depth == 1) top_field = field;
+        open_objects.resize(static_cast<std::size_t>(depth));
+        if (!open_objects.empty() && !open_objects.back().insert(field).second)
+          throw InputError(file, line, field, "appears twice in one object");
+        // Refusing the key itself keeps nlohmann from inserting a placeholder for its value.
+        return !(depth == 1 && skip.fields.count(field) > 0);
+      case E::value:
+        if (skipped_here && parsed.is_string() && skip.string_sizes != nullptr)
+          (*skip.string_sizes)[top_field] = parsed.get_ref<const std::string&>().size();
+        return !skipped_here;
+      default:
+        return true;
     }
-    return true;
   };
   try {
     return nlohmann::json::parse(text, track);
@@ -51,7 +66,7 @@ std::optional<JsonlRecord> JsonlReader::next() {
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     JsonlRecord record;
     record.line = line_;
-    record.value = parse_json(text, path_, line_);
+    record.value = parse_json(text, path_, line_, JsonSkip{skip_, &record.skipped_string_sizes});
     if (!record.value.is_object()) throw InputError(path_, line_, "", "expected a JSON object");
     return record;
   }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <fstream>
 
 #include <sys/wait.h>
@@ -146,4 +147,24 @@ TEST(Jsonl, StrictParsingNamesTheField) {
   EXPECT_EQ(error(R"({"a": 1, "b": 2, "a": 3})"), "f.jsonl:7: field 'a': appears twice in one object");
   EXPECT_EQ(error(R"({"a": 1, "b": {"a": 2}})"), "no error");  // the same key in another object is fine
   EXPECT_NE(error(R"({"a": )").find("f.jsonl:7: field 'a': not valid JSON"), std::string::npos);
+}
+
+TEST(Jsonl, SkippedFieldsAreLeftOutButStillChecked) {
+  std::map<std::string, std::uint64_t> sizes;
+  const hashhop::io::JsonSkip skip{{"prompt", "targets"}, &sizes};
+  const auto value = hashhop::io::parse_json(R"({"prompt": "abcdef", "targets": {"a": "b", "c": {"d": 1}}, "n": 2})",
+                                             "f.jsonl", 1, skip);
+  EXPECT_FALSE(value.contains("prompt"));
+  EXPECT_FALSE(value.contains("targets"));
+  EXPECT_EQ(value.at("n"), 2);
+  EXPECT_EQ(sizes.at("prompt"), 6u);
+  // A duplicate key inside a skipped object is still an error, and so is one after it.
+  EXPECT_NE(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": 1, "a": 2}})", "f.jsonl", 1, skip); })
+                .find("field 'a': appears twice"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": {}}, "n": 1, "n": 2})", "f.jsonl", 1, skip); })
+                .find("field 'n': appears twice"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { hashhop::io::parse_json(R"({"targets": {"n": {}}, "n": 1})", "f.jsonl", 1, skip); }),
+            "no error");
 }

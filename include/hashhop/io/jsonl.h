@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -14,12 +16,22 @@ namespace hashhop::io {
 struct JsonlRecord {
   std::uint64_t line = 0;  // 1-based line number in the file
   nlohmann::json value;
+  // Top-level fields the reader was told to skip: absent from value; a string's length is kept here.
+  std::map<std::string, std::uint64_t> skipped_string_sizes;
+};
+
+// Fields to leave out of the parsed value (a 300M-character prompt, the targets of every chain):
+// top-level keys only. Their string lengths land in `skipped_string_sizes` when that map is given.
+struct JsonSkip {
+  std::set<std::string> fields;
+  std::map<std::string, std::uint64_t>* string_sizes = nullptr;
 };
 
 // Parses one JSON text strictly: duplicate keys and numbers out of range (1e999) are errors, and every
 // error is an InputError naming FILE, LINE and the field (the innermost key) where it happened. The one
 // JSON entry point for data files, predictions, config.json and metrics.jsonl.
-nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line);
+nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line,
+                          const JsonSkip& skip = {});
 
 class JsonlReader {
  public:
@@ -27,9 +39,12 @@ class JsonlReader {
   // Next non-empty line parsed as a JSON object, or nullopt at end of file; throws InputError.
   std::optional<JsonlRecord> next();
   const std::string& path() const { return path_; }
+  // Leaves these top-level fields out of every record (score needs neither prompts nor targets).
+  void skip_fields(std::set<std::string> fields) { skip_ = std::move(fields); }
 
  private:
   std::string path_;
+  std::set<std::string> skip_;
   std::ifstream in_;
   std::uint64_t line_ = 0;
 };
