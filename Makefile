@@ -3,7 +3,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup configure build run test bench clean
+.PHONY: all setup configure build run test test-python bench clean
 
 all: build
 
@@ -21,6 +21,21 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-python
+
+# The Python package (README "Python"): a venv with PyPI's torch (the version LibTorch came from, so the
+# op library's ABI matches), transformers and pytest; `pip install .`; its pytest suite on the CPU.
+# STRICT: a missing CLI, torch or transformers fails the suite instead of skipping tests.
+PY_VENV ?= build-py/venv
+TORCH_VERSION ?= $(or $(HASHHOP_TORCH_VERSION),2.11.0)
+
+test-python: build
+	@test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install -q torch==$(TORCH_VERSION) transformers==5.24.0 pytest==9.2.0
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY_VENV)/bin/pip install -q .
+	HASHHOP_CLI=$(abspath $(BUILD_DIR))/hashhop PYHASHHOP_TEST_STRICT=1 PYTHONDONTWRITEBYTECODE=1 \
+	  $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python/test_bench.py \
+	  tests/python/test_evaluate.py tests/python/test_ops.py
 
 bench: build
 	$(BUILD_DIR)/bench/bench_generator

@@ -1,0 +1,120 @@
+# Typed Python wrappers of torch.ops.hashhop.* (hash-based attention; CPU references, CUDA kernels in a GPU build).
+# Usage: from pyhashhop import ops; out = ops.dense_attention(q, k, v). Importing this module needs torch.
+"""Hash-based attention for PyTorch: thin wrappers over ``torch.ops.hashhop.*``.
+
+Importing the module loads the op library shipped in the package (``pyhashhop/lib/libhashhop_ops.so``)
+unless the ops are already registered (e.g. a build loaded by hand); ``PYHASHHOP_OPS_LIB`` points it at
+another build (the GPU machine's CUDA variant). Shapes: ``q [heads_q, n_q, dim]`` and
+``k, v [heads_kv, n_k, dim]`` (heads_q a multiple of heads_kv: grouped queries), or the same with a
+leading batch dimension where the op accepts one. Errors are the ops' own, naming op and argument.
+
+``scale=None`` means ``1/sqrt(dim)`` (the convention of ``torch.nn.functional.scaled_dot_product_attention``);
+the underlying ops take an explicit scale.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+LIBRARY: Path = Path(os.environ.get("PYHASHHOP_OPS_LIB", Path(__file__).parent / "lib" / "libhashhop_ops.so"))
+
+
+def _registered() -> bool:
+    try:
+        torch.ops.hashhop.dense_attention  # noqa: B018 (resolving the op is the check)
+        return True
+    except (AttributeError, RuntimeError):
+        return False
+
+
+if not _registered():
+    # A second copy of the library would register torch.ops.hashhop twice, which torch refuses.
+    if not LIBRARY.is_file():
+        raise ImportError(f"pyhashhop.ops: op library not found at {LIBRARY} (set PYHASHHOP_OPS_LIB)")
+    torch.ops.load_library(str(LIBRARY))
+
+_ops = torch.ops.hashhop
+
+
+def _scale(q: torch.Tensor, scale: Optional[float]) -> float:
+    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
+def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias: Optional[torch.Tensor] = None,
+                    causal: bool = False, scale: Optional[float] = None) -> torch.Tensor:
+    """Exact softmax attention, the reference every other mechanism is checked against.
+
+    ``key_bias [n_k]`` is added to every query's scores (e.g. a log-gate). Causal: query i sees keys up
+    to ``n_k - n_q + i``. A query that sees no key outputs zeros. Differentiable in q, k, v, key_bias.
+    """
+    return _ops.dense_attention(q, k, v, key_bias, causal, _scale(q, scale))
+
+
+def bucket_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bucket_bits: int = 4, rounds: int = 1,
+                     bucket_fn: str = "lsh", seed: int = 0, causal: bool = False,
+                     scale: Optional[float] = None) -> torch.Tensor:
+    """Softmax over the keys sharing the query's bucket in any of ``rounds`` hashing rounds.
+
+    ``bucket_fn``: ``"lsh"`` (random hyperplanes), ``"lsh_sha256"`` or ``"quantized_sha256"``;
+    ``2**bucket_bits`` buckets; the same ``seed`` gives the same buckets. Differentiable in q, k, v
+    (the buckets are constants of the inputs).
+    """
+    return _ops.bucket_attention(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, _scale(q, scale))
+
+
+def signature_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_signatures: torch.Tensor,
+                        k_signatures: torch.Tensor, bits: int = 64, sinks: int = 0, window: int = 0, top_k: int = 0,
+                        top_fraction: float = 0.0, causal: bool = False,
+                        scale: Optional[float] = None) -> torch.Tensor:
+    """HashAttention-style top-k: each query keeps ``sinks`` first keys, a recent ``window``, and its
+    ``top_k`` keys (or ``top_fraction`` of its visible keys) by Hamming similarity of packed signatures,
+    then attends exactly over them.
+
+    ``q_signatures [heads_q, n_q, words]`` and ``k_signatures [heads_kv, n_k, words]`` are int64 words as
+    ``pack_signatures`` makes them (``words = ceil(bits / 64)``). Differentiable in q, k, v.
+    """
+    return _ops.signature_attention(q, k, v, q_signatures, k_signatures, bits, sinks, window, top_k, top_fraction,
+                                    causal, _scale(q, scale))
+
+
+def index_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_signatures: torch.Tensor,
+                    k_signatures: torch.Tensor, bits: int = 64, tables: int = 0, bits_per_table: int = 16,
+                    seed: int = 0, causal: bool = False, scale: Optional[float] = None) -> torch.Tensor:
+    """Attention over the keys a hash index returns for each query's signature: O(1) lookup.
+
+    One signature word per key: ``q_signatures [heads_q, n_q]``, ``k_signatures [heads_kv, n_k]`` int64.
+    ``tables=0`` keeps keys whose signature equals the query's; otherwise ``tables`` LSH tables of
+    ``bits_per_table`` sampled bits (seeded) collect candidates. Differentiable in q, k, v.
+    """
+    return _ops.index_attention(q, k, v, q_signatures, k_signatures, bits, tables, bits_per_table, seed, causal,
+                                _scale(q, scale))
+
+
+def sign_ste(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) as +-1 (0 maps to +1); the backward passes gradients where ``|x| <= 1`` (straight-through)."""
+    return _ops.sign_ste(x)
+
+
+def pack_signatures(logits: torch.Tensor) -> torch.Tensor:
+    """Bits ``logits >= 0`` of ``[n, bits]`` packed into ``[n, ceil(bits/64)]`` int64 words (bit b in word
+    b // 64 at position b % 64), the layout signature_attention reads. Not differentiable."""
+    return _ops.pack_signatures(logits)
+
+
+def signature_bce_loss(q_signs: torch.Tensor, k_signs: torch.Tensor, dense_scores: torch.Tensor, top_k: int,
+                       scale: float = 10.0, threshold: float = 0.5) -> torch.Tensor:
+    """HashAttention's objective for learned signature maps: BCE of
+    ``sigmoid(scale * (<sq_i, sk_j> / bits - threshold))`` against "key j is in query i's dense top_k".
+
+    ``q_signs [n_q, bits]``, ``k_signs [n_k, bits]`` are +-1 (``sign_ste`` of the maps' logits);
+    ``dense_scores [n_q, n_k]`` only defines the labels. Positives are up-weighted to balance them.
+    """
+    return _ops.signature_bce_loss(q_signs, k_signs, dense_scores, top_k, scale, threshold)
+
+
+__all__ = ["LIBRARY", "dense_attention", "bucket_attention", "signature_attention", "index_attention", "sign_ste",
+           "pack_signatures", "signature_bce_loss"]
