@@ -71,14 +71,21 @@ std::string metrics_before(const std::string& path, std::int64_t step) {
 
 // Files a fresh run creates before its first checkpoint; removed again if it fails before one exists,
 // so a failed run leaves nothing behind (a run with a checkpoint keeps it: that is resumable work).
+// Only files that did not exist when the run started are removed: `--out` may name a model directory.
 struct FreshRunCleanup {
+  static constexpr const char* kCreated[] = {"/config.json", "/metrics.jsonl", "/model.pt"};
   std::string dir;
   bool created_dir = false;
+  bool existed[3] = {};
   bool active = true;
+  explicit FreshRunCleanup(std::string out_dir) : dir(std::move(out_dir)), created_dir(!io::file_exists(dir)) {
+    for (int i = 0; i < 3; ++i) existed[i] = io::file_exists(dir + kCreated[i]);
+  }
   ~FreshRunCleanup() {
     if (!active) return;
     if (io::file_exists(dir + "/checkpoint.pt")) return;
-    for (const char* name : {"/config.json", "/metrics.jsonl", "/model.pt"}) io::remove_file_quietly(dir + name);
+    for (int i = 0; i < 3; ++i)
+      if (!existed[i]) io::remove_file_quietly(dir + kCreated[i]);
     if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
   }
 };
@@ -103,7 +110,7 @@ struct AutocastScope {
 TrainSummary train(const model::RunConfig& config, const TrainOptions& options) {
   const auto& tc = config.train;
   if (options.stop_after < -1) throw std::invalid_argument("--stop-after: must be >= 0, got " + std::to_string(options.stop_after));
-  FreshRunCleanup cleanup{options.out_dir, !io::file_exists(options.out_dir)};
+  FreshRunCleanup cleanup(options.out_dir);
   const std::string config_path = options.out_dir + "/config.json";
   const std::string checkpoint_path = options.out_dir + "/checkpoint.pt";
   const bool resuming = io::file_exists(checkpoint_path);

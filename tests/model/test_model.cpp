@@ -385,6 +385,22 @@ TEST(Train, FailedFreshRunLeavesNoFiles) {
   }();
 }
 
+TEST(Train, FailedRunKeepsFilesItDidNotCreate) {
+  auto config = model::load_run_config("tiny");
+  config.train.steps = 2;
+  train::TrainOptions options;
+  options.out_dir = temp_dir("failed_run_keeps");
+  options.quiet = true;
+  std::filesystem::create_directories(options.out_dir);
+  std::ofstream(options.out_dir + "/model.pt") << "the user's model";
+  {
+    FileSizeLimit limit(4096);
+    EXPECT_THROW(train::train(config, options), std::runtime_error);
+  }
+  EXPECT_EQ(read_bytes(options.out_dir + "/model.pt"), "the user's model");
+  EXPECT_FALSE(std::filesystem::exists(options.out_dir + "/metrics.jsonl"));
+}
+
 TEST(Config, CurriculumAndNumbersAreChecked) {
   const auto error = [](const std::string& text) { return error_of([&] { model::run_config_from_json(text, "c.json"); }); };
   EXPECT_NE(error(R"({"train": {"curriculum": [{"from_step": 0, "hops": [0]}]}})").find("curriculum[0]: field 'hops': must be >= 1"),
