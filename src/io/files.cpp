@@ -103,6 +103,7 @@ std::uint64_t free_bytes_at(const std::string& path) {
     where = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
     if (::statvfs(where.c_str(), &info) != 0) return UINT64_MAX;
   }
+  if (info.f_blocks == 0) return UINT64_MAX;  // pseudo filesystems report no size at all: unknown, not full
   const unsigned __int128 bytes = static_cast<unsigned __int128>(info.f_bavail) * info.f_frsize;
   return bytes > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(bytes);
 }
