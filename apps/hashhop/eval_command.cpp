@@ -17,8 +17,11 @@
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
+#include "hashhop/model/byte_inference.h"
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/inference.h"
+#include "hashhop/model/lexer.h"
+#include "hashhop/train/byte_trainer.h"
 
 namespace hashhop::cli {
 namespace {
@@ -62,7 +65,21 @@ struct Options {
 int run_eval(const Options& o) {
   const auto device = parse_device(o.device);
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
-  auto loaded = model::load_model(o.model_dir, device);
+  // The lexer family answers through its dense path or the engine; the byte-level family by greedy
+  // decoding (byte_inference.h). Both are scored the same way.
+  model::LoadedModel loaded;
+  train::LoadedByteModel bytes;
+  const bool byte_family = model::is_byte_config(o.model_dir + "/config.json");
+  if (byte_family) {
+    bytes = train::load_byte_model(o.model_dir, device);
+    loaded.config.model.max_hops = model::kMaxHopsFeature;  // no built-in hop cap: any hop count is asked
+  } else {
+    loaded = model::load_model(o.model_dir, device);
+  }
+  const auto answer = [&](std::string_view prompt, int hops, bool cot, const std::vector<std::string>& keys) {
+    if (byte_family) return model::answer_queries_bytes(bytes.net, prompt, hops, cot, keys, device);
+    return o.path.answer(loaded.model, prompt, hops, cot, keys);
+  };
   io::JsonlReader data(o.data);
   data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
   std::unique_ptr<io::AtomicOutput> predictions;
@@ -77,7 +94,7 @@ int run_eval(const Options& o) {
     check_record(data.path(), record->line, loaded.config.model, data_record);
     std::vector<std::string> keys;
     for (const auto& q : expected.queries) keys.push_back(q.key);
-    const std::string predicted = o.path.answer(loaded.model, data_record.prompt, expected.hops, expected.cot, keys);
+    const std::string predicted = answer(data_record.prompt, expected.hops, expected.cot, keys);
     scorer.add(expected, predicted, data_record.n_chars);
     if (predictions) predictions->write(bench::prediction_line(predicted));
     ++records;
@@ -105,7 +122,7 @@ int run_eval(const Options& o) {
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("eval", "Answer every query of a HashHop JSONL with a trained model and score it");
-  app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), e.g. models/demo")->required();
+  app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), e.g. models/demo; either model family")->required();
   app->add_option("--data", o->data, "HashHop JSONL (ours or Magic's): prompt and completion fields")->required();
   app->add_option("--predictions", o->predictions, "Also write the predicted completions as JSONL (atomically)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();

@@ -11,7 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hashhop/bench/generator.h"
+#include "hashhop/bench/magic_format.h"
 #include "hashhop/model/byte_config.h"
+#include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
 #include "hashhop/train/byte_trainer.h"
 
@@ -160,4 +163,29 @@ TEST(ByteTrainer, TinyRunLeavesChance) {
   }
   EXPECT_EQ(lines, config.train.steps / config.train.log_every);
   std::system(("rm -rf " + options.out_dir).c_str());
+}
+
+TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {
+  // An untrained model answers wrongly, but every query must get a line the scorer parses, and greedy
+  // decoding must stop at the closing quote or the byte limit.
+  torch::manual_seed(9);
+  hm::ByteModel net(small_config("LG"));
+  net->eval();
+  hashhop::bench::GenConfig gen;
+  gen.n_chars = 120;
+  gen.hops = 2;
+  gen.hash_len = 4;
+  gen.cot = true;
+  gen.num_queries = 3;
+  gen.seed = 11;
+  const hashhop::bench::HashHopProblem problem(gen);
+  std::vector<std::string> keys;
+  for (std::uint64_t c = 0; c < gen.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  const auto completion = hm::answer_queries_bytes(net, problem.prompt(), gen.hops, gen.cot, keys, torch::kCPU);
+  const auto answers = hashhop::bench::parse_answer_lines(completion);
+  ASSERT_EQ(answers.size(), keys.size()) << completion;
+  for (const auto& key : keys) {
+    ASSERT_TRUE(answers.count(key)) << completion;
+    EXPECT_LE(answers.at(key).size(), static_cast<std::size_t>(gen.hops * (gen.hash_len + 3) + 2));
+  }
 }
