@@ -26,9 +26,9 @@ struct Options {
   std::string init;
 };
 
-// The byte-level family (byte presets, or a JSON file with "family": "bytes").
-int run_train_bytes(const Options& o) {
-  auto config = model::load_byte_run_config(o.config);
+// Runs one model family's training: the lexer model (`train::train`) or the byte-level model.
+template <class RunConfig, class TrainFn>
+int run_family(RunConfig config, const Options& o, const std::string& family, TrainFn&& train_fn) {
   if (o.steps > 0) config.train.steps = o.steps;
   if (o.print_config) {
     std::printf("%s", model::to_json(config).c_str());
@@ -40,9 +40,8 @@ int run_train_bytes(const Options& o) {
   options.device = parse_device(o.device);
   options.stop_after = o.stop_after;
   options.time_limit_s = o.time_limit;
-  std::printf("train %s (bytes, %s) on %s -> %s\n", config.name.c_str(), config.model.layers.c_str(),
-              options.device.str().c_str(), o.out.c_str());
-  const auto summary = train::train_bytes(config, options, o.init);
+  std::printf("train %s%s on %s -> %s\n", config.name.c_str(), family.c_str(), options.device.str().c_str(), o.out.c_str());
+  const auto summary = train_fn(config, options);
   std::printf("steps %lld..%lld of %lld in %.1f s; last loss %.4f, exact %.3f; model in %s/model.pt\n",
               static_cast<long long>(summary.start_step), static_cast<long long>(summary.end_step),
               static_cast<long long>(config.train.steps), summary.seconds, summary.last_loss, summary.last_exact,
@@ -52,27 +51,14 @@ int run_train_bytes(const Options& o) {
 
 int run_train(const Options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // log lines appear as they happen, also in files
-  if (model::is_byte_config(o.config)) return run_train_bytes(o);
-  if (!o.init.empty()) throw std::invalid_argument("--init: only for byte-level configs (bytes-* presets)");
-  auto config = model::load_run_config(o.config);
-  if (o.steps > 0) config.train.steps = o.steps;
-  if (o.print_config) {
-    std::printf("%s", model::to_json(config).c_str());
-    return 0;
+  if (model::is_byte_config(o.config)) {
+    const auto config = model::load_byte_run_config(o.config);
+    return run_family(config, o, " (bytes, " + config.model.layers + ")",
+                      [&](const auto& c, const auto& options) { return train::train_bytes(c, options, o.init); });
   }
-  if (o.out.empty()) throw std::invalid_argument("--out: required (the run directory)");
-  train::TrainOptions options;
-  options.out_dir = o.out;
-  options.device = parse_device(o.device);
-  options.stop_after = o.stop_after;
-  options.time_limit_s = o.time_limit;
-  std::printf("train %s on %s -> %s\n", config.name.c_str(), options.device.str().c_str(), o.out.c_str());
-  const auto summary = train::train(config, options);
-  std::printf("steps %lld..%lld of %lld in %.1f s; last loss %.4f, exact %.3f; model in %s/model.pt\n",
-              static_cast<long long>(summary.start_step), static_cast<long long>(summary.end_step),
-              static_cast<long long>(config.train.steps), summary.seconds, summary.last_loss, summary.last_exact,
-              o.out.c_str());
-  return 0;
+  if (!o.init.empty()) throw std::invalid_argument("--init: only for byte-level configs (bytes-* presets)");
+  return run_family(model::load_run_config(o.config), o, "",
+                    [](const auto& c, const auto& options) { return train::train(c, options); });
 }
 
 }  // namespace

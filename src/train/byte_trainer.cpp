@@ -2,8 +2,6 @@
 // (seed, s) through train::make_batch, and the optimiser state is checkpointed, so resume is exact.
 #include "hashhop/train/byte_trainer.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,24 +14,10 @@
 #include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
+#include "hashhop/train/run_files.h"
 
 namespace hashhop::train {
 namespace {
-
-// bf16 autocast on CUDA for the forward pass (the optimiser keeps fp32 weights).
-struct Autocast {
-  explicit Autocast(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  }
-  ~Autocast() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-  bool on_;
-};
 
 // Weight decay on matrices only; embeddings, norms, biases, convs and gates keep their size.
 torch::optim::AdamW make_optimizer(model::ByteModel& net, const model::TrainConfig& c) {
@@ -49,18 +33,6 @@ torch::optim::AdamW make_optimizer(model::ByteModel& net, const model::TrainConf
   groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(
                                  torch::optim::AdamWOptions(c.lr).betas({0.9, 0.95}).weight_decay(0.0)));
   return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
-}
-
-void truncate_metrics(const std::string& path, std::int64_t step) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("step") && j["step"].is_number() && j["step"].get<std::int64_t>() < step)
-      kept += line + "\n";
-  }
-  io::write_file_atomically(path, kept);
 }
 
 nlohmann::json scores_json(const ByteScores& s) {
@@ -185,7 +157,7 @@ ByteScores evaluate_bytes(model::ByteModel& net, const model::CurriculumStage& s
   ByteScores total;
   for (std::int64_t step = 0; step * config.batch < samples; ++step) {
     const auto samples_now = make_batch(config, model::ModelConfig{}, step);
-    Autocast autocast(bf16 && device.is_cuda());
+    AutocastScope autocast(bf16 && device.is_cuda());
     total.add(score_byte_batch(net, samples_now, device));
   }
   if (was_training) net->train();
@@ -222,9 +194,10 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
 
 TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
   const auto& tc = config.train;
-  io::make_directories(options.out_dir);
+  FreshRunCleanup cleanup(options.out_dir);
   const std::string config_path = options.out_dir + "/config.json";
   const bool resuming = io::file_exists(options.out_dir + "/checkpoint.pt");
+  cleanup.active = !resuming;
   if (resuming && io::file_exists(config_path) &&
       model::to_json(model::load_byte_run_config(config_path)) != model::to_json(config))
     throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
@@ -249,9 +222,11 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
   summary.start_step = load_byte_checkpoint(options.out_dir, net, optimizer, options.device);
-  io::write_file_atomically(config_path, model::to_json(config));
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
-  truncate_metrics(metrics_path, summary.start_step);
+  const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
+  io::make_directories(options.out_dir);
+  io::write_file_atomically(config_path, model::to_json(config));
+  io::write_file_atomically(metrics_path, kept_metrics);
   std::ofstream metrics(metrics_path, std::ios::app);
 
   std::int64_t end = tc.steps;
@@ -269,7 +244,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
     const auto samples = make_batch(tc, model::ModelConfig{}, step);
     ByteScores scores;
     {
-      Autocast autocast(bf16);
+      AutocastScope autocast(bf16);
       scores = score_byte_batch(net, samples, options.device);
     }
     optimizer.zero_grad();

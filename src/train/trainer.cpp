@@ -22,6 +22,7 @@
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/train/batch.h"
+#include "hashhop/train/run_files.h"
 
 namespace hashhop::train {
 
@@ -50,60 +51,6 @@ torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const model::
                                  torch::optim::AdamWOptions(c.lr).weight_decay(0.0)));
   return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
 }
-
-// The metrics of steps before `step`, so a resumed run's log matches an uninterrupted one. Read before
-// anything is written: a line that is not a metrics record is an error naming it, not silently dropped.
-std::string metrics_before(const std::string& path, std::int64_t step) {
-  std::ifstream in(path);
-  if (!in) return "";
-  std::string kept, line;
-  std::uint64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto j = io::parse_json(line, path, line_no);
-    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer())
-      throw io::InputError(path, line_no, "step", "not a metrics record (remove the file or use another --out)");
-    if (j["step"].get<std::int64_t>() < step) kept += line + "\n";
-  }
-  return kept;
-}
-
-// Files a fresh run creates before its first checkpoint; removed again if it fails before one exists,
-// so a failed run leaves nothing behind (a run with a checkpoint keeps it: that is resumable work).
-// Only files that did not exist when the run started are removed: `--out` may name a model directory.
-struct FreshRunCleanup {
-  static constexpr const char* kCreated[] = {"/config.json", "/metrics.jsonl", "/model.pt"};
-  std::string dir;
-  bool created_dir = false;
-  bool existed[3] = {};
-  bool active = true;
-  explicit FreshRunCleanup(std::string out_dir) : dir(std::move(out_dir)), created_dir(!io::file_exists(dir)) {
-    for (int i = 0; i < 3; ++i) existed[i] = io::file_exists(dir + kCreated[i]);
-  }
-  ~FreshRunCleanup() {
-    if (!active) return;
-    if (io::file_exists(dir + "/checkpoint.pt")) return;
-    for (int i = 0; i < 3; ++i)
-      if (!existed[i]) io::remove_file_quietly(dir + kCreated[i]);
-    if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
-  }
-};
-
-// bf16 autocast on CUDA for the forward pass only (the optimiser step stays in fp32).
-struct AutocastScope {
-  explicit AutocastScope(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-  bool on_;
-};
 
 }  // namespace
 

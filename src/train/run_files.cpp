@@ -1,0 +1,58 @@
+// Run-directory bookkeeping shared by the training loops (see run_files.h).
+#include "hashhop/train/run_files.h"
+
+#include <ATen/autocast_mode.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "hashhop/io/files.h"
+#include "hashhop/io/input_error.h"
+#include "hashhop/io/jsonl.h"
+
+namespace hashhop::train {
+namespace {
+constexpr const char* kCreated[] = {"/config.json", "/metrics.jsonl", "/model.pt"};
+}  // namespace
+
+std::string metrics_before(const std::string& path, std::int64_t step) {
+  std::ifstream in(path);
+  if (!in) return "";
+  std::string kept, line;
+  std::uint64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto j = io::parse_json(line, path, line_no);
+    if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer())
+      throw io::InputError(path, line_no, "step", "not a metrics record (remove the file or use another --out)");
+    if (j["step"].get<std::int64_t>() < step) kept += line + "\n";
+  }
+  return kept;
+}
+
+FreshRunCleanup::FreshRunCleanup(std::string out_dir) : dir(std::move(out_dir)), created_dir(!io::file_exists(dir)) {
+  for (int i = 0; i < 3; ++i) existed[i] = io::file_exists(dir + kCreated[i]);
+}
+
+FreshRunCleanup::~FreshRunCleanup() {
+  if (!active) return;
+  if (io::file_exists(dir + "/checkpoint.pt")) return;
+  for (int i = 0; i < 3; ++i)
+    if (!existed[i]) io::remove_file_quietly(dir + kCreated[i]);
+  if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
+}
+
+AutocastScope::AutocastScope(bool on) : on_(on) {
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+}
+
+AutocastScope::~AutocastScope() {
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+  at::autocast::clear_cache();
+}
+
+}  // namespace hashhop::train
