@@ -62,6 +62,7 @@ int run_answer(const Options& o) {
   auto loaded = model::load_model(o.model_dir, parse_device(o.device));
   try {
     model::check_query_hops(loaded.config.model, hops, cot);
+    model::check_query_keys(loaded.config.model, keys);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument((completion_at != std::string::npos ? o.prompt_path + ": " : std::string("--")) + e.what());
   }

@@ -250,6 +250,7 @@ int run_engine_bench(const Options& o) {
   for (const int hops : o.hops) {
     try {
       model::check_query_hops(loaded.config.model, hops, false);
+      model::check_query_keys(loaded.config.model, {std::string(static_cast<std::size_t>(o.hash_len), 'a')});
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string("--") + e.what());
     }

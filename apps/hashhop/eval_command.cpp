@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -49,8 +50,16 @@ void check_record(const std::string& path, std::uint64_t line, const model::Mode
   } catch (const std::invalid_argument& e) {
     throw io::InputError(path, line, "completion", e.what());
   }
-  for (const auto& q : record.expected.queries)
+  std::vector<std::string> keys;
+  for (const auto& q : record.expected.queries) {
     if (!bench::is_hash(q.key)) throw io::InputError(path, line, "completion", "query '" + q.key.substr(0, 40) + "' is not a hash");
+    keys.push_back(q.key);
+  }
+  try {
+    model::check_query_keys(config, keys);
+  } catch (const std::invalid_argument& e) {
+    throw io::InputError(path, line, "completion", e.what());
+  }
 }
 
 struct Options {
@@ -72,7 +81,9 @@ int run_eval(const Options& o) {
   const bool byte_family = model::is_byte_config(o.model_dir + "/config.json");
   if (byte_family) {
     bytes = train::load_byte_model(o.model_dir, device);
-    loaded.config.model.max_hops = model::kMaxHopsFeature;  // no built-in hop cap: any hop count is asked
+    // No built-in caps: any hop count (up to the format's) and any hash length is asked.
+    loaded.config.model.max_hops = model::kMaxHopsFeature;
+    loaded.config.model.max_run = std::numeric_limits<int>::max();
   } else {
     loaded = model::load_model(o.model_dir, device);
   }

@@ -136,6 +136,14 @@ void check_query_hops(const ModelConfig& config, int hops, bool cot) {
                                 " (CoT answers write every hop)");
 }
 
+void check_query_keys(const ModelConfig& config, const std::vector<std::string>& keys) {
+  for (const auto& key : keys)
+    if (key.size() > static_cast<std::size_t>(config.max_run))
+      throw std::invalid_argument("hash_len: query '" + key.substr(0, 16) + (key.size() > 16 ? "...'" : "'") + " has " +
+                                  std::to_string(key.size()) + " letters, more than this model's max_run " +
+                                  std::to_string(config.max_run) + " (its lexer keeps max_run letters of a hash)");
+}
+
 int answer_byte_limit(const ModelConfig& config, int hops, bool cot) {
   check_query_hops(config, hops, cot);  // also keeps hops * hash_bytes from overflowing
   const int hash_bytes = config.max_run + 3;

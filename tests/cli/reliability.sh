@@ -71,6 +71,10 @@ printf 'abc = def\ndef = '"'"'ghi'"'"'\n' >"$work/bare.txt"
 check "answer hops 0" 1 "--hops: must be >= 1" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query abc --hops 0
 check "answer hops -3" 1 "--hops: must be >= 1" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query abc --hops -3
 check "answer hops beyond max_hops" 1 "--hops: 9 is more than this model's max_hops" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query abc --hops 9
+check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 letters, more than this model's max_run 8" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query abcdefghi
+# The byte-level family answers through eval too, with no max_run cap (a 3-step model: the pipeline, not accuracy).
+check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
+check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
 check "answer query with quotes" 1 "--query: 'a b' is not a hash" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query "a b"
 check "directory as --data" 1 "is a directory" -- "$bin" solve --data "$work" --out "$work/dir_preds.jsonl"
 cp "$work/ok.jsonl" "$work/same.jsonl"

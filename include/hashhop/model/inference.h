@@ -68,6 +68,9 @@ inline constexpr int kMaxCotHops = 1000;
 // Throws std::invalid_argument "hops: ..." unless the model can answer: hops >= 1, at most max_hops
 // without CoT and at most kMaxCotHops with it. The one check for eval, answer and engine-bench.
 void check_query_hops(const ModelConfig& config, int hops, bool cot);
+// Throws std::invalid_argument "hash_len: ..." for a query hash longer than max_run: the lexer model would
+// answer it wrong (its run tables hold max_run letters), so eval and answer refuse it instead.
+void check_query_keys(const ModelConfig& config, const std::vector<std::string>& keys);
 
 }  // namespace hashhop::model
 
