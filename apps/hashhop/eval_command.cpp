@@ -80,8 +80,10 @@ int run_eval(const Options& o) {
   train::LoadedByteModel bytes;
   const bool byte_family = model::is_byte_config(o.model_dir + "/config.json");
   if (byte_family) {
+    if (o.path.engine == "on" || o.path.gated_only)
+      throw std::invalid_argument("--engine on / --gated-only: the byte-level model has no engine path yet (" + o.model_dir + ")");
     bytes = train::load_byte_model(o.model_dir, device);
-    // No built-in caps: any hop count (up to the format's) and any hash length is asked.
+    // No max_run cap; no-CoT hops up to 15 (kMaxHopsFeature), the most any model here is asked.
     loaded.config.model.max_hops = model::kMaxHopsFeature;
     loaded.config.model.max_run = std::numeric_limits<int>::max();
   } else {

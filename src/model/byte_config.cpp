@@ -3,6 +3,8 @@
 #include "hashhop/model/byte_config.h"
 
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <sstream>
 #include <stdexcept>
 
@@ -41,7 +43,6 @@ ByteRunConfig h100_preset() {
   ByteRunConfig c;
   c.name = "bytes-h100";
   c.model = {};
-  c.train.steps = 5000;
   c.train.batch = 64;
   c.train.lr = 1e-3;
   c.train.warmup = 200;
@@ -88,8 +89,15 @@ json train_to_json(const TrainConfig& train) {
 template <typename T>
 void read_field(const json& object, const char* field, T& value, const std::string& where) {
   if (!object.contains(field)) return;
+  const json& v = object.at(field);
+  // Integers must be integers that fit: 256.7 or 4294967552 is an error, not a silent 256.
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (!v.is_number_integer() || v.get<long long>() < std::numeric_limits<T>::min() ||
+        v.get<long long>() > std::numeric_limits<T>::max())
+      throw std::invalid_argument(where + ": field '" + field + "': expected an integer that fits, got " + v.dump());
+  }
   try {
-    value = object.at(field).get<T>();
+    value = v.get<T>();
   } catch (const json::exception&) {
     throw std::invalid_argument(where + ": field '" + field + "': wrong type, got " + object.at(field).dump());
   }
@@ -177,7 +185,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     json train = train_to_json(c.train);
     require(j.at("train").is_object(), origin, "train", "must be an object");
     train.update(j.at("train"));
-    // The byte model has no built-in hop cap, so the carrier's lexer model must not impose one.
+    // The carrier's lexer model must not impose its own small hop cap on byte curricula; 15 is the
+    // largest no-CoT hop count the completion format's reader accepts anywhere in the project.
     const json carrier = {{"base", "tiny"}, {"model", {{"max_hops", 15}}}, {"train", train}};
     c.train = run_config_from_json(carrier.dump(), origin).train;
   }

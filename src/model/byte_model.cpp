@@ -2,6 +2,7 @@
 // with boolean masks (local window, causal) or an additive mask when the hash gate biases the keys.
 #include "hashhop/model/byte_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -155,11 +156,13 @@ torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) {
 
 torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return head_->forward(hidden_rows); }
 
-std::vector<double> ByteModelImpl::kept_share() const {
+std::vector<double> ByteModelImpl::kept_share(const torch::Tensor& valid) const {
   std::vector<double> shares;
   for (const auto& block : blocks_) {
     const auto gate = block->attention()->last_log_gate();
-    if (gate.defined()) shares.push_back((gate > std::log(0.5)).to(torch::kFloat32).mean().item<double>());
+    if (!gate.defined()) continue;
+    const auto mask = valid.to(gate.device());
+    shares.push_back(((gate > std::log(0.5)) & mask).sum().item<double>() / std::max<double>(1.0, mask.sum().item<double>()));
   }
   return shares;
 }

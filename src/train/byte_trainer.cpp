@@ -40,7 +40,7 @@ nlohmann::json scores_json(const ByteScores& s) {
   for (const auto& [key, value] : s.exact_by_hops_cot)
     by[std::to_string(key.first) + (key.second ? "cot" : "")] = value.second ? static_cast<double>(value.first) / value.second : 0.0;
   return {{"byte_acc", s.byte_accuracy()}, {"first_byte", s.first_byte_rate()}, {"exact", s.exact_rate()},
-          {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.kept_share}};
+          {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.gated ? nlohmann::json(s.kept_share) : nlohmann::json()}};
 }
 
 void save_byte_checkpoint(const std::string& dir, model::ByteModel& net, torch::optim::Optimizer& optimizer,
@@ -81,6 +81,7 @@ void ByteScores::add(const ByteScores& o) {
   bytes_right += o.bytes_right;
   const double total = static_cast<double>(answers + o.answers);
   if (total > 0) kept_share = (kept_share * answers + o.kept_share * o.answers) / total;
+  gated |= o.gated;
   answers += o.answers;
   answers_exact += o.answers_exact;
   first_right += o.first_right;
@@ -135,33 +136,17 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
       ++cell.second;
     }
   }
-  const auto shares = net->kept_share();
+  std::vector<std::int64_t> lengths;
+  for (const auto& sample : samples) lengths.push_back(static_cast<std::int64_t>(sample.text.size()));
+  const auto valid = torch::arange(length).view({1, length}) < torch::tensor(lengths).view({batch, 1});
+  const auto shares = net->kept_share(valid);
   if (!shares.empty()) {
+    scores.gated = true;
     double sum = 0;
     for (double v : shares) sum += v;
     scores.kept_share = sum / static_cast<double>(shares.size());
   }
   return scores;
-}
-
-ByteScores evaluate_bytes(model::ByteModel& net, const model::CurriculumStage& stage, int samples, int batch,
-                          std::uint64_t seed, const torch::Device& device, bool bf16) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = net->is_training();
-  net->eval();
-  model::TrainConfig config;
-  config.batch = std::max(1, std::min(batch, samples));
-  config.seed = seed;
-  config.curriculum = {stage};
-  config.curriculum.front().from_step = 0;
-  ByteScores total;
-  for (std::int64_t step = 0; step * config.batch < samples; ++step) {
-    const auto samples_now = make_batch(config, model::ModelConfig{}, step);
-    AutocastScope autocast(bf16 && device.is_cuda());
-    total.add(score_byte_batch(net, samples_now, device));
-  }
-  if (was_training) net->train();
-  return total;
 }
 
 void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net) {
@@ -268,8 +253,9 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
       line["stage_from"] = model::stage_at(tc, step).from_step;
       metrics << line.dump() << "\n" << std::flush;
       char status[160];
-      std::snprintf(status, sizeof status, "loss %.4f  byte %.3f  first %.3f  exact %.3f  kept %.2f", loss_sum / window_steps,
-                    window.byte_accuracy(), window.first_byte_rate(), window.exact_rate(), window.kept_share);
+      std::snprintf(status, sizeof status, "loss %.4f  byte %.3f  first %.3f  exact %.3f  kept %s", loss_sum / window_steps,
+                    window.byte_accuracy(), window.first_byte_rate(), window.exact_rate(),
+                    window.gated ? std::to_string(window.kept_share).substr(0, 4).c_str() : "-");
       if (!options.quiet && !bar.enabled())
         std::printf("step %6lld  %s  lr %.2e  %.0fs\n", static_cast<long long>(step + 1), status, lr, elapsed);
       bar.update(static_cast<std::uint64_t>(step + 1), status);

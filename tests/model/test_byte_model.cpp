@@ -88,7 +88,7 @@ TEST(ByteModel, HashGateBiasesGlobalKeys) {
   net->eval();
   torch::NoGradGuard no_grad;
   net->forward(random_bytes(1, 20, 8));
-  const auto kept = net->kept_share();
+  const auto kept = net->kept_share(torch::ones({1, 20}, torch::kBool));
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_GT(kept[0], 0.99);  // the gate starts open: σ(4) for every position
 }
@@ -118,6 +118,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"layers": "LXG"}})", "'layers'");
   expect_error(R"({"family": "bytes", "model": {"dim": 30, "heads": 4}})", "'heads'");
   expect_error(R"({"family": "bytes", "model": {"global_rope_fraction": 2}})", "'global_rope_fraction'");
+  expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
+  expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");
   expect_error(R"({"family": "lexer"})", "'family'");
   // A train section that names a few fields keeps the preset's curriculum.

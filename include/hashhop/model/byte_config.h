@@ -34,7 +34,7 @@ struct ByteRunConfig {
 
 // True for a byte preset name or a JSON file whose "family" is "bytes".
 bool is_byte_config(const std::string& preset_or_path);
-// A preset (bytes-tiny, bytes-h100, bytes-cot, bytes-hops) or a JSON file; throws naming file and field.
+// A preset (bytes-tiny, bytes-h100, bytes-nope, bytes-hops) or a JSON file; throws naming file and field.
 ByteRunConfig load_byte_run_config(const std::string& preset_or_path);
 ByteRunConfig byte_run_config_from_json(const std::string& text, const std::string& origin);
 std::vector<std::string> byte_preset_names();

@@ -76,8 +76,9 @@ class ByteModelImpl : public torch::nn::Module {
   // Next-byte logits [..., 256] of hidden rows.
   torch::Tensor logits(const torch::Tensor& hidden_rows);
   torch::Tensor forward(const torch::Tensor& bytes) { return logits(hidden(bytes)); }
-  // Share of positions whose hash gate σ(g) > 1/2 in each global or hop block of the last forward.
-  std::vector<double> kept_share() const;
+  // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
+  // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
+  std::vector<double> kept_share(const torch::Tensor& valid) const;
   const ByteModelConfig& config() const { return config_; }
 
  private:

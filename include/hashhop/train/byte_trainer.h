@@ -18,14 +18,17 @@ namespace hashhop::train {
 
 // Teacher-forced scores of a batch. An answer is exact when the argmax of every one of its bytes (the
 // closing quote included) is right: exactly when greedy decoding of that query, asked after the
-// preceding completion lines, writes the right answer. first_byte counts the byte after the quote,
-// the only one that needs the whole lookup (later bytes can also follow the bytes already written).
+// preceding completion lines *answered correctly*, writes the right answer. (`eval` asks each query
+// right after the header instead, without the other lines, so the two numbers are close, not equal.)
+// first_byte counts the byte after the opening quote: the first hop's lookup, which no byte already
+// written can hint at (with CoT every later hash needs a lookup of its own, not counted here).
 struct ByteScores {
   torch::Tensor loss;
   std::int64_t bytes = 0, bytes_right = 0;
   std::int64_t answers = 0, answers_exact = 0, first_right = 0;
   std::map<std::pair<int, bool>, std::pair<std::int64_t, std::int64_t>> exact_by_hops_cot;  // (hops, cot) -> (exact, total)
-  double kept_share = 1.0;  // mean share of positions the hash gates keep (σ > 1/2)
+  bool gated = false;       // the model has hash gates (kept_share means something)
+  double kept_share = 1.0;  // mean share of text positions the hash gates keep (σ > 1/2)
   void add(const ByteScores& other);
   double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
   double exact_rate() const { return answers ? static_cast<double>(answers_exact) / answers : 0.0; }
@@ -35,11 +38,6 @@ struct ByteScores {
 // Forward + scores on samples (train::make_batch's), padded into one batch. With grad off the loss is
 // still returned (detached by the caller's NoGradGuard).
 ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& samples, const torch::Device& device);
-
-// Evaluates on freshly generated samples (eval seeds never collide with training seeds), in
-// sub-batches of `batch` samples.
-ByteScores evaluate_bytes(model::ByteModel& net, const model::CurriculumStage& stage, int samples, int batch,
-                          std::uint64_t seed, const torch::Device& device, bool bf16);
 
 // Model directory files for the byte family: config.json, model.pt, checkpoint.pt (all atomic).
 void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net);
