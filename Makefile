@@ -3,7 +3,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup configure build run test test-python bench clean
+.PHONY: all setup configure build run test test-python test-sanitizers fuzz fuzz-build asan-build bench clean
 
 all: build
 
@@ -22,6 +22,7 @@ run: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 	@$(MAKE) --no-print-directory test-python
+	@$(MAKE) --no-print-directory test-sanitizers
 
 # The Python package (README "Python"): a venv with PyPI's torch (the version LibTorch came from, so the
 # op library's ABI matches), transformers and pytest; `pip install .`; its pytest suite on the CPU.
@@ -39,6 +40,35 @@ test-python: build
 	HASHHOP_CLI=$(abspath $(BUILD_DIR))/hashhop PYHASHHOP_TEST_STRICT=1 PYTHONDONTWRITEBYTECODE=1 \
 	  $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python/test_bench.py \
 	  tests/python/test_evaluate.py tests/python/test_ops.py
+
+# Sanitizers (issue 15, docs/reliability.md): libFuzzer harnesses (tests/fuzz) and the torch-free GoogleTest
+# executables under ASan/UBSan, both built with clang in their own folders (FUZZ_DIR, ASAN_DIR).
+# `make fuzz` runs each harness for FUZZ_SECONDS on a copy of its seed corpus in FUZZ_DIR/fuzz-work;
+# `make test` runs each for FUZZ_SMOKE_SECONDS.
+FUZZ_DIR ?= build-fuzz
+ASAN_DIR ?= build-asan
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_CXX ?= clang++-14
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_HARNESSES := fuzz_magic_format fuzz_jsonl_scorer fuzz_run_config
+
+fuzz-build: setup
+	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DCMAKE_BUILD_TYPE=Release -DHASHHOP_FUZZ=ON \
+	  -DHASHHOP_TESTS=OFF -DHASHHOP_BENCHMARKS=OFF -DHASHHOP_CUDA=OFF >/dev/null
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZ_HARNESSES)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+asan-build: setup
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS=$(SANITIZE_FLAGS)" -DHASHHOP_TESTS=ON -DHASHHOP_BENCHMARKS=OFF -DHASHHOP_CUDA=OFF >/dev/null
+	@cmake --build $(ASAN_DIR) -j $(JOBS) --target test_bench test_attn
+
+test-sanitizers: fuzz-build asan-build
+	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS) $(FUZZ_HARNESSES)
+	cd $(ASAN_DIR)/tests && ./test_bench --gtest_brief=1 && ./test_attn --gtest_brief=1
 
 bench: build
 	$(BUILD_DIR)/bench/bench_generator
