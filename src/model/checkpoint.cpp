@@ -50,9 +50,9 @@ struct Checksum {
   }
 };
 
-void add_module(Checksum& sum, HashHopTransformer& model) {
-  for (const auto& item : model->named_parameters()) sum.add(item.key(), item.value());
-  for (const auto& item : model->named_buffers()) sum.add(item.key(), item.value());
+void add_module(Checksum& sum, torch::nn::Module& model) {
+  for (const auto& item : model.named_parameters()) sum.add(item.key(), item.value());
+  for (const auto& item : model.named_buffers()) sum.add(item.key(), item.value());
 }
 
 // The optimiser's moments, in parameter order (the state map itself is unordered).
@@ -99,10 +99,10 @@ std::string shape_text(at::IntArrayRef sizes) {
 
 // Module::load replaces each tensor with the one in the file, whatever its shape, so a config that
 // disagrees with the weights would load and fail later inside a forward pass with a torch trace.
-void check_shapes(HashHopTransformer& model, const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& want,
+void check_shapes(torch::nn::Module& model, const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& want,
                   const std::string& weights_path, const std::string& config_path) {
   std::size_t i = 0;
-  for (const auto& item : model->named_parameters()) {
+  for (const auto& item : model.named_parameters()) {
     if (i >= want.size()) break;
     const auto& [name, shape] = want[i++];
     if (item.value().sizes() != at::IntArrayRef(shape))
@@ -111,15 +111,15 @@ void check_shapes(HashHopTransformer& model, const std::vector<std::pair<std::st
   }
 }
 
-std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes_of(HashHopTransformer& model) {
+std::vector<std::pair<std::string, std::vector<std::int64_t>>> shapes_of(torch::nn::Module& model) {
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> out;
-  for (const auto& item : model->named_parameters()) out.emplace_back(item.key(), item.value().sizes().vec());
+  for (const auto& item : model.named_parameters()) out.emplace_back(item.key(), item.value().sizes().vec());
   return out;
 }
 
 }  // namespace
 
-std::uint64_t model_checksum(HashHopTransformer& model) {
+std::uint64_t model_checksum(torch::nn::Module& model) {
   Checksum sum;
   add_module(sum, model);
   return sum.value;
@@ -146,14 +146,37 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const std
   out.commit();
 }
 
+void save_weights(torch::nn::Module& model, const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  model.save(archive);
+  archive.write(kChecksumKey, checksum_tensor(model_checksum(model)));
+  save_archive_atomically(archive, path);
+}
+
+void load_weights(torch::nn::Module& model, const std::string& weights_path, const std::string& config_path,
+                  const torch::Device& device) {
+  const auto want = shapes_of(model);
+  bool has_checksum = false;
+  std::uint64_t expected = 0;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(weights_path, device);
+    model.load(archive);
+    expected = stored_checksum(archive, has_checksum);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
+                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
+  }
+  check_shapes(model, want, weights_path, config_path);
+  if (has_checksum && model_checksum(model) != expected)
+    throw std::runtime_error(weights_path + ": checksum mismatch, the weights are corrupted");
+}
+
 void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model) {
   io::make_directories(dir);
-  torch::serialize::OutputArchive archive;
-  model->save(archive);
-  archive.write(kChecksumKey, checksum_tensor(model_checksum(model)));
   // Weights first, config second: config.json is what marks DIR as a model, so a failure in between
   // leaves weights without a config (refused on load) rather than a config whose weights are stale.
-  save_archive_atomically(archive, dir + "/model.pt");
+  save_weights(*model, dir + "/model.pt");
   io::write_file_atomically(dir + "/config.json", to_json(config));
 }
 
@@ -169,30 +192,16 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   } catch (const c10::Error& e) {
     throw std::runtime_error(config_path + ": cannot build this model (" + first_line(e.what_without_backtrace()) + ")");
   }
-  const auto want = shapes_of(loaded.model);
-  bool has_checksum = false;
-  std::uint64_t expected = 0;
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(weights_path, device);
-    loaded.model->load(archive);
-    expected = stored_checksum(archive, has_checksum);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
-                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
-  }
-  check_shapes(loaded.model, want, weights_path, config_path);
-  if (has_checksum && model_checksum(loaded.model) != expected)
-    throw std::runtime_error(weights_path + ": checksum mismatch, the weights are corrupted");
+  load_weights(*loaded.model, weights_path, config_path, device);
   loaded.model->eval();
   return loaded;
 }
 
-void save_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
+void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                      std::int64_t step) {
   io::make_directories(dir);
   torch::serialize::OutputArchive root, model_archive, optimizer_archive;
-  model->save(model_archive);
+  model.save(model_archive);
   optimizer.save(optimizer_archive);
   root.write("model", model_archive);
   root.write("optimizer", optimizer_archive);
@@ -220,7 +229,7 @@ std::int64_t checkpoint_threads(const std::string& dir) {
   }
 }
 
-std::int64_t load_checkpoint(const std::string& dir, HashHopTransformer& model, torch::optim::Optimizer& optimizer,
+std::int64_t load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                              const torch::Device& device) {
   const std::string path = dir + "/checkpoint.pt";
   if (!io::file_exists(path)) return 0;
@@ -232,7 +241,7 @@ std::int64_t load_checkpoint(const std::string& dir, HashHopTransformer& model, 
     torch::serialize::InputArchive root, model_archive, optimizer_archive;
     root.load_from(path, device);
     root.read("model", model_archive);
-    model->load(model_archive);
+    model.load(model_archive);
     check_shapes(model, want, path, dir + "/config.json");
     root.read("optimizer", optimizer_archive);
     optimizer.load(optimizer_archive);

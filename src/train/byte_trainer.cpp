@@ -43,37 +43,6 @@ nlohmann::json scores_json(const ByteScores& s) {
           {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.gated ? nlohmann::json(s.kept_share) : nlohmann::json()}};
 }
 
-void save_byte_checkpoint(const std::string& dir, model::ByteModel& net, torch::optim::Optimizer& optimizer,
-                          std::int64_t step) {
-  torch::serialize::OutputArchive root, weights, state;
-  net->save(weights);
-  optimizer.save(state);
-  root.write("model", weights);
-  root.write("optimizer", state);
-  root.write("step", torch::tensor(step));
-  model::save_archive_atomically(root, dir + "/checkpoint.pt");
-}
-
-std::int64_t load_byte_checkpoint(const std::string& dir, model::ByteModel& net, torch::optim::Optimizer& optimizer,
-                                  const torch::Device& device) {
-  const std::string path = dir + "/checkpoint.pt";
-  if (!io::file_exists(path)) return 0;
-  try {
-    torch::serialize::InputArchive root, weights, state;
-    root.load_from(path, device);
-    root.read("model", weights);
-    net->load(weights);
-    root.read("optimizer", state);
-    optimizer.load(state);
-    torch::Tensor step;
-    root.read("step", step);
-    return step.item<std::int64_t>();
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
-                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
-  }
-}
-
 }  // namespace
 
 void ByteScores::add(const ByteScores& o) {
@@ -151,10 +120,9 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
 
 void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net) {
   io::make_directories(dir);
+  // Weights first, config second, as model::save_model: config.json is what marks DIR as a model.
+  model::save_weights(*net, dir + "/model.pt");
   io::write_file_atomically(dir + "/config.json", model::to_json(config));
-  torch::serialize::OutputArchive archive;
-  net->save(archive);
-  model::save_archive_atomically(archive, dir + "/model.pt");
 }
 
 LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device) {
@@ -165,14 +133,7 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
   loaded.config = model::load_byte_run_config(config_path);
   loaded.net = model::ByteModel(loaded.config.model);
   loaded.net->to(device);
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(weights_path, device);
-    loaded.net->load(archive);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
-                             std::string(e.what_without_backtrace()).substr(0, 200) + ")");
-  }
+  model::load_weights(*loaded.net, weights_path, config_path, device);
   loaded.net->eval();
   return loaded;
 }
@@ -206,7 +167,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   net->to(options.device);
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
-  summary.start_step = load_byte_checkpoint(options.out_dir, net, optimizer, options.device);
+  summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
   const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
   io::make_directories(options.out_dir);
@@ -266,7 +227,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
       window_steps = 0;
     }
     if ((step + 1) % tc.checkpoint_every == 0 || last) {
-      save_byte_checkpoint(options.out_dir, net, optimizer, step + 1);
+      model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
       save_byte_model(options.out_dir, config, net);
     }
   }

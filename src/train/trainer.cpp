@@ -83,7 +83,7 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   net->to(options.device);
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
-  summary.start_step = model::load_checkpoint(options.out_dir, net, optimizer, options.device);
+  summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
   const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
   io::make_directories(options.out_dir);
@@ -142,7 +142,7 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
       exact = answers = window = 0;
     }
     if ((step + 1) % tc.checkpoint_every == 0 || last_step) {
-      model::save_checkpoint(options.out_dir, net, optimizer, step + 1);
+      model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
       model::save_model(options.out_dir, config, net);
     }
   }

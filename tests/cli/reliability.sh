@@ -75,6 +75,9 @@ check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 l
 # The byte-level family answers through eval too, with no max_run cap (a 3-step model: the pipeline, not accuracy).
 check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
 check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
+size=$(stat -c %s "$work/bytes_run/model.pt")
+printf '\377\377\377\377\377\377\377\377' | dd of="$work/bytes_run/model.pt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+check "flipped bytes in a byte model" 1 "model.pt: (checksum mismatch|cannot load)" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
 check "answer query with quotes" 1 "--query: 'a b' is not a hash" -- "$bin" answer --model "$work/run" --prompt "$work/bare.txt" --query "a b"
 check "directory as --data" 1 "is a directory" -- "$bin" solve --data "$work" --out "$work/dir_preds.jsonl"
 cp "$work/ok.jsonl" "$work/same.jsonl"

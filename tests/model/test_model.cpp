@@ -361,7 +361,7 @@ TEST(Checkpoint, FullDiskIsOneLineAndLeavesNoPartialFile) {
   std::string error;
   {
     FileSizeLimit limit(4096);
-    error = error_of([&] { model::save_checkpoint(dir, net, optimizer, 1); });
+    error = error_of([&] { model::save_checkpoint(dir, *net, optimizer, 1); });
   }
   EXPECT_TRUE(error.find("checkpoint.pt: write failed") != std::string::npos || error.find("checkpoint.pt: cannot write") != std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
