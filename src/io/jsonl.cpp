@@ -1,6 +1,8 @@
 // JSONL reading and typed fields (see jsonl.h). Tested by tests/io/test_io.cpp.
 #include "hashhop/io/jsonl.h"
 
+#include <sys/stat.h>
+
 #include <set>
 #include <vector>
 
@@ -57,12 +59,15 @@ JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
   if (is_directory(path_)) throw InputError(path_, 0, "", "is a directory, not a JSONL file");
   in_.open(path_, std::ios::binary);
   if (!in_) throw InputError(path_, 0, "", "cannot open for reading");
+  struct stat info {};
+  if (::stat(path_.c_str(), &info) == 0 && S_ISREG(info.st_mode)) size_bytes_ = static_cast<std::uint64_t>(info.st_size);
 }
 
 std::optional<JsonlRecord> JsonlReader::next() {
   std::string text;
   while (std::getline(in_, text)) {
     ++line_;
+    bytes_read_ += text.size() + 1;
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
     JsonlRecord record;
     record.line = line_;

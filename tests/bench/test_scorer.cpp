@@ -84,3 +84,53 @@ TEST(Scorer, SilentlyAcceptedInputsAreErrors) {
       << error_of(no_queries, preds);
   EXPECT_NE(error_of(::testing::TempDir(), preds).find("is a directory"), std::string::npos);
 }
+
+// Issue 13: codelion-style predictions (query -> answer maps), records scored from `targets`, hash length.
+TEST(Scorer, AcceptsQueryAnswerMapsPerLineAndForTheWholeFile) {
+  const std::string data = HASHHOP_TEST_DATA "/magic_sample.jsonl";
+  // Per line: the same answers as predictions_magic_sample.jsonl, quotes and blanks tolerated.
+  const auto per_line = write_temp("map_lines.jsonl",
+                                   "{\"qWerTy\": \"LkjHgf\", \"MnbVcx\": \" 'AsdFgh' \"}\n"
+                                   "{\"qWerTy\": \"AsdFgh = LkjHgf\", \"MnbVcx\": \"PoiUyt = PoiUyt\"}\n");
+  auto report = score_files(data, per_line);
+  EXPECT_EQ(report.overall.exact, 2u);
+  EXPECT_EQ(report.overall.final_hash, 3u);
+  // One object for the whole file, across lines: both records look their queries up in it.
+  const auto whole = write_temp("map_whole.json", "{\n  \"qWerTy\": \"LkjHgf\",\n  \"MnbVcx\": null\n}\n");
+  report = score_files(data, whole);
+  EXPECT_EQ(report.overall.queries, 4u);
+  EXPECT_EQ(report.overall.exact, 1u);        // record 1's qWerTy; record 2 wants the CoT chain
+  EXPECT_EQ(report.overall.final_hash, 2u);   // the final hash is right in both
+  const auto one_line = write_temp("map_one_line.json", "{\"qWerTy\": \"LkjHgf\", \"MnbVcx\": \"PoiUyt\"}\n");
+  EXPECT_EQ(score_files(data, one_line).overall.exact, 2u);
+  const auto bad = write_temp("map_bad.jsonl", "{\"qWerTy\": 5}\n{}\n");
+  EXPECT_NE(error_of(data, bad).find("map_bad.jsonl:1: field 'qWerTy': expected a string answer"), std::string::npos)
+      << error_of(data, bad);
+}
+
+TEST(Scorer, ReadsRecordsWithoutCompletionFromTargets) {
+  const auto data = write_temp("targets_only.jsonl",
+                               "{\"prompt\": \"x\", \"targets\": {\"qWerTy\": \"LkjHgf\", \"MnbVcx\": \"PoiUyt\"}, \"hops\": 2}\n"
+                               "{\"targets\": {\"qWerTy\": \"AsdFgh = LkjHgf\", \"MnbVcx\": \"ZxcVbn = PoiUyt\"}, \"n_chars_problem\": 9}\n");
+  const auto report = score_files(data, HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl");
+  EXPECT_EQ(report.overall.queries, 4u);
+  EXPECT_EQ(report.overall.exact, 2u);
+  EXPECT_EQ(report.by_cot.at(true).queries, 2u);
+  EXPECT_EQ(report.by_hops.at(2).queries, 4u);  // CoT chains of two hashes: two hops
+  const auto no_hops = write_temp("targets_no_hops.jsonl", "{\"prompt\": \"x\", \"targets\": {\"qWerTy\": \"LkjHgf\"}}\n");
+  EXPECT_NE(error_of(no_hops, HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl").find("targets_no_hops.jsonl:1: field 'hops': missing"),
+            std::string::npos);
+  const auto bad_chain = write_temp("targets_bad.jsonl", "{\"prompt\": \"x\", \"targets\": {\"qWerTy\": \"Lk = \"}, \"hops\": 1}\n");
+  EXPECT_NE(error_of(bad_chain, HASHHOP_TEST_DATA "/predictions_magic_sample.jsonl").find("targets_bad.jsonl:1: field 'targets'"),
+            std::string::npos);
+}
+
+TEST(Scorer, BreaksDownByHashLength) {
+  Scorer scorer;
+  scorer.add(parse_completion("COMPLETION:\nHops=1\n\nCoT=False\n\nabc = 'def'\nghij = 'klmn'\n"), "abc = 'def'\n", 100);
+  const auto& report = scorer.report();
+  EXPECT_EQ(report.by_hash_len.at(3).exact, 1u);
+  EXPECT_EQ(report.by_hash_len.at(4).exact, 0u);
+  EXPECT_NE(format_score_table(report).find("hash_len=4"), std::string::npos);
+  EXPECT_EQ(score_to_json(report)["by_hash_len"]["3"]["exact_rate"].get<double>(), 1.0);
+}

@@ -41,12 +41,17 @@ class JsonlReader {
   const std::string& path() const { return path_; }
   // Leaves these top-level fields out of every record (score needs neither prompts nor targets).
   void skip_fields(std::set<std::string> fields) { skip_ = std::move(fields); }
+  // For progress bars: bytes consumed so far and the file's size (0 for a pipe or device).
+  std::uint64_t bytes_read() const { return bytes_read_; }
+  std::uint64_t size_bytes() const { return size_bytes_; }
 
  private:
   std::string path_;
   std::set<std::string> skip_;
   std::ifstream in_;
   std::uint64_t line_ = 0;
+  std::uint64_t bytes_read_ = 0;
+  std::uint64_t size_bytes_ = 0;
 };
 
 // Typed field getters: throw InputError(file, line, field, "missing" / "expected a string", ...).
