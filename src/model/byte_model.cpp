@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <stdexcept>
 
 namespace hashhop::model {
@@ -12,38 +13,45 @@ namespace hashhop::model {
 CanonConvImpl::CanonConvImpl(int dim, int kernel) : kernel_(kernel) {
   // PyTorch's default init (uniform in ±1/sqrt(kernel)): the conv mixes neighbours from step 0. An
   // init near zero left the 1-hop plateau unbroken for 2,000 steps (docs/learning-log.md, section 8).
-  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(dim, dim, kernel).groups(dim).padding(kernel - 1)));
+  conv_ = register_module("conv", torch::nn::Conv1d(torch::nn::Conv1dOptions(dim, dim, kernel).groups(dim)));
 }
 
-torch::Tensor CanonConvImpl::forward(const torch::Tensor& x) {
-  const auto t = x.size(1);
-  // Padding both sides by kernel-1 and keeping the first T outputs makes output t see inputs t-k+1..t.
-  const auto y = conv_->forward(x.transpose(1, 2)).narrow(2, 0, t).transpose(1, 2);
-  return x + y;
+torch::Tensor CanonConvImpl::forward(const torch::Tensor& x, const torch::Tensor& past, torch::Tensor* tail) {
+  const auto b = x.size(0), t = x.size(1), dim = x.size(2);
+  // Output t sees inputs t-k+1..t: the kernel - 1 inputs before x come first (zeros where the text starts,
+  // as a padded conv would read them), so a prefilled text and its continuation give what one call gives.
+  const auto before = past.defined() ? past.expand({b, kernel_ - 1, dim}).to(x.scalar_type())
+                                     : torch::zeros({b, kernel_ - 1, dim}, x.options());
+  const auto joined = torch::cat({before, x}, 1);
+  if (tail) *tail = joined.narrow(1, t, kernel_ - 1).detach();
+  return x + conv_->forward(joined.transpose(1, 2)).transpose(1, 2);
 }
 
-namespace {
-
-Rotary rotary_tables(std::int64_t t, int rotated, double base, const torch::Device& device) {
-  const auto half = rotated / 2;
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  const auto inv = torch::pow(base, -torch::arange(half, opts) * 2.0 / rotated);
-  const auto angles = torch::outer(torch::arange(t, opts), inv);
-  return {angles.cos(), angles.sin()};
+std::int64_t ByteCache::bytes() const {
+  std::int64_t total = 0;
+  for (const auto& layer : layers)
+    for (const auto* t : {&layer.keys, &layer.values, &layer.canon_attn, &layer.canon_mlp})
+      if (t->defined()) total += t->numel() * static_cast<std::int64_t>(t->element_size());
+  return total;
 }
-
-}  // namespace
 
 ByteAttentionImpl::ByteAttentionImpl(const ByteModelConfig& config, char kind) : config_(config), kind_(kind) {
   head_dim_ = config.dim / config.heads;
   const double fraction = kind == 'L' ? 1.0 : config.global_rope_fraction;
   rotated_ = 2 * static_cast<int>(std::lround(fraction * head_dim_ / 2));
+  const bool gated = kind != 'L' && config.hash_gate;
+  // One more dim for the gate column, rounded up to a multiple of 8 so SDPA's fused kernels take it.
+  padded_dim_ = gated ? (head_dim_ + 1 + 7) / 8 * 8 : head_dim_;
+  const auto half = rotated_ / 2;
+  inverse_frequencies_ = torch::pow(config.rope_base, -torch::arange(half, torch::kFloat64) * 2.0 / std::max(1, rotated_));
+  if (kind != 'L' && config.global_rope_max_wavelength > 0)
+    inverse_frequencies_.masked_fill_(2 * std::numbers::pi / inverse_frequencies_ > config.global_rope_max_wavelength, 0.0);
   q_ = register_module("q", torch::nn::Linear(torch::nn::LinearOptions(config.dim, config.dim).bias(false)));
   k_ = register_module("k", torch::nn::Linear(torch::nn::LinearOptions(config.dim, config.dim).bias(false)));
   v_ = register_module("v", torch::nn::Linear(torch::nn::LinearOptions(config.dim, config.dim).bias(false)));
   const int reads = kind == 'H' ? config.hops : 1;
   out_ = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(config.dim * reads, config.dim).bias(false)));
-  if (kind != 'L' && config.hash_gate) {
+  if (gated) {
     gate_ = register_module("gate", torch::nn::Linear(config.dim, 1));
     // σ(4) ≈ 0.98: every position starts as a reference point; training learns which to drop.
     torch::NoGradGuard no_grad;
@@ -55,11 +63,12 @@ ByteAttentionImpl::ByteAttentionImpl(const ByteModelConfig& config, char kind) :
                                        torch::nn::Linear(torch::nn::LinearOptions(config.dim, config.dim).bias(false)));
 }
 
-torch::Tensor ByteAttentionImpl::rotate(const torch::Tensor& x) const {
+torch::Tensor ByteAttentionImpl::rotate(const torch::Tensor& x, std::int64_t first) const {
   if (rotated_ == 0) return x;
   const auto t = x.size(2);
-  const auto tables = rotary_tables(t, rotated_, config_.rope_base, x.device());
-  const auto cos = tables.cos.to(x.scalar_type()), sin = tables.sin.to(x.scalar_type());
+  // Angles in float64: at position 10^8 a float32 product would be off by radians.
+  const auto angles = torch::outer(torch::arange(first, first + t, torch::kFloat64), inverse_frequencies_);
+  const auto cos = angles.cos().to(x.device(), x.scalar_type()), sin = angles.sin().to(x.device(), x.scalar_type());
   const int half = rotated_ / 2;
   const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   auto rotated = torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
@@ -67,35 +76,68 @@ torch::Tensor ByteAttentionImpl::rotate(const torch::Tensor& x) const {
   return torch::cat({rotated, x.narrow(-1, rotated_, head_dim_ - rotated_)}, -1);
 }
 
-torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                        const torch::Tensor& mask) const {
-  if (!mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
-  // SDPA takes a boolean mask as is and an additive one only in the query's dtype (bf16 under autocast).
-  return at::scaled_dot_product_attention(q, k, v, mask.scalar_type() == torch::kBool ? mask : mask.to(q.scalar_type()));
+torch::Tensor ByteAttentionImpl::extend(const torch::Tensor& x, const torch::Tensor& column) const {
+  if (padded_dim_ == head_dim_) return x;
+  const auto b = x.size(0), h = x.size(1), t = x.size(2);
+  std::vector<torch::Tensor> parts = {x};
+  if (column.defined()) parts.push_back(column.to(x.scalar_type()).view({b, 1, t, 1}).expand({b, h, t, 1}));
+  const auto used = head_dim_ + (column.defined() ? 1 : 0);
+  if (padded_dim_ > used) parts.push_back(torch::zeros({b, h, t, padded_dim_ - used}, x.options()));
+  return torch::cat(parts, -1);
 }
 
-torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask_in) {
+torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                        std::int64_t past_length) const {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  const auto t = q.size(2), n = k.size(2);
+  torch::Tensor out;
+  if (kind_ != 'L' && past_length == 0) {
+    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale);
+  } else {
+    // Query i sees key j when j - past_length <= i (keys are the cached ones, then this call's own),
+    // and a local layer only the last `window` of them.
+    const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
+    const auto diff = (torch::arange(t, opts) + past_length).view({t, 1}) - torch::arange(n, opts).view({1, n});
+    auto visible = diff >= 0;
+    if (kind_ == 'L') visible = visible & (diff < config_.window);
+    out = at::scaled_dot_product_attention(q, k, v, visible, 0.0, /*is_causal=*/false, scale);
+  }
+  return out.narrow(-1, 0, head_dim_);
+}
+
+torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t first, const ByteLayerCache* past,
+                                         ByteLayerCache* record) {
   const auto b = x.size(0), t = x.size(1);
+  TORCH_CHECK(!past || b == 1, "byte model: a cached continuation runs one text at a time");
   const auto split = [&](const torch::Tensor& y) { return y.view({b, t, config_.heads, head_dim_}).transpose(1, 2); };
   const auto merge = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b, t, config_.dim}); };
-  torch::Tensor mask = mask_in;  // local: boolean window; global: undefined = plain causal
+  torch::Tensor key_column, query_column;
   if (gate_) {
     last_log_gate_ = torch::log_sigmoid(gate_->forward(x).squeeze(-1).to(torch::kFloat32));  // [B, T]
-    const auto causal = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(x.device())).tril();
-    const auto bias = torch::zeros({t, t}, torch::TensorOptions().dtype(torch::kFloat32).device(x.device()))
-                          .masked_fill(causal.logical_not(), -std::numeric_limits<float>::infinity());
-    mask = (bias.view({1, 1, t, t}) + last_log_gate_.view({b, 1, 1, t}));
+    key_column = last_log_gate_ * std::sqrt(static_cast<double>(head_dim_));
+    query_column = torch::ones({b, t}, x.options());
   }
   const auto query_base = q_->forward(x);
-  const auto k = rotate(split(k_->forward(x)));
-  const auto v = split(v_->forward(x));
-  if (kind_ != 'H') return out_->forward(merge(attend(rotate(split(query_base)), k, v, mask)));
+  auto k = extend(rotate(split(k_->forward(x)), first), key_column);
+  auto v = extend(split(v_->forward(x)), torch::Tensor());
+  const std::int64_t past_length = past && past->keys.defined() ? past->keys.size(2) : 0;
+  if (past_length > 0) {
+    k = torch::cat({past->keys.to(k.scalar_type()), k}, 2);
+    v = torch::cat({past->values.to(v.scalar_type()), v}, 2);
+  }
+  if (record) {
+    record->keys = k.detach();
+    record->values = v.detach();
+  }
+  const auto ask = [&](const torch::Tensor& query) {
+    return merge(attend(extend(rotate(split(query), first), query_column), k, v, past_length));
+  };
+  if (kind_ != 'H') return out_->forward(ask(query_base));
   std::vector<torch::Tensor> reads;
   torch::Tensor query = query_base;
   for (int hop = 0; hop < config_.hops; ++hop) {
-    const auto read = merge(attend(rotate(split(query)), k, v, mask));
-    reads.push_back(read);
-    query = query_base + hash_projection_->forward(read);  // the next hop asks for what this one found
+    reads.push_back(ask(query));
+    query = query_base + hash_projection_->forward(reads.back());  // the next hop asks for what this one found
   }
   return out_->forward(torch::cat(reads, -1));
 }
@@ -112,12 +154,14 @@ ByteBlockImpl::ByteBlockImpl(const ByteModelConfig& config, char kind) : kind_(k
   down_ = register_module("down", torch::nn::Linear(config.dim * config.mlp_mult, config.dim));
 }
 
-torch::Tensor ByteBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& causal_bias,
-                                     const torch::Tensor& local_bias) {
+torch::Tensor ByteBlockImpl::forward(const torch::Tensor& x_in, std::int64_t first, const ByteLayerCache* past,
+                                     ByteLayerCache* record) {
   auto x = x_in;
-  if (canon_attn_) x = canon_attn_->forward(x);
-  x = x + attention_->forward(norm_attn_->forward(x), kind_ == 'L' ? local_bias : causal_bias);
-  if (canon_mlp_) x = canon_mlp_->forward(x);
+  const auto tail = [&](torch::Tensor ByteLayerCache::*field) { return record ? &(record->*field) : nullptr; };
+  const auto past_tail = [&](torch::Tensor ByteLayerCache::*field) { return past ? past->*field : torch::Tensor(); };
+  if (canon_attn_) x = canon_attn_->forward(x, past_tail(&ByteLayerCache::canon_attn), tail(&ByteLayerCache::canon_attn));
+  x = x + attention_->forward(norm_attn_->forward(x), first, past, record);
+  if (canon_mlp_) x = canon_mlp_->forward(x, past_tail(&ByteLayerCache::canon_mlp), tail(&ByteLayerCache::canon_mlp));
   return x + down_->forward(torch::gelu(up_->forward(norm_mlp_->forward(x))));
 }
 
@@ -140,18 +184,32 @@ ByteModelImpl::ByteModelImpl(const ByteModelConfig& config) : config_(config) {
   }
 }
 
-torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) {
+torch::Tensor ByteModelImpl::run(const torch::Tensor& bytes, const ByteCache* past, ByteCache* record) {
   TORCH_CHECK(bytes.dim() == 2, "byte model: input must be [batch, length] bytes");
-  const auto t = bytes.size(1);
-  const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(bytes.device());
-  const auto pos = torch::arange(t, opts);
-  const auto diff = pos.view({t, 1}) - pos.view({1, t});  // query - key
-  // Local window: key within `window` bytes before the query (itself included). Global layers without a
-  // gate use SDPA's own causal path; with a gate the attention builds its additive mask itself.
-  const auto local = (diff >= 0) & (diff < config_.window);
+  const std::int64_t first = past ? past->length : 0;
+  if (record) {
+    record->length = first + bytes.size(1);
+    record->layers.assign(blocks_.size(), {});
+  }
   auto x = embed_->forward(bytes);
-  for (auto& block : blocks_) x = block->forward(x, torch::Tensor(), local);
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    x = blocks_[i]->forward(x, first, past ? &past->layers.at(i) : nullptr, record ? &record->layers[i] : nullptr);
   return norm_->forward(x);
+}
+
+torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) { return run(bytes, nullptr, nullptr); }
+
+ByteCache ByteModelImpl::prefill(const torch::Tensor& bytes) {
+  TORCH_CHECK(bytes.dim() == 2 && bytes.size(0) == 1, "byte model: prefill takes one text [1, n]");
+  torch::NoGradGuard no_grad;
+  ByteCache cache;
+  run(bytes, nullptr, &cache);
+  return cache;
+}
+
+torch::Tensor ByteModelImpl::hidden_after(const ByteCache& cache, const torch::Tensor& bytes) {
+  TORCH_CHECK(cache.layers.size() == blocks_.size(), "byte model: the cache belongs to another model");
+  return run(bytes, &cache, nullptr);
 }
 
 torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return head_->forward(hidden_rows); }

@@ -1,7 +1,6 @@
 // Run-directory bookkeeping shared by the training loops (see run_files.h).
 #include "hashhop/train/run_files.h"
 
-#include <ATen/autocast_mode.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -41,18 +40,6 @@ FreshRunCleanup::~FreshRunCleanup() {
   for (int i = 0; i < 3; ++i)
     if (!existed[i]) io::remove_file_quietly(dir + kCreated[i]);
   if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
-}
-
-AutocastScope::AutocastScope(bool on) : on_(on) {
-  if (!on_) return;
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-}
-
-AutocastScope::~AutocastScope() {
-  if (!on_) return;
-  at::autocast::set_autocast_enabled(at::kCUDA, false);
-  at::autocast::clear_cache();
 }
 
 }  // namespace hashhop::train

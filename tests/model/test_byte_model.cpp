@@ -93,6 +93,82 @@ TEST(ByteModel, HashGateBiasesGlobalKeys) {
   EXPECT_GT(kept[0], 0.99);  // the gate starts open: σ(4) for every position
 }
 
+TEST(ByteModel, GateColumnEqualsAnExplicitLogSigmoidBias) {
+  // The gate rides in an extra head dim so SDPA keeps its causal kernel; check it against the textbook
+  // form: softmax(q·k/sqrt(hd) + log σ(gate(x_key)), causal) v, in float64. Tolerance: float32 rounding.
+  auto config = small_config("G");
+  config.global_rope_fraction = 0.0;  // no rotation, so q and k are plain projections
+  torch::manual_seed(21);
+  hm::ByteAttention attention(config, 'G');
+  torch::NoGradGuard no_grad;
+  {  // a gate that really varies, so a wrong bias cannot pass
+    auto params = attention->named_parameters();
+    params["gate.weight"].normal_(0.0, 1.0);
+    params["gate.bias"].fill_(0.0);
+  }
+  const auto x = torch::randn({2, 17, config.dim});
+  const auto got = attention->forward(x).to(torch::kFloat64);
+  auto p = attention->named_parameters();
+  const auto xd = x.to(torch::kFloat64);
+  const auto proj = [&](const std::string& name) {
+    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({2, 17, config.heads, -1}).transpose(1, 2);
+  };
+  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
+  const auto gate = torch::log_sigmoid(torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) +
+                                       p["gate.bias"].to(torch::kFloat64));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + gate.view({2, 1, 1, 17});
+  scores = scores.masked_fill(torch::ones({17, 17}, torch::kBool).triu(1), -INFINITY);
+  const auto read = torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({2, 17, config.dim});
+  const auto want = torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
+}
+
+TEST(ByteModel, WavelengthCapBelowEveryPairIsPositionFree) {
+  // With a cap under the shortest wavelength (2π bytes) no global pair rotates: the same weights must
+  // give exactly what global_rope_fraction = 0 gives, and a cap above every wavelength what no cap gives.
+  auto rope = small_config("LGH"), capped = rope, nope = rope, wide = rope;
+  rope.global_rope_fraction = capped.global_rope_fraction = wide.global_rope_fraction = 1.0;
+  nope.global_rope_fraction = 0.0;
+  capped.global_rope_max_wavelength = 6.0;
+  wide.global_rope_max_wavelength = 1e9;
+  const auto bytes = random_bytes(2, 30, 13);
+  const auto run = [&](const hm::ByteModelConfig& c) {
+    torch::manual_seed(22);
+    hm::ByteModel net(c);
+    net->eval();
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters())  // scores far from uniform, so rotation changes the output visibly
+      if (p.dim() == 2) p.mul_(20.0);
+    return net->forward(bytes);
+  };
+  EXPECT_TRUE(torch::allclose(run(capped), run(nope), 1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(run(wide), run(rope), 1e-6, 1e-6));
+  EXPECT_FALSE(torch::allclose(run(capped), run(rope), 1e-4, 1e-4));
+}
+
+TEST(ByteModel, PrefilledCacheContinuesExactly) {
+  // hidden_after(prefill(text), more) must equal the last rows of hidden(text + more) for every block
+  // kind, canon tails included, at split points inside and beyond the local window and conv kernel.
+  for (const std::string layers : {"L", "G", "H", "LGH"}) {
+    auto config = small_config(layers);
+    config.global_rope_max_wavelength = 20.0;
+    torch::manual_seed(23);
+    hm::ByteModel net(config);
+    net->eval();
+    torch::NoGradGuard no_grad;
+    const auto bytes = random_bytes(1, 40, 24);
+    const auto whole = net->hidden(bytes);
+    for (const std::int64_t split : {1, 2, 9, 33, 39}) {
+      const auto cache = net->prefill(bytes.narrow(1, 0, split));
+      EXPECT_EQ(cache.length, split);
+      EXPECT_GT(cache.bytes(), 0);
+      const auto rest = net->hidden_after(cache, bytes.narrow(1, split, 40 - split));
+      EXPECT_TRUE(torch::allclose(rest, whole.narrow(1, split, 40 - split), 1e-5, 1e-5))
+          << layers << " split " << split << ": " << (rest - whole.narrow(1, split, 40 - split)).abs().max().item<double>();
+    }
+  }
+}
+
 TEST(ByteConfig, PresetsRoundTripThroughJson) {
   for (const auto& name : hm::byte_preset_names()) {
     const auto c = hm::load_byte_run_config(name);
@@ -118,6 +194,7 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"layers": "LXG"}})", "'layers'");
   expect_error(R"({"family": "bytes", "model": {"dim": 30, "heads": 4}})", "'heads'");
   expect_error(R"({"family": "bytes", "model": {"global_rope_fraction": 2}})", "'global_rope_fraction'");
+  expect_error(R"({"family": "bytes", "model": {"global_rope_max_wavelength": -1}})", "'global_rope_max_wavelength'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");

@@ -21,6 +21,10 @@ struct ByteModelConfig {
   int window = 64;                     // bytes a local layer sees (itself included)
   double global_rope_fraction = 1.0;   // share of each global head's dims rotated by RoPE; 0 = position-free
   double rope_base = 10000.0;
+  // Global layers rotate only RoPE pairs whose wavelength (2π / frequency) is at most this many bytes;
+  // longer ones stay position-free ("p-RoPE"). Pairs whose whole period training has seen behave alike at
+  // every distance, so the global match no longer depends on distances beyond the training length. 0 = all.
+  double global_rope_max_wavelength = 0.0;
   int canon_kernel = 4;                // causal depthwise conv before attention and MLP; 0 = none
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores

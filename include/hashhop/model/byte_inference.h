@@ -12,12 +12,10 @@
 
 namespace hashhop::model {
 
-// Next-byte logits [B, 1, 256] after each text (right-padded into one batch; attention is causal).
-torch::Tensor byte_next_logits(ByteModel& net, const std::vector<std::string>& texts, const torch::Device& device);
-
 // The completion block (Magic's layout) with the model's greedy answer for every key. Each query is
 // decoded from prompt + "\n" + header + "KEY = '" up to the closing quote, at most the bytes a right
-// answer has (one hash, or hops hashes with their " = " with CoT) plus two.
+// answer has (one hash, or hops hashes with their " = " with CoT) plus two. The prompt is prefilled once
+// (ByteModel::prefill) and each query runs only its own bytes against that cache.
 std::string answer_queries_bytes(ByteModel& net, std::string_view prompt, int hops, bool cot,
                                  const std::vector<std::string>& keys, const torch::Device& device);
 

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "hashhop/model/byte_config.h"
@@ -16,7 +17,9 @@ namespace hashhop::model {
 class CanonConvImpl : public torch::nn::Module {
  public:
   CanonConvImpl(int dim, int kernel);
-  torch::Tensor forward(const torch::Tensor& x);  // [B, T, dim] -> [B, T, dim]
+  // x [B, T, dim] -> [B, T, dim]. `past` holds the kernel - 1 inputs before x (zeros at the start of a
+  // text; undefined means that); `tail`, if given, receives the kernel - 1 inputs that end x for the next call.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& past = {}, torch::Tensor* tail = nullptr);
 
  private:
   torch::nn::Conv1d conv_{nullptr};
@@ -24,30 +27,50 @@ class CanonConvImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CanonConv);
 
-// Rotary tables for positions [0, T): cos and sin [T, rotated_dims / 2].
+// Rotary tables for positions [first, first + T): cos and sin [T, rotated_dims / 2].
 struct Rotary {
   torch::Tensor cos, sin;
 };
 
+// What one block keeps of the text before the current call (prefill once, then answer many queries):
+// the attention's keys (with the gate column, see ByteAttentionImpl) and values, and the canon convs' tails.
+struct ByteLayerCache {
+  torch::Tensor keys, values;            // [1, H, n, padded head dim]
+  torch::Tensor canon_attn, canon_mlp;   // [1, kernel - 1, dim]
+};
+struct ByteCache {
+  std::int64_t length = 0;               // bytes prefilled
+  std::vector<ByteLayerCache> layers;    // one per block
+  std::int64_t bytes() const;            // device memory held, for reports
+};
+
 // Attention of one block. Local: causal window, RoPE on every dim. Global: causal over all earlier
-// bytes, RoPE on global_rope_fraction of the dims, keys biased by log σ(gate). Hop: global, asked
-// `hops` times with query_h+1 = W_q x + P(read_h).
+// bytes, RoPE on global_rope_fraction of the dims (pairs up to global_rope_max_wavelength), keys biased by
+// log σ(gate). Hop: global, asked `hops` times with query_h+1 = W_q x + P(read_h).
+//
+// The gate bias rides in one extra head dimension (query 1, key log σ(g)·sqrt(head dim)), so scores equal
+// q·k/sqrt(hd) + log σ(g) while SDPA keeps its fused causal kernels: no [T, T] mask is ever built.
 class ByteAttentionImpl : public torch::nn::Module {
  public:
   ByteAttentionImpl(const ByteModelConfig& config, char kind);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_bias);
+  // x [B, T, dim] at positions first.. first + T - 1. With `past` (batch 1), x also sees the cached keys;
+  // with `record`, the keys and values of past + x are stored there.
+  torch::Tensor forward(const torch::Tensor& x, std::int64_t first = 0, const ByteLayerCache* past = nullptr,
+                        ByteLayerCache* record = nullptr);
   // log σ(gate) per position of the last forward ([B, T]); undefined for local layers or without a gate.
   torch::Tensor last_log_gate() const { return last_log_gate_; }
   char kind() const { return kind_; }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                       const torch::Tensor& mask) const;
-  torch::Tensor rotate(const torch::Tensor& x) const;  // [B, H, T, hd]
+                       std::int64_t past_length) const;
+  torch::Tensor rotate(const torch::Tensor& x, std::int64_t first) const;  // [B, H, T, hd]
+  torch::Tensor extend(const torch::Tensor& x, const torch::Tensor& column) const;  // [B, H, T, padded]
 
   ByteModelConfig config_;
   char kind_;
-  int head_dim_, rotated_;
+  int head_dim_, rotated_, padded_dim_;
+  torch::Tensor inverse_frequencies_;  // float64 [rotated / 2]; 0 for pairs beyond the wavelength cap
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr}, gate_{nullptr}, hash_projection_{nullptr};
   torch::Tensor last_log_gate_;
 };
@@ -56,7 +79,8 @@ TORCH_MODULE(ByteAttention);
 class ByteBlockImpl : public torch::nn::Module {
  public:
   ByteBlockImpl(const ByteModelConfig& config, char kind);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_bias, const torch::Tensor& local_bias);
+  torch::Tensor forward(const torch::Tensor& x, std::int64_t first = 0, const ByteLayerCache* past = nullptr,
+                        ByteLayerCache* record = nullptr);
   const ByteAttention& attention() const { return attention_; }
 
  private:
@@ -76,12 +100,19 @@ class ByteModelImpl : public torch::nn::Module {
   // Next-byte logits [..., 256] of hidden rows.
   torch::Tensor logits(const torch::Tensor& hidden_rows);
   torch::Tensor forward(const torch::Tensor& bytes) { return logits(hidden(bytes)); }
+  // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
+  ByteCache prefill(const torch::Tensor& bytes);
+  // Hidden states [1, s, dim] of bytes [1, s] that follow the prefilled text: equal to the last s rows of
+  // hidden(text + bytes), at the cost of s rows, so many queries share one prefill of a long prompt.
+  torch::Tensor hidden_after(const ByteCache& cache, const torch::Tensor& bytes);
   // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
   // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;
   const ByteModelConfig& config() const { return config_; }
 
  private:
+  torch::Tensor run(const torch::Tensor& bytes, const ByteCache* past, ByteCache* record);
+
   ByteModelConfig config_;
   torch::nn::Embedding embed_{nullptr};
   std::vector<ByteBlock> blocks_;

@@ -2,6 +2,8 @@
 // the metrics kept on resume, the files a failed fresh run removes, and the bf16 autocast scope.
 #pragma once
 
+#include "hashhop/model/autocast.h"
+
 #include <cstdint>
 #include <string>
 
@@ -25,10 +27,6 @@ struct FreshRunCleanup {
 };
 
 // bf16 autocast on CUDA for the forward pass only (the optimiser step stays in fp32).
-struct AutocastScope {
-  explicit AutocastScope(bool on);
-  ~AutocastScope();
-  bool on_;
-};
+using model::AutocastScope;
 
 }  // namespace hashhop::train
