@@ -28,7 +28,8 @@ struct AnswerPath {
         ->capture_default_str();
     app->add_option("--engine-above", engine_above, "With --engine auto: prompts longer than this use the engine")
         ->capture_default_str();
-    app->add_option("--chunk", chunk, "Dense path: prompt bytes encoded per forward pass")
+    app->add_option("--chunk", chunk, "Dense path: prompt bytes encoded per forward pass (K/M/G suffixes allowed)")
+        ->transform(size_suffixes())
         ->check(at_least(1))
         ->capture_default_str();
     app->add_flag("--gated-only", gated_only, "Dense path: keep only the positions the hash gate selects");

@@ -2,11 +2,14 @@
 // one process: decode (signature top-k, hash index) and causal prefill (bucket). Run `hashhop attn-bench --help`.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "attn_bench.h"
 #include "command.h"
+#include "json_option.h"
+#include "size_option.h"
 #include "hashhop/io/atomic_output.h"
 
 namespace hashhop::cli {
@@ -18,17 +21,16 @@ std::vector<std::int64_t> parse_token_counts(const std::string& option, const st
   for (std::size_t start = 0; start < text.size();) {
     const std::size_t comma = std::min(text.find(',', start), text.size());
     const std::string item = text.substr(start, comma - start);
-    std::size_t used = 0;
-    long long value = 0;
+    std::uint64_t value = 0;
     try {
-      value = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
+      value = parse_size(option, item);  // 65536, 64K (= 64000), 1M
+    } catch (const std::invalid_argument&) {
+      value = 0;
     }
-    if (used != item.size() || item.empty() || value < 64 || value > (1LL << 30)) {
-      throw std::invalid_argument(option + ": expected token counts in [64, 2^30] separated by commas, got '" + item + "'");
+    if (value < 64 || value > (1ULL << 30)) {
+      throw std::invalid_argument(option + ": expected token counts in [64, 2^30] separated by commas (K/M/G suffixes allowed), got '" + item + "'");
     }
-    sizes.push_back(value);
+    sizes.push_back(static_cast<std::int64_t>(value));
     start = comma + 1;
   }
   return sizes;
@@ -41,7 +43,7 @@ Command add_attn_bench_command(CLI::App& root) {
     std::string decode = "65536,1048576,4194304,16777216";
     std::string prefill = "32768,131072,524288,1048576";
     AttentionBenchOptions bench;
-    std::string json_path;
+    JsonOption json;
   };
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("attn-bench", "GPU benchmark: SDPA flash/cuDNN vs signature top-k, hash index and bucket attention");
@@ -51,12 +53,14 @@ Command add_attn_bench_command(CLI::App& root) {
       ->check(CLI::Range(16, 1 << 20))->capture_default_str();
   app->add_option("--repeats", o->bench.repeats, "Timed runs per decode measurement (median reported)")->check(CLI::Range(1, 1000))->capture_default_str();
   app->add_option("--prefill-repeats", o->bench.prefill_repeats, "Timed runs per prefill measurement")->check(CLI::Range(1, 100))->capture_default_str();
-  app->add_option("--json", o->json_path, "Also write every row as JSON");
+  o->json.add(app, "every row");
   return {app, [o] {
             o->bench.decode_sizes = parse_token_counts("--decode-sizes", o->decode);
             o->bench.prefill_sizes = parse_token_counts("--prefill-sizes", o->prefill);
+            std::optional<HumanTextToStderr> human(std::in_place, o->json.to_stdout());  // --json: tables on stderr
             const nlohmann::json report = run_attention_bench(o->bench);
-            if (!o->json_path.empty()) io::write_file_atomically(o->json_path, report.dump(2) + "\n");
+            human.reset();
+            o->json.emit(report);
             return 0;
           }};
 }

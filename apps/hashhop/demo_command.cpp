@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "device_option.h"
+#include "size_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/reference_solver.h"
@@ -108,7 +109,9 @@ Command add_demo_command(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("demo", "Generate a small HashHop benchmark, answer it with the demo model and score it");
   app->add_option("--model", o->model_dir, "Model directory (the exact solver answers if it has no model.pt)")->capture_default_str();
-  app->add_option("--chars", o->chars, "Prompt size of each sample in characters")->capture_default_str();
+  app->add_option("--chars", o->chars, "Prompt size of each sample in characters (K/M/G suffixes allowed)")
+      ->transform(size_suffixes())
+      ->capture_default_str();
   app->add_option("--seed", o->seed, "First seed")->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   return {app, [o] { return run_demo(*o); }};

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "json_option.h"
 #include "device_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
@@ -47,7 +48,7 @@ struct Options {
   std::string dense_max = "1M";
   std::string device = "auto";
   std::uint64_t seed = 7;
-  std::string json_path;
+  JsonOption json;  // --json: rows on stdout (tables on stderr); --json FILE (scripts/plot-engine.py reads it)
 };
 
 struct Row {
@@ -236,6 +237,7 @@ nlohmann::json to_json(const Row& r) {
 }
 
 int run_engine_bench(const Options& o) {
+  std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());
   const auto sizes = parse_sizes("--sizes", o.sizes);
   const auto baseline = parse_size("--baseline", o.baseline);
   if (baseline < 1) throw std::invalid_argument("--baseline: must be >= 1");
@@ -283,14 +285,15 @@ int run_engine_bench(const Options& o) {
   }
   std::printf("\nmodel %s on %s; engine rows include generating the prompt on the fly; %llu queries per row\n",
               o.model_dir.c_str(), device.str().c_str(), static_cast<unsigned long long>(o.queries));
-  if (!o.json_path.empty()) {
+  human.reset();
+  if (o.json.requested()) {
     nlohmann::json j;
     j["model"] = o.model_dir;
     j["device"] = device.str();
     j["hash_len"] = o.hash_len;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
-    io::write_file_atomically(o.json_path, j.dump(2) + "\n");
+    o.json.emit(j);
   }
   return 0;
 }
@@ -313,7 +316,7 @@ Command add_engine_bench_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of the first problem")->capture_default_str();
-  app->add_option("--json", o->json_path, "Also write the rows as JSON (for scripts/plot-engine.py)");
+  o->json.add(app, "the rows (scripts/plot-engine.py reads them)");
   return {app, [o] { return run_engine_bench(*o); }};
 }
 

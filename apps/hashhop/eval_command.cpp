@@ -3,26 +3,20 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <limits>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "answer_path.h"
+#include "model_answerer.h"
 #include "command.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
-#include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
-#include "hashhop/model/byte_inference.h"
-#include "hashhop/model/checkpoint.h"
-#include "hashhop/model/inference.h"
-#include "hashhop/model/lexer.h"
-#include "hashhop/train/byte_trainer.h"
 
 namespace hashhop::cli {
 namespace {
@@ -34,32 +28,6 @@ std::uint64_t count_lines(const std::string& path) {  // for the progress bar's 
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0)
     lines += std::count(buffer, buffer + in.gcount(), '\n');
   return lines;
-}
-
-// What the model can answer, checked before it runs: a HashHop prompt (its first and last lines) and a
-// hop count within the model's reach. Errors name the file, line and field.
-void check_record(const std::string& path, std::uint64_t line, const model::ModelConfig& config,
-                  const bench::DataRecord& record) {
-  try {
-    bench::check_prompt_ends(record.prompt);
-  } catch (const bench::FormatError& e) {
-    throw io::InputError(path, line, "prompt", std::string("not a HashHop prompt: ") + e.what());
-  }
-  try {
-    model::check_query_hops(config, record.expected.hops, record.expected.cot);
-  } catch (const std::invalid_argument& e) {
-    throw io::InputError(path, line, "completion", e.what());
-  }
-  std::vector<std::string> keys;
-  for (const auto& q : record.expected.queries) {
-    if (!bench::is_hash(q.key)) throw io::InputError(path, line, "completion", "query '" + q.key.substr(0, 40) + "' is not a hash");
-    keys.push_back(q.key);
-  }
-  try {
-    model::check_query_keys(config, keys);
-  } catch (const std::invalid_argument& e) {
-    throw io::InputError(path, line, "completion", e.what());
-  }
 }
 
 struct Options {
@@ -74,25 +42,8 @@ struct Options {
 int run_eval(const Options& o) {
   const auto device = parse_device(o.device);
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
-  // The lexer family answers through its dense path or the engine; the byte-level family by greedy
-  // decoding (byte_inference.h). Both are scored the same way.
-  model::LoadedModel loaded;
-  train::LoadedByteModel bytes;
-  const bool byte_family = model::is_byte_config(o.model_dir + "/config.json");
-  if (byte_family) {
-    if (o.path.engine == "on" || o.path.gated_only)
-      throw std::invalid_argument("--engine on / --gated-only: the byte-level model has no engine path yet (" + o.model_dir + ")");
-    bytes = train::load_byte_model(o.model_dir, device);
-    // No max_run cap; no-CoT hops up to 15 (kMaxHopsFeature), the most any model here is asked.
-    loaded.config.model.max_hops = model::kMaxHopsFeature;
-    loaded.config.model.max_run = std::numeric_limits<int>::max();
-  } else {
-    loaded = model::load_model(o.model_dir, device);
-  }
-  const auto answer = [&](std::string_view prompt, int hops, bool cot, const std::vector<std::string>& keys) {
-    if (byte_family) return model::answer_queries_bytes(bytes.net, prompt, hops, cot, keys, device);
-    return o.path.answer(loaded.model, prompt, hops, cot, keys);
-  };
+  // Either model family, loaded once (model_answerer.h: shared with `hashhop sweep`).
+  ModelAnswerer model(o.model_dir, device, o.path);
   io::JsonlReader data(o.data);
   data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
   std::unique_ptr<io::AtomicOutput> predictions;
@@ -104,14 +55,12 @@ int run_eval(const Options& o) {
   while (auto record = data.next()) {
     const bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);
     const auto& expected = data_record.expected;
-    check_record(data.path(), record->line, loaded.config.model, data_record);
-    std::vector<std::string> keys;
-    for (const auto& q : expected.queries) keys.push_back(q.key);
-    const std::string predicted = answer(data_record.prompt, expected.hops, expected.cot, keys);
+    model.check(data.path(), record->line, data_record);
+    const std::string predicted = model.answer(data_record);
     scorer.add(expected, predicted, data_record.n_chars);
     if (predictions) predictions->write(bench::prediction_line(predicted));
     ++records;
-    queries += keys.size();
+    queries += expected.queries.size();
     bar.update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));
   }
   bar.finish();

@@ -10,11 +10,13 @@
 
 #include "command.h"
 #include "process_setup.h"
+#include "version.h"
 
 int main(int argc, char** argv) {
   hashhop::cli::prepare_process(argv);
   CLI::App root{"hashhop: the HashHop benchmark and hash-attention retrieval over ultra-long contexts", "hashhop"};
   root.require_subcommand(1);
+  root.set_version_flag("--version", hashhop::cli::version_line(), "Print the version and the git commit, then exit");
   std::vector<hashhop::cli::Command> commands = {
       hashhop::cli::add_gen_command(root),
       hashhop::cli::add_score_command(root),
@@ -26,6 +28,8 @@ int main(int argc, char** argv) {
       hashhop::cli::add_eval_command(root),
       hashhop::cli::add_answer_command(root),
       hashhop::cli::add_engine_bench_command(root),
+      hashhop::cli::add_sweep_command(root),
+      hashhop::cli::add_plot_command(root),
   };
   try {
     root.parse(argc, argv);
@@ -33,8 +37,13 @@ int main(int argc, char** argv) {
     return root.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return root.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return root.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "hashhop: error: %s (see --help)\n", e.what());
+    std::string prefix = "hashhop";  // "hashhop gen: error: ...", as the errors of a running command read
+    for (const auto& command : commands)
+      if (command.app->parsed()) prefix += " " + command.app->get_name();
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", prefix.c_str(), e.what());
     return 2;
   }
   for (const auto& command : commands) {

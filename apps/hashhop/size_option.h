@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 namespace hashhop::cli {
 
 inline std::uint64_t parse_size(const std::string& option, const std::string& text) {
@@ -32,6 +34,21 @@ inline std::uint64_t parse_size(const std::string& option, const std::string& te
   const double scaled = value * multiplier;
   if (scaled != std::floor(scaled)) fail();
   return static_cast<std::uint64_t>(scaled);
+}
+
+// A CLI11 transform that lets an integer option take a size with a suffix: `--chunk 64K` reaches the
+// option as 64000. Bad text is a usage error "--chunk: expected a size like 4096, 64K or 300M, got 'x'".
+inline CLI::Validator size_suffixes() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          text = std::to_string(parse_size("size", text));
+          return "";
+        } catch (const std::invalid_argument&) {
+          return "expected a size like 4096, 64K or 300M, got '" + text + "'";
+        }
+      },
+      "SIZE", "size suffixes");
 }
 
 // A CLI11 check for integer options with a lower bound: `->check(at_least(1))` makes `--steps 0` a

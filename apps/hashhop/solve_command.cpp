@@ -1,5 +1,6 @@
 // `hashhop solve`: answers every record of a HashHop JSONL file (ours or Magic's) with the exact
 // reference solver and writes predictions for `hashhop score`. Example: hashhop solve --data hh.jsonl --out preds.jsonl
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
+#include "hashhop/io/progress.h"
 
 namespace hashhop::cli {
 
@@ -28,6 +30,9 @@ Command add_solve_command(CLI::App& root) {
             io::JsonlReader data(options->data);
             data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
             io::AtomicOutput out(options->out);
+            // A 300M-character record takes seconds to solve: a progress bar over the data file's bytes.
+            io::ProgressBar bar("solve", std::max<std::uint64_t>(data.size_bytes() >> 20, 1), "MB");
+            std::uint64_t answered = 0;
             while (auto record = data.next()) {
               bench::DataRecord data_record = bench::read_data_record(data.path(), *record, /*need_prompt=*/true);
               std::string answer;
@@ -37,7 +42,9 @@ Command add_solve_command(CLI::App& root) {
                 throw io::InputError(data.path(), record->line, "prompt", e.what());
               }
               out.write(bench::prediction_line(answer));
+              bar.update(std::min(data.bytes_read(), data.size_bytes()) >> 20, std::to_string(++answered) + " records");
             }
+            bar.finish();
             out.commit();
             return 0;
           }};

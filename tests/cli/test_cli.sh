@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score solve demo attn-check attn-bench train eval answer engine-bench; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score solve demo attn-check attn-bench train eval answer engine-bench sweep plot; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -81,9 +81,12 @@ check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --mo
 check "attn-check" 0 " 0 failed" -- "$bin" attn-check
 # Without a GPU (CI) the CUDA harness and the benchmark refuse with one clear line; sizes are checked first.
 check "attn-check cuda without a GPU" 1 "--device cuda: (no CUDA device|this hashhop was built without)" -- "$bin" attn-check --device cuda
-check "attn-bench bad sizes" 1 "--decode-sizes: expected token counts" -- "$bin" attn-bench --decode-sizes 1M
+check "attn-bench bad sizes" 1 "--decode-sizes: expected token counts" -- "$bin" attn-bench --decode-sizes 1X
 check "attn-bench without CUDA torch" 1 "no CUDA LibTorch" -- "$bin" attn-bench --json "$work/ab.json"
 no_file "attn-bench leaves no json" "$work/ab.json"
+
+# Issue 13: sweep, plot, score's other input forms, one CLI (--version, --json, size suffixes, error prefix).
+. "$(dirname "$0")/issue13.sh"
 
 # Issue 15, reliability: crashes, hangs, files left behind, unclear errors, inputs accepted silently.
 . "$(dirname "$0")/reliability.sh"

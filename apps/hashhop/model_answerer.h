@@ -1,0 +1,40 @@
+// A trained model (either family) as an answerer of HashHop data records: what `eval --model` and
+// `sweep --model` share. Loads once; check() refuses what the model cannot answer, answer() answers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "answer_path.h"
+#include "hashhop/bench/scorer.h"
+#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/byte_trainer.h"
+
+namespace hashhop::cli {
+
+class ModelAnswerer {
+ public:
+  // The lexer family answers through its dense path or the engine (chosen by path); the byte-level
+  // family by greedy decoding. Throws for a missing or corrupt model, or options its family lacks.
+  ModelAnswerer(const std::string& model_dir, const torch::Device& device, const AnswerPath& path);
+
+  // What the model can answer, checked before it runs: a HashHop prompt (its first and last lines) and
+  // a hop count and hashes within the model's reach. Throws io::InputError naming FILE, LINE and field.
+  void check(const std::string& file, std::uint64_t line, const bench::DataRecord& record) const;
+
+  // The completion text for the record's queries (Magic's layout; the scorer reads its answer lines).
+  std::string answer(const bench::DataRecord& record);
+
+  const torch::Device& device() const { return device_; }
+
+ private:
+  torch::Device device_;
+  AnswerPath path_;
+  bool byte_family_ = false;
+  model::LoadedModel loaded_;
+  train::LoadedByteModel bytes_;
+};
+
+}  // namespace hashhop::cli
