@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 TORCH_VERSION="${HASHHOP_TORCH_VERSION:-2.11.0}"
 DEPS_DIR="$PWD/.deps"
-APT_PACKAGES=(cmake g++ make libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libssl-dev unzip python3-pip python3-venv python3-matplotlib ninja-build clang-14 libclang-rt-14-dev)
+APT_PACKAGES=(cmake g++ make libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libssl-dev unzip python3-pip python3-venv python3-matplotlib ninja-build clang-14 libclang-rt-14-dev libcpp-httplib-dev pkg-config)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

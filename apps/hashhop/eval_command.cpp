@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,7 @@
 #include "hashhop/io/files.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
+#include "hashhop/serve/endpoint_eval.h"
 
 namespace hashhop::cli {
 namespace {
@@ -37,9 +39,44 @@ struct Options {
   std::string device = "auto";
   AnswerPath path;
   bool json = false;
+  serve::EndpointEvalOptions endpoint;  // --endpoint: an OpenAI-compatible server instead of --model
+  std::string api_key_env = "OPENAI_API_KEY";
 };
 
+// `eval --endpoint`: the same data, scorer and output, answers from a server (src/serve/endpoint_eval.cpp).
+int run_endpoint(const Options& o) {
+  serve::EndpointEvalOptions e = o.endpoint;
+  e.data = o.data;
+  e.predictions = o.predictions;
+  if (const char* key = std::getenv(o.api_key_env.c_str())) e.client.api_key = key;
+  const std::uint64_t lines = count_lines(o.data);
+  e.progress_total = e.limit ? std::min<std::uint64_t>(e.limit, lines) : lines;
+  const auto r = serve::run_endpoint_eval(e);
+  if (o.json) {
+    auto j = bench::score_to_json(r.report);
+    j["model"] = r.model_name;
+    j["endpoint"] = e.endpoint;
+    j["seconds"] = r.seconds;
+    j["requests"] = r.requests;
+    j["resumed"] = r.resumed;
+    j["retries"] = r.retries;
+    j["latency_s"] = {{"mean", r.latency_mean_s}, {"p50", r.latency_p50_s}, {"p95", r.latency_p95_s}, {"max", r.latency_max_s}};
+    j["prompt_tokens"] = r.prompt_tokens;
+    j["completion_tokens"] = r.completion_tokens;
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("%s\n", bench::format_score_table(r.report).c_str());
+    std::printf("model %s at %s: %llu records, %llu queries (%llu asked, %llu resumed, %llu retries) in %.2f s; latency mean %.3f s, p95 %.3f s\n",
+                r.model_name.c_str(), e.endpoint.c_str(), static_cast<unsigned long long>(r.records),
+                static_cast<unsigned long long>(r.queries), static_cast<unsigned long long>(r.requests),
+                static_cast<unsigned long long>(r.resumed), static_cast<unsigned long long>(r.retries), r.seconds,
+                r.latency_mean_s, r.latency_p95_s);
+  }
+  return 0;
+}
+
 int run_eval(const Options& o) {
+  if (!o.endpoint.endpoint.empty()) return run_endpoint(o);
   const auto device = parse_device(o.device);
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   // Either model family, loaded once (model_answerer.h: shared with `hashhop sweep`).
@@ -84,12 +121,36 @@ int run_eval(const Options& o) {
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<Options>();
   CLI::App* app = root.add_subcommand("eval", "Answer every query of a HashHop JSONL with a trained model and score it");
-  app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), e.g. models/demo; either model family")->required();
+  auto* model = app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), e.g. models/demo; either model family");
+  auto* endpoint = app->add_option("--endpoint", o->endpoint.endpoint,
+                                   "Instead of --model: an OpenAI-compatible server's base URL, e.g. http://127.0.0.1:8000/v1 (docs/serving.md)");
+  model->excludes(endpoint);
   app->add_option("--data", o->data, "HashHop JSONL (ours or Magic's): prompt and completion fields")->required();
-  app->add_option("--predictions", o->predictions, "Also write the predicted completions as JSONL (atomically)");
+  app->add_option("--predictions", o->predictions,
+                  "--model: also write the predicted completions as JSONL (atomically); --endpoint: a resumable per-query log "
+                  "(appended as answers come; a rerun skips what it holds)");
+  app->add_option("--api", o->endpoint.api, "--endpoint: completions or chat")->check(CLI::IsMember({"completions", "chat"}))->capture_default_str();
+  app->add_option("--template", o->endpoint.template_name, "--endpoint: raw (Magic's prompt + \"KEY = '\") or chat (instruction + few-shot; needs --api chat)")
+      ->check(CLI::IsMember({"raw", "chat"}))
+      ->capture_default_str();
+  app->add_option("--model-name", o->endpoint.model_name, "--endpoint: the model to ask (default: the first of GET /v1/models)");
+  app->add_option("--api-key-env", o->api_key_env, "--endpoint: environment variable holding the API key (sent as a bearer token)")->capture_default_str();
+  app->add_option("--parallel", o->endpoint.parallel, "--endpoint: requests in flight")->check(at_least(1))->capture_default_str();
+  app->add_option("--timeout", o->endpoint.client.timeout_s, "--endpoint: seconds per request attempt")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--retries", o->endpoint.client.retries, "--endpoint: retries on 429, 5xx and connection errors (exponential backoff)")
+      ->check(at_least(0))
+      ->capture_default_str();
+  app->add_option("--backoff", o->endpoint.client.backoff_s, "--endpoint: first retry wait in seconds (doubles per retry, at most 30 s)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app->add_option("--max-tokens", o->endpoint.max_tokens, "--endpoint: max_tokens per request (0: from the answer's length)")->check(at_least(0));
+  app->add_option("--limit", o->endpoint.limit, "--endpoint: only the first N records (0: all)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   o->path.add_options(app);
   app->add_flag("--json", o->json, "Print the score as JSON");
+  app->callback([o] {
+    if (o->model_dir.empty() && o->endpoint.endpoint.empty()) throw CLI::RequiredError("--model or --endpoint");
+  });
   return {app, [o] { return run_eval(*o); }};
 }
 

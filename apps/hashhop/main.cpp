@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
       hashhop::cli::add_eval_command(root),
       hashhop::cli::add_answer_command(root),
       hashhop::cli::add_engine_bench_command(root),
+      hashhop::cli::add_serve_command(root),
       hashhop::cli::add_sweep_command(root),
       hashhop::cli::add_plot_command(root),
   };

@@ -23,7 +23,7 @@ inline void prepare_process(char** argv) {
   if (argv == nullptr || argv[0] == nullptr || argv[1] == nullptr) return;
   const std::string sub = argv[1];
   if (sub != "train" && sub != "eval" && sub != "answer" && sub != "demo" && sub != "engine-bench" &&
-      sub != "sweep") return;
+      sub != "sweep" && sub != "serve") return;
   ::setenv("OMP_WAIT_POLICY", "passive", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
 }
