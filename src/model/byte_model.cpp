@@ -90,6 +90,8 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
                                         std::int64_t past_length) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   const auto t = q.size(2), n = k.size(2);
+  if (kind_ != 'L' && config_.global_topk > 0 && !is_training() && n > config_.global_topk)
+    return attend_topk(q, k, v, past_length, scale).narrow(-1, 0, head_dim_);
   torch::Tensor out;
   if (kind_ != 'L' && past_length == 0) {
     out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale);
@@ -103,6 +105,30 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
     out = at::scaled_dot_product_attention(q, k, v, visible, 0.0, /*is_causal=*/false, scale);
   }
   return out.narrow(-1, 0, head_dim_);
+}
+
+torch::Tensor ByteAttentionImpl::attend_topk(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                             std::int64_t past_length, double scale) const {
+  const auto b = q.size(0), h = q.size(1), t = q.size(2), dv = v.size(3);
+  // Rows per chunk so one chunk's scores stay near 2^27 elements (256 MB in bf16).
+  const auto n_all = k.size(2);
+  const std::int64_t rows = std::max<std::int64_t>(1, (std::int64_t{1} << 27) / std::max<std::int64_t>(1, b * h * n_all));
+  const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
+  std::vector<torch::Tensor> outs;
+  for (std::int64_t r0 = 0; r0 < t; r0 += rows) {
+    const auto c = std::min(rows, t - r0);
+    const auto n = std::min(n_all, past_length + r0 + c);  // keys after the chunk's last row are all masked
+    const auto keys = k.narrow(2, 0, n), values = v.narrow(2, 0, n).reshape({b * h, n, dv});
+    auto scores = torch::matmul(q.narrow(2, r0, c), keys.transpose(-1, -2)).mul_(scale);  // [B, H, c, n]
+    const auto diff = (torch::arange(c, opts) + past_length + r0).view({c, 1}) - torch::arange(n, opts).view({1, n});
+    scores.masked_fill_(diff < 0, -std::numeric_limits<float>::infinity());
+    const auto kept = std::min<std::int64_t>(config_.global_topk, n);
+    const auto [top, index] = scores.topk(kept, -1);  // [B, H, c, kept]; a row with fewer keys keeps -inf
+    const auto weights = torch::softmax(top.to(torch::kFloat32), -1).to(v.scalar_type());
+    const auto picked = values.gather(1, index.reshape({b * h, c * kept, 1}).expand({b * h, c * kept, dv}));
+    outs.push_back((weights.unsqueeze(-1) * picked.view({b, h, c, kept, dv})).sum(3));
+  }
+  return torch::cat(outs, 2);
 }
 
 torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t first, const ByteLayerCache* past,
@@ -195,6 +221,12 @@ torch::Tensor ByteModelImpl::run(const torch::Tensor& bytes, const ByteCache* pa
   for (std::size_t i = 0; i < blocks_.size(); ++i)
     x = blocks_[i]->forward(x, first, past ? &past->layers.at(i) : nullptr, record ? &record->layers[i] : nullptr);
   return norm_->forward(x);
+}
+
+void ByteModelImpl::set_global_topk(int topk) {
+  TORCH_CHECK(topk >= 0, "byte model: global_topk must be >= 0");
+  config_.global_topk = topk;
+  for (auto& block : blocks_) block->attention()->set_global_topk(topk);
 }
 
 torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) { return run(bytes, nullptr, nullptr); }

@@ -169,6 +169,29 @@ TEST(ByteModel, PrefilledCacheContinuesExactly) {
   }
 }
 
+TEST(ByteModel, TopKReadsOnlyTheBestKeysAtInference) {
+  // With global_topk = 24 a row that sees at most 24 keys reads exactly what dense attention reads (the
+  // first 24 rows of every layer, so of the output); later rows differ; training ignores the setting;
+  // and a prefilled cache continues exactly under top-k too.
+  auto config = small_config("LGH");
+  torch::manual_seed(25);
+  hm::ByteModel net(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters())
+    if (p.dim() == 2) p.mul_(20.0);
+  const auto bytes = random_bytes(1, 40, 26);
+  net->eval();
+  const auto dense = net->hidden(bytes);
+  net->set_global_topk(24);
+  const auto sparse = net->hidden(bytes);
+  EXPECT_TRUE(torch::allclose(sparse.narrow(1, 0, 24), dense.narrow(1, 0, 24), 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(sparse.narrow(1, 24, 16), dense.narrow(1, 24, 16), 1e-4, 1e-4));
+  const auto rest = net->hidden_after(net->prefill(bytes.narrow(1, 0, 30)), bytes.narrow(1, 30, 10));
+  EXPECT_TRUE(torch::allclose(rest, sparse.narrow(1, 30, 10), 1e-5, 1e-5));
+  net->train();
+  EXPECT_TRUE(torch::allclose(net->hidden(bytes), dense, 1e-5, 1e-5));
+}
+
 TEST(ByteConfig, PresetsRoundTripThroughJson) {
   for (const auto& name : hm::byte_preset_names()) {
     const auto c = hm::load_byte_run_config(name);

@@ -60,12 +60,16 @@ class ByteAttentionImpl : public torch::nn::Module {
   // log σ(gate) per position of the last forward ([B, T]); undefined for local layers or without a gate.
   torch::Tensor last_log_gate() const { return last_log_gate_; }
   char kind() const { return kind_; }
+  void set_global_topk(int topk) { config_.global_topk = topk; }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        std::int64_t past_length) const;
   torch::Tensor rotate(const torch::Tensor& x, std::int64_t first) const;  // [B, H, T, hd]
   torch::Tensor extend(const torch::Tensor& x, const torch::Tensor& column) const;  // [B, H, T, padded]
+  // Each query's softmax over only its global_topk best visible keys, in row chunks (inference only).
+  torch::Tensor attend_topk(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            std::int64_t past_length, double scale) const;
 
   ByteModelConfig config_;
   char kind_;
@@ -82,6 +86,7 @@ class ByteBlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, std::int64_t first = 0, const ByteLayerCache* past = nullptr,
                         ByteLayerCache* record = nullptr);
   const ByteAttention& attention() const { return attention_; }
+  ByteAttention& attention() { return attention_; }
 
  private:
   char kind_;
@@ -100,6 +105,8 @@ class ByteModelImpl : public torch::nn::Module {
   // Next-byte logits [..., 256] of hidden rows.
   torch::Tensor logits(const torch::Tensor& hidden_rows);
   torch::Tensor forward(const torch::Tensor& bytes) { return logits(hidden(bytes)); }
+  // Changes how many keys global layers read at inference (ByteModelConfig::global_topk; 0 = dense).
+  void set_global_topk(int topk);
   // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
   ByteCache prefill(const torch::Tensor& bytes);
   // Hidden states [1, s, dim] of bytes [1, s] that follow the prefilled text: equal to the last s rows of
