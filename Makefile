@@ -34,12 +34,12 @@ TORCH_VERSION ?= $(or $(HASHHOP_TORCH_VERSION),2.11.0)
 
 test-python: build
 	@test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install -q torch==$(TORCH_VERSION) transformers==5.24.0 pytest==9.2.0 \
+	$(PY_VENV)/bin/pip install -q torch==$(TORCH_VERSION) transformers==5.24.0 pytest==9.2.0 openai==3.57.0 \
 	  scikit-build-core==1.1.2 nanobind==3.1.0
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY_VENV)/bin/pip install -q --no-build-isolation .
 	HASHHOP_CLI=$(abspath $(BUILD_DIR))/hashhop PYHASHHOP_TEST_STRICT=1 PYTHONDONTWRITEBYTECODE=1 \
 	  $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python/test_bench.py \
-	  tests/python/test_evaluate.py tests/python/test_ops.py
+	  tests/python/test_evaluate.py tests/python/test_ops.py tests/python/test_serve.py
 
 # Sanitizers (issue 15, docs/reliability.md): libFuzzer harnesses (tests/fuzz) and the torch-free GoogleTest
 # executables under ASan/UBSan, both built with clang in their own folders (FUZZ_DIR, ASAN_DIR).
