@@ -39,6 +39,8 @@ int run_serve(Options o) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGUSR1);  // our own wake-up when the server ends by itself
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A client that hangs up before its reply arrives must cost that reply only, not the server.
+  ::signal(SIGPIPE, SIG_IGN);
 
   o.server.max_request_bytes = parse_size("--max-request-bytes", o.max_request_bytes);
   if (o.server.max_request_bytes == 0) throw std::invalid_argument("--max-request-bytes: must be > 0");

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <deque>
 #include <exception>
 #include <memory>
@@ -138,6 +139,8 @@ EndpointEvalResult run_endpoint_eval(const EndpointEvalOptions& o) {
   if (o.template_name == "chat" && o.api != "chat") throw std::invalid_argument("--template chat: needs --api chat (it sends messages)");
   if (o.parallel < 1) throw std::invalid_argument("--parallel: must be >= 1");
   const Endpoint endpoint = parse_endpoint(o.endpoint);
+  // A server that closes a connection mid-request is a connection error to retry, not a fatal SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   if (!o.predictions.empty()) io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   io::JsonlReader data(o.data);  // before any request: a missing file fails fast
   data.skip_fields({"targets"});

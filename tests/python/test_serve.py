@@ -43,8 +43,8 @@ def run(cmd, **kw):
 class Server:
     """`hashhop serve --port 0` in the background; the port comes from its first stdout line."""
 
-    def __init__(self, cli, *extra):
-        self.proc = subprocess.Popen([str(cli), "serve", "--model", str(DEMO), "--model-name", "demo", "--port", "0", *extra],
+    def __init__(self, cli, *extra, model=DEMO):
+        self.proc = subprocess.Popen([str(cli), "serve", "--model", str(model), "--model-name", "demo", "--port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         line = self.proc.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
@@ -178,6 +178,25 @@ def test_endpoint_eval_matches_local_eval(cli, server, data, local, tmp_path, ap
     lines = [json.loads(line) for line in preds.read_text().splitlines()]
     assert score["model"] == "demo" and score["requests"] == len(lines) == len(local[1])
     assert all(line["latency_s"] > 0 and line["prompt_tokens"] > 0 and line["attempts"] == 1 for line in lines)
+
+
+def test_byte_family_serves_the_answers_of_local_eval(cli, tmp_path):
+    # A tiny byte-level model trained for a second: whatever it answers, the server must answer the same.
+    model, data = tmp_path / "bytes", tmp_path / "bytes.jsonl"
+    assert run([cli, "train", "--config", "bytes-tiny", "--steps", "40", "--out", model]).returncode == 0
+    assert run([cli, "gen", "--chars", "80", "--hops", "1", "--hash-len", "4", "--queries", "3", "--samples", "3", "--out", data]).returncode == 0
+    r = run([cli, "eval", "--model", model, "--data", data, "--json", "--predictions", tmp_path / "local.jsonl"])
+    assert r.returncode == 0, r.stderr
+    local_answers = [dict(ANSWER_LINE.findall(json.loads(line)["completion"])) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+    s = Server(cli, model=model)
+    try:
+        r = run([cli, "eval", "--endpoint", s.url, "--data", data, "--json", "--predictions", tmp_path / "remote.jsonl"])
+        assert r.returncode == 0, r.stderr
+        assert "bytes" in json.dumps(s.health())
+    finally:
+        s.stop()
+    remote = [json.loads(line) for line in (tmp_path / "remote.jsonl").read_text().splitlines()]
+    assert len(remote) == 9 and all(local_answers[x["line"] - 1][x["key"]] == x["answer"] for x in remote)
 
 
 def test_bad_requests_get_4xx_and_the_server_answers_the_next(server, records, local):
