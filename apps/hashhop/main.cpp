@@ -1,4 +1,4 @@
-// The `hashhop` command line: one binary, one file per subcommand. Run `hashhop --help`.
+// The `hashhop` command line: one command, one file per subcommand. Run `hashhop --help`.
 // Errors print one line ("hashhop gen: error: …") and exit non-zero; usage errors exit 2.
 #include <cerrno>
 #include <cstdio>
@@ -10,10 +10,24 @@
 
 #include "command.h"
 #include "process_setup.h"
+#include "torch_exec.h"
 #include "version.h"
 
+// Subcommands that run LibTorch (torch_commands.h): the lean `hashhop` (HASHHOP_LEAN) lists them and
+// execs hashhop-torch to run them; hashhop-torch, the same main without HASHHOP_LEAN, runs everything.
+#ifdef HASHHOP_LEAN
+#define HASHHOP_TORCH_COMMAND(name, add) hashhop::cli::placeholder_command(root, name)
+#else
+#define HASHHOP_TORCH_COMMAND(name, add) add(root)
+#endif
+
 int main(int argc, char** argv) {
+#ifdef HASHHOP_LEAN
+  if (const char* sub = hashhop::cli::subcommand_of(argc, argv); sub != nullptr && hashhop::cli::find_torch_command(sub))
+    return hashhop::cli::exec_torch_binary(argv, sub);
+#else
   hashhop::cli::prepare_process(argv);
+#endif
   CLI::App root{"hashhop: the HashHop benchmark and hash-attention retrieval over ultra-long contexts", "hashhop"};
   root.require_subcommand(1);
   root.set_version_flag("--version", hashhop::cli::version_line(), "Print the version and the git commit, then exit");
@@ -21,15 +35,15 @@ int main(int argc, char** argv) {
       hashhop::cli::add_gen_command(root),
       hashhop::cli::add_score_command(root),
       hashhop::cli::add_solve_command(root),
-      hashhop::cli::add_demo_command(root),
+      HASHHOP_TORCH_COMMAND("demo", hashhop::cli::add_demo_command),
       hashhop::cli::add_attn_check_command(root),
-      hashhop::cli::add_attn_bench_command(root),
-      hashhop::cli::add_train_command(root),
-      hashhop::cli::add_eval_command(root),
-      hashhop::cli::add_answer_command(root),
-      hashhop::cli::add_engine_bench_command(root),
-      hashhop::cli::add_serve_command(root),
-      hashhop::cli::add_sweep_command(root),
+      HASHHOP_TORCH_COMMAND("attn-bench", hashhop::cli::add_attn_bench_command),
+      HASHHOP_TORCH_COMMAND("train", hashhop::cli::add_train_command),
+      HASHHOP_TORCH_COMMAND("eval", hashhop::cli::add_eval_command),
+      HASHHOP_TORCH_COMMAND("answer", hashhop::cli::add_answer_command),
+      HASHHOP_TORCH_COMMAND("engine-bench", hashhop::cli::add_engine_bench_command),
+      HASHHOP_TORCH_COMMAND("serve", hashhop::cli::add_serve_command),
+      HASHHOP_TORCH_COMMAND("sweep", hashhop::cli::add_sweep_command),
       hashhop::cli::add_plot_command(root),
   };
   try {

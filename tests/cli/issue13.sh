@@ -58,3 +58,10 @@ check "chunk suffix" 0 "all \(2 records\)" -- "$bin" eval --model "$demo" --devi
 check "chunk bad suffix" 2 "--chunk.*expected a size" -- "$bin" eval --model "$demo" --chunk 6Q --data "$data/magic_sample.jsonl"
 check "engine-bench json on stdout" 0 "\"rows\"" -- "$bin" engine-bench --model "$demo" --sizes 2K --baseline 1K --hops 1 --queries 2 --single-queries 0 --dense-max 2K --device cpu --json
 grep -q "| 2000 | 1 | engine |" "$work/err" && passed=$((passed + 1)) || { echo "FAIL engine-bench --json table on stderr"; failed=$((failed + 1)); }
+
+# The lean hashhop loads no LibTorch; hashhop-torch beside it runs the model commands (same --help).
+torch_bin="$(dirname "$bin")/hashhop-torch"
+if ldd "$bin" | grep -q "libtorch"; then echo "FAIL lean hashhop links LibTorch"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
+diff <("$bin" --help) <("$torch_bin" --help) >"$work/help.diff" && passed=$((passed + 1)) || { echo "FAIL --help differs: $(head -c 300 "$work/help.diff")"; failed=$((failed + 1)); }
+check "torch binary missing" 1 "^hashhop eval: error: /nonexistent/hashhop-torch: cannot run" -- env HASHHOP_TORCH_BINARY=/nonexistent/hashhop-torch "$bin" eval --help
+check "torch command help through the lean binary" 0 "--engine-above" -- "$bin" eval --help

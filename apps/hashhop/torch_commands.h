@@ -1,0 +1,31 @@
+// Which subcommands run LibTorch. They are compiled into `hashhop-torch`, which the lean `hashhop` execs
+// only when one of them is invoked, so gen, score, solve, plot and --help start without loading LibTorch.
+#pragma once
+
+#include <string_view>
+
+namespace hashhop::cli {
+
+struct TorchCommand {
+  const char* name;
+  const char* description;  // as the command registers it; tests/cli compares both binaries' --help
+};
+
+inline constexpr TorchCommand kTorchCommands[] = {
+    {"demo", "Generate a small HashHop benchmark, answer it with the demo model and score it"},
+    {"attn-bench", "GPU benchmark: SDPA flash/cuDNN vs signature top-k, hash index and bucket attention"},
+    {"train", "Train the HashHop model on generated data (resumes from OUT/checkpoint.pt)"},
+    {"eval", "Answer every query of a HashHop JSONL with a trained model and score it"},
+    {"answer", "Answer the queries of one prompt with a trained model"},
+    {"engine-bench", "Benchmark the long-context engine against the dense path: prefill, latency, memory, accuracy"},
+    {"serve", "Serve a trained model over an OpenAI-compatible API (/v1/completions, /v1/chat/completions)"},
+    {"sweep", "Accuracy and latency of a model over context sizes x hops x CoT (one results JSON)"},
+};
+
+inline const TorchCommand* find_torch_command(std::string_view name) {
+  for (const auto& command : kTorchCommands)
+    if (name == command.name) return &command;
+  return nullptr;
+}
+
+}  // namespace hashhop::cli
