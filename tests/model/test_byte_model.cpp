@@ -169,6 +169,37 @@ TEST(ByteModel, PrefilledCacheContinuesExactly) {
   }
 }
 
+TEST(ByteModel, TopKMatchesAFloat64ReferenceOfTheKBestKeys) {
+  // Every row of a gated global layer with global_topk = 5 against the textbook form: the 5 highest
+  // scores (q·k/sqrt(hd) + log σ(gate)) among the visible keys, softmax over those alone, times v.
+  auto config = small_config("G");
+  config.global_rope_fraction = 0.0;
+  config.global_topk = 5;
+  torch::manual_seed(27);
+  hm::ByteAttention attention(config, 'G');
+  attention->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& p : attention->parameters()) p.normal_(0.0, 0.5);  // peaked, varied scores and gates
+  const std::int64_t t = 23;
+  const auto x = torch::randn({1, t, config.dim});
+  const auto got = attention->forward(x).to(torch::kFloat64);
+  auto p = attention->named_parameters();
+  const auto xd = x.to(torch::kFloat64);
+  const auto proj = [&](const std::string& name) {
+    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({1, t, config.heads, -1}).transpose(1, 2);
+  };
+  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
+  const auto gate = torch::log_sigmoid(torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) +
+                                       p["gate.bias"].to(torch::kFloat64));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + gate.view({1, 1, 1, t});
+  scores = scores.masked_fill(torch::ones({t, t}, torch::kBool).triu(1), -INFINITY);
+  const auto fifth = std::get<0>(scores.topk(5, -1)).select(-1, 4).unsqueeze(-1);  // rows < 5: -inf, keeps all
+  scores = scores.masked_fill(scores < fifth, -INFINITY);
+  const auto read = torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({1, t, config.dim});
+  const auto want = torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
+  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max().item<double>();
+}
+
 TEST(ByteModel, TopKReadsOnlyTheBestKeysAtInference) {
   // With global_topk = 24 a row that sees at most 24 keys reads exactly what dense attention reads (the
   // first 24 rows of every layer, so of the output); later rows differ; training ignores the setting;
