@@ -90,7 +90,7 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
                                         std::int64_t past_length) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   const auto t = q.size(2), n = k.size(2);
-  if (kind_ != 'L' && config_.global_topk > 0 && !is_training() && n > config_.global_topk)
+  if (kind_ != 'L' && config_.global_topk > 0 && (!is_training() || config_.topk_in_training) && n > config_.global_topk)
     return attend_topk(q, k, v, past_length, scale).narrow(-1, 0, head_dim_);
   torch::Tensor out;
   if (kind_ != 'L' && past_length == 0) {

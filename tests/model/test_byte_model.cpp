@@ -223,6 +223,30 @@ TEST(ByteModel, TopKReadsOnlyTheBestKeysAtInference) {
   EXPECT_TRUE(torch::allclose(net->hidden(bytes), dense, 1e-5, 1e-5));
 }
 
+TEST(ByteModel, TopKInTrainingTrainsWhatInferenceRuns) {
+  // With topk_in_training the training forward is the top-k read too (same output as eval mode), and
+  // gradients reach the query, key and gate weights through the kept scores.
+  auto config = small_config("LG");
+  config.global_topk = 6;
+  config.topk_in_training = true;
+  torch::manual_seed(28);
+  hm::ByteModel net(config);
+  for (auto& p : net->parameters())
+    if (p.dim() == 2) p.data().mul_(20.0);
+  const auto bytes = random_bytes(2, 30, 29);
+  net->train();
+  const auto trained = net->forward(bytes);
+  trained.pow(2).mean().backward();
+  for (const auto& item : net->named_parameters()) {
+    if (item.key().find("block1.attention.") == std::string::npos) continue;
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+  }
+  net->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(net->forward(bytes), trained.detach(), 1e-5, 1e-5));
+}
+
 TEST(ByteConfig, PresetsRoundTripThroughJson) {
   for (const auto& name : hm::byte_preset_names()) {
     const auto c = hm::load_byte_run_config(name);
@@ -249,6 +273,7 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"dim": 30, "heads": 4}})", "'heads'");
   expect_error(R"({"family": "bytes", "model": {"global_rope_fraction": 2}})", "'global_rope_fraction'");
   expect_error(R"({"family": "bytes", "model": {"global_rope_max_wavelength": -1}})", "'global_rope_max_wavelength'");
+  expect_error(R"({"family": "bytes", "model": {"topk_in_training": true}})", "'topk_in_training'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");

@@ -25,9 +25,12 @@ struct ByteModelConfig {
   // longer ones stay position-free ("p-RoPE"). Pairs whose whole period training has seen behave alike at
   // every distance, so the global match no longer depends on distances beyond the training length. 0 = all.
   double global_rope_max_wavelength = 0.0;
-  // At inference (not in training), global and hop layers read only each query's `global_topk`
+  // At inference (and in training with topk_in_training), global and hop layers read only each query's `global_topk`
   // highest-scoring keys: the softmax then no longer dilutes over every key of a long prompt. 0 = dense.
   int global_topk = 0;
+  // Read the top global_topk keys in training too, so what the model learns is what it runs at length
+  // (a model trained dense leans on spread-out reads that a top-k read then changes: learning-log §10).
+  bool topk_in_training = false;
   int canon_kernel = 4;                // causal depthwise conv before attention and MLP; 0 = none
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores
