@@ -6,6 +6,7 @@
 # ATTN_BENCH_ARGS overrides the benchmark's options (e.g. "--decode-sizes 65536 --prefill-sizes 32768").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 out="${OUT:-/tmp/hashhop-gpu}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -4,6 +4,7 @@
 # Run there: scripts/gpu-engine-bench.sh   (carry .gpu-deps; scripts/gpu-deps.sh makes it). Files land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out"
 sizes="${SIZES:-1M,10M,100M,300M}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"

@@ -3,6 +3,7 @@
 # Run on the GPU machine after the CMake build: scripts/gpu-ops-check.sh [path/to/libhashhop_ops.so] [bench sizes...]  (default build-gpu/libhashhop_ops.so; env HASHHOP_OPS_LIB also works)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 lib=${1:-${HASHHOP_OPS_LIB:-build-gpu/libhashhop_ops.so}}
 shift || true
 sizes=("$@")

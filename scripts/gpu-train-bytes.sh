@@ -4,6 +4,7 @@
 # Run there: scripts/gpu-train-bytes.sh CONFIG NAME [extra train options]   (carry .gpu-deps and runs/NAME)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 config="${1:?config}"; name="${2:?name}"; shift 2
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader

@@ -4,6 +4,7 @@
 # Run there: scripts/gpu-train.sh [CONFIG] [NAME]   (carry .gpu-deps and runs/NAME; scripts/gpu-deps.sh makes .gpu-deps)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 config="${1:-h100}"; name="${2:-h100}"
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
