@@ -152,8 +152,11 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     v = torch::cat({past->values.to(v.scalar_type()), v}, 2);
   }
   if (record) {
-    record->keys = k.detach();
-    record->values = v.detach();
+    // A local layer's later queries reach back only `window` bytes, so it keeps only those keys; the mask
+    // in attend() places cached keys by counting back from the first new position, so that stays right.
+    const auto n = k.size(2), kept = kind_ == 'L' ? std::min<std::int64_t>(n, config_.window) : n;
+    record->keys = k.narrow(2, n - kept, kept).detach().contiguous();  // a copy when trimmed: frees the rest
+    record->values = v.narrow(2, n - kept, kept).detach().contiguous();
   }
   const auto ask = [&](const torch::Tensor& query) {
     return merge(attend(extend(rotate(split(query), first), query_column), k, v, past_length));
