@@ -23,7 +23,7 @@
 
 int main(int argc, char** argv) {
 #ifdef HASHHOP_LEAN
-  if (const char* sub = hashhop::cli::subcommand_of(argc, argv); sub != nullptr && hashhop::cli::find_torch_command(sub))
+  if (const char* sub = hashhop::cli::subcommand_of(argc, argv); sub != nullptr && hashhop::cli::needs_torch_binary(argc, argv, sub))
     return hashhop::cli::exec_torch_binary(argv, sub);
 #else
   hashhop::cli::prepare_process(argv);
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
       HASHHOP_TORCH_COMMAND("answer", hashhop::cli::add_answer_command),
       HASHHOP_TORCH_COMMAND("engine-bench", hashhop::cli::add_engine_bench_command),
       HASHHOP_TORCH_COMMAND("serve", hashhop::cli::add_serve_command),
-      HASHHOP_TORCH_COMMAND("sweep", hashhop::cli::add_sweep_command),
+      hashhop::cli::add_sweep_command(root),  // both binaries: --model runs in hashhop-torch (torch_commands.h)
       hashhop::cli::add_plot_command(root),
   };
   try {

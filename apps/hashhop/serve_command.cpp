@@ -27,6 +27,7 @@ struct Options {
   serve::ServerOptions server;
   std::string max_request_bytes = "64M";
   std::size_t cache_entries = 8;
+  std::string cache_bytes = "8G";
   AnswerPath path;
 };
 
@@ -50,6 +51,7 @@ int run_serve(Options o) {
   backend_options.chunk_bytes = o.path.chunk;
   backend_options.gated_only = o.path.gated_only;
   backend_options.cache_entries = o.cache_entries;
+  backend_options.cache_bytes = parse_size("--cache-bytes", o.cache_bytes);
   const AnswerPath path = o.path;
   path.uses_engine(0);  // a bad --engine-above fails now, not on the first request
   backend_options.use_engine = [path](std::size_t bytes) { return path.uses_engine(bytes); };
@@ -100,6 +102,9 @@ Command add_serve_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--retry-after", o->server.retry_after_s, "Seconds a 503 asks the client to wait")->check(at_least(0))->capture_default_str();
   app->add_option("--cache-entries", o->cache_entries, "Prefilled prompts kept in the prefix cache")->check(at_least(1))->capture_default_str();
+  app->add_option("--cache-bytes", o->cache_bytes,
+                  "Memory the prefix cache may hold (K/M/G suffixes); least recently used prompts go first, the newest stays")
+      ->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_flag("--log-requests", o->server.log_requests, "Print one line per request on stderr");
   o->path.add_options(app);

@@ -9,6 +9,7 @@ namespace hashhop::cli {
 struct TorchCommand {
   const char* name;
   const char* description;  // as the command registers it; tests/cli compares both binaries' --help
+  const char* torch_option = nullptr;  // if set, the lean binary runs the command itself unless this option is given
 };
 
 inline constexpr TorchCommand kTorchCommands[] = {
@@ -19,7 +20,8 @@ inline constexpr TorchCommand kTorchCommands[] = {
     {"answer", "Answer the queries of one prompt with a trained model"},
     {"engine-bench", "Benchmark the long-context engine against the dense path: prefill, latency, memory, accuracy"},
     {"serve", "Serve a trained model over an OpenAI-compatible API (/v1/completions, /v1/chat/completions)"},
-    {"sweep", "Accuracy and latency of a model over context sizes x hops x CoT (one results JSON)"},
+    // Only --model needs LibTorch: sweeps against an endpoint or the solver run in the lean binary.
+    {"sweep", "Accuracy and latency of a model over context sizes x hops x CoT (one results JSON)", "--model"},
 };
 
 inline const TorchCommand* find_torch_command(std::string_view name) {

@@ -24,6 +24,20 @@ inline const char* subcommand_of(int argc, char** argv) {
   return nullptr;
 }
 
+// Whether the lean binary must hand this command line to hashhop-torch: a LibTorch subcommand, unless it
+// names a torch_option (sweep: --model) that is absent from the arguments ("--model DIR" or "--model=DIR").
+inline bool needs_torch_binary(int argc, char** argv, const char* subcommand) {
+  const TorchCommand* command = find_torch_command(subcommand);
+  if (command == nullptr) return false;
+  if (command->torch_option == nullptr) return true;
+  const std::string option = command->torch_option;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == option || arg.rfind(option + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
 // Replaces this process with hashhop-torch; returns 1 (after a one-line error) only when that fails.
 inline int exec_torch_binary(char** argv, const char* subcommand) {
   std::string path;

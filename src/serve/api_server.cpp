@@ -48,7 +48,7 @@ void ApiServer::routes() {
     send_json(res, 200, {{"status", "ok"}, {"model", options_.model_name}, {"family", backend_.family()},
                          {"admitted", admitted_.load()}, {"served", served_.load()}, {"rejected", rejected_.load()},
                          {"cache", {{"hits", c.hits}, {"misses", c.misses}, {"evictions", c.evictions}, {"entries", c.entries},
-                                    {"prefill_seconds", c.prefill_seconds}}}});
+                                    {"bytes", c.bytes}, {"prefill_seconds", c.prefill_seconds}}}});
   });
   const auto models = [this](const httplib::Request&, httplib::Response& res) {
     send_json(res, 200, {{"object", "list"},

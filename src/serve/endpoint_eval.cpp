@@ -22,6 +22,7 @@
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
+#include "hashhop/serve/endpoint_query.h"
 #include "hashhop/serve/predictions_log.h"
 
 namespace hashhop::serve {
@@ -52,12 +53,7 @@ struct State {
   std::int64_t prompt_tokens = 0, completion_tokens = 0;
 };
 
-int default_max_tokens(const EndpointEvalOptions& o, const bench::DataRecord& r, std::size_t key_len) {
-  if (o.max_tokens > 0) return o.max_tokens;
-  const int answer_bytes = static_cast<int>(r.expected.cot ? r.expected.hops * (key_len + 3) : key_len);
-  // Tokens are at most bytes for any tokenizer here; a chat reply also writes "KEY = '...'" and may explain.
-  return o.template_name == "raw" ? answer_bytes + 16 : 4 * answer_bytes + 256;
-}
+QueryOptions query_options(const EndpointEvalOptions& o) { return {o.api, o.template_name, o.max_tokens}; }
 
 void score_record(State& s, const Record& r) {  // with s.mutex held
   std::vector<bench::CompletionQuery> queries;
@@ -81,21 +77,13 @@ void worker(const EndpointEvalOptions& o, const Endpoint& endpoint, const std::s
       }
       s.changed.notify_all();  // the reader may add more
       const Record& r = *job.record;
-      const auto& expected = r.data.expected;
-      const std::string& key = expected.queries[job.query].key;
+      const std::string& key = r.data.expected.queries[job.query].key;
       Completion reply;
       std::string answer;
       try {
-        const int max_tokens = default_max_tokens(o, r.data, key.size());
-        if (o.template_name == "raw") {
-          const std::string prompt = raw_prompt(r.data.prompt, expected.hops, expected.cot, key);
-          reply = o.api == "completions" ? client.complete(model_name, prompt, max_tokens, {"'", "\n"})
-                                         : client.chat(model_name, {{"user", prompt}}, max_tokens);
-          answer = raw_answer(reply.text);
-        } else {
-          reply = client.chat(model_name, chat_messages(r.data.prompt, expected.hops, expected.cot, key), max_tokens);
-          answer = free_text_answer(reply.text, key);
-        }
+        QueryReply asked = ask_query(client, query_options(o), model_name, r.data, job.query);
+        reply = std::move(asked.completion);
+        answer = std::move(asked.answer);
       } catch (const ApiError& e) {
         throw ApiError(e.status(), o.data + ":" + std::to_string(r.line) + ": query '" + key + "': " + e.what());
       }
@@ -133,11 +121,7 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 EndpointEvalResult run_endpoint_eval(const EndpointEvalOptions& o) {
-  if (o.api != "completions" && o.api != "chat") throw std::invalid_argument("--api: expected completions or chat, got '" + o.api + "'");
-  if (o.template_name != "raw" && o.template_name != "chat")
-    throw std::invalid_argument("--template: expected raw or chat, got '" + o.template_name + "'");
-  if (o.template_name == "chat" && o.api != "chat") throw std::invalid_argument("--template chat: needs --api chat (it sends messages)");
-  if (o.parallel < 1) throw std::invalid_argument("--parallel: must be >= 1");
+  check_query_options(query_options(o), o.parallel);
   const Endpoint endpoint = parse_endpoint(o.endpoint);
   // A server that closes a connection mid-request is a connection error to retry, not a fatal SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
@@ -146,13 +130,7 @@ EndpointEvalResult run_endpoint_eval(const EndpointEvalOptions& o) {
   data.skip_fields({"targets"});
 
   EndpointEvalResult result;
-  result.model_name = o.model_name;
-  if (result.model_name.empty()) {
-    OpenAIClient probe(endpoint, o.client);
-    const auto ids = probe.models();
-    if (ids.empty()) throw std::invalid_argument("--model-name: not given, and " + o.endpoint + "/models lists no model");
-    result.model_name = ids.front();
-  }
+  result.model_name = resolve_model_name(o.endpoint, o.client, o.model_name);
   std::unique_ptr<PredictionsLog> log;
   if (!o.predictions.empty()) log = std::make_unique<PredictionsLog>(o.predictions);
 

@@ -1,8 +1,8 @@
 // `hashhop serve`'s model (see model_backend.h). The prefix cache maps SHA-256(prompt body) to what the
-// lexer family's answer path needs from the prompt: the dense path's PromptMemory (encoded memory, lexer
-// state, run carry) or the engine's prefilled Engine (its hash index); a query then costs only its own
-// decoding. The byte family answers through model::answer_queries_bytes (its prefill per request is not
-// cached yet). Tested by tests/serve/test_serve.py.
+// answer path needs from the prompt: for the lexer family the dense path's PromptMemory (encoded memory,
+// lexer state, run carry) or the engine's prefilled Engine (its hash index); for the byte family the
+// ByteCache of every block (keys, values, canon tails). A query then costs only its own decoding.
+// Tested by tests/serve/test_serve.py.
 #include "hashhop/serve/model_backend.h"
 
 #include <openssl/evp.h>
@@ -34,7 +34,26 @@ std::string sha256(std::string_view text) {
   return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
-using Prefilled = std::variant<model::PromptMemory, std::unique_ptr<engine::Engine>>;
+using Prefilled = std::variant<model::PromptMemory, std::unique_ptr<engine::Engine>, model::ByteCache>;
+
+std::uint64_t tensor_bytes(const torch::Tensor& t) {
+  return t.defined() ? static_cast<std::uint64_t>(t.numel()) * t.element_size() : 0;
+}
+
+// What an entry holds (device or host memory), for --cache-bytes.
+std::uint64_t entry_bytes(const Prefilled& entry) {
+  if (const auto* memory = std::get_if<model::PromptMemory>(&entry))
+    return tensor_bytes(memory->memory.keys) + tensor_bytes(memory->memory.log_gate) + tensor_bytes(memory->memory.value_rows) +
+           tensor_bytes(memory->memory.run_values);
+  if (const auto* cache = std::get_if<model::ByteCache>(&entry)) return static_cast<std::uint64_t>(cache->bytes());
+  return std::get<std::unique_ptr<engine::Engine>>(entry)->stats().store.total();
+}
+
+struct CacheEntry {
+  std::string key;  // SHA-256 of the prompt body
+  std::shared_ptr<Prefilled> value;
+  std::uint64_t bytes = 0;
+};
 
 }  // namespace
 
@@ -47,7 +66,8 @@ struct ModelBackend::Impl {
   model::ModelConfig limits;  // what check() holds queries to
 
   std::mutex mutex;  // one model call at a time; guards the cache
-  std::list<std::pair<std::string, std::shared_ptr<Prefilled>>> cache;  // most recent first
+  std::list<CacheEntry> cache;  // most recent first
+  std::uint64_t cache_bytes = 0;  // sum of the entries' bytes
   mutable std::mutex stats_mutex;  // its own lock: /health must not wait for a long prefill
   CacheStats stats;
   void count(const std::function<void(CacheStats&)>& change) {
@@ -58,17 +78,19 @@ struct ModelBackend::Impl {
   std::shared_ptr<Prefilled> prefill(std::string_view body) {
     const std::string key = sha256(body);
     for (auto it = cache.begin(); it != cache.end(); ++it) {
-      if (it->first != key) continue;
+      if (it->key != key) continue;
       cache.splice(cache.begin(), cache, it);
       count([](CacheStats& s) { ++s.hits; });
-      return cache.front().second;
+      return cache.front().value;
     }
     count([](CacheStats& s) { ++s.misses; });
     const auto start = std::chrono::steady_clock::now();
     auto entry = std::make_shared<Prefilled>();
     std::string text(body);
     text += '\n';  // the prompt ends where the completion starts
-    if (options.use_engine && options.use_engine(body.size())) {
+    if (bytes_family) {
+      entry->emplace<model::ByteCache>(model::prefill_prompt(bytes.net, body, device));
+    } else if (options.use_engine && options.use_engine(body.size())) {
       auto e = std::make_unique<engine::Engine>(lexer.model);
       e->prefill(text);
       entry->emplace<std::unique_ptr<engine::Engine>>(std::move(e));
@@ -79,13 +101,22 @@ struct ModelBackend::Impl {
       entry->emplace<model::PromptMemory>(model::encode_prompt(lexer.model, text, po));
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    cache.emplace_front(key, entry);
+    const std::uint64_t size = entry_bytes(*entry);
+    cache.push_front({key, entry, size});
+    cache_bytes += size;
+    // Least recently used first out, by count and by bytes; the new entry always stays (this request
+    // needs it, and a prompt over --cache-bytes must still be answered).
     std::uint64_t evicted = 0;
-    for (; cache.size() > std::max<std::size_t>(1, options.cache_entries); ++evicted) cache.pop_back();
+    while (cache.size() > 1 && (cache.size() > std::max<std::size_t>(1, options.cache_entries) || cache_bytes > options.cache_bytes)) {
+      cache_bytes -= cache.back().bytes;
+      cache.pop_back();
+      ++evicted;
+    }
     count([&](CacheStats& s) {
       s.prefill_seconds += seconds;
       s.evictions += evicted;
       s.entries = cache.size();
+      s.bytes = cache_bytes;
     });
     return entry;
   }
@@ -120,14 +151,15 @@ std::string ModelBackend::answer(const RawQuery& query) {
   check(query);
   std::lock_guard lock(m.mutex);
   torch::NoGradGuard no_grad;
+  const auto entry = m.prefill(query.body);
   if (m.bytes_family) {
     // The byte family reads the query from header + "KEY = '" (answered lines before it are not passed on).
-    const std::string completion = model::answer_queries_bytes(m.bytes.net, query.body, query.hops, query.cot, {query.key}, m.device);
+    const auto& cache = std::get<model::ByteCache>(*entry);
+    const std::string completion = model::answer_queries_bytes(m.bytes.net, cache, query.hops, query.cot, {query.key}, m.device);
     const auto answers = bench::parse_answer_lines(completion);
     const auto found = answers.find(query.key);
     return found == answers.end() ? std::string() : found->second;
   }
-  const auto entry = m.prefill(query.body);
   const int max_bytes = model::answer_byte_limit(m.limits, query.hops, query.cot);
   if (auto* memory = std::get_if<model::PromptMemory>(entry.get()))
     return model::greedy_answers(m.lexer.model, *memory, {query.completion}, max_bytes).at(0);

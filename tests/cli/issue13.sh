@@ -21,8 +21,12 @@ grep -q "cells, " "$work/err" && passed=$((passed + 1)) || { echo "FAIL sweep --
 check "sweep same seeds" 0 "" -- "$bin" sweep --solver --sizes 1K --hops 1 --cot on --samples 1 --hash-len 8 --out "$work/s1.json"
 grep -q "\"first_seed\": $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cells"][0]["first_seed"])' "$work/s1.json")" "$work/s1.json" \
   && passed=$((passed + 1)) || { echo "FAIL sweep seed"; failed=$((failed + 1)); }
-check "sweep needs an answerer" 1 "^hashhop sweep: error: exactly one of --model DIR or --solver" -- "$bin" sweep --sizes 1K
-check "sweep refuses endpoint" 1 "--endpoint: not supported by sweep yet" -- "$bin" sweep --endpoint http://127.0.0.1:9/v1 --sizes 1K
+check "sweep needs an answerer" 1 "^hashhop sweep: error: exactly one of --model DIR, --endpoint URL or --solver" -- "$bin" sweep --sizes 1K
+check "sweep model or endpoint" 2 "^hashhop sweep: error: --model excludes --endpoint" -- "$bin" sweep --model "$demo" --endpoint http://127.0.0.1:9/v1
+# An endpoint sweep runs in the lean hashhop (no hashhop-torch needed) and fails before any work when nothing listens.
+check "sweep endpoint down" 1 "^hashhop sweep: error: GET http://127.0.0.1:9/v1/models" -- env HASHHOP_TORCH_BINARY=/nonexistent "$bin" sweep --endpoint http://127.0.0.1:9/v1 --retries 0 --sizes 1K --out "$work/never2.json"
+no_file "sweep endpoint failure leaves no results" "$work/never2.json"
+check "sweep solver without hashhop-torch" 0 "1 cells, 5 queries, exact 100.00%" -- env HASHHOP_TORCH_BINARY=/nonexistent "$bin" sweep --solver --sizes 1K --hops 1 --cot off --samples 1 --hash-len 8
 check "sweep bad size" 1 "--sizes: expected a size" -- "$bin" sweep --solver --sizes 1K,big
 check "sweep bad cot" 2 "--cot" -- "$bin" sweep --solver --cot maybe
 check "sweep model hops" 1 "cell size 1000 hops 5 cot off .*max_hops" -- "$bin" sweep --model "$demo" --device cpu --sizes 1K --hops 5 --cot off --samples 1 --hash-len 8 --out "$work/never.json"

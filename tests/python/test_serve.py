@@ -192,11 +192,31 @@ def test_byte_family_serves_the_answers_of_local_eval(cli, tmp_path):
     try:
         r = run([cli, "eval", "--endpoint", s.url, "--data", data, "--json", "--predictions", tmp_path / "remote.jsonl"])
         assert r.returncode == 0, r.stderr
-        assert "bytes" in json.dumps(s.health())
+        health = s.health()
+        assert health["family"] == "bytes"
+        # The prefix cache: each of the 3 prompts is prefilled once (its ByteCache), its other 2 queries hit.
+        assert health["cache"]["misses"] == 3 and health["cache"]["hits"] == 6, health
+        assert health["cache"]["entries"] == 3 and health["cache"]["bytes"] > 0, health
     finally:
         s.stop()
     remote = [json.loads(line) for line in (tmp_path / "remote.jsonl").read_text().splitlines()]
     assert len(remote) == 9 and all(local_answers[x["line"] - 1][x["key"]] == x["answer"] for x in remote)
+
+
+def test_sweep_endpoint_matches_local_sweep(cli, server):
+    # The same cells (fixed seeds) answered by the server score what `sweep --model` scores, cell by cell.
+    # The endpoint sweep runs in the lean hashhop: with hashhop-torch out of reach it must still work.
+    args = ["--sizes", "2K", "--hops", "2,4", "--cot", "both", "--hash-len", "2", "--samples", "1", "--queries", "4", "--seed", "3", "--json"]
+    local = run([cli, "sweep", "--model", DEMO, "--device", "cpu", *args])
+    assert local.returncode == 0, local.stderr
+    remote = subprocess.run([str(c) for c in [cli, "sweep", "--endpoint", server.url, "--parallel", "2", *args]], capture_output=True,
+                            text=True, timeout=120, env=dict(ENV, HASHHOP_TORCH_BINARY="/nonexistent"))
+    assert remote.returncode == 0, remote.stderr
+    cells = lambda r: [(c["n_chars"], c["hops"], c["cot"], c["queries"], c["exact"], c["final_hash"]) for c in json.loads(r.stdout)["cells"]]
+    assert cells(remote) == cells(local)
+    assert 0 < json.loads(local.stdout)["score"]["overall"]["exact_rate"] < 1, "the cells should hold right and wrong answers"
+    meta = json.loads(remote.stdout)
+    assert meta["answerer"] == "endpoint" and meta["model"] == "demo" and meta["requests"] == 16 and meta["retries"] == 0
 
 
 def test_bad_requests_get_4xx_and_the_server_answers_the_next(server, records, local):

@@ -27,6 +27,16 @@ overall() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.arg
 "$bin" eval --endpoint "http://127.0.0.1:$port/v1" --data "$work/data.jsonl" --json --predictions "$work/preds.jsonl" >"$work/again.json" || fail rerun
 grep -q '"requests": 0' "$work/again.json" && grep -q '"resumed": 20' "$work/again.json" || fail "rerun asked again"
 [ "$(overall "$work/local.json")" = "$(overall "$work/again.json")" ] || fail "resumed accuracy differs"
+# sweep --endpoint: the same cells (fixed seeds) answered by the server score what sweep --model scores, cell by cell.
+# It runs in the lean hashhop: HASHHOP_TORCH_BINARY points nowhere, so a LibTorch command would fail.
+sweep_args=(--sizes 2K --hops 2,4 --cot both --hash-len 2 --samples 1 --queries 4 --seed 3)
+"$bin" sweep --model "$model" --device cpu "${sweep_args[@]}" --out "$work/sweep-local.json" >/dev/null 2>&1 || fail "local sweep"
+HASHHOP_TORCH_BINARY=/nonexistent "$bin" sweep --endpoint "http://127.0.0.1:$port/v1" --parallel 2 "${sweep_args[@]}" \
+  --out "$work/sweep-remote.json" >/dev/null 2>"$work/sweep.err" || fail "endpoint sweep: $(tail -1 "$work/sweep.err")"
+cells() { python3 -c 'import json,sys; print([(c["n_chars"], c["hops"], c["cot"], c["queries"], c["exact"], c["final_hash"]) for c in json.load(open(sys.argv[1]))["cells"]])' "$1"; }
+[ "$(cells "$work/sweep-local.json")" = "$(cells "$work/sweep-remote.json")" ] || fail "sweep cells differ: $(cells "$work/sweep-local.json") vs $(cells "$work/sweep-remote.json")"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["answerer"] == "endpoint" and r["model"] == "demo" and r["requests"] == 16, r' \
+  "$work/sweep-remote.json" || fail "sweep results meta"
 # A malformed request is a 400 with a JSON error, and the server answers the next one.
 python3 - "$port" <<'PY' || fail "bad request handling"
 import http.client, json, sys

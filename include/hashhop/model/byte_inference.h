@@ -12,10 +12,19 @@
 
 namespace hashhop::model {
 
-// The completion block (Magic's layout) with the model's greedy answer for every key. Each query is
-// decoded from prompt + "\n" + header + "KEY = '" up to the closing quote, at most the bytes a right
-// answer has (one hash, or hops hashes with their " = " with CoT) plus two. The prompt is prefilled once
-// (ByteModel::prefill) and each query runs only its own bytes against that cache.
+// Runs prompt + "\n" (where the completion starts) through the model once (ByteModel::prefill), under
+// the same autocast as answering, so any number of queries can continue from it. `hashhop serve` keeps
+// these in its prefix cache; ByteCache::bytes() is what one holds on the device.
+ByteCache prefill_prompt(ByteModel& net, std::string_view prompt, const torch::Device& device);
+
+// The completion block (Magic's layout) with the model's greedy answer for every key, continuing a
+// prompt prefilled by prefill_prompt(). Each query is decoded from header + "KEY = '" up to the closing
+// quote, at most the bytes a right answer has (one hash, or hops hashes with their " = " with CoT) plus
+// two. The cache is only read, so one cache serves any number of calls.
+std::string answer_queries_bytes(ByteModel& net, const ByteCache& prompt_cache, int hops, bool cot,
+                                 const std::vector<std::string>& keys, const torch::Device& device);
+
+// Both steps for one prompt: prefill_prompt, then the queries above.
 std::string answer_queries_bytes(ByteModel& net, std::string_view prompt, int hops, bool cot,
                                  const std::vector<std::string>& keys, const torch::Device& device);
 

@@ -17,10 +17,12 @@ struct BackendOptions {
   std::size_t chunk_bytes = 1 << 16;     // dense path: bytes per forward pass
   bool gated_only = false;               // dense path: keep only gated positions
   std::size_t cache_entries = 8;         // prefilled prompts kept (least recently used goes first)
+  std::uint64_t cache_bytes = 8000000000;  // and at most this many bytes of them (the newest always stays)
 };
 
 struct CacheStats {
   std::uint64_t hits = 0, misses = 0, evictions = 0, entries = 0;
+  std::uint64_t bytes = 0;     // held by the entries (ByteCache::bytes(), PromptMemory tensors, engine store)
   double prefill_seconds = 0;  // spent prefilling (what the hits saved, once per hit)
 };
 

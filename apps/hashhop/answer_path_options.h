@@ -1,0 +1,40 @@
+// The options that choose how the lexer model answers a prompt (--engine, --engine-above, --chunk,
+// --gated-only), torch-free so the lean `hashhop` can list and parse them too (sweep runs there).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "size_option.h"
+
+namespace hashhop::cli {
+
+struct AnswerPathOptions {
+  std::string engine = "auto";          // auto: the engine above engine_above characters
+  std::string engine_above = "1M";
+  std::size_t chunk = 1 << 16;          // dense path: bytes per forward pass
+  bool gated_only = false;              // dense path: keep only gated positions
+
+  void add_options(CLI::App* app) {
+    app->add_option("--engine", engine, "Answer with the long-context engine: auto, on or off")
+        ->check(CLI::IsMember({"auto", "on", "off"}))
+        ->capture_default_str();
+    app->add_option("--engine-above", engine_above, "With --engine auto: prompts longer than this use the engine")
+        ->capture_default_str();
+    app->add_option("--chunk", chunk, "Dense path: prompt bytes encoded per forward pass (K/M/G suffixes allowed)")
+        ->transform(size_suffixes())
+        ->check(at_least(1))
+        ->capture_default_str();
+    app->add_flag("--gated-only", gated_only, "Dense path: keep only the positions the hash gate selects");
+  }
+
+  bool uses_engine(std::size_t prompt_chars) const {
+    if (engine == "on") return true;
+    if (engine == "off") return false;
+    return prompt_chars > parse_size("--engine-above", engine_above);
+  }
+};
+
+}  // namespace hashhop::cli
