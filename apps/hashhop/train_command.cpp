@@ -1,11 +1,15 @@
 // `hashhop train --config FILE|PRESET --out DIR`: trains the HashHop model on freshly generated data,
 // resuming from DIR/checkpoint.pt when it exists. Run `hashhop train --help`.
+#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "command.h"
 #include "device_option.h"
+#include "hashhop/dist/dist_env.h"
+#include "hashhop/dist/launcher.h"
+#include "hashhop/dist/process_group.h"
 #include "hashhop/model/byte_config.h"
 #include "hashhop/model/config.h"
 #include "hashhop/train/byte_trainer.h"
@@ -24,6 +28,8 @@ struct Options {
   double time_limit = 0;
   bool print_config = false;
   std::string init;
+  int nproc = 0;              // 0: one process, or the ranks torchrun's variables describe
+  double dist_timeout = 30;   // seconds a collective waits for a peer
 };
 
 // Runs one model family's training: the lexer model (`train::train`) or the byte-level model.
@@ -40,8 +46,22 @@ int run_family(RunConfig config, const Options& o, const std::string& family, Tr
   options.device = parse_device(o.device);
   options.stop_after = o.stop_after;
   options.time_limit_s = o.time_limit;
-  std::printf("train %s%s on %s -> %s\n", config.name.c_str(), family.c_str(), options.device.str().c_str(), o.out.c_str());
+  // Data parallel when launched with torchrun's variables (by --nproc or torchrun itself): docs/distributed.md.
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (const auto env = dist::dist_env_from_environment(); env && env->world_size > 1) {
+    if (o.nproc > 0 && o.nproc != env->world_size)
+      throw std::invalid_argument("--nproc " + std::to_string(o.nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
+                                  " is set (already launched); drop one of them");
+    group = dist::ProcessGroup::join(*env, options.device,
+                                     std::chrono::milliseconds(static_cast<long long>(o.dist_timeout * 1000)));
+    options.group = group.get();
+  }
+  const bool rank0 = group == nullptr || group->rank() == 0;
+  if (rank0)
+    std::printf("train %s%s on %s%s -> %s\n", config.name.c_str(), family.c_str(), options.device.str().c_str(),
+                group ? (", " + std::to_string(group->size()) + " ranks").c_str() : "", o.out.c_str());
   const auto summary = train_fn(config, options);
+  if (!rank0) return 0;
   std::printf("steps %lld..%lld of %lld in %.1f s; last loss %.4f, exact %.3f; model in %s/model.pt\n",
               static_cast<long long>(summary.start_step), static_cast<long long>(summary.end_step),
               static_cast<long long>(config.train.steps), summary.seconds, summary.last_loss, summary.last_exact,
@@ -51,6 +71,11 @@ int run_family(RunConfig config, const Options& o, const std::string& family, Tr
 
 int run_train(const Options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // log lines appear as they happen, also in files
+  if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
+  if (o.nproc > 1 && !dist::dist_env_from_environment() && !o.print_config) {
+    dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
+    return 0;
+  }
   if (model::is_byte_config(o.config)) {
     const auto config = model::load_byte_run_config(o.config);
     return run_family(config, o, " (bytes, " + config.model.layers + ")",
@@ -78,6 +103,12 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--steps", o->steps, "Override the config's total steps")->check(at_least(1));
   app->add_option("--time-limit", o->time_limit, "Seconds of training in this call; then checkpoint and stop (resume later)");
   app->add_flag("--print-config", o->print_config, "Print the resolved config as JSON and exit");
+  app->add_option("--nproc", o->nproc,
+                  "Data parallel: run N ranks on this host (Gloo on cpu), each on batch/N of every step's batch; "
+                  "also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT when set (docs/distributed.md)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--dist-timeout", o->dist_timeout, "Data parallel: seconds a rank waits for its peers before failing")
+      ->capture_default_str();
   return {app, [o] { return run_train(*o); }};
 }
 

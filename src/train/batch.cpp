@@ -57,15 +57,22 @@ Sample make_sample(std::uint64_t n_chars, int hops, int hash_len, bool cot, std:
 
 std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step) {
+  return make_batch(config, model_config, step, 0, config.batch);
+}
+
+std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+                               std::int64_t step, int begin, int end) {
   const auto& stage = model::stage_at(config, step);
   std::mt19937_64 rng(bench::mix64(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(step)));
   std::vector<Sample> batch;
-  for (int b = 0; b < config.batch; ++b) {
+  for (int b = 0; b < std::min(end, config.batch); ++b) {
+    // Every sample's draws are made, kept or not, so sample b is the same whatever slice is asked for.
     const std::uint64_t n_chars = std::uniform_int_distribution<std::uint64_t>(stage.min_chars, stage.max_chars)(rng);
     const int hops = stage.hops[rng() % stage.hops.size()];
     const int hash_len = stage.hash_lens[rng() % stage.hash_lens.size()];
     const bool cot = std::uniform_real_distribution<double>(0, 1)(rng) < stage.cot_fraction;
-    batch.push_back(make_sample(n_chars, hops, hash_len, cot, stage.queries, rng(), model_config.max_run));
+    const std::uint64_t sample_seed = rng();
+    if (b >= begin) batch.push_back(make_sample(n_chars, hops, hash_len, cot, stage.queries, sample_seed, model_config.max_run));
   }
   return batch;
 }

@@ -14,6 +14,7 @@
 #include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/checkpoint.h"
+#include "hashhop/train/data_parallel.h"
 #include "hashhop/train/run_files.h"
 
 namespace hashhop::train {
@@ -143,7 +144,8 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   FreshRunCleanup cleanup(options.out_dir);
   const std::string config_path = options.out_dir + "/config.json";
   const bool resuming = io::file_exists(options.out_dir + "/checkpoint.pt");
-  cleanup.active = !resuming;
+  const bool writer = options.group == nullptr || options.group->rank() == 0;  // only rank 0 writes OUT
+  cleanup.active = !resuming && writer;
   if (resuming && io::file_exists(config_path) &&
       model::to_json(model::load_byte_run_config(config_path)) != model::to_json(config))
     throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
@@ -161,7 +163,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
         item.value().copy_(*t);
         ++copied;
       }
-    std::printf("init from %s: %lld of %zu tensors copied\n", init_from.c_str(), static_cast<long long>(copied),
+    if (writer) std::printf("init from %s: %lld of %zu tensors copied\n", init_from.c_str(), static_cast<long long>(copied),
                 net->named_parameters().size());
   }
   net->to(options.device);
@@ -169,11 +171,16 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   TrainSummary summary;
   summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
-  const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
-  io::make_directories(options.out_dir);
-  io::write_file_atomically(config_path, model::to_json(config));
-  io::write_file_atomically(metrics_path, kept_metrics);
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream metrics;
+  if (writer) {
+    const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
+    io::make_directories(options.out_dir);
+    io::write_file_atomically(config_path, model::to_json(config));
+    io::write_file_atomically(metrics_path, kept_metrics);
+    metrics.open(metrics_path, std::ios::app);
+  }
+  const auto shard = options.group ? shard_of_batch(tc.batch, options.group->rank(), options.group->size())
+                                   : std::pair<int, int>{0, tc.batch};
 
   std::int64_t end = tc.steps;
   if (options.stop_after >= 0) end = std::min(end, summary.start_step + options.stop_after);
@@ -187,25 +194,49 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   for (std::int64_t step = summary.start_step; step < end; ++step) {
     const double lr = learning_rate(tc, step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const auto samples = make_batch(tc, model::ModelConfig{}, step);
+    const auto samples = make_batch(tc, model::ModelConfig{}, step, shard.first, shard.second);
     ByteScores scores;
     {
       AutocastScope autocast(bf16);
       scores = score_byte_batch(net, samples, options.device);
     }
     optimizer.zero_grad();
-    scores.loss.backward();
+    double loss = 0;
+    bool out_of_time = false;
+    if (options.group) {
+      // Loss terms of this rank's share (answer bytes); summed over ranks they are the 1-process batch's.
+      // Byte, answer and first-byte counts are summed too; exact-by-hops and kept share stay rank 0's.
+      const auto terms = static_cast<double>(scores.bytes);
+      (scores.loss * terms).backward();
+      const double local_loss = scores.loss.item<double>();
+      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const auto total = all_reduce_step(*options.group, net->parameters(),
+                                         {terms, local_loss * terms, static_cast<double>(scores.bytes_right),
+                                          static_cast<double>(scores.answers), static_cast<double>(scores.answers_exact),
+                                          static_cast<double>(scores.first_right),
+                                          options.time_limit_s > 0 && elapsed > options.time_limit_s ? 1.0 : 0.0});
+      loss = total[1] / total[0];
+      scores.bytes = std::llround(total[0]);
+      scores.bytes_right = std::llround(total[2]);
+      scores.answers = std::llround(total[3]);
+      scores.answers_exact = std::llround(total[4]);
+      scores.first_right = std::llround(total[5]);
+      out_of_time = total[6] > 0;  // every rank stops at the same step, or the others would wait for it
+    } else {
+      scores.loss.backward();
+      loss = scores.loss.item<double>();
+    }
     torch::nn::utils::clip_grad_norm_(net->parameters(), tc.grad_clip);
     optimizer.step();
-    const double loss = scores.loss.item<double>();
     if (!std::isfinite(loss)) throw std::runtime_error("step " + std::to_string(step) + ": loss is not finite");
     loss_sum += loss;
     ++window_steps;
     window.add(scores);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (options.time_limit_s > 0 && elapsed > options.time_limit_s) end = step + 1;
+    if (!options.group) out_of_time = options.time_limit_s > 0 && elapsed > options.time_limit_s;
+    if (out_of_time) end = step + 1;
     const bool last = step + 1 == end;
-    if ((step + 1) % tc.log_every == 0 || last) {
+    if (writer && ((step + 1) % tc.log_every == 0 || last)) {
       auto line = scores_json(window);
       line["step"] = step;
       line["loss"] = loss_sum / window_steps;
@@ -226,7 +257,9 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
       loss_sum = 0;
       window_steps = 0;
     }
-    if ((step + 1) % tc.checkpoint_every == 0 || last) {
+    if (options.group && ((step + 1) % tc.checkpoint_every == 0 || last))
+      check_replicas_equal(*options.group, net->parameters());
+    if (writer && ((step + 1) % tc.checkpoint_every == 0 || last)) {
       model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
       save_byte_model(options.out_dir, config, net);
     }

@@ -22,6 +22,7 @@
 #include "hashhop/model/checkpoint.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/train/batch.h"
+#include "hashhop/train/data_parallel.h"
 #include "hashhop/train/run_files.h"
 
 namespace hashhop::train {
@@ -61,7 +62,8 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   const std::string config_path = options.out_dir + "/config.json";
   const std::string checkpoint_path = options.out_dir + "/checkpoint.pt";
   const bool resuming = io::file_exists(checkpoint_path);
-  cleanup.active = !resuming;
+  const bool writer = options.group == nullptr || options.group->rank() == 0;  // only rank 0 writes OUT
+  cleanup.active = !resuming && writer;
   if (resuming && io::file_exists(config_path)) {
     const auto saved = model::load_run_config(config_path);
     if (model::to_json(saved) != model::to_json(config))
@@ -85,11 +87,16 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   TrainSummary summary;
   summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
-  const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
-  io::make_directories(options.out_dir);
-  io::write_file_atomically(config_path, model::to_json(config));
-  io::write_file_atomically(metrics_path, kept_metrics);
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream metrics;
+  if (writer) {
+    const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
+    io::make_directories(options.out_dir);
+    io::write_file_atomically(config_path, model::to_json(config));
+    io::write_file_atomically(metrics_path, kept_metrics);
+    metrics.open(metrics_path, std::ios::app);
+  }
+  const auto shard = options.group ? shard_of_batch(tc.batch, options.group->rank(), options.group->size())
+                                   : std::pair<int, int>{0, tc.batch};
 
   std::int64_t end = tc.steps;
   if (options.stop_after >= 0) end = std::min(end, summary.start_step + options.stop_after);
@@ -102,28 +109,52 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   for (std::int64_t step = summary.start_step; step < end; ++step) {
     const double lr = learning_rate(tc, step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const auto samples = make_batch(tc, config.model, step);
+    const auto samples = make_batch(tc, config.model, step, shard.first, shard.second);
     BatchResult result;
     {
       AutocastScope autocast(bf16);
       result = run_batch(net, samples, options.device);
     }
     optimizer.zero_grad();
-    result.loss.backward();
+    double loss = 0, char_acc = 0;
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    bool out_of_time = options.time_limit_s > 0 && elapsed > options.time_limit_s;
+    if (options.group) {
+      // Loss terms of this rank's share; the sum of every rank's terms is the 1-process batch's loss.
+      double terms = 0;
+      for (const auto& s : samples) terms += static_cast<double>(s.positions.size());
+      (result.loss * terms).backward();
+      const double local_loss = result.loss.item<double>();
+      const auto total = all_reduce_step(*options.group, net->parameters(),
+                                         {terms, local_loss * terms, result.char_accuracy * terms,
+                                          static_cast<double>(result.answers_exact), static_cast<double>(result.answers),
+                                          out_of_time ? 1.0 : 0.0});
+      loss = total[1] / total[0];
+      char_acc = total[2] / total[0];
+      result.answers_exact = std::llround(total[3]);
+      result.answers = std::llround(total[4]);
+      out_of_time = total[5] > 0;  // every rank stops at the same step, or the others would wait for it
+    } else {
+      result.loss.backward();
+      loss = result.loss.item<double>();
+      char_acc = result.char_accuracy;
+    }
     torch::nn::utils::clip_grad_norm_(net->parameters(), tc.grad_clip);
     optimizer.step();
+    if (!options.group) {
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      out_of_time = options.time_limit_s > 0 && elapsed > options.time_limit_s;
+    }
 
-    const double loss = result.loss.item<double>();
     if (!std::isfinite(loss)) throw std::runtime_error("step " + std::to_string(step) + ": loss is not finite");
     loss_sum += loss;
-    acc_sum += result.char_accuracy;
+    acc_sum += char_acc;
     exact += result.answers_exact;
     answers += result.answers;
     ++window;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (options.time_limit_s > 0 && elapsed > options.time_limit_s) end = step + 1;  // checkpoint and stop
+    if (out_of_time) end = step + 1;  // checkpoint and stop
     const bool last_step = step + 1 == end;
-    if ((step + 1) % tc.log_every == 0 || last_step) {
+    if (writer && ((step + 1) % tc.log_every == 0 || last_step)) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double exact_rate = answers ? static_cast<double>(exact) / answers : 0.0;
       nlohmann::json line = {{"step", step}, {"loss", loss_sum / window}, {"char_acc", acc_sum / window},
@@ -142,6 +173,9 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
       exact = answers = window = 0;
     }
     if ((step + 1) % tc.checkpoint_every == 0 || last_step) {
+      if (options.group) check_replicas_equal(*options.group, net->parameters());
+    }
+    if (writer && ((step + 1) % tc.checkpoint_every == 0 || last_step)) {
       model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
       model::save_model(options.out_dir, config, net);
     }

@@ -35,6 +35,9 @@ Sample make_sample(std::uint64_t n_chars, int hops, int hash_len, bool cot, std:
 
 std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step);
+// Samples [begin, end) of that batch (a data-parallel rank's share), equal to the same slice of the whole.
+std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+                               std::int64_t step, int begin, int end);
 
 struct BatchResult {
   torch::Tensor loss;  // mean cross-entropy over answer bytes

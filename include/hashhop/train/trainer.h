@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "hashhop/dist/process_group.h"
 #include "hashhop/model/config.h"
 
 namespace hashhop::train {
@@ -17,6 +18,9 @@ struct TrainOptions {
   std::int64_t stop_after = -1;  // stop (with a checkpoint) after this many steps of this call; -1 = run to the end
   double time_limit_s = 0;       // stop (with a checkpoint) once this much wall time has passed; 0 = none
   bool quiet = false;            // no per-log-step lines on stdout
+  // Data parallel (docs/distributed.md): this rank trains on its share of each batch, gradients are
+  // all-reduced, and only rank 0 writes OUT. nullptr: one process.
+  dist::ProcessGroup* group = nullptr;
 };
 
 struct TrainSummary {

@@ -1,0 +1,39 @@
+// A c10d process group for data-parallel work: TCPStore rendezvous, then Gloo (CPU) or NCCL (CUDA builds),
+// with a timeout on every collective so a dead or hung peer fails this rank in one line. docs/distributed.md.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hashhop/dist/dist_env.h"
+
+namespace hashhop::dist {
+
+class ProcessGroup {
+ public:
+  // Joins the group described by `env` (every rank calls this); tensors will live on `device`. Throws
+  // std::runtime_error ("rank 1 of 2: cannot join the process group at HOST:PORT within 30 s ...").
+  static std::unique_ptr<ProcessGroup> join(const DistEnv& env, const torch::Device& device,
+                                            std::chrono::milliseconds timeout);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  int rank() const;
+  int size() const;
+  // Sums `tensor` (one dense tensor) over the ranks, in place; `what` names it in errors.
+  void all_reduce_sum(torch::Tensor& tensor, const std::string& what);
+  // Element-wise max, in place.
+  void all_reduce_max(torch::Tensor& tensor, const std::string& what);
+
+ private:
+  struct Impl;
+  explicit ProcessGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hashhop::dist

@@ -1,0 +1,176 @@
+// The `--nproc N` launcher (see launcher.h): what torchrun's standalone mode does for one host, in-process,
+// so `hashhop train --nproc 2` needs no Python. Children die with the launcher (PR_SET_PDEATHSIG).
+#include "hashhop/dist/launcher.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace hashhop::dist {
+namespace {
+
+constexpr int kMaxRanks = 256;
+volatile sig_atomic_t g_forwarded_signal = 0;
+pid_t g_children[kMaxRanks];
+volatile sig_atomic_t g_child_count = 0;
+
+// Async-signal-safe: kill() only.
+void forward_signal(int sig) {
+  g_forwarded_signal = sig;
+  for (int i = 0; i < g_child_count; ++i)
+    if (g_children[i] > 0) ::kill(g_children[i], sig);
+}
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string current;
+  for (const char c : all) {
+    if (c == '\0') {
+      args.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  if (args.empty()) throw std::runtime_error("--nproc: cannot read /proc/self/cmdline");
+  return args;
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = ::sigdescr_np(sig);
+    return "was killed by signal " + std::to_string(sig) + " (" + (name ? name : "?") + ")";
+  }
+  return "stopped (status " + std::to_string(status) + ")";
+}
+
+}  // namespace
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error(std::string("--nproc: socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t length = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+    const int error = errno;
+    ::close(fd);
+    throw std::runtime_error(std::string("--nproc: cannot find a free port: ") + std::strerror(error));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+void launch_ranks(int nproc) {
+  if (nproc < 1 || nproc > kMaxRanks) throw std::invalid_argument("--nproc: must be in [1, " + std::to_string(kMaxRanks) + "]");
+  const auto args = own_command_line();
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const std::string port = std::getenv("MASTER_PORT") ? std::getenv("MASTER_PORT") : std::to_string(free_port());
+  const std::string addr = std::getenv("MASTER_ADDR") ? std::getenv("MASTER_ADDR") : "127.0.0.1";
+  // N ranks of OpenMP threads on the same cores slow each other down (torchrun sets 1); share the cores.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const std::string threads = std::to_string(std::max(1u, cores / static_cast<unsigned>(nproc)));
+
+  struct sigaction action{};
+  action.sa_handler = forward_signal;
+  ::sigemptyset(&action.sa_mask);
+  struct sigaction old_int{}, old_term{}, old_hup{};
+  ::sigaction(SIGINT, &action, &old_int);
+  ::sigaction(SIGTERM, &action, &old_term);
+  ::sigaction(SIGHUP, &action, &old_hup);
+  std::fflush(nullptr);
+  const pid_t launcher = ::getpid();
+  for (int r = 0; r < nproc; ++r) {
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      forward_signal(SIGKILL);
+      throw std::runtime_error(std::string("--nproc: fork: ") + std::strerror(errno));
+    }
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a SIGKILLed launcher takes its ranks with it
+      if (::getppid() != launcher) ::_exit(1);
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      ::signal(SIGHUP, SIG_DFL);
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", addr.c_str(), 1);
+      ::setenv("MASTER_PORT", port.c_str(), 1);
+      ::setenv("OMP_NUM_THREADS", threads.c_str(), 0);
+      ::execv("/proc/self/exe", argv.data());
+      std::fprintf(stderr, "rank %d: cannot exec /proc/self/exe: %s\n", r, std::strerror(errno));
+      ::_exit(127);
+    }
+    g_children[r] = pid;
+    g_child_count = r + 1;
+  }
+
+  // Wait for every rank. The first failure stops the others: SIGTERM, then SIGKILL after a grace period.
+  std::string failure;
+  int running = nproc;
+  auto kill_deadline = std::chrono::steady_clock::time_point::max();
+  while (running > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid < 0 && errno != EINTR && errno != ECHILD) break;
+    if (pid < 0 && errno == ECHILD) break;
+    if (pid <= 0) {
+      if (std::chrono::steady_clock::now() > kill_deadline) {
+        forward_signal(SIGKILL);
+        kill_deadline = std::chrono::steady_clock::time_point::max();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    int rank = -1;
+    for (int i = 0; i < nproc; ++i)
+      if (g_children[i] == pid) rank = i;
+    if (rank >= 0) g_children[rank] = 0;  // reaped: never signal a pid that may be reused
+    --running;
+    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok && failure.empty()) {
+      failure = "rank " + std::to_string(rank) + " of " + std::to_string(nproc) + " " + describe(status);
+      if (running > 0) {
+        forward_signal(SIGTERM);
+        g_forwarded_signal = 0;  // our own stop, not the user's
+        kill_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      }
+    }
+  }
+  g_child_count = 0;
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  if (g_forwarded_signal != 0)
+    throw std::runtime_error("interrupted by signal " + std::to_string(g_forwarded_signal) + " (forwarded to every rank)");
+  if (!failure.empty()) throw std::runtime_error(failure + "; the other ranks were stopped");
+}
+
+}  // namespace hashhop::dist

@@ -1,0 +1,114 @@
+// The process group behind dist::ProcessGroup (see process_group.h): c10d's TCPStore for the rendezvous,
+// ProcessGroupGloo on the CPU, ProcessGroupNCCL for CUDA tensors in builds with torch's CUDA libraries.
+#include "hashhop/dist/process_group.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(HASHHOP_WITH_TORCH_CUDA) && defined(USE_C10D_NCCL)
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace hashhop::dist {
+namespace {
+
+std::string first_line(const char* message) {
+  std::string text = message == nullptr ? "" : message;
+  if (const auto newline = text.find('\n'); newline != std::string::npos) text.resize(newline);
+  return text;
+}
+
+std::string seconds(std::chrono::milliseconds t) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g s", static_cast<double>(t.count()) / 1000.0);
+  return buffer;
+}
+
+}  // namespace
+
+struct ProcessGroup::Impl {
+  DistEnv env;
+  std::chrono::milliseconds timeout{};
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+
+  std::string who() const { return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size); }
+
+  void all_reduce(torch::Tensor& tensor, c10d::ReduceOp::RedOpType op, const std::string& what) {
+    std::vector<at::Tensor> tensors{tensor};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp(op);
+    options.timeout = timeout;
+    try {
+      auto work = backend->allreduce(tensors, options);
+      // wait() throws when the peer's connection closes (a dead rank) or when `timeout` passes (a hung one).
+      if (!work->wait(timeout)) throw std::runtime_error("wait returned false");
+    } catch (const std::exception& e) {
+      const std::string cause = first_line(e.what());
+      // A dead peer closes its sockets at once; a hung one (stopped, deadlocked, on a lost host) runs out the clock.
+      if (cause.find("closed") != std::string::npos || cause.find("reset") != std::string::npos)
+        throw std::runtime_error(who() + ": a peer died (its connection closed) during the all-reduce of " + what + ": " + cause);
+      throw std::runtime_error(who() + ": peer did not answer within " + seconds(timeout) + " (all-reduce of " + what +
+                               "; a rank hung or was stopped): " + cause);
+    }
+  }
+};
+
+ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProcessGroup::~ProcessGroup() = default;
+int ProcessGroup::rank() const { return impl_->env.rank; }
+int ProcessGroup::size() const { return impl_->env.world_size; }
+
+void ProcessGroup::all_reduce_sum(torch::Tensor& tensor, const std::string& what) {
+  impl_->all_reduce(tensor, c10d::ReduceOp::SUM, what);
+}
+void ProcessGroup::all_reduce_max(torch::Tensor& tensor, const std::string& what) {
+  impl_->all_reduce(tensor, c10d::ReduceOp::MAX, what);
+}
+
+std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch::Device& device,
+                                                 std::chrono::milliseconds timeout) {
+  auto impl = std::make_unique<Impl>();
+  impl->env = env;
+  impl->timeout = timeout;
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(env.master_port);
+    options.isServer = env.rank == 0;  // rank 0 hosts the store, as torchrun's static rendezvous does
+    options.numWorkers = static_cast<std::size_t>(env.world_size);
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    if (device.is_cuda()) {
+#if defined(HASHHOP_WITH_TORCH_CUDA) && defined(USE_C10D_NCCL)
+      c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank));
+      auto nccl = c10d::ProcessGroupNCCL::Options::create();
+      nccl->timeout = timeout;
+      impl->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, nccl);
+#else
+      throw std::invalid_argument("--device cuda: this build has no NCCL (configure the GPU preset)");
+#endif
+    } else {
+      auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+      // GLOO_SOCKET_IFNAME picks the network interface, as in PyTorch; otherwise this host's address.
+      if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0')
+        gloo->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      else
+        gloo->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      gloo->threads = 1;  // one collective at a time; the cores belong to the training
+      impl->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, gloo);
+    }
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(impl->who() + ": cannot join the process group at " + where + " within " + seconds(timeout) +
+                             " (are all ranks started, with the same MASTER_ADDR and MASTER_PORT?): " + first_line(e.what()));
+  }
+  return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
+}
+
+}  // namespace hashhop::dist
