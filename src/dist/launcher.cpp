@@ -158,8 +158,9 @@ void launch_ranks(int nproc) {
     if (!ok && failure.empty()) {
       failure = "rank " + std::to_string(rank) + " of " + std::to_string(nproc) + " " + describe(status);
       if (running > 0) {
+        const int user_signal = g_forwarded_signal;
         forward_signal(SIGTERM);
-        g_forwarded_signal = 0;  // our own stop, not the user's
+        g_forwarded_signal = user_signal;  // our own stop is not the user's signal
         kill_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
     }
@@ -169,7 +170,8 @@ void launch_ranks(int nproc) {
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGHUP, &old_hup, nullptr);
   if (g_forwarded_signal != 0)
-    throw std::runtime_error("interrupted by signal " + std::to_string(g_forwarded_signal) + " (forwarded to every rank)");
+    throw std::runtime_error("interrupted by signal " + std::to_string(g_forwarded_signal) + " (" +
+                             ::sigdescr_np(g_forwarded_signal) + "), forwarded to every rank");
   if (!failure.empty()) throw std::runtime_error(failure + "; the other ranks were stopped");
 }
 

@@ -200,3 +200,26 @@ TEST(DataParallel, LauncherReportsAKilledRank) {
 }
 
 }  // namespace
+
+namespace {
+
+// --nproc: SIGINT to the launcher reaches every rank; it exits non-zero saying so.
+TEST(DataParallel, LauncherForwardsSigint) {
+  const std::string out = scratch("sigint");
+  auto launcher = start({"--config", "bytes-tiny", "--steps", "100000", "--out", out, "--nproc", "2"}, {}, out + ".log");
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline && slurp(out + ".log").find("2 ranks") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::istringstream children(slurp("/proc/" + std::to_string(launcher.pid) + "/task/" + std::to_string(launcher.pid) + "/children"));
+  std::vector<pid_t> ranks;
+  for (pid_t pid; children >> pid;) ranks.push_back(pid);
+  ASSERT_EQ(ranks.size(), 2u) << slurp(out + ".log");
+  ::kill(launcher.pid, SIGINT);
+  const int rc = wait_for(launcher, std::chrono::seconds(20));
+  const std::string log = slurp(out + ".log");
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("hashhop train: error: interrupted by signal 2 (Interrupt), forwarded to every rank"), std::string::npos) << log;
+  for (const pid_t pid : ranks) EXPECT_EQ(::kill(pid, 0), -1);
+}
+
+}  // namespace
