@@ -1,8 +1,10 @@
 // `hashhop gen`: writes HashHop samples in Magic's format as JSONL or text, streamed and atomic.
 // Example: hashhop gen --tokens 100M --hops 2 --hash-len 16 --out hh.jsonl
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "command.h"
 #include "hashhop/bench/generator.h"
@@ -26,6 +28,7 @@ struct GenOptions {
   std::uint64_t samples = 1;
   std::string out = "-";
   std::string format = "jsonl";
+  int threads = 0;  // 0: every core
 };
 
 int run_gen(const GenOptions& options) {
@@ -40,6 +43,9 @@ int run_gen(const GenOptions& options) {
   if (options.samples < 1) throw std::invalid_argument("--samples: must be >= 1");
   if (options.seed > UINT64_MAX - (options.samples - 1))
     throw std::invalid_argument("--seed: seed + samples - 1 overflows 64 bits");
+  if (options.threads < 0) throw std::invalid_argument("--threads: must be >= 0, got " + std::to_string(options.threads));
+  // The bytes do not depend on the thread count: line i is a pure function of (seed, i).
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const auto format = options.format == "text" ? bench::RecordFormat::text : bench::RecordFormat::jsonl;
 
   // Validate before the output file exists, so bad options leave nothing behind. Samples differ only
@@ -67,7 +73,7 @@ int run_gen(const GenOptions& options) {
     config.seed = options.seed + k;  // sample k is exactly `--seed S+k --samples 1`
     const bench::HashHopProblem problem(config);
     bench::write_record(problem, format, [&](std::string_view chunk) { out.write(chunk); },
-                        [&](std::uint64_t lines) { progress.update(lines_before + lines); });
+                        [&](std::uint64_t lines) { progress.update(lines_before + lines); }, threads);
     lines_before += problem.n_lines();
   }
   progress.finish();
@@ -91,6 +97,8 @@ Command add_gen_command(CLI::App& root) {
   app->add_option("--seed", options->seed, "Seed; sample k uses seed+k, bit-identical everywhere")->capture_default_str();
   app->add_option("--samples", options->samples, "Number of records to write")->capture_default_str();
   app->add_option("--out", options->out, "Output file ('-' = stdout); written atomically")->capture_default_str();
+  app->add_option("--threads", options->threads, "Threads rendering the output (0 = every core); the bytes are the same for any count")
+      ->capture_default_str();
   app->add_option("--format", options->format, "Record format")->check(CLI::IsMember({"jsonl", "text"}))->capture_default_str();
   app->footer("Exactly one of --chars or --tokens is required.");
   return {app, [options] {

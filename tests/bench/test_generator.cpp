@@ -11,6 +11,7 @@
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/record_writer.h"
+#include "sha256.h"
 
 using namespace hashhop::bench;
 
@@ -119,6 +120,80 @@ TEST(Generator, StreamedOutputEqualsInMemoryForAnyChunkSize) {
     EXPECT_EQ(streamed, whole) << "chunk=" << chunk;
     if (chunk < 64) EXPECT_GT(calls, 100u);
   }
+}
+
+TEST(Generator, Sha256HelperMatchesKnownDigests) {
+  EXPECT_EQ(hashhop::test::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(hashhop::test::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hashhop::test::sha256_hex(std::string(1000, 'a')),
+            "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
+}
+
+TEST(Generator, OutputBytesArePinnedForAnyThreadCount) {
+  // SHA-256 of `hashhop gen ... --format F` as written before the generator was vectorised and made
+  // parallel (commit 7570c72): speed-ups must not change a byte, whatever the thread count. The 5M
+  // configs span several 1 MB chunks, so the ordered parallel writer is exercised.
+  struct Pinned {
+    GenConfig config;
+    const char* jsonl;
+    const char* text;
+  };
+  const Pinned pinned[] = {
+      {make_config(100'000, 2, 16, false, 1, 5), "cc5fd5f566f566bc4590f56d79fea4163bf999199c22fa0cc34f1f78bab4495e",
+       "5bea19caffe69997f21a515f307869add39db76f5dab3f39daf6cf9ee0cca440"},
+      {make_config(50'000, 3, 8, true, 42, 3), "d63e3bc013984f4d014d94af0f6052bb0242f3b1aa166dddc8cdeebf87bd68f1",
+       "bb104be7b005858d907e71ea6902226d2d3e8ac8b61e807ca520cdb2b1fc6313"},
+      {make_config(200'000, 4, 32, true, 123456789, 5), "9f3c7c5e23ca5e74e199c530fb7712e37d773d448b6e3048ef9ea77a4c40cae6",
+       "ea5b1e80a74b08d479c9bfe4b4ae53bc224a0b1b75f63ad69a32a7db7f828fe5"},
+      {make_config(5'000'000, 2, 16, false, 3, 5), "3331f0b4bb9e9b19e5e83a46534c5b18f6bdad0d645de95bc9f3ea2646639708",
+       "dab243cd902fbf33bf5f5a4b411b2ebba094d53f214718e47c2ebf0d14de7b06"},
+  };
+  for (const Pinned& p : pinned) {
+    const HashHopProblem problem(p.config);
+    for (int threads : {1, 2, 3}) {
+      for (auto [format, expected] : {std::pair{RecordFormat::jsonl, p.jsonl}, std::pair{RecordFormat::text, p.text}}) {
+        std::string out;
+        write_record(problem, format, [&](std::string_view chunk) { out.append(chunk); }, {}, threads);
+        EXPECT_EQ(hashhop::test::sha256_hex(out), expected)
+            << "n_chars=" << p.config.n_chars << " hops=" << p.config.hops << " threads=" << threads
+            << (format == RecordFormat::jsonl ? " jsonl" : " text");
+      }
+    }
+  }
+}
+
+TEST(Generator, ParallelStreamingEqualsInMemoryForAnyChunkSize) {
+  const HashHopProblem problem(make_config(50000, 3, 8, false, 5, 4));
+  const std::string whole = problem.prompt();
+  for (int threads : {2, 3, 8}) {
+    for (std::size_t chunk : {1u, 7u, 64u, 4096u}) {
+      std::string streamed;
+      std::uint64_t last_progress = 0;
+      problem.stream_prompt([&](std::string_view piece) { streamed.append(piece); }, "\\n",
+                            [&](std::uint64_t lines) {
+                              EXPECT_GE(lines, last_progress);
+                              last_progress = lines;
+                            },
+                            chunk, threads);
+      std::string expected;
+      problem.stream_prompt([&](std::string_view piece) { expected.append(piece); }, "\\n", {}, chunk, 1);
+      EXPECT_EQ(streamed, expected) << "threads=" << threads << " chunk=" << chunk;
+      EXPECT_EQ(last_progress, problem.n_lines());
+    }
+    std::string newline_streamed;
+    problem.stream_prompt([&](std::string_view piece) { newline_streamed.append(piece); }, "\n", {}, 64, threads);
+    EXPECT_EQ(newline_streamed, whole) << "threads=" << threads;
+  }
+}
+
+TEST(Generator, ParallelWriterPassesOnASinkFailure) {
+  // A full disk throws from the sink: the workers must stop and the exception reach the caller.
+  const HashHopProblem problem(make_config(200'000, 2, 16, false, 1, 5));
+  std::size_t calls = 0;
+  EXPECT_THROW(problem.stream_prompt([&](std::string_view) { if (++calls == 3) throw std::runtime_error("disk full"); },
+                                     "\n", {}, 256, 2),
+               std::runtime_error);
+  EXPECT_EQ(calls, 3u);
 }
 
 TEST(Generator, JsonlRecordCarriesMagicFieldsAndAllTargets) {

@@ -2,6 +2,8 @@
 // It lets the generator shuffle billions of lines and draw collision-free hashes without storing either.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 namespace hashhop::bench {
@@ -31,6 +33,36 @@ class FeistelPermutation {
       x = encrypt(x);
     } while (x >= domain_size_);
     return x;
+  }
+
+  // out[i] = (*this)(in[i]), the same values, faster: every lane's first encryption runs without a branch,
+  // so independent multiplies overlap, and only the lanes that fell outside [0, n) walk again, as a
+  // compacted list. The one-at-a-time loop mispredicts its exit on about half of the lines of a prompt.
+  void apply(const std::uint64_t* in, std::uint64_t* out, std::size_t count) const {
+    constexpr std::size_t kLanes = 64;
+    // A local copy: stores through `out` could alias the members, which would be reloaded after each.
+    const FeistelPermutation self = *this;
+    for (std::size_t base = 0; base < count; base += kLanes) {
+      const std::size_t lanes = std::min(kLanes, count - base);
+      std::uint64_t* values = out + base;
+      std::uint32_t pending[kLanes];
+      std::size_t walking = 0;
+      for (std::size_t i = 0; i < lanes; ++i) values[i] = self.encrypt(in[base + i]);
+      for (std::size_t i = 0; i < lanes; ++i) {
+        pending[walking] = static_cast<std::uint32_t>(i);
+        walking += values[i] >= self.domain_size_;
+      }
+      while (walking > 0) {
+        std::size_t still = 0;
+        for (std::size_t j = 0; j < walking; ++j) {
+          const std::uint32_t i = pending[j];
+          values[i] = self.encrypt(values[i]);
+          pending[still] = i;
+          still += values[i] >= self.domain_size_;
+        }
+        walking = still;
+      }
+    }
   }
 
  private:

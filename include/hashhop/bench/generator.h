@@ -49,6 +49,8 @@ class HashHopProblem {
   std::uint64_t prompt_size() const;  // exact characters of prompt()
 
   void write_hash(std::uint64_t chain, int level, char* out) const;
+  // The same as write_hash for hash id chain·(hops+1) + level, given its permuted prefix value.
+  void write_hash_with_prefix(std::uint64_t id, std::uint64_t prefix, char* out) const;
   std::string hash(std::uint64_t chain, int level) const;
 
   // Line id (chain·hops + link) shown at a prompt position.
@@ -61,11 +63,19 @@ class HashHopProblem {
   std::string completion() const;
   std::string prompt() const;  // whole prompt in memory: for tests and small problems
 
+  // Writes the lines at prompt positions [begin, end), each preceded by `newline` except position 0, and
+  // returns the bytes written: at most (end - begin) · max_line_bytes(newline).
+  std::size_t write_lines(std::uint64_t begin, std::uint64_t end, std::string_view newline, char* out) const;
+  std::size_t max_line_bytes(std::string_view newline) const {
+    return 2 * static_cast<std::size_t>(config_.hash_len) + 5 + newline.size();
+  }
+
   // Streams the prompt in chunks of about chunk_bytes. `newline` separates lines ("\n", or "\\n"
-  // inside a JSON string). on_progress, if set, gets the number of lines written so far.
+  // inside a JSON string). on_progress, if set, gets the number of lines written so far. `threads`
+  // renders chunks in parallel; the bytes are the same for any thread count and chunk size.
   void stream_prompt(const std::function<void(std::string_view)>& sink, std::string_view newline,
                      const std::function<void(std::uint64_t)>& on_progress = {},
-                     std::size_t chunk_bytes = 1 << 20) const;
+                     std::size_t chunk_bytes = 1 << 20, int threads = 1) const;
 
  private:
   GenConfig config_;

@@ -12,9 +12,10 @@ namespace hashhop::bench {
 
 enum class RecordFormat { jsonl, text };
 
-// Streams one record to sink. on_progress gets prompt lines written so far.
+// Streams one record to sink. on_progress gets prompt lines written so far. `threads` renders the
+// prompt and the targets in parallel; the bytes are the same for any thread count.
 void write_record(const HashHopProblem& problem, RecordFormat format,
                   const std::function<void(std::string_view)>& sink,
-                  const std::function<void(std::uint64_t)>& on_progress = {});
+                  const std::function<void(std::uint64_t)>& on_progress = {}, int threads = 1);
 
 }  // namespace hashhop::bench
