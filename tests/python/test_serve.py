@@ -4,6 +4,7 @@
 import http.client
 import http.server
 import json
+import urllib.request
 import os
 import re
 import signal
@@ -313,17 +314,59 @@ def test_overload_gets_503_with_retry_after_and_sigterm_finishes_accepted_reques
     s = Server(cli, "--max-queue", "64")
     with ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(s.post, "/v1/completions", {"prompt": raw_prompt(rec, queries(rec)[0])}) for rec in recs[:4]]
-        deadline = time.time() + 20
-        while s.health()["admitted"] < 2 and time.time() < deadline and not all(f.done() for f in futures):
+        # All four must have been admitted (running, waiting for the model, or done) before the signal:
+        # one still in a client thread or the accept queue is not accepted yet and may be refused.
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            h = s.health()
+            if h["admitted"] + h["served"] >= 4:
+                break
             time.sleep(0.005)
         rc, err = s.stop(signal.SIGTERM)
         assert [f.result()[0] for f in futures] == [200] * 4
     assert rc == 0 and "SIGTERM" in err, err
 
 
+class GateHandler(http.server.BaseHTTPRequestHandler):
+    """Forwards POSTs to the real server; after `open_for` of them, holds the rest until `gate` is set,
+    so a client killed meanwhile is killed mid-run however slow or fast the machine is."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        srv = self.server
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with srv.lock:
+            srv.requests += 1
+            n = srv.requests
+        if n > srv.open_for:
+            srv.gate.wait(120)
+        req = urllib.request.Request(srv.target + self.path, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, reply = r.status, r.read()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def do_GET(self):
+        with urllib.request.urlopen(self.server.target + self.path, timeout=60) as r:
+            status, reply = r.status, r.read()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(reply)
+
+
 def test_eval_killed_and_resumed_answers_every_query_once(cli, server, records, data, local, tmp_path):
     preds = tmp_path / "resume.jsonl"
-    cmd = [str(c) for c in [cli, "eval", "--endpoint", server.url, "--data", data, "--json", "--parallel", "2", "--predictions", preds]]
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GateHandler)
+    proxy.lock, proxy.requests, proxy.open_for, proxy.gate = threading.Lock(), 0, 5, threading.Event()
+    proxy.target = server.url.rsplit("/v1", 1)[0]
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{proxy.server_port}/v1"
+    cmd = [str(c) for c in [cli, "eval", "--endpoint", url, "--data", data, "--json", "--parallel", "2", "--predictions", preds]]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     deadline = time.time() + 60
     while time.time() < deadline and (not preds.exists() or preds.read_text().count("\n") < 5) and proc.poll() is None:
@@ -335,7 +378,9 @@ def test_eval_killed_and_resumed_answers_every_query_once(cli, server, records, 
     assert 0 < done < total, f"the kill should land mid-run ({done} of {total} answered)"
     with preds.open("a") as f:
         f.write('{"line": 1, "key": "tor')  # a line torn by the kill: cut off and redone on resume
+    proxy.gate.set()
     r = run(cmd)
+    proxy.shutdown()
     assert r.returncode == 0, r.stderr
     score = json.loads(r.stdout)
     lines = [json.loads(line) for line in preds.read_text().splitlines()]
