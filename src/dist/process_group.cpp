@@ -2,6 +2,8 @@
 // ProcessGroupGloo on the CPU, ProcessGroupNCCL for CUDA tensors in builds with torch's CUDA libraries.
 #include "hashhop/dist/process_group.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <stdexcept>
 
@@ -69,6 +71,10 @@ void ProcessGroup::all_reduce_max(torch::Tensor& tensor, const std::string& what
   impl_->all_reduce(tensor, c10d::ReduceOp::MAX, what);
 }
 
+namespace {
+constexpr std::chrono::milliseconds kJoinTimeout{60000};
+}  // namespace
+
 std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch::Device& device,
                                                  std::chrono::milliseconds timeout) {
   auto impl = std::make_unique<Impl>();
@@ -81,7 +87,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch
     options.isServer = env.rank == 0;  // rank 0 hosts the store, as torchrun's static rendezvous does
     options.numWorkers = static_cast<std::size_t>(env.world_size);
     options.waitWorkers = true;
-    options.timeout = timeout;
+    // Ranks reach this point as soon as each has loaded LibTorch, seconds apart on a loaded machine: the
+    // store's rendezvous gets at least kJoinTimeout, so a short --dist-timeout (meant for collectives) does
+    // not fail a healthy start. Once every rank is in the store they build the Gloo mesh in step.
+    options.timeout = std::max<std::chrono::milliseconds>(timeout, kJoinTimeout);
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
     if (device.is_cuda()) {
 #if defined(HASHHOP_WITH_TORCH_CUDA) && defined(USE_C10D_NCCL)
@@ -105,7 +114,8 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch
   } catch (const std::invalid_argument&) {
     throw;
   } catch (const std::exception& e) {
-    throw std::runtime_error(impl->who() + ": cannot join the process group at " + where + " within " + seconds(timeout) +
+    throw std::runtime_error(impl->who() + ": cannot join the process group at " + where + " within " +
+                             seconds(std::max<std::chrono::milliseconds>(timeout, kJoinTimeout)) +
                              " (are all ranks started, with the same MASTER_ADDR and MASTER_PORT?): " + first_line(e.what()));
   }
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
