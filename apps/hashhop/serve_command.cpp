@@ -72,11 +72,10 @@ int run_serve(Options o) {
     if (sig == SIGUSR1) return;
     caught = true;
     std::fprintf(stderr, "hashhop serve: %s: finishing accepted requests, then exiting\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    // stop() is a no-op until the server runs, so a signal that comes right after bind() is repeated.
-    while (!finished) {
-      server.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    // stop() is a no-op until the server runs, so a signal right after bind() waits for it to run; then
+    // one stop() (httplib asserts on a second while requests drain).
+    while (!finished && !server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!finished) server.stop();
   });
   server.run();
   finished = true;

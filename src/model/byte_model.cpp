@@ -1,5 +1,5 @@
-// The byte-level HashHop model (see byte_model.h). Attention goes through ATen's scaled_dot_product_attention
-// with boolean masks (local window, causal) or an additive mask when the hash gate biases the keys.
+// The byte-level HashHop model (see byte_model.h). Attention goes through ATen's scaled_dot_product_attention:
+// causal kernels for global layers (the gate rides in an extra head dim), banded row chunks for local ones.
 #include "hashhop/model/byte_model.h"
 
 #include <algorithm>
@@ -66,9 +66,12 @@ ByteAttentionImpl::ByteAttentionImpl(const ByteModelConfig& config, char kind) :
 torch::Tensor ByteAttentionImpl::rotate(const torch::Tensor& x, std::int64_t first) const {
   if (rotated_ == 0) return x;
   const auto t = x.size(2);
-  // Angles in float64: at position 10^8 a float32 product would be off by radians.
-  const auto angles = torch::outer(torch::arange(first, first + t, torch::kFloat64), inverse_frequencies_);
-  const auto cos = angles.cos().to(x.device(), x.scalar_type()), sin = angles.sin().to(x.device(), x.scalar_type());
+  // Angles in float64 (at position 10^8 a float32 product would be off by radians), computed on x's device
+  // so no table crosses from the host on every call.
+  if (inverse_frequencies_.device() != x.device()) inverse_frequencies_ = inverse_frequencies_.to(x.device());
+  const auto positions = torch::arange(first, first + t, torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
+  const auto angles = torch::outer(positions, inverse_frequencies_);
+  const auto cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
   const int half = rotated_ / 2;
   const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   auto rotated = torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
@@ -92,19 +95,30 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
   const auto t = q.size(2), n = k.size(2);
   if (kind_ != 'L' && config_.global_topk > 0 && (!is_training() || config_.topk_in_training) && n > config_.global_topk)
     return attend_topk(q, k, v, past_length, scale).narrow(-1, 0, head_dim_);
-  torch::Tensor out;
-  if (kind_ != 'L' && past_length == 0) {
-    out = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale);
-  } else {
-    // Query i sees key j when j - past_length <= i (keys are the cached ones, then this call's own),
-    // and a local layer only the last `window` of them.
-    const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
-    const auto diff = (torch::arange(t, opts) + past_length).view({t, 1}) - torch::arange(n, opts).view({1, n});
-    auto visible = diff >= 0;
-    if (kind_ == 'L') visible = visible & (diff < config_.window);
-    out = at::scaled_dot_product_attention(q, k, v, visible, 0.0, /*is_causal=*/false, scale);
+  const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
+  // Query i sees key j when j - past_length <= i (keys are the cached ones, then this call's own), and a
+  // local layer only the last `window` of them.
+  const auto visible = [&](std::int64_t row0, std::int64_t rows, std::int64_t key0, std::int64_t keys) {
+    const auto diff = (torch::arange(rows, opts) + past_length + row0).view({rows, 1}) - (torch::arange(keys, opts) + key0).view({1, keys});
+    return kind_ == 'L' ? (diff >= 0) & (diff < config_.window) : diff >= 0;
+  };
+  if (kind_ != 'L') {
+    const auto out = past_length == 0 ? at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale)
+                                      : at::scaled_dot_product_attention(q, k, v, visible(0, t, 0, n), 0.0, false, scale);
+    return out.narrow(-1, 0, head_dim_);
   }
-  return out.narrow(-1, 0, head_dim_);
+  // Local: rows in chunks, each against only the keys its window reaches, so a long prefill costs
+  // O(T · window) time and memory, not a [T, T] mask.
+  const std::int64_t chunk = std::max<std::int64_t>(256, config_.window);
+  std::vector<torch::Tensor> outs;
+  for (std::int64_t r0 = 0; r0 < t; r0 += chunk) {
+    const auto rows = std::min(chunk, t - r0);
+    const auto key0 = std::max<std::int64_t>(0, past_length + r0 - (config_.window - 1));
+    const auto keys = std::min(n, past_length + r0 + rows) - key0;
+    outs.push_back(at::scaled_dot_product_attention(q.narrow(2, r0, rows), k.narrow(2, key0, keys), v.narrow(2, key0, keys),
+                                                    visible(r0, rows, key0, keys), 0.0, false, scale));
+  }
+  return (outs.size() == 1 ? outs[0] : torch::cat(outs, 2)).narrow(-1, 0, head_dim_);
 }
 
 torch::Tensor ByteAttentionImpl::attend_topk(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

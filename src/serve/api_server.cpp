@@ -149,4 +149,6 @@ void ApiServer::run() { http_->listen_after_bind(); }
 
 void ApiServer::stop() { http_->stop(); }
 
+bool ApiServer::is_running() const { return http_->is_running(); }
+
 }  // namespace hashhop::serve

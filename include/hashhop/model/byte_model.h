@@ -74,7 +74,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   ByteModelConfig config_;
   char kind_;
   int head_dim_, rotated_, padded_dim_;
-  torch::Tensor inverse_frequencies_;  // float64 [rotated / 2]; 0 for pairs beyond the wavelength cap
+  mutable torch::Tensor inverse_frequencies_;  // float64 [rotated / 2], 0 beyond the wavelength cap; moves to x's device
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr}, gate_{nullptr}, hash_projection_{nullptr};
   torch::Tensor last_log_gate_;
 };

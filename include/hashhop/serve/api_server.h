@@ -35,6 +35,7 @@ class ApiServer {
   // Serves until stop(); requests already accepted are answered before it returns.
   void run();
   void stop();  // thread-safe
+  bool is_running() const;  // true between run()'s start and stop()
 
  private:
   void routes();
