@@ -96,6 +96,30 @@ void launch_ranks(int nproc) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const std::string threads = std::to_string(std::max(1u, cores / static_cast<unsigned>(nproc)));
 
+  // Each rank's environment is built here, before fork: between fork and exec the child of a process that
+  // may already run threads (LibTorch, OpenMP) must call only async-signal-safe functions.
+  static constexpr const char* kOwned[] = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"};
+  std::vector<std::string> base;
+  bool has_omp = false;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (name == "OMP_NUM_THREADS") has_omp = true;
+    if (std::none_of(std::begin(kOwned), std::end(kOwned), [&](const char* owned) { return name == owned; })) base.push_back(entry);
+  }
+  std::vector<std::vector<std::string>> rank_env(static_cast<std::size_t>(nproc), base);
+  std::vector<std::vector<char*>> rank_envp(static_cast<std::size_t>(nproc));
+  for (int r = 0; r < nproc; ++r) {
+    auto& env = rank_env[static_cast<std::size_t>(r)];
+    for (const auto& [name, value] : {std::pair<std::string, std::string>{"RANK", std::to_string(r)}, {"LOCAL_RANK", std::to_string(r)},
+                                      {"WORLD_SIZE", std::to_string(nproc)}, {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
+                                      {"MASTER_ADDR", addr}, {"MASTER_PORT", port}})
+      env.push_back(name + "=" + value);
+    if (!has_omp) env.push_back("OMP_NUM_THREADS=" + threads);
+    for (auto& entry : env) rank_envp[static_cast<std::size_t>(r)].push_back(entry.data());
+    rank_envp[static_cast<std::size_t>(r)].push_back(nullptr);
+  }
+
   struct sigaction action{};
   action.sa_handler = forward_signal;
   ::sigemptyset(&action.sa_mask);
@@ -103,34 +127,42 @@ void launch_ranks(int nproc) {
   ::sigaction(SIGINT, &action, &old_int);
   ::sigaction(SIGTERM, &action, &old_term);
   ::sigaction(SIGHUP, &action, &old_hup);
+  // Signals wait while ranks are forked: a child must not run forward_signal with the launcher's table.
+  sigset_t forwarded, before;
+  ::sigemptyset(&forwarded);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaddset(&forwarded, sig);
+  ::sigprocmask(SIG_BLOCK, &forwarded, &before);
   std::fflush(nullptr);
   const pid_t launcher = ::getpid();
   for (int r = 0; r < nproc; ++r) {
     const pid_t pid = ::fork();
     if (pid < 0) {
+      const int error = errno;
+      ::sigprocmask(SIG_SETMASK, &before, nullptr);
       forward_signal(SIGKILL);
-      throw std::runtime_error(std::string("--nproc: fork: ") + std::strerror(errno));
+      for (int i = 0; i < r; ++i) ::waitpid(g_children[i], nullptr, 0);
+      g_child_count = 0;
+      ::sigaction(SIGINT, &old_int, nullptr);
+      ::sigaction(SIGTERM, &old_term, nullptr);
+      ::sigaction(SIGHUP, &old_hup, nullptr);
+      throw std::runtime_error(std::string("--nproc: fork: ") + std::strerror(error));
     }
-    if (pid == 0) {
+    if (pid == 0) {  // async-signal-safe calls only until execve
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a SIGKILLed launcher takes its ranks with it
       if (::getppid() != launcher) ::_exit(1);
       ::signal(SIGINT, SIG_DFL);
       ::signal(SIGTERM, SIG_DFL);
       ::signal(SIGHUP, SIG_DFL);
-      ::setenv("RANK", std::to_string(r).c_str(), 1);
-      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
-      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
-      ::setenv("MASTER_ADDR", addr.c_str(), 1);
-      ::setenv("MASTER_PORT", port.c_str(), 1);
-      ::setenv("OMP_NUM_THREADS", threads.c_str(), 0);
-      ::execv("/proc/self/exe", argv.data());
-      std::fprintf(stderr, "rank %d: cannot exec /proc/self/exe: %s\n", r, std::strerror(errno));
+      ::sigprocmask(SIG_SETMASK, &before, nullptr);
+      ::execve("/proc/self/exe", argv.data(), rank_envp[static_cast<std::size_t>(r)].data());
+      static constexpr char kMessage[] = "hashhop: a rank cannot exec /proc/self/exe\n";
+      [[maybe_unused]] const auto written = ::write(STDERR_FILENO, kMessage, sizeof kMessage - 1);
       ::_exit(127);
     }
     g_children[r] = pid;
     g_child_count = r + 1;
   }
+  ::sigprocmask(SIG_SETMASK, &before, nullptr);  // a signal that came meanwhile is forwarded now
 
   // Wait for every rank. The first failure stops the others: SIGTERM, then SIGKILL after a grace period.
   std::string failure;
