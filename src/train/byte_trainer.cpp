@@ -170,15 +170,8 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
   summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
-  const std::string metrics_path = options.out_dir + "/metrics.jsonl";
   std::ofstream metrics;
-  if (writer) {
-    const std::string kept_metrics = metrics_before(metrics_path, summary.start_step);
-    io::make_directories(options.out_dir);
-    io::write_file_atomically(config_path, model::to_json(config));
-    io::write_file_atomically(metrics_path, kept_metrics);
-    metrics.open(metrics_path, std::ios::app);
-  }
+  if (writer) metrics = open_run_files(options.out_dir, model::to_json(config), summary.start_step);
   const auto shard = options.group ? shard_of_batch(tc.batch, options.group->rank(), options.group->size())
                                    : std::pair<int, int>{0, tc.batch};
 

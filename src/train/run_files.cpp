@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
@@ -40,6 +41,15 @@ FreshRunCleanup::~FreshRunCleanup() {
   for (int i = 0; i < 3; ++i)
     if (!existed[i]) io::remove_file_quietly(dir + kCreated[i]);
   if (created_dir) ::rmdir(dir.c_str());  // only if empty: never anything the user put there
+}
+
+std::ofstream open_run_files(const std::string& out_dir, const std::string& config_json, std::int64_t start_step) {
+  const std::string metrics_path = out_dir + "/metrics.jsonl";
+  const std::string kept_metrics = metrics_before(metrics_path, start_step);  // read before anything is written
+  io::make_directories(out_dir);
+  io::write_file_atomically(out_dir + "/config.json", config_json);
+  io::write_file_atomically(metrics_path, kept_metrics);
+  return std::ofstream(metrics_path, std::ios::app);
 }
 
 }  // namespace hashhop::train

@@ -5,6 +5,7 @@
 #include "hashhop/model/autocast.h"
 
 #include <cstdint>
+#include <fstream>
 #include <string>
 
 namespace hashhop::train {
@@ -12,6 +13,10 @@ namespace hashhop::train {
 // The metrics lines of steps before `step`, so a resumed run's log matches an uninterrupted one. Read
 // before anything is written: a line that is not a metrics record is an error naming it, not dropped.
 std::string metrics_before(const std::string& path, std::int64_t step);
+
+// Where a run starts writing (rank 0 only): OUT/config.json written atomically, OUT/metrics.jsonl cut back
+// to the steps before `start_step` (metrics_before) and returned open for appending. Both trainers call it.
+std::ofstream open_run_files(const std::string& out_dir, const std::string& config_json, std::int64_t start_step);
 
 // Files a fresh run creates before its first checkpoint (config.json, metrics.jsonl, model.pt); removed
 // again if it fails before one exists, so a failed run leaves nothing behind (a run with a checkpoint
