@@ -28,46 +28,15 @@
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 #include "hashhop/ops/attention_grads.h"
+#include "ops_cuda_support.h"
 
 namespace hashhop::ops {
 namespace {
 
 namespace hc = attn::cuda;
+using namespace cuda_support;  // NOLINT: the shared helpers read as local ones
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-// Workspaces above this are split into row chunks that reuse one buffer in stream order.
-constexpr int64_t kWorkspaceBudget = int64_t{512} << 20;
-
-hc::Element element_of(const char* op, const torch::Tensor& x, const char* name) {
-  switch (x.scalar_type()) {
-    case torch::kBFloat16: return hc::Element::bf16;
-    case torch::kFloat16: return hc::Element::fp16;
-    case torch::kFloat32: return hc::Element::fp32;
-    default: TORCH_CHECK(false, op, ": ", name, " on CUDA must be bfloat16, float16 or float32, got ", x.scalar_type());
-  }
-}
-
-// Row-major and 16-byte aligned (the kernels read 16-byte chunks): copies only when the input is not.
-torch::Tensor dense(const torch::Tensor& x) {
-  auto c = x.contiguous();
-  if (reinterpret_cast<std::uintptr_t>(c.data_ptr()) % 16 != 0) c = c.clone();
-  return c;
-}
-
-torch::Tensor workspace(int64_t bytes, const torch::Device& device) {
-  return torch::empty({std::max<int64_t>(bytes, 1)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
-}
-
-// Kernel launchers throw std::invalid_argument naming a field; the op's name is added here.
-template <class F>
-void launch(const char* op, F&& body) {
-  try {
-    body();
-  } catch (const std::invalid_argument& e) {
-    TORCH_CHECK(false, op, ": ", e.what());
-  }
-}
 
 void check_cuda_qkv(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, op, ": q, k and v must be [heads, n, dim], got q ", q.sizes(),
@@ -101,8 +70,6 @@ void check_cuda_signatures(const char* op, const torch::Tensor& signatures, cons
               "], got ", signatures.sizes());
 }
 
-const std::uint64_t* words_of(const torch::Tensor& x) { return reinterpret_cast<const std::uint64_t*>(x.data_ptr<int64_t>()); }
-
 // ---- pack_signatures ----
 
 torch::Tensor pack_signatures_cuda(const torch::Tensor& logits) {
@@ -124,36 +91,6 @@ torch::Tensor pack_signatures_cuda(const torch::Tensor& logits) {
 
 // ---- attention over per-row key lists (signature top-k and index candidates) ----
 
-struct Selection {
-  torch::Tensor selected;  // [heads_q * n_q, stride] int32
-  torch::Tensor counts;    // [heads_q * n_q] int32
-};
-
-// sparse_decode over the selection: float32 out in q's dtype.
-torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const Selection& s, double scale) {
-  const auto stream = at::cuda::getCurrentCUDAStream();
-  const int64_t rows = q.size(0) * q.size(1), stride = s.selected.size(1), dim = q.size(2);
-  const int64_t per_row = static_cast<int64_t>(hc::decode_workspace_bytes(1, static_cast<int>(dim), static_cast<int>(stride)));
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
-  const auto ws = workspace(chunk * per_row, q.device());
-  auto out = torch::empty({q.size(0), q.size(1), dim}, q.options().dtype(torch::kFloat32));
-  hc::SparseDecodeParams p;
-  p.q = q.data_ptr(), p.k = k.data_ptr(), p.v = v.data_ptr();
-  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
-  p.selected_stride = static_cast<int>(stride);
-  p.heads_q = static_cast<int>(q.size(0)), p.heads_kv = static_cast<int>(k.size(0));
-  p.n_q = static_cast<int>(q.size(1)), p.n_keys = static_cast<int>(k.size(1)), p.dim = static_cast<int>(dim);
-  p.scale = static_cast<float>(scale);
-  p.out = out.data_ptr<float>();
-  p.workspace = ws.data_ptr();
-  p.workspace_rows = static_cast<int>(chunk);
-  p.element = element_of(op, q, "q");
-  launch(op, [&] { hc::sparse_decode(p, stream); });
-  return out.to(q.scalar_type());
-}
-
-// Autograd over a fixed selection: forward by the kernel, backward by selected_attention_backward.
 class SelectedAttention : public torch::autograd::Function<SelectedAttention> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -59,6 +59,7 @@ Workspace carve(void* base, int heads_q, int n_keys) {
 // otherwise contend for the same few counters); 64-bit signatures are read two keys per 16-byte load.
 // Keys a query row sees: all n_keys, or with causal the prefix up to its position n_keys - n_q + i.
 __device__ inline int visible_keys(const SignatureSelectParams& p, int row) {
+  if (p.lengths) return min(max(p.lengths[row / p.rows_per_length], 0), p.n_keys);
   return p.causal ? p.n_keys - p.n_q + row % p.n_q + 1 : p.n_keys;
 }
 
@@ -278,6 +279,8 @@ void check_select(const SignatureSelectParams& p) {
   if (p.causal && p.n_q > p.n_keys) throw std::invalid_argument("n_q: causal needs n_q <= n_keys");
   if (p.key_stride != 0 && p.key_stride < p.n_keys) throw std::invalid_argument("key_stride: must be >= n_keys");
   if (static_cast<long long>(p.heads_q) * p.n_q > INT_MAX) throw std::invalid_argument("heads_q * n_q: must fit in int");
+  if (p.lengths && (p.causal || p.rows_per_length < 1))
+    throw std::invalid_argument("lengths: needs rows_per_length >= 1 and no causal mask");
 }
 
 // Rows per launch: what the workspace holds, and at most the grid's y limit.

@@ -30,6 +30,10 @@ struct SignatureSelectParams {
   double top_fraction = 0.0;
   int key_stride = 0;      // key rows per kv head in key_signatures; 0 = n_keys
   int workspace_rows = 0;  // rows the workspace holds; select_keys runs the rows in chunks of it (0 = all)
+  // A KV cache of per-sequence lengths (the decode API): row r sees keys [0, lengths[r / rows_per_length])
+  // of its head (n_keys is then the cache's capacity; not with causal). Read on the device: no sync.
+  const int* lengths = nullptr;
+  int rows_per_length = 1;
 };
 
 int max_selected(int n_keys, int sinks, int window, int top_k);

@@ -1,0 +1,56 @@
+// Definitions of the shared CUDA op helpers (ops_cuda_support.h). Built into libhashhop_ops with HASHHOP_TORCH_CUDA=ON.
+#include "ops_cuda_support.h"
+
+#include <ATen/cuda/CUDAContext.h>
+
+#include <algorithm>
+
+#include "hashhop/attn/cuda/signature_decode_cuda.h"
+
+namespace hashhop::ops::cuda_support {
+
+hc::Element element_of(const char* op, const torch::Tensor& x, const char* name) {
+  switch (x.scalar_type()) {
+    case torch::kBFloat16: return hc::Element::bf16;
+    case torch::kFloat16: return hc::Element::fp16;
+    case torch::kFloat32: return hc::Element::fp32;
+    default: TORCH_CHECK(false, op, ": ", name, " on CUDA must be bfloat16, float16 or float32, got ", x.scalar_type());
+  }
+}
+
+torch::Tensor dense(const torch::Tensor& x) {
+  auto c = x.contiguous();
+  if (reinterpret_cast<std::uintptr_t>(c.data_ptr()) % 16 != 0) c = c.clone();
+  return c;
+}
+
+torch::Tensor workspace(int64_t bytes, const torch::Device& device) {
+  return torch::empty({std::max<int64_t>(bytes, 1)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+}
+
+// sparse_decode over the selection: float32 out in q's dtype.
+torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const Selection& s, double scale) {
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  const int64_t rows = q.size(0) * q.size(1), stride = s.selected.size(1), dim = q.size(2);
+  const int64_t per_row = static_cast<int64_t>(hc::decode_workspace_bytes(1, static_cast<int>(dim), static_cast<int>(stride)));
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
+  const auto ws = workspace(chunk * per_row, q.device());
+  auto out = torch::empty({q.size(0), q.size(1), dim}, q.options().dtype(torch::kFloat32));
+  hc::SparseDecodeParams p;
+  p.q = q.data_ptr(), p.k = k.data_ptr(), p.v = v.data_ptr();
+  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
+  p.selected_stride = static_cast<int>(stride);
+  p.heads_q = static_cast<int>(q.size(0)), p.heads_kv = static_cast<int>(k.size(0));
+  p.n_q = static_cast<int>(q.size(1)), p.n_keys = static_cast<int>(k.size(1)), p.dim = static_cast<int>(dim);
+  p.scale = static_cast<float>(scale);
+  p.out = out.data_ptr<float>();
+  p.workspace = ws.data_ptr();
+  p.workspace_rows = static_cast<int>(chunk);
+  p.element = element_of(op, q, "q");
+  launch(op, [&] { hc::sparse_decode(p, stream); });
+  return out.to(q.scalar_type());
+}
+
+
+}  // namespace hashhop::ops::cuda_support

@@ -1,0 +1,51 @@
+// Helpers shared by the CUDA dispatch files of torch.ops.hashhop (attention_ops_cuda.cpp, kv_cache_ops_cuda.cpp):
+// dtype mapping, aligned inputs, caching-allocator workspaces, errors that name the op, sparse decode over a selection.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "hashhop/attn/cuda/element.h"
+
+namespace hashhop::ops::cuda_support {
+
+namespace hc = attn::cuda;
+
+// Workspaces above this are split into row chunks that reuse one buffer in stream order.
+constexpr int64_t kWorkspaceBudget = int64_t{512} << 20;
+
+// bf16 / fp16 / fp32 to the kernels' element type; anything else is an error naming op and argument.
+hc::Element element_of(const char* op, const torch::Tensor& x, const char* name);
+
+// Row-major and 16-byte aligned (the kernels read 16-byte chunks): copies only when the input is not.
+torch::Tensor dense(const torch::Tensor& x);
+
+// A byte buffer from torch's caching allocator on `device` (at least one byte).
+torch::Tensor workspace(int64_t bytes, const torch::Device& device);
+
+// Kernel launchers throw std::invalid_argument naming a field; the op's name is added here.
+template <class F>
+inline void launch(const char* op, F&& body) {
+  try {
+    body();
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, op, ": ", e.what());
+  }
+}
+
+inline const std::uint64_t* words_of(const torch::Tensor& x) { return reinterpret_cast<const std::uint64_t*>(x.data_ptr<int64_t>()); }
+
+// Per-row key lists, as select_keys and index_lookup write them.
+struct Selection {
+  torch::Tensor selected;  // [heads_q * n_q, stride] int32
+  torch::Tensor counts;    // [heads_q * n_q] int32
+};
+
+// sparse_decode of every row of q ([heads_q, n_q, dim]) over its listed keys of k, v ([heads_kv, n_keys, dim]),
+// computed in float32 and returned in q's dtype.
+torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const Selection& s, double scale);
+
+}  // namespace hashhop::ops::cuda_support
