@@ -116,5 +116,64 @@ def signature_bce_loss(q_signs: torch.Tensor, k_signs: torch.Tensor, dense_score
     return _ops.signature_bce_loss(q_signs, k_signs, dense_scores, top_k, scale, threshold)
 
 
+def kv_cache_append(k_cache: torch.Tensor, v_cache: torch.Tensor, signature_cache: torch.Tensor,
+                    lengths: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_logits: torch.Tensor) -> torch.Tensor:
+    """Appends ``k, v [batch, heads_kv, t, dim]`` to the caches at each sequence's length, packs the sign bits
+    of ``k_logits [batch, heads_kv, t, bits]`` into ``signature_cache`` in the same pass, and advances
+    ``lengths [batch]`` (int32). Everything is updated in place, on the caches' device, without a sync.
+
+    Returns ``dropped [batch]`` (int32): rows that did not fit the capacity (zeros normally); read it when
+    you synchronise anyway. Not differentiable.
+    """
+    return _ops.kv_cache_append(k_cache, v_cache, signature_cache, lengths, k, v, k_logits)
+
+
+def signature_decode(q: torch.Tensor, q_signatures: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                     signature_cache: torch.Tensor, lengths: torch.Tensor, bits: int = 64, sinks: int = 0,
+                     window: int = 0, top_k: int = 0, top_fraction: float = 0.0,
+                     scale: Optional[float] = None) -> torch.Tensor:
+    """One decode step for every sequence of a batched cache: ``q [batch, heads_q, dim]`` with packed
+    ``q_signatures [batch, heads_q, words]``; sequence b reads rows ``[0, lengths[b])``, keeping its sinks,
+    recent window and ``top_k`` keys (or ``top_fraction`` of its length) by Hamming similarity, exactly as
+    ``signature_attention`` over the filled rows would. Returns ``[batch, heads_q, dim]``. Not differentiable.
+    """
+    return _ops.signature_decode(q, q_signatures, k_cache, v_cache, signature_cache, lengths, bits, sinks, window,
+                                 top_k, top_fraction, _scale(q, scale))
+
+
+class SignatureKVCache:
+    """A batched KV cache with a signature cache beside it: what a serving loop calls once per token.
+
+    >>> cache = SignatureKVCache(batch=8, heads_kv=8, capacity=1 << 20, dim=128, bits=64,
+    ...                          dtype=torch.bfloat16, device="cuda")
+    >>> cache.append(k, v, k_logits)            # prefill chunks or one new token per sequence
+    >>> out = cache.decode(q, q_logits, top_k=2048, sinks=4, window=64)
+
+    ``k_logits`` / ``q_logits`` are the learned signature maps' outputs (HashAttention's phi_k / phi_q),
+    ``[batch, heads, t, bits]`` and ``[batch, heads_q, bits]``; their signs are the signature bits.
+    """
+
+    def __init__(self, batch: int, heads_kv: int, capacity: int, dim: int, bits: int = 64,
+                 dtype: torch.dtype = torch.bfloat16, device: "torch.device | str" = "cpu") -> None:
+        words = (bits + 63) // 64
+        self.bits = bits
+        self.k = torch.zeros(batch, heads_kv, capacity, dim, dtype=dtype, device=device)
+        self.v = torch.zeros_like(self.k)
+        self.signatures = torch.zeros(batch, heads_kv, capacity, words, dtype=torch.int64, device=device)
+        self.lengths = torch.zeros(batch, dtype=torch.int32, device=device)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor, k_logits: torch.Tensor) -> torch.Tensor:
+        """Appends ``t`` rows per sequence (see ``kv_cache_append``); returns the dropped counts."""
+        return kv_cache_append(self.k, self.v, self.signatures, self.lengths, k, v, k_logits)
+
+    def decode(self, q: torch.Tensor, q_logits: torch.Tensor, sinks: int = 0, window: int = 0, top_k: int = 0,
+               top_fraction: float = 0.0, scale: Optional[float] = None) -> torch.Tensor:
+        """One step for every sequence (see ``signature_decode``); ``q_logits [batch, heads_q, bits]``."""
+        b, h, bits = q_logits.shape
+        q_signatures = pack_signatures(q_logits.reshape(b * h, bits)).view(b, h, -1)
+        return signature_decode(q, q_signatures, self.k, self.v, self.signatures, self.lengths, self.bits, sinks,
+                                window, top_k, top_fraction, scale)
+
+
 __all__ = ["LIBRARY", "dense_attention", "bucket_attention", "signature_attention", "index_attention", "sign_ste",
-           "pack_signatures", "signature_bce_loss"]
+           "pack_signatures", "signature_bce_loss", "kv_cache_append", "signature_decode", "SignatureKVCache"]
