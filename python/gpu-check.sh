@@ -20,6 +20,7 @@ echo "pip install (CUDA variant): $(( $(date +%s) - start )) s"
 # The CPU suite against the CUDA build (the CLI and transformers are absent here: those tests skip), then
 # the CUDA op tests on the library the package ships.
 PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider tests/python/test_bench.py \
-  tests/python/test_evaluate.py tests/python/test_ops.py
+  tests/python/test_evaluate.py tests/python/test_ops.py tests/python/test_kv_cache.py
 lib=$(python3 -c "import torch, pyhashhop.ops as o; print(o.LIBRARY)")
-HASHHOP_OPS_LIB="$lib" PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider tests/python/test_ops_cuda.py
+HASHHOP_OPS_LIB="$lib" PYTHONDONTWRITEBYTECODE=1 python3 -m pytest -q -p no:cacheprovider tests/python/test_ops_cuda.py \
+  tests/python/test_kv_cache_cuda.py

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check of torch.ops.hashhop.* on CUDA tensors: the pytest suite (CUDA op vs CPU reference, gradients, errors, no copies/syncs), then the decode benchmark against SDPA.
-# Run on the GPU machine after the CMake build: scripts/gpu-ops-check.sh [path/to/libhashhop_ops.so] [bench sizes...]  (default build-gpu/libhashhop_ops.so; env HASHHOP_OPS_LIB also works)
+# Run on the GPU machine after the CMake build and python/gpu-check.sh (which installs pyhashhop): scripts/gpu-ops-check.sh [path/to/libhashhop_ops.so] [bench sizes...]  (default build-gpu/libhashhop_ops.so; env HASHHOP_OPS_LIB also works)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -13,11 +13,11 @@ export HASHHOP_OPS_LIB="$lib"
 
 echo "== tests/python/test_ops_cuda.py against $lib"
 if python3 -c 'import pytest' 2>/dev/null; then
-  python3 -m pytest -q tests/python/test_ops_cuda.py
+  python3 -m pytest -q tests/python/test_ops_cuda.py tests/python/test_kv_cache_cuda.py
 else
-  python3 tests/python/test_ops_cuda.py  # the file runs its own tests without pytest
+  python3 tests/python/test_ops_cuda.py && python3 tests/python/test_kv_cache_cuda.py  # the files run their own tests without pytest
 fi
 
 echo "== decode benchmark (sizes ${sizes[*]}, batch 1 and 8)"
 out=${HASHHOP_OPS_BENCH_OUT:-ops-bench-$(date +%Y%m%d-%H%M%S).json}
-python3 scripts/gpu-ops-bench.py --lib "$lib" --sizes "${sizes[@]}" --batch 1 8 --out "$out"
+PYHASHHOP_OPS_LIB="$lib" python3 -m pyhashhop.ops_bench --sizes "${sizes[@]}" --batch 1 8 --cache --profile --out "$out"

@@ -1,0 +1,150 @@
+# GPU tests of the KV-cache decode API (kv_cache_append / signature_decode) on CUDA: each against the same op on CPU tensors.
+# Run on the GPU machine: HASHHOP_OPS_LIB=build-gpu/libhashhop_ops.so python3 -m pytest -q tests/python/test_kv_cache_cuda.py (or run the file).
+"""Tolerances (the ones of test_ops_cuda.py, written down there): the reference is the CPU op on float64 copies
+of the very inputs the CUDA op got, so both keep the same keys (integers: any difference in the kept set
+moves an output by ~1/kept, far above the tolerance) and only arithmetic differs. fp32: 2e-5 * max(1, |ref|);
+bf16/fp16: 2 * (rounding error of a low-precision reference) + 1e-5 * max(1, |ref|). Appends are copies and
+sign bits: bit-exact."""
+import os
+import sys
+
+try:
+    import pytest
+except ImportError:
+    pytest = None
+try:
+    import torch
+except ImportError:
+    torch = None
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_ops_cuda import DEV, HAVE_CUDA, OPS, assert_close, check_clean, profile  # noqa: E402  (loads the library)
+
+if pytest is not None:
+    pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="needs torch with a CUDA device and a CUDA build of libhashhop_ops.so")
+
+
+def make_cache(batch, heads_kv, capacity, dim, words, dtype, device):
+    return (torch.zeros(batch, heads_kv, capacity, dim, dtype=dtype, device=device),
+            torch.zeros(batch, heads_kv, capacity, dim, dtype=dtype, device=device),
+            torch.zeros(batch, heads_kv, capacity, words, dtype=torch.int64, device=device),
+            torch.zeros(batch, dtype=torch.int32, device=device))
+
+
+def on(device, tensors):
+    return [t.to(device) for t in tensors]
+
+
+def fill_both(batch, heads_kv, capacity, dim, bits, dtype, prefix, chunks, seed):
+    """The same appends on a CUDA cache and a CPU float64 cache (inputs rounded to dtype first). Returns both,
+    after checking every append's dropped counts, lengths, rows and signature words agree exactly."""
+    g = torch.Generator().manual_seed(seed)
+    words = (bits + 63) // 64
+    gpu = make_cache(batch, heads_kv, capacity, dim, words, dtype, DEV)
+    cpu = make_cache(batch, heads_kv, capacity, dim, words, torch.float64, "cpu")
+    gpu[3].copy_(torch.tensor(prefix, dtype=torch.int32))
+    cpu[3].copy_(torch.tensor(prefix, dtype=torch.int32))
+    for t in chunks:
+        k = torch.randn(batch, heads_kv, t, dim, generator=g).to(dtype)
+        v = torch.randn(batch, heads_kv, t, dim, generator=g).to(dtype)
+        logits = torch.randn(batch, heads_kv, t, bits, generator=g).to(dtype)
+        if t:
+            logits[0, 0, 0, 0] = 0  # logit >= 0 is a 1 bit, exact zeros included
+        dropped_gpu = OPS.kv_cache_append(*gpu, *on(DEV, (k, v, logits)))
+        dropped_cpu = OPS.kv_cache_append(*cpu, k.double(), v.double(), logits.double())
+        assert torch.equal(dropped_gpu.cpu(), dropped_cpu), "dropped counts differ"
+        assert torch.equal(gpu[3].cpu(), cpu[3]), "lengths differ"
+    assert torch.equal(gpu[0].cpu().double(), cpu[0]) and torch.equal(gpu[1].cpu().double(), cpu[1]), "rows differ"
+    assert torch.equal(gpu[2].cpu(), cpu[2]), "signature words differ"
+    return gpu, cpu
+
+
+CASES = [
+    # batch, heads_q, heads_kv, capacity, bits, prefix lengths, append chunks, sinks, window, top_k, top_fraction
+    (3, 8, 2, 4096, 64, [0, 1000, 4050], [64, 1, 31], 4, 16, 64, 0.0),     # ragged, one sequence overflows
+    (2, 4, 4, 3001, 128, [2999, 17], [5, 100], 0, 8, 0, 0.05),              # odd capacity, two words, top_fraction
+    (4, 8, 8, 2048, 64, [0, 0, 5, 2000], [0, 3], 1, 0, 300, 0.0),           # an empty sequence, t = 0 append
+]
+
+
+def test_append_and_decode_equal_cpu():
+    for dtype in (torch.bfloat16, torch.float16, torch.float32):
+        for dim in (64, 128):
+            for index, (b, hq, hkv, cap, bits, prefix, chunks, sinks, window, top_k, frac) in enumerate(CASES):
+                gpu, cpu = fill_both(b, hkv, cap, dim, bits, dtype, prefix, chunks, seed=10 + index)
+                g = torch.Generator().manual_seed(20 + index)
+                q = torch.randn(b, hq, dim, generator=g).to(dtype)
+                q_logits = torch.randn(b * hq, bits, generator=g)
+                qs = OPS.pack_signatures(q_logits).view(b, hq, -1)
+                scale = dim ** -0.5
+                args = (bits, sinks, window, top_k, frac, scale)
+                out = OPS.signature_decode(q.to(DEV), qs.to(DEV), *gpu, *args)
+                assert out.dtype == dtype and out.is_cuda and out.shape == (b, hq, dim)
+                ref = OPS.signature_decode(q.double(), qs, *cpu, *args)
+                assert_close(out, ref, dtype, f"signature_decode {dtype} dim {dim} case {index}")
+                empty = (cpu[3] == 0).nonzero().flatten().tolist()
+                for e in empty:
+                    assert (out[e] == 0).all(), "an empty sequence decodes to zeros"
+
+
+def test_decode_of_a_full_cache_equals_signature_attention_per_sequence():
+    gpu, _ = fill_both(2, 2, 1024, 128, 64, torch.bfloat16, [0, 0], [1024], seed=3)
+    q = torch.randn(2, 4, 128, device=DEV, dtype=torch.bfloat16)
+    qs = OPS.pack_signatures(torch.randn(8, 64, device=DEV)).view(2, 4, 1)
+    out = OPS.signature_decode(q, qs, *gpu, 64, 2, 8, 32, 0.0, 0.088)
+    for b in range(2):
+        want = OPS.signature_attention(q[b][:, None], gpu[0][b], gpu[1][b], qs[b][:, None], gpu[2][b], 64, 2, 8, 32, 0.0,
+                                       False, 0.088).squeeze(1)
+        assert torch.equal(out[b], want), "the cache path and signature_attention keep the same keys and arithmetic"
+
+
+def test_bad_arguments_name_the_op_and_argument():
+    gpu = make_cache(2, 2, 64, 128, 1, torch.bfloat16, DEV)
+    k = torch.randn(2, 2, 1, 128, device=DEV, dtype=torch.bfloat16)
+    lg = torch.randn(2, 2, 1, 64, device=DEV)
+    cases = [
+        (lambda: OPS.kv_cache_append(*gpu[:3], gpu[3].cpu(), k, k, lg), "kv_cache_append: every cache tensor must be on"),
+        (lambda: OPS.kv_cache_append(*gpu, k.cpu(), k.cpu(), lg.cpu()), "kv_cache_append: k, v and k_logits must be on"),
+        (lambda: OPS.kv_cache_append(*gpu, k.float(), k.float(), lg), "kv_cache_append: k and v must have the cache's dtype"),
+        (lambda: OPS.signature_decode(k[:, :, 0], torch.zeros(2, 2, 1, dtype=torch.int64, device=DEV), *gpu, 200),
+         "signature_decode: bits"),
+    ]
+    for call, message in cases:
+        try:
+            call()
+        except RuntimeError as e:
+            assert message in str(e).splitlines()[0], f"expected '{message}', got: {str(e).splitlines()[0]}"
+        else:
+            raise AssertionError(f"no error for: {message}")
+
+
+def test_cache_ops_make_no_host_copies_and_no_syncs():
+    gpu = make_cache(8, 2, 1 << 16, 128, 1, torch.bfloat16, DEV)
+    k = torch.randn(8, 2, 4096, 128, device=DEV, dtype=torch.bfloat16)
+    lg = torch.randn(8, 2, 4096, 64, device=DEV)
+    q = torch.randn(8, 8, 128, device=DEV, dtype=torch.bfloat16)
+    qs = OPS.pack_signatures(torch.randn(64, 64, device=DEV)).view(8, 8, 1)
+    OPS.kv_cache_append(*gpu, k, k, lg)
+    calls = {
+        "kv_cache_append": (lambda: OPS.kv_cache_append(*gpu, k[:, :, :1], k[:, :, :1], lg[:, :, :1]), ["append_kernel"]),
+        "signature_decode": (lambda: OPS.signature_decode(q, qs, *gpu, 64, 4, 16, 256, 0.0, 0.088),
+                             ["hamming_scan_kernel", "tile_write_kernel", "decode_kernel"]),
+    }
+    for what, (call, kernels) in calls.items():
+        call()
+        check_clean(profile(call), kernels, what)
+
+
+if __name__ == "__main__":
+    if not HAVE_CUDA:
+        print("skipped: no CUDA device")
+        sys.exit(0)
+    failed = 0
+    for name, test in sorted((n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)):
+        try:
+            test()
+            print(f"PASS {name}")
+        except Exception as e:  # report every test, then fail
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+    sys.exit(1 if failed else 0)
