@@ -16,8 +16,9 @@ no sinks or window, batch 1: ``--heads-q 8 --heads-kv 8 --top-k-fraction 0.03125
 
 ``--cache`` adds the decode API: a ``SignatureKVCache`` of ``--cache-batch`` sequences of ``--cache-tokens``,
 filled by ``append`` in chunks, then one ``decode`` step for every sequence, against SDPA over the very same
-cache tensors; tokens per second = sequences / step time. ``--profile`` records, per op, the CUDA runtime
-calls a profiler sees inside one call (copies and syncs must be zero). Configurations whose tensors do not
+cache tensors; tokens per second = sequences / step time. ``--profile`` records, per op, the copies and syncs a
+profiler sees inside one call beyond those around an empty call (both must be zero); ``--graph`` also times
+each op replayed from a captured CUDA graph (no host launch overhead). Configurations whose tensors do not
 fit in ``--memory-fraction`` of the GPU are skipped and say so.
 """
 from __future__ import annotations
@@ -53,16 +54,39 @@ def time_ms(call: Callable[[], object], warmup: int, reps: int) -> float:
     return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
 
 
-def profile_call(call: Callable[[], object]) -> Dict[str, int]:
-    """Copies and syncs the profiler sees during one call (the trailing sync is the benchmark's own)."""
+def _profiled(call: Callable[[], object]) -> List[str]:
     torch.cuda.synchronize()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
         call()
         torch.cuda.synchronize()
-    names = [e.name for e in prof.events()]
-    return {"syncs": max(0, sum(n in SYNCS for n in names) - 1),
-            "copies": sum(any(n.startswith(c) for c in COPIES) for n in names),
-            "kernels": len({n for n in names if n.endswith("kernel") or "kernel<" in n or "_kernel" in n})}
+    return [e.name for e in prof.events()]
+
+
+def _counts(names: List[str]) -> Dict[str, int]:
+    return {"syncs": sum(n in SYNCS for n in names), "copies": sum(any(n.startswith(c) for c in COPIES) for n in names),
+            "kernels": len({n for n in names if "kernel" in n})}
+
+
+def profile_call(call: Callable[[], object]) -> Dict[str, int]:
+    """Copies, syncs and distinct kernels the profiler sees during one call, less what it sees around a call that
+    does nothing (the benchmark's own trailing sync and the profiler's)."""
+    empty, seen = _counts(_profiled(lambda: None)), _counts(_profiled(call))
+    return {"syncs": seen["syncs"] - empty["syncs"], "copies": seen["copies"] - empty["copies"], "kernels": seen["kernels"]}
+
+
+def graphed(call: Callable[[], object]) -> Callable[[], object]:
+    """The call captured once in a CUDA graph; replaying it runs the same kernels without host launch overhead
+    (what a serving loop with CUDA graphs pays, and what attn-bench's in-process timing comes close to)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            call()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        call()
+    return graph.replay
 
 
 def signatures(x: torch.Tensor, planes: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
@@ -113,7 +137,7 @@ def op_rows(args, device, total_memory) -> List[dict]:
             need = hkv * n * (2 * args.dim * 2 + 8) + hkv * n * 4 * 4  # K, V, signatures; bucket/index scratch
             row = {"n_keys": n, "batch": batch, "heads_q": args.heads_q, "heads_kv": args.heads_kv, "dim": args.dim,
                    "top_k": top_k_of(n, args), "sinks": args.sinks, "window": args.window, "dtype": "bf16",
-                   "ms": {}, "notes": {}, "profile": {}}
+                   "ms": {}, "graph_ms": {}, "notes": {}, "profile": {}}
             if need > args.memory_fraction * total_memory:
                 row["skipped"] = f"tensors need {need / 2**30:.1f} GiB"
                 results.append(row)
@@ -140,6 +164,11 @@ def op_rows(args, device, total_memory) -> List[dict]:
                         row["ms"][name] = time_ms(calls[name], args.warmup, args.reps)
                         if args.profile and not name.startswith("sdpa"):
                             row["profile"][name] = profile_call(calls[name])
+                        if args.graph and not name.startswith("sdpa"):
+                            try:
+                                row["graph_ms"][name] = time_ms(graphed(calls[name]), args.warmup, args.reps)
+                            except RuntimeError as e:
+                                row["notes"][name + " graph"] = "capture failed: " + str(e).splitlines()[0][:120]
             del k, v, ks, calls, q4, k4, v4
             torch.cuda.empty_cache()
             results.append(row)
@@ -152,7 +181,7 @@ def cache_row(args, device, total_memory) -> dict:
     b, n, hkv, hq, dim = args.cache_batch, args.cache_tokens, args.heads_kv, args.heads_q, args.dim
     top_k = top_k_of(n, args)
     row = {"batch": b, "tokens_per_sequence": n, "heads_q": hq, "heads_kv": hkv, "dim": dim, "top_k": top_k,
-           "sinks": args.sinks, "window": args.window, "dtype": "bf16", "ms": {}, "notes": {}, "profile": {}}
+           "sinks": args.sinks, "window": args.window, "dtype": "bf16", "ms": {}, "graph_ms": {}, "notes": {}, "profile": {}}
     need = b * hkv * n * (2 * dim * 2 + 8) + b * hkv * args.append_chunk * (2 * dim * 2 + 64 * 4) * 2
     if need > args.memory_fraction * total_memory:
         row["skipped"] = f"cache needs {need / 2**30:.1f} GiB"
@@ -196,8 +225,12 @@ def cache_row(args, device, total_memory) -> dict:
         add_sdpa(calls, row["notes"], ("sdpa-flash", "sdpa-cudnn"), q[:, :, None], cache.k, cache.v, scale)
         for name, call in calls.items():
             row["ms"][name] = time_ms(call, args.warmup, args.reps)
-            if args.profile and name.startswith("cache"):
-                row["profile"][name] = profile_call(call)
+            if args.graph and name == "cache-decode":
+                row["graph_ms"][name] = time_ms(graphed(call), args.warmup, args.reps)
+        if args.profile:
+            row["profile"]["cache-decode"] = profile_call(calls["cache-decode"])
+            cache.lengths.copy_(lengths - 1)  # the reset stays outside the profiled call
+            row["profile"]["cache-append-1"] = profile_call(lambda: cache.append(k1, k1, l1))
         cache.lengths.copy_(lengths)
     for name, ms in row["ms"].items():
         if name != "cache-append-1":
@@ -223,7 +256,8 @@ def print_tables(args, gpu, results, cache):
             if t is None:
                 cells.append(row["notes"].get(o, "n/a"))
             elif flash and not o.startswith("sdpa"):
-                cells.append(f"{t:.3f} ({flash / t:.1f}x)")
+                graph = row["graph_ms"].get(o)
+                cells.append(f"{t:.3f} ({flash / t:.1f}x)" + (f"; graph {graph:.3f} ({flash / graph:.1f}x)" if graph else ""))
             else:
                 cells.append(f"{t:.3f}" + (" (kv repeated)" if row["notes"].get(o) == "kv repeated" else ""))
         print(f"| {row['n_keys']:,} | {row['batch']} | {row['top_k']:,} | " + " | ".join(cells) + " |")
@@ -237,6 +271,9 @@ def print_tables(args, gpu, results, cache):
         for name, ms in cache["ms"].items():
             tps = cache.get("tokens_per_s", {}).get(name)
             print(f"| {name} | {ms:.3f} | {'' if tps is None else f'{tps:,.0f}'} |")
+            if name in cache["graph_ms"]:
+                g = cache["graph_ms"][name]
+                print(f"| {name} (CUDA graph) | {g:.3f} | {cache['batch'] / (g / 1e3):,.0f} |")
         print(f"\nfilling by append: {cache['append_ms_total']:.1f} ms ({cache['append_gb_per_s']:.0f} GB/s of K, V and logits read)")
 
 
@@ -269,6 +306,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-tokens", type=int, default=1 << 20)
     parser.add_argument("--append-chunk", type=int, default=1 << 16, help="rows per append while filling the cache")
     parser.add_argument("--profile", action="store_true", help="count copies and syncs inside one call of each op")
+    parser.add_argument("--graph", action="store_true", help="also time each op replayed from a captured CUDA graph")
     parser.add_argument("--out", default="ops-bench.json", help="JSON results path")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
