@@ -12,7 +12,7 @@
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/io/files.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/model/inference.h"
 #include "size_option.h"
 
@@ -59,7 +59,7 @@ int run_answer(const Options& o) {
   } catch (const bench::FormatError& e) {
     throw std::invalid_argument(o.prompt_path + ": not a HashHop prompt: " + e.what());
   }
-  auto loaded = model::load_model(o.model_dir, parse_device(o.device));
+  auto loaded = train::load_model(o.model_dir, parse_device(o.device));
   try {
     model::check_query_hops(loaded.config.model, hops, cot);
     model::check_query_keys(loaded.config.model, keys);

@@ -14,7 +14,7 @@
 #include "hashhop/bench/reference_solver.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/files.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/model/inference.h"
 
 namespace hashhop::cli {
@@ -33,9 +33,9 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 int run_demo(const Options& o) {
   const bool have_model = io::file_exists(o.model_dir + "/model.pt");
-  model::LoadedModel loaded;
+  train::LoadedModel loaded;
   if (have_model) {
-    loaded = model::load_model(o.model_dir, parse_device(o.device));
+    loaded = train::load_model(o.model_dir, parse_device(o.device));
     std::printf("hashhop demo: generate -> answer with the trained model in %s (%lld parameters) -> score\n\n",
                 o.model_dir.c_str(), static_cast<long long>(loaded.model->parameter_count()));
   } else {

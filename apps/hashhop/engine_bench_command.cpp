@@ -21,7 +21,7 @@
 #include "hashhop/engine/engine.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/progress.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/model/inference.h"
 #include "size_option.h"
 
@@ -248,7 +248,7 @@ int run_engine_bench(const Options& o) {
   if (o.hash_len < 1) throw std::invalid_argument("--hash-len: must be >= 1, got " + std::to_string(o.hash_len));
   if (o.single_queries < 0) throw std::invalid_argument("--single-queries: must be >= 0");
   const auto device = parse_device(o.device);
-  auto loaded = model::load_model(o.model_dir, device);
+  auto loaded = train::load_model(o.model_dir, device);
   for (const int hops : o.hops) {
     try {
       model::check_query_hops(loaded.config.model, hops, false);

@@ -16,7 +16,7 @@ namespace hashhop::cli {
 
 ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& device, const AnswerPath& path)
     : device_(device), path_(path) {
-  byte_family_ = model::is_byte_config(model_dir + "/config.json");
+  byte_family_ = train::is_byte_config(model_dir + "/config.json");
   if (byte_family_) {
     if (path.engine == "on" || path.gated_only)
       throw std::invalid_argument("--engine on / --gated-only: the byte-level model has no engine path yet (" + model_dir + ")");
@@ -25,7 +25,7 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     loaded_.config.model.max_hops = model::kMaxHopsFeature;
     loaded_.config.model.max_run = std::numeric_limits<int>::max();
   } else {
-    loaded_ = model::load_model(model_dir, device);
+    loaded_ = train::load_model(model_dir, device);
   }
 }
 

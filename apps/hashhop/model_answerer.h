@@ -9,7 +9,7 @@
 
 #include "answer_path.h"
 #include "hashhop/bench/scorer.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/train/byte_trainer.h"
 
 namespace hashhop::cli {
@@ -33,7 +33,7 @@ class ModelAnswerer {
   torch::Device device_;
   AnswerPath path_;
   bool byte_family_ = false;
-  model::LoadedModel loaded_;
+  train::LoadedModel loaded_;
   train::LoadedByteModel bytes_;
 };
 

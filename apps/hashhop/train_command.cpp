@@ -10,8 +10,8 @@
 #include "hashhop/dist/dist_env.h"
 #include "hashhop/dist/launcher.h"
 #include "hashhop/dist/process_group.h"
-#include "hashhop/model/byte_config.h"
-#include "hashhop/model/config.h"
+#include "hashhop/train/byte_config.h"
+#include "hashhop/train/config.h"
 #include "hashhop/train/byte_trainer.h"
 #include "hashhop/train/trainer.h"
 #include "size_option.h"
@@ -37,7 +37,7 @@ template <class RunConfig, class TrainFn>
 int run_family(RunConfig config, const Options& o, const std::string& family, TrainFn&& train_fn) {
   if (o.steps > 0) config.train.steps = o.steps;
   if (o.print_config) {
-    std::printf("%s", model::to_json(config).c_str());
+    std::printf("%s", train::to_json(config).c_str());
     return 0;
   }
   if (o.out.empty()) throw std::invalid_argument("--out: required (the run directory)");
@@ -76,13 +76,13 @@ int run_train(const Options& o) {
     dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
     return 0;
   }
-  if (model::is_byte_config(o.config)) {
-    const auto config = model::load_byte_run_config(o.config);
+  if (train::is_byte_config(o.config)) {
+    const auto config = train::load_byte_run_config(o.config);
     return run_family(config, o, " (bytes, " + config.model.layers + ")",
                       [&](const auto& c, const auto& options) { return train::train_bytes(c, options, o.init); });
   }
   if (!o.init.empty()) throw std::invalid_argument("--init: only for byte-level configs (bytes-* presets)");
-  return run_family(model::load_run_config(o.config), o, "",
+  return run_family(train::load_run_config(o.config), o, "",
                     [](const auto& c, const auto& options) { return train::train(c, options); });
 }
 

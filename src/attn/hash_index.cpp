@@ -6,12 +6,12 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "hashhop/bench/feistel.h"
+#include "hashhop/core/feistel.h"
 
 namespace hashhop::attn {
 namespace {
 std::size_t slot_of(std::uint64_t code, std::size_t capacity) {
-  return static_cast<std::size_t>(bench::mix64(code)) & (capacity - 1);
+  return static_cast<std::size_t>(core::mix64(code)) & (capacity - 1);
 }
 }  // namespace
 
@@ -69,7 +69,7 @@ void CodeTable::find(std::uint64_t code, std::vector<int>& out) const {
 std::vector<std::vector<int>> sampled_bit_positions(const IndexConfig& config) {
   std::vector<std::vector<int>> sampled;
   for (int t = 0; t < config.tables; ++t) {
-    const bench::FeistelPermutation perm(static_cast<std::uint64_t>(config.bits), bench::mix64(config.seed + static_cast<std::uint64_t>(t)));
+    const core::FeistelPermutation perm(static_cast<std::uint64_t>(config.bits), core::mix64(config.seed + static_cast<std::uint64_t>(t)));
     std::vector<int> bits;
     for (int b = 0; b < config.bits_per_table; ++b) bits.push_back(static_cast<int>(perm(static_cast<std::uint64_t>(b))));
     sampled.push_back(bits);

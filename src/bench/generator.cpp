@@ -49,7 +49,7 @@ constexpr DigitPairs kDigitPairs;
   // low word is the fraction left after both.
   std::uint64_t word_index = 0;
   for (int pos = unique_prefix_len; pos < hash_len;) {
-    std::uint64_t fraction = mix64(id * 0x9e3779b97f4a7c15ULL + suffix_key + word_index++);
+    std::uint64_t fraction = core::mix64(id * 0x9e3779b97f4a7c15ULL + suffix_key + word_index++);
     const int digits = std::min(6, hash_len - pos);
     int d = 0;
     for (; d + 2 <= digits; d += 2, pos += 2) {
@@ -126,10 +126,10 @@ HashHopProblem::HashHopProblem(const GenConfig& config) : config_(config) {
   n_chains_ = chains_for(config_);
   unique_prefix_len_ = std::min(config_.hash_len, kDefaultUniquePrefix);
   while (capacity_for(unique_prefix_len_) < hash_count(config_, n_chains_)) ++unique_prefix_len_;
-  const std::uint64_t key = mix64(config_.seed ^ 0x68617368686f70ULL);  // "hashhop"
-  line_order_ = FeistelPermutation(n_lines(), mix64(key + 1));
-  hash_prefix_ = FeistelPermutation(pow52(unique_prefix_len_), mix64(key + 2));
-  suffix_key_ = mix64(key + 3);
+  const std::uint64_t key = core::mix64(config_.seed ^ 0x68617368686f70ULL);  // "hashhop"
+  line_order_ = core::FeistelPermutation(n_lines(), core::mix64(key + 1));
+  hash_prefix_ = core::FeistelPermutation(pow52(unique_prefix_len_), core::mix64(key + 2));
+  suffix_key_ = core::mix64(key + 3);
 }
 
 std::uint64_t HashHopProblem::prompt_size() const {

@@ -79,7 +79,8 @@ std::vector<std::string> argmax_letters(const torch::Tensor& read, int max_run) 
 }  // namespace
 
 Engine::Engine(model::HashHopTransformer model, EngineOptions options)
-    : model_(std::move(model)), options_(options), gates_(model_) {
+    : model_(std::move(model)), options_(options), gates_(model_),
+      retriever_(attn::make_retriever(options_.retrieval, options_.retrieval_options)) {
   // Before any text the scan's runs are empty; their ids sit above every id a real run gets.
   prev_.id = std::numeric_limits<std::uint64_t>::max();
   last_.id = std::numeric_limits<std::uint64_t>::max() - 1;
@@ -221,7 +222,7 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
   // common case skips it (and its S + 2S columns) altogether.
   const bool any_miss = std::any_of(found.begin(), found.end(), [](const auto& f) { return f.empty(); });
   if (!any_miss && !options_.background_on_hits)
-    return model_->read(q, {&candidates, &completion}, {all_visible(width), completion_limit});
+    return model_->read(q, {&candidates, &completion}, {all_visible(width), completion_limit}, retriever_.get());
 
   // The background, for rows that missed (or all rows), without the entries a row already reads.
   model::Memory rest = background();
@@ -248,8 +249,29 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
     }
     rest.log_gate = gate_rows.to(options);
   }
-  return model_->read(q, {&candidates, &rest, &completion}, {all_visible(width), all_visible(n_rest), completion_limit});
+  return model_->read(q, {&candidates, &rest, &completion}, {all_visible(width), all_visible(n_rest), completion_limit},
+                     retriever_.get());
 }
+
+// Each hop asks the index for the letters it wants (hop 0: the last completed run; later hops: the
+// argmax letters of the previous read) and reads the candidates through the engine's retriever.
+class IndexHopReader final : public model::HopReader {
+ public:
+  IndexHopReader(Engine& engine, std::vector<std::string> asked, const model::Memory& completion,
+                 const torch::Tensor& completion_limit)
+      : engine_(engine), asked_(std::move(asked)), completion_(completion), completion_limit_(completion_limit) {}
+
+  torch::Tensor read_hop(int hop, const torch::Tensor& q, const torch::Tensor& previous_read) override {
+    if (hop > 0) asked_ = argmax_letters(previous_read, engine_.model_->config().max_run);
+    return engine_.read_candidates(hop, asked_, q, completion_, completion_limit_);
+  }
+
+ private:
+  Engine& engine_;
+  std::vector<std::string> asked_;
+  const model::Memory& completion_;
+  const torch::Tensor& completion_limit_;
+};
 
 std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes, int max_bytes) {
   torch::NoGradGuard no_grad;
@@ -266,12 +288,9 @@ std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes
       asked.emplace_back(runs.letters(lexed.last_run[lexed.size() - 1]));
     }
     const auto& e = c.encoded;
-    return model_->answer_logits(
-        model::gather_positions(e.queries, c.last_position), model::gather_positions(e.structure, c.last_position),
-        e.run_len.gather(1, c.last_position), [&](int hop, const torch::Tensor& q, const torch::Tensor& previous) {
-          if (hop > 0) asked = argmax_letters(previous, max_run);
-          return read_candidates(hop, asked, q, e.memory, c.last_position);
-        });
+    IndexHopReader reader(*this, std::move(asked), e.memory, c.last_position);
+    return model_->answer_logits(model::gather_positions(e.queries, c.last_position),
+                                 model::gather_positions(e.structure, c.last_position), e.run_len.gather(1, c.last_position), reader);
   });
 }
 

@@ -7,22 +7,22 @@
 #include <limits>
 #include <stdexcept>
 
-#include "hashhop/bench/feistel.h"
+#include "hashhop/core/mix64.h"
 
 namespace hashhop::engine {
 
 std::uint64_t ReferenceStore::default_hash(std::string_view letters) {
   // 8 bytes at a time through the generator's 64-bit mixer; the length keeps "a" and "a\0" apart.
-  std::uint64_t h = bench::mix64(letters.size() ^ 0x9e3779b97f4a7c15ULL);
+  std::uint64_t h = core::mix64(letters.size() ^ 0x9e3779b97f4a7c15ULL);
   std::size_t i = 0;
   for (; i + 8 <= letters.size(); i += 8) {
     std::uint64_t word;
     std::memcpy(&word, letters.data() + i, 8);
-    h = bench::mix64(h ^ word);
+    h = core::mix64(h ^ word);
   }
   std::uint64_t tail = 0;
   std::memcpy(&tail, letters.data() + i, letters.size() - i);
-  return bench::mix64(h ^ tail ^ (static_cast<std::uint64_t>(letters.size() - i) << 56));
+  return core::mix64(h ^ tail ^ (static_cast<std::uint64_t>(letters.size() - i) << 56));
 }
 
 ReferenceStore::ReferenceStore(ContentHash hash) : hash_(hash ? std::move(hash) : ContentHash(default_hash)) {}

@@ -198,31 +198,16 @@ torch::Tensor HashHopTransformerImpl::attention_bias(const torch::Tensor& log_ga
   return log_gate.unsqueeze(1).expand({batch, n_queries, n_keys}).masked_fill(future, -kInf);
 }
 
-torch::Tensor HashHopTransformerImpl::scores(const torch::Tensor& q, const Memory& memory, const torch::Tensor& bias) {
-  return torch::matmul(q, memory.keys.transpose(1, 2)).to(torch::kFloat32) * log_logit_scale_.exp() + bias;
+std::vector<attn::RetrievalSegment> HashHopTransformerImpl::segments(const std::vector<const Memory*>& memories,
+                                                                      const std::vector<torch::Tensor>& biases) const {
+  std::vector<attn::RetrievalSegment> out;
+  for (std::size_t i = 0; i < memories.size(); ++i)
+    out.push_back({memories[i]->keys, biases[i], memories[i]->value_rows, memories[i]->run_values});
+  return out;
 }
 
-torch::Tensor HashHopTransformerImpl::attend(const torch::Tensor& q, const std::vector<const Memory*>& memories,
-                                             const std::vector<torch::Tensor>& biases) {
-  std::vector<torch::Tensor> all_scores;
-  std::vector<std::int64_t> sizes;
-  for (std::size_t i = 0; i < memories.size(); ++i) {
-    all_scores.push_back(scores(q, *memories[i], biases[i]));
-    sizes.push_back(all_scores.back().size(2));
-  }
-  const auto weights = torch::softmax(torch::cat(all_scores, 2), -1).split_with_sizes(sizes, 2);
-  torch::Tensor out;
-  for (std::size_t i = 0; i < memories.size(); ++i) {
-    // Positions sharing a run share its value: add their weights per run, then read each run once.
-    const Memory& memory = *memories[i];
-    const auto& w = weights[i];
-    const auto rows = memory.value_rows.unsqueeze(1).expand({w.size(0), w.size(1), w.size(2)});
-    const auto run_weights =
-        torch::zeros({w.size(0), w.size(1), memory.run_values.size(1)}, w.options()).scatter_add(2, rows, w);
-    const auto read = torch::matmul(run_weights.to(memory.run_values.scalar_type()), memory.run_values);
-    out = out.defined() ? out + read : read;
-  }
-  return out;
+void HashHopTransformerImpl::set_retrieval(const std::string& name, const attn::RetrieverOptions& options) {
+  retriever_ = attn::make_retriever(name, options);
 }
 
 torch::Tensor gather_positions(const torch::Tensor& x, const torch::Tensor& positions) {
@@ -238,12 +223,12 @@ torch::Tensor HashHopTransformerImpl::logits_at(const Encoded& encoded, const to
 
 torch::Tensor HashHopTransformerImpl::first_hop_attention(const torch::Tensor& queries, const Memory& memory,
                                                           const torch::Tensor& key_limit) {
-  return torch::softmax(scores(queries, memory, attention_bias(memory.log_gate, key_limit, queries.size(1))), -1);
+  return retriever_->weights(queries, log_logit_scale_, segments({&memory}, {attention_bias(memory.log_gate, key_limit, queries.size(1))}))[0];
 }
 
 torch::Tensor HashHopTransformerImpl::read(const torch::Tensor& q, const std::vector<const Memory*>& memories,
-                                           const std::vector<torch::Tensor>& key_limits) {
-  return attend(q, memories, attention_biases(memories, key_limits, q.size(1)));
+                                           const std::vector<torch::Tensor>& key_limits, const attn::Retriever* retriever) {
+  return (retriever ? *retriever : *retriever_).read(q, log_logit_scale_, segments(memories, attention_biases(memories, key_limits, q.size(1))));
 }
 
 std::vector<torch::Tensor> HashHopTransformerImpl::attention_biases(const std::vector<const Memory*>& memories,
@@ -259,18 +244,25 @@ torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries
                                                     const torch::Tensor& run_len,
                                                     const std::vector<const Memory*>& memories,
                                                     const std::vector<torch::Tensor>& key_limits) {
-  const auto biases = attention_biases(memories, key_limits, queries.size(1));  // built once for every hop
-  return answer_logits(queries, structure, run_len,
-                       [&](int, const torch::Tensor& q, const torch::Tensor&) { return attend(q, memories, biases); });
+  // Every hop reads the same memories: their segments (and biases) are built once.
+  struct MemoryReader final : HopReader {
+    const attn::Retriever& retriever;
+    const torch::Tensor& log_scale;
+    std::vector<attn::RetrievalSegment> segments;
+    MemoryReader(const attn::Retriever& r, const torch::Tensor& s, std::vector<attn::RetrievalSegment> seg)
+        : retriever(r), log_scale(s), segments(std::move(seg)) {}
+    torch::Tensor read_hop(int, const torch::Tensor& q, const torch::Tensor&) override { return retriever.read(q, log_scale, segments); }
+  } reader(*retriever_, log_logit_scale_, segments(memories, attention_biases(memories, key_limits, queries.size(1))));
+  return answer_logits(queries, structure, run_len, reader);
 }
 
 torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
-                                                    const torch::Tensor& run_len, const Retrieve& retrieve) {
+                                                    const torch::Tensor& run_len, HopReader& reader) {
   const std::int64_t batch = queries.size(0), n_queries = queries.size(1), positions = config_.max_run + 1;
   std::vector<torch::Tensor> hop_outputs;
   auto q = queries;
   for (int hop = 0; hop < config_.max_hops; ++hop) {
-    hop_outputs.push_back(retrieve(hop, q, hop == 0 ? torch::Tensor() : hop_outputs.back()));
+    hop_outputs.push_back(reader.read_hop(hop, q, hop == 0 ? torch::Tensor() : hop_outputs.back()));
     if (hop + 1 == config_.max_hops) break;
     // The hash projection: fingerprint the retrieved letters and ask for them as the next query.
     const auto letters = hop_outputs.back().view({batch, n_queries, positions, kSymbols})

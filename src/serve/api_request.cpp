@@ -1,5 +1,5 @@
 // Parsing and checking OpenAI-compatible requests, and their replies (see api_request.h). Every bad
-// field is a 400 naming it; tests/serve/test_serve.py sends malformed, mistyped and missing fields.
+// field is a 400 naming it; tests/python/test_serve.py sends malformed, mistyped and missing fields.
 #include "hashhop/serve/api_request.h"
 
 #include <algorithm>

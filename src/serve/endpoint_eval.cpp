@@ -1,6 +1,6 @@
 // `hashhop eval --endpoint` (see endpoint_eval.h): the data file is read once, its queries go to a
 // bounded job queue, --parallel workers (one HTTP client each) answer them; a record is scored when its
-// last answer arrives. Tested end to end against `hashhop serve` by tests/serve/test_serve.py.
+// last answer arrives. Tested end to end against `hashhop serve` by tests/python/test_serve.py.
 #include "hashhop/serve/endpoint_eval.h"
 
 #include <algorithm>

@@ -2,7 +2,7 @@
 // answer path needs from the prompt: for the lexer family the dense path's PromptMemory (encoded memory,
 // lexer state, run carry) or the engine's prefilled Engine (its hash index); for the byte family the
 // ByteCache of every block (keys, values, canon tails). A query then costs only its own decoding.
-// Tested by tests/serve/test_serve.py.
+// Tested by tests/python/test_serve.py.
 #include "hashhop/serve/model_backend.h"
 
 #include <openssl/evp.h>
@@ -18,9 +18,9 @@
 
 #include "hashhop/engine/engine.h"
 #include "hashhop/bench/magic_format.h"
-#include "hashhop/model/byte_config.h"
+#include "hashhop/train/byte_config.h"
 #include "hashhop/model/byte_inference.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/model/inference.h"
 #include "hashhop/train/byte_trainer.h"
 
@@ -61,7 +61,7 @@ struct ModelBackend::Impl {
   BackendOptions options;
   torch::Device device{torch::kCPU};
   bool bytes_family = false;
-  model::LoadedModel lexer;
+  train::LoadedModel lexer;
   train::LoadedByteModel bytes;
   model::ModelConfig limits;  // what check() holds queries to
 
@@ -126,7 +126,7 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
   auto& m = *impl_;
   m.options = std::move(options);
   m.device = m.options.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  m.bytes_family = model::is_byte_config(model_dir + "/config.json");
+  m.bytes_family = train::is_byte_config(model_dir + "/config.json");
   if (m.bytes_family) {
     m.bytes = train::load_byte_model(model_dir, m.device);
     m.bytes.net->eval();
@@ -134,7 +134,7 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
     m.limits.max_hops = model::kMaxHopsFeature;
     m.limits.max_run = std::numeric_limits<int>::max();
   } else {
-    m.lexer = model::load_model(model_dir, m.device);
+    m.lexer = train::load_model(model_dir, m.device);
     m.limits = m.lexer.config.model;
   }
 }

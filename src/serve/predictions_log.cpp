@@ -1,5 +1,5 @@
 // Append-only predictions JSONL with resume (see predictions_log.h). The file is opened O_APPEND and each
-// line goes out in one write(2): no user-space buffer to lose on SIGKILL. Tested by tests/serve/test_serve.py.
+// line goes out in one write(2): no user-space buffer to lose on SIGKILL. Tested by tests/python/test_serve.py.
 #include "hashhop/serve/predictions_log.h"
 
 #include <fcntl.h>

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <random>
 
-#include "hashhop/bench/feistel.h"
+#include "hashhop/core/mix64.h"
 #include "hashhop/bench/generator.h"
 
 namespace hashhop::train {
@@ -55,15 +55,15 @@ Sample make_sample(std::uint64_t n_chars, int hops, int hash_len, bool cot, std:
   return sample;
 }
 
-std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+std::vector<Sample> make_batch(const train::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step) {
   return make_batch(config, model_config, step, 0, config.batch);
 }
 
-std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+std::vector<Sample> make_batch(const train::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step, int begin, int end) {
-  const auto& stage = model::stage_at(config, step);
-  std::mt19937_64 rng(bench::mix64(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(step)));
+  const auto& stage = train::stage_at(config, step);
+  std::mt19937_64 rng(core::mix64(config.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(step)));
   std::vector<Sample> batch;
   for (int b = 0; b < std::min(end, config.batch); ++b) {
     // Every sample's draws are made, kept or not, so sample b is the same whatever slice is asked for.

@@ -13,7 +13,7 @@
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/train/data_parallel.h"
 #include "hashhop/train/run_files.h"
 
@@ -21,7 +21,7 @@ namespace hashhop::train {
 namespace {
 
 // Weight decay on matrices only; embeddings, norms, biases, convs and gates keep their size.
-torch::optim::AdamW make_optimizer(model::ByteModel& net, const model::TrainConfig& c) {
+torch::optim::AdamW make_optimizer(model::ByteModel& net, const train::TrainConfig& c) {
   std::vector<torch::Tensor> decayed, plain;
   for (const auto& item : net->named_parameters()) {
     const bool matrix = item.value().dim() == 2 && item.key().find("embed") == std::string::npos &&
@@ -119,11 +119,11 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
   return scores;
 }
 
-void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net) {
+void save_byte_model(const std::string& dir, const train::ByteRunConfig& config, model::ByteModel& net) {
   io::make_directories(dir);
-  // Weights first, config second, as model::save_model: config.json is what marks DIR as a model.
-  model::save_weights(*net, dir + "/model.pt");
-  io::write_file_atomically(dir + "/config.json", model::to_json(config));
+  // Weights first, config second, as train::save_model: config.json is what marks DIR as a model.
+  train::save_weights(*net, dir + "/model.pt");
+  io::write_file_atomically(dir + "/config.json", train::to_json(config));
 }
 
 LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device) {
@@ -131,15 +131,15 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
   if (!io::file_exists(config_path)) throw std::invalid_argument(config_path + ": no such file (is " + dir + " a model directory?)");
   if (!io::file_exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
   LoadedByteModel loaded;
-  loaded.config = model::load_byte_run_config(config_path);
+  loaded.config = train::load_byte_run_config(config_path);
   loaded.net = model::ByteModel(loaded.config.model);
   loaded.net->to(device);
-  model::load_weights(*loaded.net, weights_path, config_path, device);
+  train::load_weights(*loaded.net, weights_path, config_path, device);
   loaded.net->eval();
   return loaded;
 }
 
-TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
+TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
   const auto& tc = config.train;
   FreshRunCleanup cleanup(options.out_dir);
   const std::string config_path = options.out_dir + "/config.json";
@@ -147,7 +147,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   const bool writer = options.group == nullptr || options.group->rank() == 0;  // only rank 0 writes OUT
   cleanup.active = !resuming && writer;
   if (resuming && io::file_exists(config_path) &&
-      model::to_json(model::load_byte_run_config(config_path)) != model::to_json(config))
+      train::to_json(train::load_byte_run_config(config_path)) != train::to_json(config))
     throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
                                 "); use another --out or the same config");
   torch::manual_seed(tc.seed);
@@ -169,9 +169,9 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
   net->to(options.device);
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
-  summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
+  summary.start_step = train::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   std::ofstream metrics;
-  if (writer) metrics = open_run_files(options.out_dir, model::to_json(config), summary.start_step);
+  if (writer) metrics = open_run_files(options.out_dir, train::to_json(config), summary.start_step);
   const auto shard = options.group ? shard_of_batch(tc.batch, options.group->rank(), options.group->size())
                                    : std::pair<int, int>{0, tc.batch};
 
@@ -235,7 +235,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
       line["loss"] = loss_sum / window_steps;
       line["lr"] = lr;
       line["seconds"] = elapsed;
-      line["stage_from"] = model::stage_at(tc, step).from_step;
+      line["stage_from"] = train::stage_at(tc, step).from_step;
       metrics << line.dump() << "\n" << std::flush;
       char status[160];
       std::snprintf(status, sizeof status, "loss %.4f  byte %.3f  first %.3f  exact %.3f  kept %s", loss_sum / window_steps,
@@ -253,7 +253,7 @@ TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions&
     if (options.group && ((step + 1) % tc.checkpoint_every == 0 || last))
       check_replicas_equal(*options.group, net->parameters());
     if (writer && ((step + 1) % tc.checkpoint_every == 0 || last)) {
-      model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
+      train::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
       save_byte_model(options.out_dir, config, net);
     }
   }

@@ -19,7 +19,7 @@
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/train/batch.h"
 #include "hashhop/train/data_parallel.h"
@@ -27,7 +27,7 @@
 
 namespace hashhop::train {
 
-double learning_rate(const model::TrainConfig& c, std::int64_t step) {
+double learning_rate(const train::TrainConfig& c, std::int64_t step) {
   if (step < c.warmup) return c.lr * static_cast<double>(step + 1) / static_cast<double>(c.warmup);
   const double span = std::max<double>(1.0, static_cast<double>(c.steps - c.warmup));
   const double progress = std::min(1.0, static_cast<double>(step - c.warmup) / span);
@@ -38,7 +38,7 @@ double learning_rate(const model::TrainConfig& c, std::int64_t step) {
 namespace {
 
 // Weight decay only on matrices: embeddings, biases and the attention scale keep their size.
-torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const model::TrainConfig& c) {
+torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const train::TrainConfig& c) {
   std::vector<torch::Tensor> decayed, plain;
   for (const auto& item : net->named_parameters()) {
     const bool is_matrix = item.value().dim() == 2 && item.key().find("_emb") == std::string::npos &&
@@ -55,7 +55,7 @@ torch::optim::AdamW make_optimizer(model::HashHopTransformer& net, const model::
 
 }  // namespace
 
-TrainSummary train(const model::RunConfig& config, const TrainOptions& options) {
+TrainSummary train(const train::RunConfig& config, const TrainOptions& options) {
   const auto& tc = config.train;
   if (options.stop_after < -1) throw std::invalid_argument("--stop-after: must be >= 0, got " + std::to_string(options.stop_after));
   FreshRunCleanup cleanup(options.out_dir);
@@ -65,15 +65,15 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   const bool writer = options.group == nullptr || options.group->rank() == 0;  // only rank 0 writes OUT
   cleanup.active = !resuming && writer;
   if (resuming && io::file_exists(config_path)) {
-    const auto saved = model::load_run_config(config_path);
-    if (model::to_json(saved) != model::to_json(config))
+    const auto saved = train::load_run_config(config_path);
+    if (train::to_json(saved) != train::to_json(config))
       throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
                                   "); use another --out or the same config");
   }
   // On the CPU the reduction order of LibTorch's kernels depends on the OpenMP thread count, so a resumed
   // run matches the uninterrupted one only with the count the checkpoint was written with: adopt it.
   if (resuming && options.device.is_cpu()) {
-    const std::int64_t saved_threads = model::checkpoint_threads(options.out_dir);
+    const std::int64_t saved_threads = train::checkpoint_threads(options.out_dir);
     if (saved_threads > 0 && saved_threads != torch::get_num_threads()) {
       std::fprintf(stderr, "train: resuming with %lld OpenMP threads (not %d), as %s was written, so the run stays "
                    "bit-exact\n", static_cast<long long>(saved_threads), torch::get_num_threads(), checkpoint_path.c_str());
@@ -85,10 +85,10 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
   net->to(options.device);
   auto optimizer = make_optimizer(net, tc);
   TrainSummary summary;
-  summary.start_step = model::load_checkpoint(options.out_dir, *net, optimizer, options.device);
+  summary.start_step = train::load_checkpoint(options.out_dir, *net, optimizer, options.device);
   const std::string metrics_path = options.out_dir + "/metrics.jsonl";
   std::ofstream metrics;
-  if (writer) metrics = open_run_files(options.out_dir, model::to_json(config), summary.start_step);
+  if (writer) metrics = open_run_files(options.out_dir, train::to_json(config), summary.start_step);
   const auto shard = options.group ? shard_of_batch(tc.batch, options.group->rank(), options.group->size())
                                    : std::pair<int, int>{0, tc.batch};
 
@@ -153,7 +153,7 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
       const double exact_rate = answers ? static_cast<double>(exact) / answers : 0.0;
       nlohmann::json line = {{"step", step}, {"loss", loss_sum / window}, {"char_acc", acc_sum / window},
                              {"exact", exact_rate}, {"lr", lr}, {"seconds", seconds},
-                             {"stage_from", model::stage_at(tc, step).from_step}};
+                             {"stage_from", train::stage_at(tc, step).from_step}};
       metrics << line.dump() << "\n" << std::flush;
       if (!metrics) throw std::runtime_error(metrics_path + ": write failed");
       char status[128];
@@ -170,8 +170,8 @@ TrainSummary train(const model::RunConfig& config, const TrainOptions& options) 
       if (options.group) check_replicas_equal(*options.group, net->parameters());
     }
     if (writer && ((step + 1) % tc.checkpoint_every == 0 || last_step)) {
-      model::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
-      model::save_model(options.out_dir, config, net);
+      train::save_checkpoint(options.out_dir, *net, optimizer, step + 1);
+      train::save_model(options.out_dir, config, net);
     }
   }
   bar.finish();

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "hashhop/dist/launcher.h"
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 #include "hashhop/train/byte_trainer.h"
 
 namespace {
@@ -90,7 +90,7 @@ std::vector<std::pair<std::string, torch::Tensor>> parameters_of(const std::stri
     auto loaded = hashhop::train::load_byte_model(dir, torch::kCPU);
     for (const auto& p : loaded.net->named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
   } else {
-    auto loaded = hashhop::model::load_model(dir, torch::kCPU);
+    auto loaded = hashhop::train::load_model(dir, torch::kCPU);
     for (const auto& p : loaded.model->named_parameters()) out.emplace_back(p.key(), p.value().detach().clone());
   }
   return out;

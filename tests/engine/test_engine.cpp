@@ -10,8 +10,8 @@
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/engine/engine.h"
-#include "hashhop/model/checkpoint.h"
-#include "hashhop/model/config.h"
+#include "hashhop/train/checkpoint.h"
+#include "hashhop/train/config.h"
 #include "hashhop/model/inference.h"
 
 namespace hashhop::engine {
@@ -43,7 +43,7 @@ Problem make_problem(int hops, bool cot, int hash_len, std::uint64_t chars, std:
 }
 
 model::HashHopTransformer demo_model() {
-  static model::LoadedModel loaded = model::load_model(HASHHOP_DEMO_MODEL, torch::kCPU);
+  static train::LoadedModel loaded = train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU);
   return loaded.model;
 }
 
@@ -103,7 +103,7 @@ TEST(Engine, WithEverythingInTheBackgroundItIsTheFullModelExactly) {
   // An untrained model: lookups find little that matters, so equality here rests on the background
   // holding every entry and dropped position, and on merged entries being one softmax term.
   torch::manual_seed(5);
-  model::HashHopTransformer model(model::load_run_config("tiny").model);
+  model::HashHopTransformer model(train::load_run_config("tiny").model);
   const auto p = make_problem(2, true, 8, 1500, 23);
   const auto prefixes = model::query_prefixes(p.hops, p.cot, p.keys);
   const int limit = model::answer_byte_limit(model->config(), p.hops, p.cot);
@@ -122,7 +122,7 @@ TEST(Engine, WithEverythingInTheBackgroundItIsTheFullModelExactly) {
 
 TEST(Engine, GatedPositionsAndGatesAreTheModels) {
   torch::manual_seed(3);
-  model::HashHopTransformer model(model::load_run_config("tiny").model);  // untrained: a gate near ½
+  model::HashHopTransformer model(train::load_run_config("tiny").model);  // untrained: a gate near ½
   const auto p = make_problem(2, false, 8, 2000, 21);
   model::PromptOptions gated;
   gated.gated_only = true;

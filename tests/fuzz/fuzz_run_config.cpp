@@ -6,7 +6,7 @@
 #include <string>
 
 #include "hashhop/io/input_error.h"
-#include "hashhop/model/config.h"
+#include "hashhop/train/config.h"
 
 namespace m = hashhop::model;
 

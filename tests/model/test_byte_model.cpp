@@ -13,7 +13,7 @@
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
-#include "hashhop/model/byte_config.h"
+#include "hashhop/train/byte_config.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
 #include "hashhop/train/byte_trainer.h"
@@ -248,21 +248,21 @@ TEST(ByteModel, TopKInTrainingTrainsWhatInferenceRuns) {
 }
 
 TEST(ByteConfig, PresetsRoundTripThroughJson) {
-  for (const auto& name : hm::byte_preset_names()) {
-    const auto c = hm::load_byte_run_config(name);
-    const auto back = hm::byte_run_config_from_json(hm::to_json(c), "roundtrip.json");
-    EXPECT_EQ(hm::to_json(back).substr(hm::to_json(back).find("\"family\"")),
-              hm::to_json(c).substr(hm::to_json(c).find("\"family\"")))
+  for (const auto& name : ht::byte_preset_names()) {
+    const auto c = ht::load_byte_run_config(name);
+    const auto back = ht::byte_run_config_from_json(ht::to_json(c), "roundtrip.json");
+    EXPECT_EQ(ht::to_json(back).substr(ht::to_json(back).find("\"family\"")),
+              ht::to_json(c).substr(ht::to_json(c).find("\"family\"")))
         << name;
   }
-  EXPECT_TRUE(hm::is_byte_config("bytes-tiny"));
-  EXPECT_FALSE(hm::is_byte_config("tiny"));
+  EXPECT_TRUE(ht::is_byte_config("bytes-tiny"));
+  EXPECT_FALSE(ht::is_byte_config("tiny"));
 }
 
 TEST(ByteConfig, ErrorsNameTheFileAndField) {
   const auto expect_error = [](const std::string& json, const std::string& needle) {
     try {
-      hm::byte_run_config_from_json(json, "bad.json");
+      ht::byte_run_config_from_json(json, "bad.json");
       ADD_FAILURE() << "accepted: " << json;
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -279,13 +279,13 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");
   expect_error(R"({"family": "lexer"})", "'family'");
   // A train section that names a few fields keeps the preset's curriculum.
-  const auto c = hm::byte_run_config_from_json(R"({"family": "bytes", "base": "bytes-h100", "train": {"steps": 7}})", "ok.json");
+  const auto c = ht::byte_run_config_from_json(R"({"family": "bytes", "base": "bytes-h100", "train": {"steps": 7}})", "ok.json");
   EXPECT_EQ(c.train.steps, 7);
-  EXPECT_EQ(c.train.curriculum.size(), hm::load_byte_run_config("bytes-h100").train.curriculum.size());
+  EXPECT_EQ(c.train.curriculum.size(), ht::load_byte_run_config("bytes-h100").train.curriculum.size());
 }
 
 TEST(ByteTrainer, ResumeIsExact) {
-  auto config = hm::load_byte_run_config("bytes-tiny");
+  auto config = ht::load_byte_run_config("bytes-tiny");
   config.train.steps = 6;
   config.train.checkpoint_every = 100;
   ht::TrainOptions whole, half;
@@ -305,7 +305,7 @@ TEST(ByteTrainer, ResumeIsExact) {
 TEST(ByteTrainer, TinyRunLeavesChance) {
   // Untrained, the answer bytes cost ln 256 = 5.5 nats; an answer byte is one of 52 letters or the
   // closing quote, so a model that learned only that much sits near ln 53 = 4.0.
-  const auto config = hm::load_byte_run_config("bytes-tiny");
+  const auto config = ht::load_byte_run_config("bytes-tiny");
   ht::TrainOptions options;
   options.out_dir = temp_dir("tiny");
   options.quiet = true;

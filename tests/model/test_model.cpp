@@ -17,8 +17,8 @@
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
-#include "hashhop/model/checkpoint.h"
-#include "hashhop/model/config.h"
+#include "hashhop/train/checkpoint.h"
+#include "hashhop/train/config.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/model/inference.h"
 #include "hashhop/model/lexer.h"
@@ -34,7 +34,7 @@ std::string temp_dir(const std::string& name) {
   return dir;
 }
 
-model::ModelConfig small_model() { return model::load_run_config("tiny").model; }
+model::ModelConfig small_model() { return train::load_run_config("tiny").model; }
 
 // A tiny model trained once for the tests that need one that answers (about two seconds).
 const std::string& trained_tiny_dir() {
@@ -43,7 +43,7 @@ const std::string& trained_tiny_dir() {
     train::TrainOptions options;
     options.out_dir = d;
     options.quiet = true;
-    train::train(model::load_run_config("tiny"), options);
+    train::train(train::load_run_config("tiny"), options);
     return d;
   }();
   return dir;
@@ -112,6 +112,27 @@ TEST(Model, EncodeShapes) {
   EXPECT_TRUE(torch::allclose(per_position, torch::ones_like(per_position)));
 }
 
+// Retrieval is chosen by name (attn/retrieval.h): dense by default; a selecting mechanism that keeps every
+// visible key (top-k >= the prompt, one bucket) gives the same logits, bit for bit.
+TEST(Model, RetrievalByNameAtItsDenseLimitEqualsDense) {
+  torch::manual_seed(3);
+  model::HashHopTransformer net(small_model());
+  const auto sample = train::make_sample(300, 2, 4, false, 3, 12, net->config().max_run);
+  const auto encoded = net->encode({&sample.lexed});
+  const auto pos = torch::tensor(sample.positions).view({1, -1});
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(net->retriever().name(), "dense");
+  const auto dense = net->logits_at(encoded, pos, {&encoded.memory}, {pos});
+  hashhop::attn::RetrieverOptions all_keys;
+  all_keys.top_k = 1 << 20;
+  all_keys.bucket_bits = 0;
+  for (const char* name : {"signature_topk", "bucket"}) {
+    net->set_retrieval(name, all_keys);
+    EXPECT_TRUE(torch::equal(net->logits_at(encoded, pos, {&encoded.memory}, {pos}), dense)) << name;
+  }
+  EXPECT_THROW(net->set_retrieval("nearest"), std::invalid_argument);
+}
+
 // Logits at position p must not change when any byte after p changes.
 TEST(Model, NoInformationFromTheFuture) {
   torch::manual_seed(1);
@@ -137,7 +158,7 @@ TEST(Model, NoInformationFromTheFuture) {
 }
 
 TEST(Model, GateDecidesWhatMemoryKeeps) {
-  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  auto loaded = train::load_model(trained_tiny_dir(), torch::kCPU);
   const auto sample = train::make_sample(300, 1, 4, false, 3, 31, loaded.config.model.max_run);
   const std::string prompt = sample.text.substr(0, sample.text.find("\nCOMPLETION:") + 1);
   model::PromptOptions all, gated;
@@ -163,22 +184,22 @@ TEST(Model, GateDecidesWhatMemoryKeeps) {
 
 TEST(Model, CheckpointRoundTrip) {
   torch::manual_seed(2);
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("roundtrip");
-  model::save_model(dir, config, net);
-  auto loaded = model::load_model(dir, torch::kCPU);
+  train::save_model(dir, config, net);
+  auto loaded = train::load_model(dir, torch::kCPU);
   const auto before = net->named_parameters();
   const auto after = loaded.model->named_parameters();
   ASSERT_EQ(before.size(), after.size());
   for (const auto& item : before) EXPECT_TRUE(torch::equal(item.value(), after[item.key()])) << item.key();
-  EXPECT_EQ(model::to_json(loaded.config), model::to_json(config));
-  EXPECT_THROW(model::load_model(dir + "/missing", torch::kCPU), std::invalid_argument);
+  EXPECT_EQ(train::to_json(loaded.config), train::to_json(config));
+  EXPECT_THROW(train::load_model(dir + "/missing", torch::kCPU), std::invalid_argument);
 }
 
 // A run cut in two pieces and resumed equals the run in one piece, parameter for parameter.
 TEST(Train, ResumeIsExact) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   config.train.steps = 24;
   config.train.checkpoint_every = 8;
   train::TrainOptions one;
@@ -191,14 +212,14 @@ TEST(Train, ResumeIsExact) {
   EXPECT_EQ(train::train(config, split).end_step, 10);
   split.stop_after = -1;
   EXPECT_EQ(train::train(config, split).start_step, 10);
-  const auto a = model::load_model(one.out_dir, torch::kCPU), b = model::load_model(split.out_dir, torch::kCPU);
+  const auto a = train::load_model(one.out_dir, torch::kCPU), b = train::load_model(split.out_dir, torch::kCPU);
   const auto pb = b.model->named_parameters();
   for (const auto& item : a.model->named_parameters())
     EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
 }
 
 TEST(Train, RefusesAnotherConfigsCheckpoint) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   config.train.steps = 2;
   train::TrainOptions options;
   options.out_dir = temp_dir("other_config");
@@ -222,7 +243,7 @@ TEST(Train, AnswerSpansCoverAnswersAndClosingQuotes) {
 
 // The tiny preset learns 1-hop recall of 4-letter hashes; greedy answers on fresh problems are right.
 TEST(Train, TinyModelLearnsTinyTaskEndToEnd) {
-  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  auto loaded = train::load_model(trained_tiny_dir(), torch::kCPU);
   int right = 0, total = 0;
   for (std::uint64_t seed = 1000; seed < 1010; ++seed) {
     bench::GenConfig config{.n_chars = 250, .num_queries = 4, .hops = 1, .hash_len = 4, .cot = false, .seed = seed};
@@ -241,7 +262,7 @@ TEST(Train, TinyModelLearnsTinyTaskEndToEnd) {
 
 // Encoding the prompt in chunks of any size gives the same memory and the same answers.
 TEST(Inference, ChunkedPromptEqualsWholePrompt) {
-  auto loaded = model::load_model(trained_tiny_dir(), torch::kCPU);
+  auto loaded = train::load_model(trained_tiny_dir(), torch::kCPU);
   const auto sample = train::make_sample(250, 1, 4, false, 3, 51, loaded.config.model.max_run);
   const std::string prompt = sample.text.substr(0, sample.text.find("\nCOMPLETION:") + 1);
   const auto parsed = bench::parse_completion(sample.text.substr(prompt.size()));
@@ -317,43 +338,43 @@ struct FileSizeLimit {
 
 TEST(Checkpoint, FlippedWeightBytesAreDetected) {
   torch::manual_seed(3);
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("flipped");
-  model::save_model(dir, config, net);
+  train::save_model(dir, config, net);
   flip_parameter_bytes(dir + "/model.pt", some_matrix(net));
-  EXPECT_NE(error_of([&] { model::load_model(dir, torch::kCPU); }).find("model.pt: checksum mismatch"), std::string::npos);
+  EXPECT_NE(error_of([&] { train::load_model(dir, torch::kCPU); }).find("model.pt: checksum mismatch"), std::string::npos);
 }
 
 TEST(Checkpoint, FlippedCheckpointBytesAreDetected) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   config.train.steps = 4;
   train::TrainOptions options;
   options.out_dir = temp_dir("flipped_checkpoint");
   options.quiet = true;
   options.stop_after = 2;
   train::train(config, options);
-  auto loaded = model::load_model(options.out_dir, torch::kCPU);
+  auto loaded = train::load_model(options.out_dir, torch::kCPU);
   flip_parameter_bytes(options.out_dir + "/checkpoint.pt", some_matrix(loaded.model));
   const std::string error = error_of([&] { train::train(config, options); });
   EXPECT_NE(error.find("checkpoint.pt: checksum mismatch"), std::string::npos) << error;
 }
 
 TEST(Checkpoint, ConfigThatDisagreesWithTheWeightsIsOneLine) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("mismatch");
-  model::save_model(dir, config, net);
+  train::save_model(dir, config, net);
   auto other = config;
   other.model.model_dim *= 2;
-  std::ofstream(dir + "/config.json") << model::to_json(other);
-  const std::string error = error_of([&] { model::load_model(dir, torch::kCPU); });
+  std::ofstream(dir + "/config.json") << train::to_json(other);
+  const std::string error = error_of([&] { train::load_model(dir, torch::kCPU); });
   EXPECT_NE(error.find("config.json needs"), std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
 }
 
 TEST(Checkpoint, FullDiskIsOneLineAndLeavesNoPartialFile) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);
   auto optimizer = torch::optim::AdamW(net->parameters());
   const std::string dir = temp_dir("full_disk");
@@ -361,7 +382,7 @@ TEST(Checkpoint, FullDiskIsOneLineAndLeavesNoPartialFile) {
   std::string error;
   {
     FileSizeLimit limit(4096);
-    error = error_of([&] { model::save_checkpoint(dir, *net, optimizer, 1); });
+    error = error_of([&] { train::save_checkpoint(dir, *net, optimizer, 1); });
   }
   EXPECT_TRUE(error.find("checkpoint.pt: write failed") != std::string::npos || error.find("checkpoint.pt: cannot write") != std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
@@ -369,7 +390,7 @@ TEST(Checkpoint, FullDiskIsOneLineAndLeavesNoPartialFile) {
 }
 
 TEST(Train, FailedFreshRunLeavesNoFiles) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   config.train.steps = 2;
   train::TrainOptions options;
   options.out_dir = temp_dir("failed_run");
@@ -386,7 +407,7 @@ TEST(Train, FailedFreshRunLeavesNoFiles) {
 }
 
 TEST(Train, FailedRunKeepsFilesItDidNotCreate) {
-  auto config = model::load_run_config("tiny");
+  auto config = train::load_run_config("tiny");
   config.train.steps = 2;
   train::TrainOptions options;
   options.out_dir = temp_dir("failed_run_keeps");
@@ -402,7 +423,7 @@ TEST(Train, FailedRunKeepsFilesItDidNotCreate) {
 }
 
 TEST(Config, CurriculumAndNumbersAreChecked) {
-  const auto error = [](const std::string& text) { return error_of([&] { model::run_config_from_json(text, "c.json"); }); };
+  const auto error = [](const std::string& text) { return error_of([&] { train::run_config_from_json(text, "c.json"); }); };
   EXPECT_NE(error(R"({"train": {"curriculum": [{"from_step": 0, "hops": [0]}]}})").find("curriculum[0]: field 'hops': must be >= 1"),
             std::string::npos);
   EXPECT_NE(error(R"({"model": {"max_hops": 2}, "train": {"curriculum": [{"from_step": 0, "hops": [3]}]}})")
@@ -418,16 +439,16 @@ TEST(Config, CurriculumAndNumbersAreChecked) {
 }
 
 TEST(Config, JsonRoundTripAndFieldErrors) {
-  const auto h100 = model::load_run_config("h100");
-  EXPECT_EQ(model::to_json(model::run_config_from_json(model::to_json(h100), "x.json")), model::to_json(h100));
+  const auto h100 = train::load_run_config("h100");
+  EXPECT_EQ(train::to_json(train::run_config_from_json(train::to_json(h100), "x.json")), train::to_json(h100));
   try {
-    model::run_config_from_json(R"({"train": {"batch": "big"}})", "bad.json");
+    train::run_config_from_json(R"({"train": {"batch": "big"}})", "bad.json");
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("bad.json (train): field 'batch'"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(model::run_config_from_json(R"({"base": "nope"})", "b.json"), std::invalid_argument);
-  EXPECT_THROW(model::load_run_config("no-such-preset-or-file"), std::invalid_argument);
+  EXPECT_THROW(train::run_config_from_json(R"({"base": "nope"})", "b.json"), std::invalid_argument);
+  EXPECT_THROW(train::load_run_config("no-such-preset-or-file"), std::invalid_argument);
   EXPECT_DOUBLE_EQ(train::learning_rate(h100.train, 0), h100.train.lr / h100.train.warmup);
   EXPECT_NEAR(train::learning_rate(h100.train, h100.train.steps), h100.train.lr * h100.train.min_lr_fraction, 1e-12);
 }

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "hashhop/bench/feistel.h"
+#include "hashhop/core/feistel.h"
 
 namespace hashhop::bench {
 
@@ -81,8 +81,8 @@ class HashHopProblem {
   GenConfig config_;
   std::uint64_t n_chains_ = 0;
   int unique_prefix_len_ = 0;          // leading characters drawn without replacement
-  FeistelPermutation line_order_;      // prompt position -> line id
-  FeistelPermutation hash_prefix_;     // hash id -> unique prefix value in [0, 52^prefix)
+  core::FeistelPermutation line_order_;      // prompt position -> line id
+  core::FeistelPermutation hash_prefix_;     // hash id -> unique prefix value in [0, 52^prefix)
   std::uint64_t suffix_key_ = 0;       // key of the free random characters after the prefix
 };
 

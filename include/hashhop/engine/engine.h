@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "hashhop/attn/retrieval.h"
 #include "hashhop/engine/gate_cache.h"
 #include "hashhop/engine/reference_store.h"
 #include "hashhop/model/hashhop_model.h"
@@ -20,6 +22,10 @@ struct EngineOptions {
   std::size_t max_candidates = 64;    // entries one lookup may read (a HashHop key has exactly one)
   std::size_t background_samples = 256;  // entries, and dropped positions, standing in for all the others
   bool background_on_hits = false;  // false: a lookup that finds its key reads only that bucket
+  // How a hop reads what the index found (candidates, completion, background): attn::make_retriever's
+  // name. "dense" reads all of it, as the full model does; the others select among it first.
+  std::string retrieval = "dense";
+  attn::RetrieverOptions retrieval_options;
 };
 
 struct EngineStats {
@@ -74,7 +80,7 @@ class Engine {
   const model::Memory& background();
   torch::Tensor read_candidates(int hop, const std::vector<std::string>& asked, const torch::Tensor& q,
                                 const model::Memory& completion, const torch::Tensor& completion_limit);
-
+  friend class IndexHopReader;  // answer()'s model::HopReader: an index lookup, then read_candidates
   model::HashHopTransformer model_;
   EngineOptions options_;
   ReferenceStore store_;
@@ -95,6 +101,7 @@ class Engine {
   std::vector<Dropped> dropped_;               // positions 0, stride, 2·stride, … of those dropped
   std::uint64_t dropped_seen_ = 0, dropped_stride_ = 1;
   EngineStats stats_;
+  std::shared_ptr<const attn::Retriever> retriever_;  // options_.retrieval
 };
 
 // Answers queries about a Magic-format prompt (without the "\n" before the completion) with the

@@ -1,11 +1,8 @@
-// Configuration of the byte-level HashHop model family (byte_model.h): its shape, named presets and
-// JSON files with "family": "bytes". Training settings reuse TrainConfig (config.h) unchanged.
+// The byte-level model's shape (byte_model.h). Its run configuration (presets, JSON with "family": "bytes",
+// training settings) is train/byte_config.h's; tested by tests/model/test_byte_model.cpp.
 #pragma once
 
 #include <string>
-#include <vector>
-
-#include "hashhop/model/config.h"
 
 namespace hashhop::model {
 
@@ -35,19 +32,5 @@ struct ByteModelConfig {
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores
 };
-
-struct ByteRunConfig {
-  std::string name;
-  ByteModelConfig model;
-  TrainConfig train;
-};
-
-// True for a byte preset name or a JSON file whose "family" is "bytes".
-bool is_byte_config(const std::string& preset_or_path);
-// A preset (bytes-tiny, bytes-h100, bytes-nope, bytes-hops) or a JSON file; throws naming file and field.
-ByteRunConfig load_byte_run_config(const std::string& preset_or_path);
-ByteRunConfig byte_run_config_from_json(const std::string& text, const std::string& origin);
-std::vector<std::string> byte_preset_names();
-std::string to_json(const ByteRunConfig& config);
 
 }  // namespace hashhop::model

@@ -5,9 +5,11 @@
 
 #include <torch/torch.h>
 
-#include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "hashhop/attn/retrieval.h"
 #include "hashhop/model/config.h"
 #include "hashhop/model/lexer.h"
 
@@ -42,6 +44,17 @@ struct Encoded {
   std::vector<RunCarry> carry_out;  // per chunk, to continue after it
 };
 
+// Where each hop reads from: the model's own path reads the same memories at every hop; the engine
+// (engine/engine.h) looks candidates up in its hash index before each hop. Either reads through an
+// attn::Retriever (attn/retrieval.h).
+class HopReader {
+ public:
+  virtual ~HopReader() = default;
+  // What hop `hop` reads for queries q [B, Q, fp_dim], [B, Q, value_dim]; previous_read is the last
+  // hop's read (undefined at hop 0).
+  virtual torch::Tensor read_hop(int hop, const torch::Tensor& q, const torch::Tensor& previous_read) = 0;
+};
+
 class HashHopTransformerImpl : public torch::nn::Module {
  public:
   explicit HashHopTransformerImpl(const ModelConfig& config);
@@ -63,16 +76,20 @@ class HashHopTransformerImpl : public torch::nn::Module {
   torch::Tensor structure(const PositionFeatures& features);
   torch::Tensor log_gate(const torch::Tensor& structure);
 
-  // One retrieval: a softmax over the positions of all memory segments, returning the values read
-  // [B, Q, value_dim]. In segment i, positions n <= key_limits[i][b, q] are visible.
-  torch::Tensor read(const torch::Tensor& q, const std::vector<const Memory*>& memories,
-                     const std::vector<torch::Tensor>& key_limits);
+  // The retrieval mechanism every read goes through, by attn::make_retriever's name ("dense" by default:
+  // what the model is trained with; "signature_topk", "bucket", "index" select keys first).
+  void set_retrieval(const std::string& name, const attn::RetrieverOptions& options = {});
+  const attn::Retriever& retriever() const { return *retriever_; }
 
-  // What one hop reads, given its queries [B, Q, fp_dim] and the previous hop's read (undefined at
-  // hop 0). The model's own retrieval is read() over fixed memories; the engine looks candidates up.
-  using Retrieve = std::function<torch::Tensor(int hop, const torch::Tensor& q, const torch::Tensor& previous_read)>;
+  // One retrieval: a softmax over the positions of all memory segments, returning the values read
+  // [B, Q, value_dim]. In segment i, positions n <= key_limits[i][b, q] are visible. Reads through
+  // `retriever` if given, else the model's own.
+  torch::Tensor read(const torch::Tensor& q, const std::vector<const Memory*>& memories,
+                     const std::vector<torch::Tensor>& key_limits, const attn::Retriever* retriever = nullptr);
+
+  // The hops, each reading what `reader` gives for its queries, then the output projection.
   torch::Tensor answer_logits(const torch::Tensor& queries, const torch::Tensor& structure,
-                              const torch::Tensor& run_len, const Retrieve& retrieve);
+                              const torch::Tensor& run_len, HopReader& reader);
 
   // Logits for the next byte at query positions ([B, Q, ...] inputs gathered from an Encoded).
   // Retrieval reads one softmax over the positions of all memory segments (a prompt encoded once and
@@ -93,9 +110,9 @@ class HashHopTransformerImpl : public torch::nn::Module {
 
  private:
   torch::Tensor fingerprints(const torch::Tensor& letters);  // [R, max_run·52] -> unit [R, fp_dim]
-  torch::Tensor scores(const torch::Tensor& q, const Memory& memory, const torch::Tensor& bias);
-  torch::Tensor attend(const torch::Tensor& q, const std::vector<const Memory*>& memories,
-                       const std::vector<torch::Tensor>& biases);
+  // Memories as retrieval segments: keys, bias = log gate masked past the key limit, values per run.
+  std::vector<attn::RetrievalSegment> segments(const std::vector<const Memory*>& memories,
+                                               const std::vector<torch::Tensor>& biases) const;
   torch::Tensor attention_bias(const torch::Tensor& log_gate, const torch::Tensor& key_limit, std::int64_t n_queries);
   std::vector<torch::Tensor> attention_biases(const std::vector<const Memory*>& memories,
                                               const std::vector<torch::Tensor>& key_limits, std::int64_t n_queries);
@@ -109,6 +126,7 @@ class HashHopTransformerImpl : public torch::nn::Module {
   torch::nn::Linear gate_{nullptr}, hop_mix_{nullptr};
   torch::nn::Linear ffn_in_{nullptr}, ffn_out_{nullptr};  // feed-forward: structure + retrieved letter -> bytes
   torch::Tensor letter_bytes_;  // [52] byte id of each letter (where copied letters land in the output)
+  std::shared_ptr<const attn::Retriever> retriever_ = attn::make_retriever("dense");
 };
 TORCH_MODULE(HashHopTransformer);
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "hashhop/model/config.h"
+#include "hashhop/train/config.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/model/lexer.h"
 
@@ -33,10 +33,10 @@ void mark_answers(Sample& sample);
 Sample make_sample(std::uint64_t n_chars, int hops, int hash_len, bool cot, std::uint64_t queries,
                    std::uint64_t seed, int max_run);
 
-std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+std::vector<Sample> make_batch(const train::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step);
 // Samples [begin, end) of that batch (a data-parallel rank's share), equal to the same slice of the whole.
-std::vector<Sample> make_batch(const model::TrainConfig& config, const model::ModelConfig& model_config,
+std::vector<Sample> make_batch(const train::TrainConfig& config, const model::ModelConfig& model_config,
                                std::int64_t step, int begin, int end);
 
 struct BatchResult {

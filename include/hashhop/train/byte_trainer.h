@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "hashhop/model/byte_config.h"
+#include "hashhop/train/byte_config.h"
 #include "hashhop/model/byte_model.h"
 #include "hashhop/train/batch.h"
 #include "hashhop/train/trainer.h"
@@ -40,9 +40,9 @@ struct ByteScores {
 ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& samples, const torch::Device& device);
 
 // Model directory files for the byte family: config.json, model.pt, checkpoint.pt (all atomic).
-void save_byte_model(const std::string& dir, const model::ByteRunConfig& config, model::ByteModel& net);
+void save_byte_model(const std::string& dir, const train::ByteRunConfig& config, model::ByteModel& net);
 struct LoadedByteModel {
-  model::ByteRunConfig config;
+  train::ByteRunConfig config;
   model::ByteModel net{nullptr};
 };
 LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device);
@@ -50,7 +50,7 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
 // Trains (or resumes from OUT/checkpoint.pt); `init_from` (a byte model directory) seeds the weights of
 // a fresh run, for fine-tuning one configuration from another. Writes OUT/metrics.jsonl with loss,
 // byte accuracy, first-byte accuracy and exact match per logged window.
-TrainSummary train_bytes(const model::ByteRunConfig& config, const TrainOptions& options,
+TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions& options,
                          const std::string& init_from = "");
 
 }  // namespace hashhop::train

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "hashhop/dist/process_group.h"
-#include "hashhop/model/config.h"
+#include "hashhop/train/config.h"
 
 namespace hashhop::train {
 
@@ -30,10 +30,10 @@ struct TrainSummary {
 };
 
 // Learning rate at a step: linear warmup, then cosine decay to lr · min_lr_fraction.
-double learning_rate(const model::TrainConfig& config, std::int64_t step);
+double learning_rate(const train::TrainConfig& config, std::int64_t step);
 
 // Trains (or resumes from OUT/checkpoint.pt) and writes OUT/config.json, OUT/model.pt,
 // OUT/checkpoint.pt and OUT/metrics.jsonl.
-TrainSummary train(const model::RunConfig& config, const TrainOptions& options);
+TrainSummary train(const train::RunConfig& config, const TrainOptions& options);
 
 }  // namespace hashhop::train

@@ -1,23 +1,15 @@
 // Keyed pseudo-random permutation of [0, n) in O(1) memory: a Feistel network with cycle walking.
-// It lets the generator shuffle billions of lines and draw collision-free hashes without storing either.
+// It lets the generator shuffle billions of lines and draw collision-free hashes without storing either,
+// and the hash index sample bit positions. Core library (no bench, no torch); tests/core/test_feistel.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
-namespace hashhop::bench {
+#include "hashhop/core/mix64.h"
 
-// SplitMix64's finaliser: a bijection on 64-bit words with good avalanche; used as the round function
-// and to derive independent keys from one seed.
-constexpr std::uint64_t mix64(std::uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
+namespace hashhop::core {
 
 class FeistelPermutation {
  public:
@@ -94,4 +86,4 @@ class FeistelPermutation {
   std::uint64_t round_keys_[kRounds] = {};
 };
 
-}  // namespace hashhop::bench
+}  // namespace hashhop::core

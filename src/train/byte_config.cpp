@@ -1,6 +1,6 @@
 // Presets and JSON of the byte-level model family (see byte_config.h). The "train" section is read by
 // the same code as the lexer model's (config.cpp), so both families accept the same training fields.
-#include "hashhop/model/byte_config.h"
+#include "hashhop/train/byte_config.h"
 
 #include <fstream>
 #include <limits>
@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace hashhop::model {
+namespace hashhop::train {
 namespace {
 
 using nlohmann::json;
@@ -213,4 +213,4 @@ ByteRunConfig load_byte_run_config(const std::string& preset_or_path) {
   return byte_run_config_from_json(text.str(), preset_or_path);
 }
 
-}  // namespace hashhop::model
+}  // namespace hashhop::train

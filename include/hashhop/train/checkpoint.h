@@ -1,6 +1,7 @@
 // Model directories: DIR/config.json (the run config), DIR/model.pt (weights, for eval and the demo)
 // and DIR/checkpoint.pt (weights, optimiser, step: for exact resume). Every file is written atomically
 // and carries a checksum verified on load; loading checks the config's shapes against the weights.
+// Tested by tests/model/test_model.cpp (Checkpoint.*) and tests/cli/test_cli.sh.
 #pragma once
 
 #include <torch/torch.h>
@@ -8,14 +9,14 @@
 #include <cstdint>
 #include <string>
 
-#include "hashhop/model/config.h"
 #include "hashhop/model/hashhop_model.h"
+#include "hashhop/train/config.h"
 
-namespace hashhop::model {
+namespace hashhop::train {
 
 struct LoadedModel {
   RunConfig config;
-  HashHopTransformer model{nullptr};
+  model::HashHopTransformer model{nullptr};
 };
 
 // A checksum of a model's parameters and buffers (names, shapes and bytes).
@@ -31,7 +32,7 @@ void save_weights(torch::nn::Module& model, const std::string& path);
 void load_weights(torch::nn::Module& model, const std::string& weights_path, const std::string& config_path,
                   const torch::Device& device);
 
-void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model);
+void save_model(const std::string& dir, const RunConfig& config, model::HashHopTransformer& model);
 // Throws naming the directory and the missing or broken file.
 LoadedModel load_model(const std::string& dir, const torch::Device& device);
 
@@ -44,4 +45,4 @@ std::int64_t checkpoint_threads(const std::string& dir);
 std::int64_t load_checkpoint(const std::string& dir, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                              const torch::Device& device);
 
-}  // namespace hashhop::model
+}  // namespace hashhop::train

@@ -1,11 +1,11 @@
 // Key schedule and domain sizing of the Feistel permutation (see feistel.h).
-// Tested by tests/bench/test_feistel.cpp.
-#include "hashhop/bench/feistel.h"
+// Tested by tests/core/test_feistel.cpp.
+#include "hashhop/core/feistel.h"
 
 #include <bit>
 #include <stdexcept>
 
-namespace hashhop::bench {
+namespace hashhop::core {
 
 FeistelPermutation::FeistelPermutation(std::uint64_t domain_size, std::uint64_t key) : domain_size_(domain_size) {
   if (domain_size == 0) throw std::invalid_argument("FeistelPermutation: empty domain");
@@ -23,4 +23,4 @@ FeistelPermutation::FeistelPermutation(std::uint64_t domain_size, std::uint64_t 
   }
 }
 
-}  // namespace hashhop::bench
+}  // namespace hashhop::core

@@ -1,6 +1,6 @@
 // Atomic model and checkpoint files with checksums and shape checks (see checkpoint.h).
 // Tested by tests/model/test_model.cpp (Checkpoint.*) and tests/cli/test_cli.sh.
-#include "hashhop/model/checkpoint.h"
+#include "hashhop/train/checkpoint.h"
 
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 
-namespace hashhop::model {
+namespace hashhop::train {
 namespace {
 
 // Keys next to the weights. Files written before checksums existed (models/demo) lack them and load
@@ -172,7 +172,7 @@ void load_weights(torch::nn::Module& model, const std::string& weights_path, con
     throw std::runtime_error(weights_path + ": checksum mismatch, the weights are corrupted");
 }
 
-void save_model(const std::string& dir, const RunConfig& config, HashHopTransformer& model) {
+void save_model(const std::string& dir, const RunConfig& config, model::HashHopTransformer& model) {
   io::make_directories(dir);
   // Weights first, config second: config.json is what marks DIR as a model, so a failure in between
   // leaves weights without a config (refused on load) rather than a config whose weights are stale.
@@ -187,7 +187,7 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   LoadedModel loaded;
   loaded.config = load_run_config(config_path);
   try {
-    loaded.model = HashHopTransformer(loaded.config.model);
+    loaded.model = model::HashHopTransformer(loaded.config.model);
     loaded.model->to(device);
   } catch (const c10::Error& e) {
     throw std::runtime_error(config_path + ": cannot build this model (" + first_line(e.what_without_backtrace()) + ")");
@@ -264,4 +264,4 @@ std::int64_t load_checkpoint(const std::string& dir, torch::nn::Module& model, t
   return step;
 }
 
-}  // namespace hashhop::model
+}  // namespace hashhop::train

@@ -1,7 +1,8 @@
 // Presets and JSON (de)serialisation of run configurations; errors name the file and the field.
-#include "hashhop/model/config.h"
+#include "hashhop/train/config.h"
 
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <stdexcept>
 
@@ -16,7 +17,7 @@
 #include "hashhop/io/jsonl.h"
 #include "hashhop/model/lexer.h"
 
-namespace hashhop::model {
+namespace hashhop::train {
 namespace {
 
 using nlohmann::json;
@@ -120,6 +121,17 @@ void require_field(bool ok, const std::string& where, const char* field, const s
   if (!ok) throw std::invalid_argument(where + ": field '" + field + "': " + why);
 }
 
+// A section must be an object, and every key in it one the reader knows: a misspelt key ("lerning_rate")
+// or a section of the wrong type ("model": [1, 2]) would otherwise be ignored and the preset trained.
+void check_keys(const json& object, const std::string& where, const char* field, std::initializer_list<const char*> known) {
+  if (!object.is_object()) throw std::invalid_argument(where + ": field '" + field + "': expected a JSON object, got " + object.dump().substr(0, 60));
+  for (const auto& item : object.items()) {
+    bool found = false;
+    for (const char* name : known) found |= item.key() == name;
+    if (!found) throw std::invalid_argument(where + ": field '" + item.key() + "': unknown field");
+  }
+}
+
 // Every stage against the model: hops and hash lengths the generator accepts, and no stage asking
 // for more hops than the model can follow without CoT. Runs on the final config (a file may change
 // max_hops and keep a preset's curriculum).
@@ -186,6 +198,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
   // Strict parsing: duplicate keys and 1e999 are errors naming the field.
   const json j = io::parse_json(text, origin, 0);
   if (!j.is_object()) throw std::invalid_argument(origin + ": expected a JSON object");
+  check_keys(j, origin, "", {"base", "name", "model", "train"});
   RunConfig c;
   std::string base = "h100";
   read_field(j, "base", base, origin);  // start from a preset, override what the file names
@@ -198,6 +211,7 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
   if (j.contains("model")) {
     const json& m = j.at("model");
     const std::string w = origin + " (model)";
+    check_keys(m, origin, "model", {"fp_dim", "model_dim", "hidden_dim", "max_run", "max_hops", "init_logit_scale", "tied_qk_init"});
     read_field(m, "fp_dim", c.model.fp_dim, w);
     read_field(m, "model_dim", c.model.model_dim, w);
     read_field(m, "hidden_dim", c.model.hidden_dim, w);
@@ -208,12 +222,14 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
     // Bounded so an absurd size is a one-line error here, not a failed allocation inside LibTorch.
     for (auto [field, value, limit] : {std::tuple{"fp_dim", c.model.fp_dim, 1 << 14}, {"model_dim", c.model.model_dim, 1 << 14},
                                        {"hidden_dim", c.model.hidden_dim, 1 << 16}, {"max_run", c.model.max_run, 4096},
-                                       {"max_hops", c.model.max_hops, kMaxHopsFeature}})
+                                       {"max_hops", c.model.max_hops, model::kMaxHopsFeature}})
       require_field(value > 0 && value <= limit, w, field, "must be in [1, " + std::to_string(limit) + "], got " + std::to_string(value));
   }
   if (j.contains("train")) {
     const json& t = j.at("train");
     const std::string w = origin + " (train)";
+    check_keys(t, origin, "train", {"steps", "batch", "lr", "min_lr_fraction", "warmup", "weight_decay", "grad_clip", "seed",
+                                    "log_every", "checkpoint_every", "bf16", "curriculum"});
     read_field(t, "steps", c.train.steps, w);
     read_field(t, "batch", c.train.batch, w);
     read_field(t, "lr", c.train.lr, w);
@@ -233,8 +249,11 @@ RunConfig run_config_from_json(const std::string& text, const std::string& origi
     if (t.contains("curriculum")) {
       c.train.curriculum.clear();
       int index = 0;
+      if (!t.at("curriculum").is_array())
+        throw std::invalid_argument(w + ": field 'curriculum': expected a list of stages, got " + t.at("curriculum").dump().substr(0, 60));
       for (const json& s : t.at("curriculum")) {
         const std::string ws = w + " curriculum[" + std::to_string(index++) + "]";
+        check_keys(s, ws, "curriculum", {"from_step", "min_chars", "max_chars", "hops", "hash_lens", "cot_fraction", "queries"});
         CurriculumStage stage;
         read_field(s, "from_step", stage.from_step, ws);
         read_field(s, "min_chars", stage.min_chars, ws);
@@ -277,4 +296,4 @@ RunConfig load_run_config(const std::string& preset_or_path) {
   return run_config_from_json(text.str(), preset_or_path);
 }
 
-}  // namespace hashhop::model
+}  // namespace hashhop::train

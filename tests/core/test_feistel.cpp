@@ -4,9 +4,9 @@
 
 #include <vector>
 
-#include "hashhop/bench/feistel.h"
+#include "hashhop/core/feistel.h"
 
-using hashhop::bench::FeistelPermutation;
+using hashhop::core::FeistelPermutation;
 
 TEST(Feistel, IsABijectionForManyDomainSizes) {
   for (std::uint64_t n : {1ULL, 2ULL, 3ULL, 4ULL, 5ULL, 7ULL, 52ULL, 63ULL, 64ULL, 65ULL, 1000ULL, 4095ULL, 4096ULL, 100003ULL}) {
