@@ -32,10 +32,13 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 int run_demo(const Options& o) {
+  const auto device = parse_device(o.device);  // checked even when the solver answers
+  if (io::file_exists(o.model_dir) && !io::is_directory(o.model_dir))
+    throw std::invalid_argument("--model " + o.model_dir + ": not a directory (a model directory holds config.json and model.pt)");
   const bool have_model = io::file_exists(o.model_dir + "/model.pt");
   train::LoadedModel loaded;
   if (have_model) {
-    loaded = train::load_model(o.model_dir, parse_device(o.device));
+    loaded = train::load_model(o.model_dir, device);
     std::printf("hashhop demo: generate -> answer with the trained model in %s (%lld parameters) -> score\n\n",
                 o.model_dir.c_str(), static_cast<long long>(loaded.model->parameter_count()));
   } else {

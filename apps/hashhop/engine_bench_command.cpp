@@ -205,6 +205,7 @@ std::vector<std::uint64_t> parse_sizes(const std::string& option, const std::str
   while (std::getline(in, item, ',')) {
     sizes.push_back(parse_size(option, item));
     if (sizes.back() < 1) throw std::invalid_argument(option + ": sizes must be >= 1, got '" + item + "'");
+    check_prompt_fits_memory(option, sizes.back());
   }
   if (sizes.empty()) throw std::invalid_argument(option + ": expected a list of sizes like 1M,10M");
   return sizes;
@@ -241,6 +242,7 @@ int run_engine_bench(const Options& o) {
   const auto sizes = parse_sizes("--sizes", o.sizes);
   const auto baseline = parse_size("--baseline", o.baseline);
   if (baseline < 1) throw std::invalid_argument("--baseline: must be >= 1");
+  check_prompt_fits_memory("--baseline", baseline);
   const auto dense_max = parse_size("--dense-max", o.dense_max);
   if (o.queries < 1) throw std::invalid_argument("--queries: must be >= 1");
   for (const int hops : o.hops)  // the generator's sizing divides by the hop count

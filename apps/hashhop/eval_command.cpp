@@ -1,5 +1,7 @@
 // `hashhop eval --model DIR --data FILE.jsonl`: greedy answers from a trained model for every query of
 // every record (ours or Magic's files), scored like `hashhop score`. Run `hashhop eval --help`.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
+#include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/serve/endpoint_eval.h"
@@ -24,6 +27,8 @@ namespace hashhop::cli {
 namespace {
 
 std::uint64_t count_lines(const std::string& path) {  // for the progress bar's total
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return 0;  // a pipe or a device (/dev/zero) never ends
   std::ifstream in(path, std::ios::binary);
   std::uint64_t lines = 0;
   char buffer[1 << 16];
@@ -101,6 +106,7 @@ int run_eval(const Options& o) {
     bar.update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));
   }
   bar.finish();
+  if (records == 0) throw io::InputError(data.path(), 0, "", "has no records");
   if (predictions) predictions->commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (o.json) {

@@ -2,6 +2,7 @@
 // Errors print one line ("hashhop gen: error: …") and exit non-zero; usage errors exit 2.
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <new>
@@ -20,6 +21,38 @@
 #else
 #define HASHHOP_TORCH_COMMAND(name, add) add(root)
 #endif
+
+namespace {
+
+// CLI11 2.1 reads integer options with strtoll/strtoull in base 0: "-1" wraps to 2^64-1 in an unsigned
+// option, "010" is octal, "0x10" hex, and a value past the type's range saturates instead of failing.
+// Every INT/UINT option of every subcommand gets this check first, so such text is a usage error naming
+// the option: "--seed: expected a decimal integer >= 0, got -1".
+void check_integer_options(CLI::App& root) {
+  for (CLI::App* sub : root.get_subcommands({})) {
+    for (CLI::Option* option : sub->get_options()) {
+      const std::string type = option->get_type_name();
+      const bool is_unsigned = type.rfind("UINT", 0) == 0;
+      if (!is_unsigned && type.rfind("INT", 0) != 0) continue;
+      option->check([is_unsigned](const std::string& text) -> std::string {
+        const std::string want = is_unsigned ? "expected a decimal integer >= 0, got " : "expected a decimal integer, got ";
+        const std::size_t digits = !is_unsigned && !text.empty() && text[0] == '-' ? 1 : 0;
+        if (text.size() == digits || text.find_first_not_of("0123456789", digits) != std::string::npos ||
+            (text[digits] == '0' && text.size() > digits + 1))
+          return want + text;
+        errno = 0;
+        if (is_unsigned)
+          (void)std::strtoull(text.c_str(), nullptr, 10);
+        else
+          (void)std::strtoll(text.c_str(), nullptr, 10);
+        if (errno == ERANGE) return "out of range: " + text;
+        return "";
+      });
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
 #ifdef HASHHOP_LEAN
@@ -46,6 +79,7 @@ int main(int argc, char** argv) {
       hashhop::cli::add_sweep_command(root),  // both binaries: --model runs in hashhop-torch (torch_commands.h)
       hashhop::cli::add_plot_command(root),
   };
+  check_integer_options(root);
   try {
     root.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -56,9 +90,15 @@ int main(int argc, char** argv) {
     return root.exit(e);
   } catch (const CLI::ParseError& e) {
     std::string prefix = "hashhop";  // "hashhop gen: error: ...", as the errors of a running command read
+    bool in_command = false;
     for (const auto& command : commands)
-      if (command.app->parsed()) prefix += " " + command.app->get_name();
-    std::fprintf(stderr, "%s: error: %s (see --help)\n", prefix.c_str(), e.what());
+      if (command.app->parsed()) prefix += " " + command.app->get_name(), in_command = true;
+    std::string message = e.what();
+    // "A subcommand is required" for `hashhop nope` or `hashhop --bogus`: name what was typed instead.
+    if (!in_command && argc > 1 && dynamic_cast<const CLI::RequiredError*>(&e) != nullptr)
+      message = std::string(argv[1]).rfind('-', 0) == 0 ? "unknown option '" + std::string(argv[1]) + "'; a subcommand is required"
+                                                         : "unknown subcommand '" + std::string(argv[1]) + "'";
+    std::fprintf(stderr, "%s: error: %s (see --help)\n", prefix.c_str(), hashhop::cli::first_line(message.c_str()).c_str());
     return 2;
   }
   for (const auto& command : commands) {

@@ -40,6 +40,7 @@ std::string plot_script() {
 
 int run_plot(const std::string& results, const std::string& out) {
   if (!io::file_exists(results)) throw io::InputError(results, 0, "", "cannot open for reading");
+  io::check_distinct_files(out, "-o", results, "RESULTS");  // the picture must not replace the results it is drawn from
   const std::string script = plot_script();
   std::string python = "python3", script_arg = script, results_arg = results, out_arg = out;
   char* argv[] = {python.data(), script_arg.data(), results_arg.data(), out_arg.data(), nullptr};

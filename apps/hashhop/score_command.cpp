@@ -7,6 +7,7 @@
 #include <string>
 
 #include "command.h"
+#include "hashhop/io/files.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/progress.h"
 #include "json_option.h"
@@ -29,6 +30,10 @@ Command add_score_command(CLI::App& root) {
       ->required();
   options->json.add(app, "the report");
   return {app, [options] {
+            if (options->json.requested() && !options->json.to_stdout()) {  // --json FILE must not overwrite an input
+              io::check_distinct_files(options->json.path(), "--json", options->data, "--data");
+              io::check_distinct_files(options->json.path(), "--json", options->predictions, "--predictions");
+            }
             // Large files take minutes: a progress bar over the data file's bytes (stderr, terminals only).
             std::optional<io::ProgressBar> bar;
             const auto report = bench::score_files(options->data, options->predictions, [&](std::uint64_t done, std::uint64_t total) {

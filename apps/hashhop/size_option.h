@@ -8,7 +8,11 @@
 #include <stdexcept>
 #include <string>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+
+#include "hashhop/io/files.h"
 
 namespace hashhop::cli {
 
@@ -23,6 +27,11 @@ inline std::uint64_t parse_size(const std::string& option, const std::string& te
     case 'G': case 'g': multiplier = 1e9; number.pop_back(); break;
     default: break;
   }
+  // Digits with at most one decimal point: stod alone would also take "1e3", "0x10", " 5", "inf" and "nan".
+  const auto point = number.find('.');
+  if (number.empty() || number == "." || number.find_first_not_of("0123456789.") != std::string::npos ||
+      (point != std::string::npos && number.find('.', point + 1) != std::string::npos))
+    fail();
   std::size_t used = 0;
   double value = 0;
   try {
@@ -34,6 +43,15 @@ inline std::uint64_t parse_size(const std::string& option, const std::string& te
   const double scaled = value * multiplier;
   if (scaled != std::floor(scaled)) fail();
   return static_cast<std::uint64_t>(scaled);
+}
+
+// Prompts held in memory (engine-bench, sweep) cannot be larger than the machine's memory: refused at
+// once, naming the option, instead of growing until the allocator fails or the machine swaps.
+inline void check_prompt_fits_memory(const std::string& option, std::uint64_t chars) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return;
+  io::check_size(option, chars, static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page), "characters",
+                 "the memory of this machine; each prompt is held in memory");
 }
 
 // A CLI11 transform that lets an integer option take a size with a suffix: `--chunk 64K` reaches the

@@ -45,6 +45,7 @@ Command add_solve_command(CLI::App& root) {
               bar.update(std::min(data.bytes_read(), data.size_bytes()) >> 20, std::to_string(++answered) + " records");
             }
             bar.finish();
+            if (answered == 0) throw io::InputError(data.path(), 0, "", "has no records");
             out.commit();
             return 0;
           }};

@@ -1,7 +1,9 @@
 // `hashhop sweep`: accuracy and latency of a model over (context size x hops x CoT), one results JSON.
 // Example: hashhop sweep --sizes 1K,4K,16K --hops 1,2,4 --cot both --samples 4 --model models/demo --out results.json
 // Built into both binaries: with --endpoint or --solver it needs no LibTorch and runs in the lean hashhop.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -17,6 +19,7 @@
 #include "hashhop/io/progress.h"
 #include "hashhop/serve/endpoint_answerer.h"
 #include "run_info.h"
+#include "process_setup.h"
 #include "size_option.h"
 #include "sweep_answerers.h"
 
@@ -41,7 +44,10 @@ struct Options {
 
 bench::SweepSpec make_spec(const Options& o) {
   bench::SweepSpec spec;
-  for (const auto& size : o.sizes) spec.sizes.push_back(parse_size("--sizes", size));
+  for (const auto& size : o.sizes) {
+    spec.sizes.push_back(parse_size("--sizes", size));
+    check_prompt_fits_memory("--sizes", spec.sizes.back());
+  }
   spec.hops = o.hops;
   if (o.cot == "both") spec.cots = {false, true};
   else spec.cots = {o.cot == "on"};
@@ -106,6 +112,8 @@ int run_sweep(const Options& o) {
                 result.seconds);
   if (o.json) {
     std::printf("%s\n", json.dump(2).c_str());
+    // The results first: when stdout cannot take them (a full disk) the error is the only line on stderr.
+    if (!flush_stdout()) throw std::runtime_error(std::string("<stdout>: write failed: ") + std::strerror(errno));
     std::fprintf(stderr, "%s%s", table.c_str(), summary);
   } else {
     std::printf("%s%s", table.c_str(), summary);

@@ -1,5 +1,6 @@
 // `hashhop train --config FILE|PRESET --out DIR`: trains the HashHop model on freshly generated data,
 // resuming from DIR/checkpoint.pt when it exists. Run `hashhop train --help`.
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -72,6 +73,9 @@ int run_family(RunConfig config, const Options& o, const std::string& family, Tr
 int run_train(const Options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // log lines appear as they happen, also in files
   if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
+  // 0 means no limit; a negative or non-finite limit (nan, inf typed by mistake) is refused, not ignored.
+  if (!(o.time_limit >= 0) || !std::isfinite(o.time_limit))
+    throw std::invalid_argument("--time-limit: must be a number of seconds >= 0 (0: no limit), got " + std::to_string(o.time_limit));
   if (o.nproc > 1 && !dist::dist_env_from_environment() && !o.print_config) {
     dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
     return 0;

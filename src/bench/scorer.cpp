@@ -205,7 +205,8 @@ ScoreReport score_files(const std::string& data_path, const std::string& predict
   try {
     first = predictions.next();
   } catch (const io::InputError& e) {
-    if (e.line() != 1) throw;
+    // Only a regular file can hold one JSON object over several lines (a device or pipe cannot be reread).
+    if (e.line() != 1 || predictions.size_bytes() == 0) throw;
     nlohmann::json value;
     try {
       value = io::parse_json(io::read_file_limited(predictions_path, 1ULL << 32, predictions_path), predictions_path, 0);
@@ -240,6 +241,7 @@ ScoreReport score_files(const std::string& data_path, const std::string& predict
     ++index;
     if (on_progress) on_progress(data.bytes_read(), data.size_bytes());
   }
+  if (index == 0) throw io::InputError(data_path, 0, "", "has no records");
   if (!whole_file && predictions.next()) throw io::InputError(predictions_path, 0, "", "has more records than " + data_path);
   return scorer.report();
 }

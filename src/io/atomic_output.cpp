@@ -48,7 +48,7 @@ AtomicOutput::~AtomicOutput() {
 
 void AtomicOutput::write(std::string_view bytes) {
   if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
-    throw InputError(path_, 0, "", std::string("write failed: ") + std::strerror(errno));
+    throw InputError(is_stdout() ? "<stdout>" : path_, 0, "", std::string("write failed: ") + std::strerror(errno));
   }
 }
 

@@ -116,14 +116,20 @@ namespace {
 constexpr int kSlots = 64;
 constexpr std::size_t kMaxPath = 4096;
 char g_paths[kSlots][kMaxPath];
+char g_unless[kSlots][kMaxPath];  // "" or a path whose existence keeps g_paths[i] (a run's first checkpoint)
 volatile sig_atomic_t g_used[kSlots];
 std::mutex g_mutex;
 bool g_installed = false;
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGPIPE, SIGHUP};
 
 void cleanup_and_reraise(int signal_number) {
-  for (int i = 0; i < kSlots; ++i)
-    if (g_used[i]) ::unlink(g_paths[i]);
+  // Files first, then directories (rmdir removes only an empty one, and fails harmlessly on a file).
+  for (int pass = 0; pass < 2; ++pass)
+    for (int i = 0; i < kSlots; ++i)
+      if (g_used[i] && (g_unless[i][0] == '\0' || ::access(g_unless[i], F_OK) != 0)) {
+        if (pass == 0) ::unlink(g_paths[i]);
+        else ::rmdir(g_paths[i]);
+      }
   // Die of the same signal, so the parent sees the usual status (130 for Ctrl-C in a shell).
   struct sigaction action {};
   action.sa_handler = SIG_DFL;
@@ -157,13 +163,14 @@ bool all_digits(const char* s) {
 
 std::string temp_path_for(const std::string& target) { return target + ".partial." + std::to_string(::getpid()); }
 
-int register_temp_file(const std::string& path) {
+int register_temp_file(const std::string& path, const std::string& unless_exists) {
   std::lock_guard<std::mutex> lock(g_mutex);
   install_handlers_locked();
-  if (path.size() >= kMaxPath) return -1;  // too long to register; the sweep still finds it later
+  if (path.size() >= kMaxPath || unless_exists.size() >= kMaxPath) return -1;  // too long; the sweep still finds it later
   for (int i = 0; i < kSlots; ++i) {
     if (g_used[i]) continue;
     std::memcpy(g_paths[i], path.c_str(), path.size() + 1);
+    std::memcpy(g_unless[i], unless_exists.c_str(), unless_exists.size() + 1);
     g_used[i] = 1;
     return i;
   }

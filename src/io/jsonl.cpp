@@ -1,6 +1,8 @@
 // JSONL reading and typed fields (see jsonl.h). Tested by tests/io/test_io.cpp.
 #include "hashhop/io/jsonl.h"
 
+#include <cstring>
+
 #include <sys/stat.h>
 
 #include <set>
@@ -63,9 +65,40 @@ JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
   if (::stat(path_.c_str(), &info) == 0 && S_ISREG(info.st_mode)) size_bytes_ = static_cast<std::uint64_t>(info.st_size);
 }
 
+bool JsonlReader::read_line(std::string& text) {
+  constexpr std::size_t kChunk = std::size_t{1} << 20;
+  text.clear();
+  bool any = false;
+  for (;;) {
+    if (buffer_pos_ == buffer_.size()) {
+      buffer_.resize(kChunk);
+      in_.read(buffer_.data(), static_cast<std::streamsize>(kChunk));
+      buffer_.resize(static_cast<std::size_t>(in_.gcount()));
+      buffer_pos_ = 0;
+      if (buffer_.empty()) {
+        if (in_.bad()) throw InputError(path_, line_ + 1, "", "read failed");
+        return any;
+      }
+    }
+    any = true;
+    const char* start = buffer_.data() + buffer_pos_;
+    const std::size_t available = buffer_.size() - buffer_pos_;
+    const auto* newline = static_cast<const char*>(std::memchr(start, '\n', available));
+    const std::size_t n = newline != nullptr ? static_cast<std::size_t>(newline - start) : available;
+    if (const auto* nul = static_cast<const char*>(std::memchr(start, '\0', n)); nul != nullptr)
+      throw InputError(path_, line_ + 1, "", "a NUL byte at column " + std::to_string(text.size() + static_cast<std::size_t>(nul - start) + 1) +
+                                                 ": not JSON text (a binary file?)");
+    if (text.size() + n > kMaxLineBytes)
+      throw InputError(path_, line_ + 1, "", "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+    text.append(start, n);
+    buffer_pos_ += n + (newline != nullptr ? 1 : 0);
+    if (newline != nullptr) return true;
+  }
+}
+
 std::optional<JsonlRecord> JsonlReader::next() {
   std::string text;
-  while (std::getline(in_, text)) {
+  while (read_line(text)) {
     ++line_;
     bytes_read_ += text.size() + 1;
     if (text.find_first_not_of(" \t\r") == std::string::npos) continue;

@@ -9,6 +9,7 @@
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
 #include "hashhop/io/jsonl.h"
+#include "hashhop/io/temp_files.h"
 
 namespace hashhop::train {
 namespace {
@@ -33,9 +34,14 @@ std::string metrics_before(const std::string& path, std::int64_t step) {
 
 FreshRunCleanup::FreshRunCleanup(std::string out_dir) : dir(std::move(out_dir)), created_dir(!io::file_exists(dir)) {
   for (int i = 0; i < 3; ++i) existed[i] = io::file_exists(dir + kCreated[i]);
+  const std::string checkpoint = dir + "/checkpoint.pt";
+  if (created_dir) signal_slots[3] = io::register_temp_file(dir, checkpoint);
+  for (int i = 0; i < 3; ++i)
+    if (!existed[i]) signal_slots[i] = io::register_temp_file(dir + kCreated[i], checkpoint);
 }
 
 FreshRunCleanup::~FreshRunCleanup() {
+  for (const int slot : signal_slots) io::unregister_temp_file(slot);
   if (!active) return;
   if (io::file_exists(dir + "/checkpoint.pt")) return;
   for (int i = 0; i < 3; ++i)

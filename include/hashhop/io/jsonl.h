@@ -35,6 +35,8 @@ nlohmann::json parse_json(const std::string& text, const std::string& file, std:
 
 class JsonlReader {
  public:
+  // The longest line read: 4 GiB (a 1.3G-token record); longer is refused before memory runs out.
+  static constexpr std::uint64_t kMaxLineBytes = std::uint64_t{1} << 32;
   explicit JsonlReader(std::string path);  // throws InputError if the file cannot be opened or is a directory
   // Next non-empty line parsed as a JSON object, or nullopt at end of file; throws InputError.
   std::optional<JsonlRecord> next();
@@ -46,9 +48,15 @@ class JsonlReader {
   std::uint64_t size_bytes() const { return size_bytes_; }
 
  private:
+  // One line into TEXT (without its newline); false at the end of the file. Throws InputError for a NUL
+  // byte (JSON text has none: a binary file or /dev/zero) and for a line longer than kMaxLineBytes.
+  bool read_line(std::string& text);
+
   std::string path_;
   std::set<std::string> skip_;
   std::ifstream in_;
+  std::string buffer_;
+  std::size_t buffer_pos_ = 0;
   std::uint64_t line_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::uint64_t size_bytes_ = 0;

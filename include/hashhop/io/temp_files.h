@@ -13,7 +13,9 @@ std::string temp_path_for(const std::string& target);
 
 // Registers a temporary file for removal if a signal ends the process; installs the handlers on first
 // use (a signal that is ignored, e.g. under nohup, stays ignored). Returns a slot for unregister.
-int register_temp_file(const std::string& path);
+// With UNLESS_EXISTS, the path is kept when that file exists by then (a run directory's files are
+// removed only while it has no checkpoint). A directory is removed after the files, and only if empty.
+int register_temp_file(const std::string& path, const std::string& unless_exists = "");
 void unregister_temp_file(int slot);  // slot < 0 is a no-op
 
 // Removes "TARGET.partial.PID" files next to TARGET whose process no longer exists; returns how many.

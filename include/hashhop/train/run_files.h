@@ -21,7 +21,7 @@ std::ofstream open_run_files(const std::string& out_dir, const std::string& conf
 // Files a fresh run creates before its first checkpoint (config.json, metrics.jsonl, model.pt); removed
 // again if it fails before one exists, so a failed run leaves nothing behind (a run with a checkpoint
 // keeps it: that is resumable work). Only files that did not exist when the run started are removed:
-// `--out` may name a model directory.
+// `--out` may name a model directory. A signal (INT, TERM, HUP, PIPE) before the first checkpoint removes them too.
 struct FreshRunCleanup {
   explicit FreshRunCleanup(std::string out_dir);
   ~FreshRunCleanup();
@@ -29,6 +29,7 @@ struct FreshRunCleanup {
   bool created_dir = false;
   bool existed[3] = {};
   bool active = true;
+  int signal_slots[4] = {-1, -1, -1, -1};  // the same files and directory, removed by a signal (io/temp_files.h)
 };
 
 // bf16 autocast on CUDA for the forward pass only (the optimiser step stays in fp32).
