@@ -36,12 +36,18 @@ std::vector<std::int64_t> parse_token_counts(const std::string& option, const st
   return sizes;
 }
 
+std::string join_sizes(const std::vector<std::int64_t>& sizes) {
+  std::string out;
+  for (const auto n : sizes) out += (out.empty() ? "" : ",") + std::to_string(n);
+  return out;
+}
+
 }  // namespace
 
 Command add_attn_bench_command(CLI::App& root) {
-  struct Options {
-    std::string decode = "65536,1048576,4194304,16777216";
-    std::string prefill = "32768,131072,524288,1048576";
+  struct Options {  // defaults: the registry's benchmark entries (attention_cases.h)
+    std::string decode = join_sizes(attn::benchmark_case("decode/signature_topk").sizes);
+    std::string prefill = join_sizes(attn::benchmark_case("prefill/bucket").sizes);
     AttentionBenchOptions bench;
     JsonOption json;
   };

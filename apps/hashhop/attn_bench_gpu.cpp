@@ -1,5 +1,5 @@
 // The GPU body of `hashhop attn-bench`: PyTorch SDPA (flash, cuDNN) against our CUDA kernels in the same
-// process, CUDA-event medians, random data (labelled). Built only by scripts/gpu-build.sh (CUDA LibTorch).
+// process, CUDA-event medians, random data (labelled). Built only against CUDA LibTorch (`cmake --preset gpu`).
 #include "attn_bench.h"
 
 #include <stdexcept>
@@ -8,7 +8,7 @@
 
 namespace hashhop::cli {
 nlohmann::json run_attention_bench(const AttentionBenchOptions&) {
-  throw std::runtime_error("this hashhop has no CUDA LibTorch; build it on the GPU machine with scripts/gpu-build.sh "
+  throw std::runtime_error("this hashhop has no CUDA LibTorch; build it on the GPU machine with `cmake --preset gpu` "
                            "(scripts/gpu-check.sh builds and runs it)");
 }
 }  // namespace hashhop::cli
@@ -37,7 +37,11 @@ namespace hashhop::cli {
 namespace {
 
 namespace hc = attn::cuda;
-constexpr int kHeads = 8, kDim = 128, kBits = 64;
+// What the tables time comes from the registry's benchmark entries (attention_cases.h).
+const attn::BenchmarkCase& kTopK = attn::benchmark_case("decode/signature_topk");
+const attn::BenchmarkCase& kIndex = attn::benchmark_case("decode/index");
+const attn::BenchmarkCase& kBucket = attn::benchmark_case("prefill/bucket");
+const int kHeads = kTopK.heads, kDim = kTopK.dim, kBits = kTopK.options.bits;
 constexpr std::int64_t kChunkRows = 1 << 20;  // float32 temporaries in 1M-row chunks keep 16M tokens within 80 GB
 
 cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
@@ -136,7 +140,7 @@ nlohmann::json decode_row(std::int64_t n, double copy_gbs, const AttentionBenchO
   for (int h = 0; h < kHeads; ++h) key_words.push_back(simhash(k[0][h], planes));
   const at::Tensor key_sigs = at::stack(key_words).contiguous();               // [heads, n]
   const at::Tensor query_sigs = simhash(q[0].squeeze(1), planes).contiguous();  // [heads]
-  const int n_keys = static_cast<int>(n), top_k = static_cast<int>(n / 32);
+  const int n_keys = static_cast<int>(n), top_k = static_cast<int>(static_cast<double>(n) * kTopK.top_fraction_of_keys);
   const int stride = hc::max_selected(n_keys, 0, 0, top_k);
   const auto i32 = options.dtype(at::kInt), bytes = options.dtype(at::kByte);
   at::Tensor selected = at::empty({kHeads, stride}, i32), counts = at::empty({kHeads}, i32);
@@ -182,7 +186,7 @@ nlohmann::json decode_row(std::int64_t n, double copy_gbs, const AttentionBenchO
   }, 1, 3);
   const at::Tensor targets = at::randint(n, {kHeads}, options.dtype(at::kLong));
   const at::Tensor index_queries = key_sigs.gather(1, targets.unsqueeze(1)).squeeze(1).contiguous();
-  constexpr int kMaxCandidates = 256;
+  const int kMaxCandidates = kIndex.max_candidates;
   at::Tensor candidates = at::empty({kHeads, kMaxCandidates}, i32), found = at::empty({kHeads}, i32), totals = at::empty({kHeads}, i32);
   at::Tensor index_ws = at::empty({static_cast<std::int64_t>(hc::decode_workspace_bytes(kHeads, kDim, kMaxCandidates))}, bytes);
   const hc::IndexLookupParams lookup{u64(key_sigs), n_keys, u64(index_queries), kHeads, 1, n_keys, false, kMaxCandidates,
@@ -282,7 +286,7 @@ nlohmann::json prefill_row(std::int64_t n, const AttentionBenchOptions& o) {
   nlohmann::json row = {{"section", "prefill"}, {"tokens", n}, {"sdpa_flash_causal_ms", flash_ms}, {"sdpa_cudnn_causal_ms", cudnn_ms},
                         {"bucket_bits", config.bucket_bits}};
   std::printf("| %lld | %s | %s | %d |", static_cast<long long>(n), ms_text(flash_ms).c_str(), ms_text(cudnn_ms).c_str(), config.bucket_bits);
-  for (int rounds : {1, 2}) {
+  for (int rounds : kBucket.rounds) {
     config.rounds = rounds;
     BucketIds ids = lsh_ids(q, k, config);
     const double ids_ms = median_ms([&] { ids = lsh_ids(q, k, config); }, 1, o.prefill_repeats);
@@ -307,6 +311,8 @@ nlohmann::json prefill_row(std::int64_t n, const AttentionBenchOptions& o) {
 }  // namespace
 
 nlohmann::json run_attention_bench(const AttentionBenchOptions& o) {
+  if (kIndex.heads != kHeads || kIndex.dim != kDim || kIndex.options.bits != kBits || kBucket.heads != kHeads || kBucket.dim != kDim)
+    throw std::invalid_argument("attn-bench: the registry's decode/index and prefill/bucket entries must share decode/signature_topk's heads, dim and bits");
   at::manual_seed(0);
   cudaDeviceProp prop{};
   HASHHOP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._core import attention_cases
 from .bench import (CHARS_PER_TOKEN, FormatError, MultiHopEval, MultiHopSample, Scorer, generate, jsonl_record,
                     parse_answers, parse_completion, score, solve, text_record)
 from .evaluation import evaluate, hf_generate_fn, parse_answer, perfect_generate_fn, query_prompt
@@ -30,6 +31,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'pyhashhop' has no attribute {name!r}")
 
 
-__all__ = ["CHARS_PER_TOKEN", "FormatError", "MultiHopEval", "MultiHopSample", "Scorer", "evaluate", "generate",
+__all__ = ["CHARS_PER_TOKEN", "FormatError", "MultiHopEval", "MultiHopSample", "Scorer", "attention_cases", "evaluate", "generate",
            "hf_generate_fn", "jsonl_record", "parse_answer", "parse_answers", "parse_completion", "perfect_generate_fn",
            "query_prompt", "score", "solve", "text_record"]

@@ -1,6 +1,8 @@
 // pyhashhop._core: the benchmark half of the C++ library (generator, record writer, Magic-format parser,
-// reference solver, scorer) bound with nanobind; no torch. Built by `pip install .` (python/CMakeLists.txt).
+// reference solver, scorer) and the attention case registry, bound with nanobind; no torch. Built by
+// `pip install .` (python/CMakeLists.txt).
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +13,9 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include "hashhop/attn/attention_cases.h"
+#include "hashhop/attn/bucket_attention.h"
+#include "hashhop/attn/hash_index.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/record_writer.h"
@@ -19,8 +24,77 @@
 
 namespace nb = nanobind;
 using namespace hashhop::bench;
+namespace attn = hashhop::attn;
 
 namespace {
+
+const char* bucket_function_name(attn::BucketFunction f) {
+  switch (f) {
+    case attn::BucketFunction::lsh: return "lsh";
+    case attn::BucketFunction::lsh_sha256: return "lsh_sha256";
+    case attn::BucketFunction::quantized_sha256: return "quantized_sha256";
+  }
+  return "?";
+}
+
+attn::BucketFunction bucket_function(const std::string& name) {
+  if (name == "lsh") return attn::BucketFunction::lsh;
+  if (name == "lsh_sha256") return attn::BucketFunction::lsh_sha256;
+  if (name == "quantized_sha256") return attn::BucketFunction::quantized_sha256;
+  throw std::invalid_argument("bucket_fn: expected lsh, lsh_sha256 or quantized_sha256, got '" + name + "'");
+}
+
+const char* signature_draw_name(attn::SignatureDraw d) {
+  switch (d) {
+    case attn::SignatureDraw::random: return "random";
+    case attn::SignatureDraw::identical: return "identical";
+    case attn::SignatureDraw::few_distinct: return "few_distinct";
+    case attn::SignatureDraw::pool: return "pool";
+  }
+  return "?";
+}
+
+// One registry case as a plain dict (the op arguments keep the ops' names: bucket_fn, top_k, ...).
+nb::dict case_dict(const attn::AttentionCase& c) {
+  nb::dict d, shape, options, tolerance;
+  nb::list backends;
+  shape["heads_q"] = c.shape.heads_q;
+  shape["heads_kv"] = c.shape.heads_kv;
+  shape["n_q"] = c.shape.n_q;
+  shape["n_k"] = c.shape.n_k;
+  shape["dim"] = c.shape.dim;
+  shape["causal"] = c.shape.causal;
+  shape["identical_keys"] = c.shape.identical_keys;
+  const attn::CaseOptions& o = c.options;
+  options["bucket_bits"] = o.bucket_bits;
+  options["rounds"] = o.rounds;
+  options["bucket_fn"] = bucket_function_name(o.bucket_function);
+  options["seed"] = o.seed;
+  options["bits"] = o.bits;
+  options["sinks"] = o.sinks;
+  options["window"] = o.window;
+  options["top_k"] = o.top_k;
+  options["top_fraction"] = o.top_fraction;
+  options["tables"] = o.tables;
+  options["bits_per_table"] = o.bits_per_table;
+  options["signatures"] = signature_draw_name(o.signatures);
+  options["distinct_bits"] = o.distinct_bits;
+  tolerance["float64_abs"] = c.tolerance.float64_abs;
+  tolerance["lowprec_factor"] = c.tolerance.lowprec_factor;
+  tolerance["lowprec_abs"] = c.tolerance.lowprec_abs;
+  if (c.backends & attn::kCpuBackend) backends.append("cpu");
+  if (c.backends & attn::kCudaBackend) backends.append("cuda");
+  if (c.backends & attn::kTorchBackend) backends.append("torch");
+  d["name"] = c.name;
+  d["label"] = c.label;
+  d["mechanism"] = attn::mechanism_name(c.mechanism);
+  d["expectation"] = attn::expectation_name(c.expectation);
+  d["shape"] = shape;
+  d["options"] = options;
+  d["tolerance"] = tolerance;
+  d["backends"] = backends;
+  return d;
+}
 
 GenConfig make_config(std::uint64_t n_chars, std::uint64_t num_queries, int hops, int hash_len, bool cot,
                       std::uint64_t seed) {
@@ -139,4 +213,42 @@ NB_MODULE(_core, m) {
            nb::arg("expected_completion"), nb::arg("predicted"), nb::arg("n_chars"))
       .def("report_json", [](const Scorer& self) { return score_to_json(self.report()).dump(); })
       .def("table", [](const Scorer& self) { return format_score_table(self.report()); });
+
+  // The attention case registry (include/hashhop/attn/attention_cases.h) and the two reference pieces a
+  // Python reference needs to rebuild a mechanism's key sets: bucket ids and LSH bit positions.
+  m.def("attention_cases",
+        [](const std::string& backend) {
+          if (backend != "" && backend != "cpu" && backend != "cuda" && backend != "torch")
+            throw std::invalid_argument("backend: expected '', 'cpu', 'cuda' or 'torch', got '" + backend + "'");
+          nb::list out;
+          for (const auto& c : attn::attention_cases()) {
+            const bool wanted = backend.empty() || (backend == "cpu" && (c.backends & attn::kCpuBackend)) ||
+                                (backend == "cuda" && (c.backends & attn::kCudaBackend)) ||
+                                (backend == "torch" && (c.backends & attn::kTorchBackend));
+            if (wanted) out.append(case_dict(c));
+          }
+          return out;
+        },
+        nb::arg("backend") = "",
+        "Every attention case of the registry as a dict (name, mechanism, expectation, shape, options, tolerance,\n"
+        "backends); backend='torch' gives the cases the Python ops tests run.");
+  m.def("bucket_ids",
+        [](const std::vector<double>& x, int n, int dim, int bucket_bits, int rounds, const std::string& bucket_fn,
+           std::uint64_t seed, int round) {
+          if (x.size() != static_cast<std::size_t>(n) * dim) throw std::invalid_argument("bucket_ids: x must hold n * dim values");
+          attn::BucketConfig config;
+          config.bucket_bits = bucket_bits;
+          config.rounds = rounds;
+          config.function = bucket_function(bucket_fn);
+          config.seed = seed;
+          return attn::bucket_ids(x.data(), n, dim, config, round);
+        },
+        nb::arg("x"), nb::arg("n"), nb::arg("dim"), nb::arg("bucket_bits"), nb::arg("rounds"), nb::arg("bucket_fn"),
+        nb::arg("seed"), nb::arg("round"), "Bucket of each row of x (row-major [n, dim]) in one round: the float64 reference.");
+  m.def("sampled_bit_positions",
+        [](int bits, int tables, int bits_per_table, std::uint64_t seed) {
+          return attn::sampled_bit_positions(attn::IndexConfig{bits, tables, bits_per_table, seed});
+        },
+        nb::arg("bits"), nb::arg("tables"), nb::arg("bits_per_table"), nb::arg("seed"),
+        "The bit positions each LSH table of the hash index samples.");
 }

@@ -1,5 +1,5 @@
-// The CPU consistency harness (see consistency.h): every mechanism against dense attention, or against
-// a brute-force masked softmax where the mechanism is meant to differ from dense.
+// The CPU consistency harness (see consistency.h): every CPU case of the registry (attention_cases.h)
+// against dense attention or a brute-force masked softmax of its rule. Test: ctest -R Attention
 #include "hashhop/attn/consistency.h"
 
 #include <cmath>
@@ -7,7 +7,9 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
+#include "hashhop/attn/attention_cases.h"
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
@@ -15,27 +17,12 @@
 namespace hashhop::attn {
 namespace {
 
-// Tolerance for float64 paths that compute the same sums in a different order.
-constexpr double kFloat64Tolerance = 1e-12;
-
-struct Shape {
-  int heads_q, heads_kv, n_q, n_k, dim;
-  bool causal;
-  bool identical_keys = false;
-  std::string name() const {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "hq%d hkv%d q%d k%d d%d%s%s", heads_q, heads_kv, n_q, n_k, dim,
-                  causal ? " causal" : "", identical_keys ? " same-keys" : "");
-    return buf;
-  }
-};
-
 struct Inputs {
   std::vector<double> q, k, v, bias;
   AttentionProblem problem;
 };
 
-Inputs make_inputs(const Shape& s, std::mt19937_64& rng) {
+Inputs make_inputs(const CaseShape& s, std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, 1.0);
   Inputs in;
   auto fill = [&](std::vector<double>& x, std::size_t n) {
@@ -87,103 +74,108 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return worst;
 }
 
-std::vector<std::uint64_t> random_signatures(std::size_t n, int bits, std::mt19937_64& rng) {
-  std::vector<std::uint64_t> s(n * static_cast<std::size_t>(signature_words(bits)));
-  for (auto& w : s) w = rng();
-  if (bits % 64 != 0) {
-    for (std::size_t i = signature_words(bits) - 1; i < s.size(); i += signature_words(bits)) s[i] &= (1ULL << (bits % 64)) - 1;
+// Signatures of `rows` rows as the case draws them (index cases: one 64-bit word per row).
+std::vector<std::uint64_t> draw_signatures(std::size_t rows, const CaseOptions& o, std::mt19937_64& rng) {
+  const int words = signature_words(o.bits);
+  std::vector<std::uint64_t> s(rows * static_cast<std::size_t>(words));
+  for (auto& w : s) {
+    switch (o.signatures) {
+      case SignatureDraw::identical: w = 42; break;
+      case SignatureDraw::few_distinct: w = rng() & ((1ULL << o.distinct_bits) - 1); break;
+      default: w = rng();
+    }
+  }
+  if (o.bits % 64 != 0) {
+    for (std::size_t i = static_cast<std::size_t>(words) - 1; i < s.size(); i += static_cast<std::size_t>(words)) s[i] &= (1ULL << (o.bits % 64)) - 1;
   }
   return s;
 }
 
 }  // namespace
 
-std::vector<ConsistencyResult> run_cpu_consistency(unsigned seed) {
-  std::mt19937_64 rng(seed);
-  const std::vector<Shape> shapes = {
-      {2, 1, 5, 9, 4, true},  {4, 2, 1, 1, 8, false},  {2, 2, 16, 16, 16, false},
-      {4, 4, 1, 64, 32, true}, {2, 1, 8, 8, 8, true, true},
-  };
-  std::vector<ConsistencyResult> results;
-  auto add = [&](const std::string& mechanism, const Shape& s, const std::string& expectation, double error) {
-    results.push_back({mechanism, s.name(), expectation, error, kFloat64Tolerance});
-  };
-  for (const Shape& s : shapes) {
-    Inputs in = make_inputs(s, rng);
-    const AttentionProblem& p = in.problem;
-    std::vector<double> dense(p.out_size()), out(p.out_size());
-    dense_attention(p, dense.data());
-    add("dense", s, "masked softmax", max_abs_diff(dense, masked_dense(p, [](int, int, int) { return true; })));
-
-    for (auto [name, fn] : {std::pair{"bucket/lsh", BucketFunction::lsh}, std::pair{"bucket/lsh+sha256", BucketFunction::lsh_sha256},
-                            std::pair{"bucket/quant+sha256", BucketFunction::quantized_sha256}}) {
-      BucketConfig one_bucket{0, 1, fn, 7};
-      bucket_attention(p, one_bucket, out.data());
-      add(std::string(name) + " b=0", s, "dense", max_abs_diff(out, dense));
-      BucketConfig config{3, 3, fn, 11};
+ConsistencyResult run_cpu_case(const AttentionCase& c, unsigned seed) {
+  std::mt19937_64 rng(case_seed(c, seed));
+  const CaseShape& s = c.shape;
+  const CaseOptions& o = c.options;
+  Inputs in = make_inputs(s, rng);
+  const AttentionProblem& p = in.problem;
+  std::vector<double> out(p.out_size()), expected;
+  const auto all_keys = [](int, int, int) { return true; };
+  switch (c.mechanism) {
+    case Mechanism::dense: {
+      dense_attention(p, out.data());
+      expected = masked_dense(p, all_keys);
+      break;
+    }
+    case Mechanism::bucket: {
+      const BucketConfig config{o.bucket_bits, o.rounds, o.bucket_function, o.seed};
       bucket_attention(p, config, out.data());
       const ProblemBuckets buckets = problem_buckets(p, config);
-      const auto expected = masked_dense(p, [&](int h, int i, int j) {
+      expected = masked_dense(p, [&](int h, int i, int j) {
         for (int r = 0; r < config.rounds; ++r) {
           if (buckets.query(r, h)[i] == buckets.key(r, p.kv_head(h))[j]) return true;
         }
         return false;
       });
-      add(std::string(name) + " b=3 r=3", s, "union of buckets", max_abs_diff(out, expected));
+      break;
     }
-
-    for (int bits : {32, 64, 128}) {
-      const auto qs = random_signatures(static_cast<std::size_t>(p.heads_q) * p.n_q, bits, rng);
-      const auto ks = random_signatures(static_cast<std::size_t>(p.heads_kv) * p.n_k, bits, rng);
-      signature_attention(p, qs.data(), ks.data(), SignatureConfig{bits, 0, 0, p.n_k}, out.data());
-      add("signature/" + std::to_string(bits) + " k=n", s, "dense", max_abs_diff(out, dense));
-      signature_attention(p, qs.data(), ks.data(), SignatureConfig{bits, 1, 1, 0, 1.0}, out.data());
-      add("signature/" + std::to_string(bits) + " frac=1", s, "dense", max_abs_diff(out, dense));
-      const SignatureConfig top2{bits, 1, 2, 2};
-      signature_attention(p, qs.data(), ks.data(), top2, out.data());
-      const int words = signature_words(bits);
-      const auto expected = masked_dense(p, [&](int h, int i, int j) {
+    case Mechanism::signature_topk: {
+      const auto qs = draw_signatures(static_cast<std::size_t>(p.heads_q) * p.n_q, o, rng);
+      const auto ks = draw_signatures(static_cast<std::size_t>(p.heads_kv) * p.n_k, o, rng);
+      const SignatureConfig config{o.bits, o.sinks, o.window, o.top_k, o.top_fraction};
+      signature_attention(p, qs.data(), ks.data(), config, out.data());
+      const int words = signature_words(o.bits);
+      expected = masked_dense(p, [&](int h, int i, int j) {
         // Brute force: j is kept if sink/window, or fewer than k other candidates beat it.
         const int last = p.last_key(i);
-        if (j < top2.sinks || j > last - top2.window) return true;
+        if (j < config.sinks || j > last - config.window) return true;
+        const int k = config.top_k > 0 ? config.top_k : static_cast<int>(std::ceil(config.top_fraction * (last + 1)));
         const auto sim = [&](int key) {
           return hamming_similarity(qs.data() + (static_cast<std::size_t>(h) * p.n_q + i) * words,
-                                    ks.data() + (static_cast<std::size_t>(p.kv_head(h)) * p.n_k + key) * words, bits);
+                                    ks.data() + (static_cast<std::size_t>(p.kv_head(h)) * p.n_k + key) * words, config.bits);
         };
         int better = 0;
-        for (int other = top2.sinks; other <= last - top2.window; ++other) {
+        for (int other = config.sinks; other <= last - config.window; ++other) {
           if (other != j && (sim(other) > sim(j) || (sim(other) == sim(j) && other < j))) ++better;
         }
-        return better < top2.top_k;
+        return better < k;
       });
-      add("signature/" + std::to_string(bits) + " k=2", s, "brute-force top-k", max_abs_diff(out, expected));
+      break;
     }
-
-    {
-      const auto qs = random_signatures(static_cast<std::size_t>(p.heads_q) * p.n_q, 64, rng);
-      std::vector<std::uint64_t> ks(static_cast<std::size_t>(p.heads_kv) * p.n_k, 42);
-      std::vector<std::uint64_t> qsame(qs.size(), 42);
-      index_attention(p, qsame.data(), ks.data(), IndexConfig{64, 0}, out.data());
-      add("index/exact same-sig", s, "dense", max_abs_diff(out, dense));
-      // Few distinct signatures so exact matches happen: 2 bits of entropy.
-      std::vector<std::uint64_t> ksmall(ks.size()), qsmall(qs.size());
-      for (auto& w : ksmall) w = rng() & 3;
-      for (auto& w : qsmall) w = rng() & 3;
-      index_attention(p, qsmall.data(), ksmall.data(), IndexConfig{64, 0}, out.data());
-      add("index/exact", s, "keys with equal signature", max_abs_diff(out, masked_dense(p, [&](int h, int i, int j) {
-        return qsmall[static_cast<std::size_t>(h) * p.n_q + i] == ksmall[static_cast<std::size_t>(p.kv_head(h)) * p.n_k + j];
-      })));
-      const IndexConfig lsh{16, 4, 2, 3};
-      for (auto& w : ksmall) w = rng() & 0xffff;
-      for (auto& w : qsmall) w = rng() & 0xffff;
-      index_attention(p, qsmall.data(), ksmall.data(), lsh, out.data());
-      add("index/lsh L=4 K=2", s, "any table code equal", max_abs_diff(out, masked_dense(p, [&](int h, int i, int j) {
-        SignatureIndex single(lsh);
-        single.insert(ksmall[static_cast<std::size_t>(p.kv_head(h)) * p.n_k + j], 0);
-        return !single.candidates(qsmall[static_cast<std::size_t>(h) * p.n_q + i]).empty();
-      })));
+    case Mechanism::index: {
+      if (o.bits > 64) throw std::invalid_argument(c.name + ": the index keys on at most 64 bits");
+      const auto qs = draw_signatures(static_cast<std::size_t>(p.heads_q) * p.n_q, o, rng);
+      const auto ks = draw_signatures(static_cast<std::size_t>(p.heads_kv) * p.n_k, o, rng);
+      const IndexConfig config{o.bits, o.tables, o.bits_per_table, o.seed};
+      index_attention(p, qs.data(), ks.data(), config, out.data());
+      expected = masked_dense(p, [&](int h, int i, int j) {
+        const std::uint64_t q_sig = qs[static_cast<std::size_t>(h) * p.n_q + i], k_sig = ks[static_cast<std::size_t>(p.kv_head(h)) * p.n_k + j];
+        if (config.tables == 0) return q_sig == k_sig;
+        SignatureIndex single(config);  // any table's sampled bits equal
+        single.insert(k_sig, 0);
+        return !single.candidates(q_sig).empty();
+      });
+      break;
     }
   }
+  if (c.expectation == Expectation::dense) {
+    std::vector<double> dense(p.out_size());
+    dense_attention(p, dense.data());
+    // The mechanism equals dense here; its own rule must agree too.
+    expected.swap(dense);
+  } else if (c.expectation != Expectation::rule) {
+    throw std::invalid_argument(c.name + ": the CPU harness compares with dense or the mechanism's rule, not " +
+                                expectation_name(c.expectation));
+  }
+  const std::string expectation = c.expectation == Expectation::dense ? "dense"
+                                  : c.mechanism == Mechanism::dense   ? "masked softmax"
+                                                                      : std::string("brute-force ") + mechanism_name(c.mechanism) + " rule";
+  return {c.label, c.shape_name(), expectation, max_abs_diff(out, expected), c.tolerance.float64_abs};
+}
+
+std::vector<ConsistencyResult> run_cpu_consistency(unsigned seed) {
+  std::vector<ConsistencyResult> results;
+  for (const AttentionCase& c : attention_cases(kCpuBackend)) results.push_back(run_cpu_case(c, seed));
   return results;
 }
 

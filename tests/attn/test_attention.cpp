@@ -1,16 +1,61 @@
-// CPU references of every attention mechanism: the consistency harness, edge cases and bad input.
+// CPU references of every attention mechanism: the registry's cases (one test each), the consistency
+// harness, edge cases and bad input.
 // Run: ctest -R Attention
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <set>
+#include <string>
 
+#include "hashhop/attn/attention_cases.h"
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/consistency.h"
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 
 using namespace hashhop::attn;
+
+// One test per CPU case of the registry (attention_cases.h), as `hashhop attn-check` runs them.
+class RegistryCase : public ::testing::TestWithParam<hashhop::attn::AttentionCase> {};
+
+TEST_P(RegistryCase, MatchesItsExpectation) {
+  for (unsigned seed : {0u, 1u, 2u}) {
+    const auto r = run_cpu_case(GetParam(), seed);
+    EXPECT_TRUE(r.passed()) << r.mechanism << " [" << r.shape << "] vs " << r.expectation << ": max error " << r.max_error
+                            << " > " << r.tolerance << " (seed " << seed << ")";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Attention, RegistryCase, ::testing::ValuesIn(attention_cases(kCpuBackend)),
+                         [](const ::testing::TestParamInfo<hashhop::attn::AttentionCase>& info) {
+                           std::string name = std::to_string(info.index) + "_";
+                           for (const char ch : info.param.label) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return name;
+                         });
+
+TEST(AttentionCases, TheRegistryIsWellFormed) {
+  std::set<std::string> names;
+  std::set<Mechanism> cpu_mechanisms;
+  for (const auto& c : attention_cases()) {
+    EXPECT_TRUE(names.insert(c.name).second) << "duplicate " << c.name;
+    EXPECT_NE(c.backends, 0u) << c.name;
+    EXPECT_GE(c.shape.heads_q % c.shape.heads_kv, 0);
+    EXPECT_EQ(c.shape.heads_q % c.shape.heads_kv, 0) << c.name;
+    EXPECT_GT(c.tolerance.lowprec_factor, 0) << c.name;
+    if (c.backends & kCpuBackend) cpu_mechanisms.insert(c.mechanism);
+  }
+  // Every mechanism has float64 cases; the CUDA and Python harnesses have theirs.
+  EXPECT_EQ(cpu_mechanisms.size(), 4u);
+  EXPECT_GE(attention_cases(kCudaBackend).size(), 20u);
+  EXPECT_EQ(attention_cases(kTorchBackend).size(), attention_cases(kCpuBackend).size());
+  for (const char* name : {"decode/signature_topk", "decode/index", "prefill/bucket"}) EXPECT_FALSE(benchmark_case(name).sizes.empty()) << name;
+  EXPECT_THROW(benchmark_case("decode/nothing"), std::invalid_argument);
+  // A case's inputs depend on the harness seed and its name only.
+  const auto& first = attention_cases().front();
+  EXPECT_EQ(case_seed(first, 1), case_seed(first, 1));
+  EXPECT_NE(case_seed(first, 1), case_seed(first, 2));
+}
 
 TEST(Attention, EveryConsistencyCasePasses) {
   for (unsigned seed : {0u, 1u, 2u}) {

@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "hashhop/attn/attention_cases.h"
 #include "hashhop/attn/attention_problem.h"
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
@@ -20,6 +22,23 @@
 #include "hashhop/attn/cuda/device_buffer.h"
 #include "hashhop/attn/cuda/signature_decode_cuda.h"
 #include "hashhop/attn/signature_attention.h"
+
+// One test per CUDA case of the registry (attention_cases.h), as `attn-check --device cuda` runs them.
+class AttentionCudaCase : public ::testing::TestWithParam<hashhop::attn::AttentionCase> {};
+
+TEST_P(AttentionCudaCase, MatchesItsCpuReference) {
+  if (!hashhop::attn::cuda::cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  for (const auto& r : hashhop::attn::cuda::run_cuda_case(GetParam(), 3)) {
+    EXPECT_TRUE(r.passed()) << r.mechanism << " [" << r.shape << "] vs " << r.expectation << ": " << r.max_error << " > " << r.tolerance;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AttentionCuda, AttentionCudaCase, ::testing::ValuesIn(hashhop::attn::attention_cases(hashhop::attn::kCudaBackend)),
+                         [](const ::testing::TestParamInfo<hashhop::attn::AttentionCase>& info) {
+                           std::string name = std::to_string(info.index) + "_";
+                           for (const char ch : info.param.label) name += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return name;
+                         });
 
 TEST(AttentionCuda, EveryKernelMatchesItsCpuReference) {
   if (!hashhop::attn::cuda::cuda_device_available()) GTEST_SKIP() << "no CUDA device";

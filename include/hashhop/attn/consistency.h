@@ -1,6 +1,7 @@
 // One parametrised consistency harness for every attention mechanism (after ggml's test-backend-ops):
-// each case builds random float64 inputs, runs a mechanism and an independent expectation, and reports
-// the max abs error against a written-down tolerance. Used by the tests and `hashhop attn-check`.
+// each case of the registry (attention_cases.h) builds random float64 inputs, runs a mechanism and an
+// independent expectation, and reports the max abs error against the case's tolerance. Used by the tests
+// and `hashhop attn-check`.
 #pragma once
 
 #include <string>
@@ -17,6 +18,11 @@ struct ConsistencyResult {
   bool passed() const { return max_error <= tolerance; }
 };
 
+struct AttentionCase;
+
+// One registry case (attention_cases.h) on the float64 references; inputs drawn from seed and the case's name.
+ConsistencyResult run_cpu_case(const AttentionCase& c, unsigned seed = 0);
+// Every case the registry marks for the CPU backend.
 std::vector<ConsistencyResult> run_cpu_consistency(unsigned seed = 0);
 
 std::string format_consistency_table(const std::vector<ConsistencyResult>& results);

@@ -1,6 +1,7 @@
-// CUDA kernels against the float64 CPU references (see consistency_cuda.h). Inputs are bf16 on the
-// GPU and the very same bf16 values in float64 on the CPU, so differences are the kernels' own: fp32
-// accumulation and __expf. Kept-key lists and candidate sets must be identical (tolerance 0).
+// CUDA kernels against the float64 CPU references (see consistency_cuda.h), over the registry's CUDA cases
+// (attention_cases.h). Inputs are bf16 on the GPU and the very same bf16 values in float64 on the CPU, so
+// differences are the kernels' own: fp32 accumulation and __expf. Kept-key lists and candidate sets must
+// be identical (tolerance 0); outputs within the case's tolerance of the reference's own bf16 rounding.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hashhop/attn/attention_cases.h"
 #include "hashhop/attn/bucket_attention.h"
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
 #include "hashhop/attn/cuda/consistency_cuda.h"
@@ -21,7 +23,6 @@
 namespace hashhop::attn::cuda {
 namespace {
 
-constexpr double kKernelTolerance = 2e-3;
 constexpr double kMismatch = std::numeric_limits<double>::infinity();
 
 struct Inputs {
@@ -63,10 +64,13 @@ double max_error(const std::vector<float>& got, const std::vector<double>& want)
   return worst;
 }
 
-std::string shape_name(const char* format, int a, int b, int c, int d, int e) {
-  char buf[96];
-  std::snprintf(buf, sizeof buf, format, a, b, c, d, e);
-  return buf;
+// flash-attention's rule: factor · (what rounding the float64 reference to bf16 costs) + a floor.
+double lowprec_tolerance(const Tolerance& t, const std::vector<std::vector<double>>& references) {
+  double rounding = 0;
+  for (const auto& ref : references)
+    for (const double x : ref)
+      if (std::isfinite(x)) rounding = std::max(rounding, std::abs(static_cast<double>(__bfloat162float(__float2bfloat16(static_cast<float>(x)))) - x));
+  return t.lowprec_factor * rounding + t.lowprec_abs;
 }
 
 // ---- signature top-k decode ----
@@ -74,12 +78,18 @@ std::string shape_name(const char* format, int a, int b, int c, int d, int e) {
 struct SignatureCase {
   int heads_q, heads_kv, n_keys, dim, bits, sinks, window, top_k;
   bool few_distinct;  // 3-bit signatures: masses of ties exercise the deterministic tie rule
+  int distinct_bits;
 };
 
-ConsistencyResult signature_case(const SignatureCase& c, std::mt19937_64& rng) {
+ConsistencyResult signature_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+  const CaseOptions& o = registry_case.options;
+  const CaseShape& s = registry_case.shape;
+  if (s.n_q != 1 || s.causal) throw std::invalid_argument(registry_case.name + ": the CUDA signature path decodes one query per head");
+  const SignatureCase c{s.heads_q, s.heads_kv, s.n_k, s.dim, o.bits, o.sinks, o.window, o.top_k,
+                        o.signatures == SignatureDraw::few_distinct, o.distinct_bits};
   const int words = signature_words(c.bits);
   std::vector<std::uint64_t> key_sigs(static_cast<std::size_t>(c.heads_kv) * c.n_keys * words), query_sigs(static_cast<std::size_t>(c.heads_q) * words);
-  const std::uint64_t mask = c.few_distinct ? 7 : (c.bits % 64 ? (1ULL << (c.bits % 64)) - 1 : ~0ULL);
+  const std::uint64_t mask = c.few_distinct ? (1ULL << c.distinct_bits) - 1 : (c.bits % 64 ? (1ULL << (c.bits % 64)) - 1 : ~0ULL);
   for (auto* sigs : {&key_sigs, &query_sigs}) {
     for (std::size_t i = 0; i < sigs->size(); ++i) (*sigs)[i] = rng() & ((i % words == static_cast<std::size_t>(words - 1)) ? mask : ~0ULL);
   }
@@ -100,9 +110,8 @@ ConsistencyResult signature_case(const SignatureCase& c, std::mt19937_64& rng) {
   const SignatureConfig config{c.bits, c.sinks, c.window, c.top_k};
   std::vector<double> expected(problem.out_size());
   signature_attention(problem, query_sigs.data(), key_sigs.data(), config, expected.data());
-  ConsistencyResult result{"signature top-k (cuda)", shape_name("hq%d hkv%d k%d b%d top%d", c.heads_q, c.heads_kv, c.n_keys, c.bits, c.top_k),
-                           "cpu ref: same keys, out", 0, kKernelTolerance};
-  if (c.few_distinct) result.shape += " ties";
+  ConsistencyResult result{registry_case.label, registry_case.shape_name(), "cpu ref: same keys, out", 0,
+                           lowprec_tolerance(registry_case.tolerance, {expected})};
   for (int h = 0; h < c.heads_q; ++h) {
     const auto want = select_signature_keys(query_sigs.data() + static_cast<std::size_t>(h) * words,
                                             key_sigs.data() + static_cast<std::size_t>(problem.kv_head(h)) * c.n_keys * words, c.n_keys - 1, config);
@@ -120,13 +129,18 @@ struct BucketCase {
   bool causal, identical_keys;
 };
 
-ConsistencyResult bucket_case(const BucketCase& c, std::mt19937_64& rng) {
+ConsistencyResult bucket_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+  const CaseShape& s = registry_case.shape;
+  const BucketCase c{s.heads_q, s.heads_kv, s.n_q, s.n_k, s.dim, registry_case.options.bucket_bits, registry_case.options.rounds,
+                     s.causal, s.identical_keys};
+  if (registry_case.options.bucket_function != BucketFunction::lsh)
+    throw std::invalid_argument(registry_case.name + ": the CUDA bucket kernel takes ids; the registry's CUDA cases use lsh");
   const Inputs in = random_inputs(c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim, rng, c.identical_keys);
   const AttentionProblem problem = in.problem(c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim, c.causal);
   BucketConfig config;
   config.bucket_bits = c.bucket_bits;
   config.rounds = c.rounds;
-  config.seed = rng();
+  config.seed = registry_case.options.seed ? registry_case.options.seed : rng();
   const ProblemBuckets buckets = problem_buckets(problem, config);
   std::vector<std::uint32_t> q_ids, k_ids;
   for (const auto& ids : buckets.queries) q_ids.insert(q_ids.end(), ids.begin(), ids.end());
@@ -144,12 +158,15 @@ ConsistencyResult bucket_case(const BucketCase& c, std::mt19937_64& rng) {
 
   std::vector<double> expected(problem.out_size()), expected_lse(static_cast<std::size_t>(c.heads_q) * c.n_q);
   attn::bucket_attention(problem, config, expected.data(), expected_lse.data());
-  char shape[96];
-  std::snprintf(shape, sizeof shape, "hq%d hkv%d q%d k%d d%d b%d r%d%s%s", c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim, c.bucket_bits, c.rounds,
-                c.causal ? " causal" : "", c.identical_keys ? " same-keys" : "");
-  ConsistencyResult result{"bucket (cuda)", shape, c.bucket_bits == 0 ? "cpu ref (= dense): out, lse" : "cpu ref: out, lse", 0, kKernelTolerance};
-  result.max_error = std::max(max_error(d_out.to_host(), expected), max_error(d_lse.to_host(), expected_lse));
-  if (c.bucket_bits == 0) {  // one bucket must also be dense attention itself
+  // Outputs and lse each against their own reference's bf16 rounding; the row reports the lse error in
+  // output units (scaled by the ratio of the two tolerances), so one column holds both.
+  const double out_tolerance = lowprec_tolerance(registry_case.tolerance, {expected});
+  const double lse_tolerance = lowprec_tolerance(registry_case.tolerance, {expected_lse});
+  ConsistencyResult result{registry_case.label, registry_case.shape_name(),
+                           registry_case.expectation == Expectation::dense ? "cpu ref (= dense): out, lse" : "cpu ref: out, lse", 0,
+                           out_tolerance};
+  result.max_error = std::max(max_error(d_out.to_host(), expected), max_error(d_lse.to_host(), expected_lse) * out_tolerance / lse_tolerance);
+  if (registry_case.expectation == Expectation::dense) {  // one bucket must also be dense attention itself
     std::vector<double> dense(problem.out_size());
     dense_attention(problem, dense.data());
     result.max_error = std::max(result.max_error, max_error(d_out.to_host(), dense));
@@ -158,13 +175,14 @@ ConsistencyResult bucket_case(const BucketCase& c, std::mt19937_64& rng) {
 }
 
 // The argmax kernel of angular LSH against bucket_ids on the same projections.
-ConsistencyResult lsh_ids_case(int n, int dim, int bucket_bits, std::mt19937_64& rng) {
+ConsistencyResult lsh_ids_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+  const int n = registry_case.shape.n_k, dim = registry_case.shape.dim, bucket_bits = registry_case.options.bucket_bits;
   std::normal_distribution<double> normal;
   std::vector<double> x(static_cast<std::size_t>(n) * dim);
   for (auto& value : x) value = normal(rng);
   BucketConfig config;
   config.bucket_bits = bucket_bits;
-  config.seed = rng();
+  config.seed = registry_case.options.seed ? registry_case.options.seed : rng();
   const int columns = bucket_projection_columns(config);
   const std::vector<double> projection = bucket_projection(dim, config, 0);
   std::vector<float> projected(static_cast<std::size_t>(n) * columns);
@@ -182,9 +200,9 @@ ConsistencyResult lsh_ids_case(int n, int dim, int bucket_bits, std::mt19937_64&
   const auto want = bucket_ids(x.data(), n, dim, config, 0);
   int differing = 0;
   for (int i = 0; i < n; ++i) differing += got[i] != want[i];
-  // Float32 projections can only flip a bucket at a near-tie; allow 1 in 1000.
-  return {"lsh bucket ids (cuda)", "n" + std::to_string(n) + " d" + std::to_string(dim) + " b" + std::to_string(bucket_bits), "bucket_ids: share differing",
-          static_cast<double>(differing) / n, 1e-3};
+  // Float32 projections can only flip a bucket at a near-tie: the registry allows 1 in 1000.
+  return {registry_case.label, "n" + std::to_string(n) + " d" + std::to_string(dim), "bucket_ids: share differing",
+          static_cast<double>(differing) / n, registry_case.tolerance.float64_abs};
 }
 
 // ---- hash index ----
@@ -196,7 +214,11 @@ struct IndexCase {
 
 // Key signatures from a small pool (so codes repeat and chains are long; the pool holds ~0, the code
 // with its own slot); queries are pool members, near-members (2 bits flipped) or strangers.
-std::vector<ConsistencyResult> index_case(const IndexCase& c, std::mt19937_64& rng) {
+std::vector<ConsistencyResult> index_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+  const CaseShape& s = registry_case.shape;
+  const CaseOptions& o = registry_case.options;
+  if (o.signatures != SignatureDraw::pool) throw std::invalid_argument(registry_case.name + ": the CUDA index cases draw from a pool");
+  const IndexCase c{s.heads_q, s.heads_kv, s.n_q, s.n_k, o.bits, o.tables, o.bits_per_table, s.causal};
   std::vector<std::uint64_t> pool(static_cast<std::size_t>(std::max(2, c.n_k / 3)));
   for (auto& value : pool) value = rng();
   pool[0] = ~0ULL;
@@ -210,7 +232,7 @@ std::vector<ConsistencyResult> index_case(const IndexCase& c, std::mt19937_64& r
   config.bits = c.bits;
   config.tables = c.tables;
   config.bits_per_table = c.bits_per_table;
-  config.seed = rng();
+  config.seed = o.seed ? o.seed : rng();
   const auto sampled = sampled_bit_positions(config);
   const DeviceIndexLayout layout = index_layout(c.heads_kv, c.bits, c.n_k, sampled);
   DeviceBuffer<char> memory(index_bytes(layout));
@@ -236,13 +258,10 @@ std::vector<ConsistencyResult> index_case(const IndexCase& c, std::mt19937_64& r
     std::sort(got.begin(), got.end());
     differing += got != want;
   }
-  char shape[96];
-  std::snprintf(shape, sizeof shape, "hq%d hkv%d q%d k%d %s%s", c.heads_q, c.heads_kv, c.n_q, c.n_k,
-                c.tables ? ("L" + std::to_string(c.tables) + "xK" + std::to_string(c.bits_per_table)).c_str() : ("exact b" + std::to_string(c.bits)).c_str(),
-                c.causal ? " causal" : "");
-  std::vector<ConsistencyResult> results{{c.tables ? "index lsh lookup (cuda)" : "index exact lookup (cuda)", shape, "cpu index: rows differing", static_cast<double>(differing), 0}};
+  const std::string shape = registry_case.shape_name();
+  std::vector<ConsistencyResult> results{{registry_case.label + " lookup", shape, "cpu index: rows differing", static_cast<double>(differing), 0}};
   if (c.n_q == 1) {  // decode: attention over the candidates with the sparse decode kernel
-    constexpr int kDim = 128;
+    const int kDim = s.dim;
     const Inputs in = random_inputs(c.heads_q, c.heads_kv, 1, c.n_k, kDim, rng);
     const AttentionProblem problem = in.problem(c.heads_q, c.heads_kv, 1, c.n_k, kDim, c.causal);
     DeviceBuffer<__nv_bfloat16> d_q(in.q), d_k(in.k), d_v(in.v);
@@ -253,46 +272,32 @@ std::vector<ConsistencyResult> index_case(const IndexCase& c, std::mt19937_64& r
     HASHHOP_CUDA_CHECK(cudaDeviceSynchronize());
     std::vector<double> expected(problem.out_size());
     index_attention(problem, query_sigs.data(), key_sigs.data(), config, expected.data());
-    results.push_back({c.tables ? "index lsh decode (cuda)" : "index exact decode (cuda)", shape, "index_attention: out",
-                       max_error(d_out.to_host(), expected), kKernelTolerance});
+    results.push_back({registry_case.label + " decode", shape, "index_attention: out", max_error(d_out.to_host(), expected),
+                       lowprec_tolerance(registry_case.tolerance, {expected})});
   }
   return results;
 }
 
 }  // namespace
 
+std::vector<ConsistencyResult> run_cuda_case(const AttentionCase& c, unsigned seed) {
+  if (!cuda_device_available()) throw std::runtime_error("--device cuda: no CUDA device on this machine");
+  std::mt19937_64 rng(case_seed(c, seed));
+  if (c.expectation == Expectation::bucket_ids) return {lsh_ids_case(c, rng)};
+  switch (c.mechanism) {
+    case Mechanism::signature_topk: return {signature_case(c, rng)};
+    case Mechanism::bucket: return {bucket_case(c, rng)};
+    case Mechanism::index: return index_case(c, rng);
+    case Mechanism::dense: break;
+  }
+  throw std::invalid_argument(c.name + ": the CUDA harness has no kernel for mechanism " + mechanism_name(c.mechanism));
+}
+
 std::vector<ConsistencyResult> run_cuda_consistency(unsigned seed) {
   if (!cuda_device_available()) throw std::runtime_error("--device cuda: no CUDA device on this machine");
-  std::mt19937_64 rng(seed * 7919ULL + 17);
   std::vector<ConsistencyResult> results;
-  const SignatureCase signature_cases[] = {
-      {1, 1, 1, 64, 64, 0, 0, 1, false},        {2, 1, 100, 128, 32, 2, 3, 10, false},
-      {8, 8, 5000, 128, 64, 4, 16, 160, false}, {8, 2, 70000, 128, 128, 4, 64, 2000, false},
-      {4, 4, 9000, 64, 64, 1, 1, 300, true},    {2, 2, 300, 128, 64, 0, 0, 1000, false},  // k >= n
-  };
-  for (const auto& c : signature_cases) results.push_back(signature_case(c, rng));
-  const BucketCase bucket_cases[] = {
-      {1, 1, 1, 1, 64, 2, 1, true, false},          // length 1
-      {2, 2, 517, 517, 128, 0, 1, true, false},     // one bucket = dense
-      {4, 2, 300, 300, 64, 3, 1, true, false},      // grouped heads
-      {4, 2, 1000, 1000, 128, 4, 3, true, false},   // three rounds, each key once
-      {8, 8, 2048, 2048, 128, 6, 2, false, false},  // not causal
-      {2, 1, 100, 700, 128, 3, 2, true, false},     // chunked prefill: queries at the end of the keys
-      {2, 2, 200, 200, 64, 3, 1, true, true},       // identical keys: one bucket holds them all
-      {4, 4, 1, 5000, 128, 8, 2, true, false},      // decode, mostly empty buckets
-  };
-  for (const auto& c : bucket_cases) results.push_back(bucket_case(c, rng));
-  results.push_back(lsh_ids_case(4096, 128, 6, rng));
-  results.push_back(lsh_ids_case(1000, 64, 10, rng));
-  const IndexCase index_cases[] = {
-      {4, 2, 1, 5000, 64, 0, 0, false},   // exact, decode
-      {2, 2, 64, 3000, 20, 0, 0, true},   // exact on 20 bits, causal prefill
-      {4, 4, 1, 4000, 64, 4, 12, false},  // LSH 4 tables x 12 bits, decode
-      {2, 1, 32, 2000, 64, 6, 8, true},   // LSH, causal
-  };
-  for (const auto& c : index_cases) {
-    for (auto& r : index_case(c, rng)) results.push_back(std::move(r));
-  }
+  for (const AttentionCase& c : attention_cases(kCudaBackend))
+    for (auto& r : run_cuda_case(c, seed)) results.push_back(std::move(r));
   return results;
 }
 

@@ -8,8 +8,11 @@
 
 namespace hashhop::attn::cuda {
 
-// Signature top-k decode, bucket attention (prefill, decode, multi-round, causal offsets), LSH bucket
-// ids and the hash index (exact and LSH, streamed inserts). Throws std::runtime_error without a GPU.
+// Every CUDA case of the registry (attention_cases.h): signature top-k decode, bucket attention (prefill,
+// decode, multi-round, causal offsets), LSH bucket ids and the hash index (exact and LSH, streamed
+// inserts). Throws std::runtime_error without a GPU.
 std::vector<ConsistencyResult> run_cuda_consistency(unsigned seed = 0);
+// One registry case (attention_cases.h; the index gives a lookup row and, when decoding, a decode row).
+std::vector<ConsistencyResult> run_cuda_case(const AttentionCase& c, unsigned seed = 0);
 
 }  // namespace hashhop::attn::cuda
