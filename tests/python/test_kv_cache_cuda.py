@@ -18,7 +18,7 @@ except ImportError:
     torch = None
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_ops_cuda import DEV, HAVE_CUDA, OPS, assert_close, check_clean, profile  # noqa: E402  (loads the library)
+from test_ops_cuda import DEV, HAVE_CUDA, OPS, assert_close, check_clean, profile, run_without_pytest  # noqa: E402 (loads the library)
 
 if pytest is not None:
     pytestmark = pytest.mark.skipif(not HAVE_CUDA, reason="needs torch with a CUDA device and a CUDA build of libhashhop_ops.so")
@@ -136,15 +136,4 @@ def test_cache_ops_make_no_host_copies_and_no_syncs():
 
 
 if __name__ == "__main__":
-    if not HAVE_CUDA:
-        print("skipped: no CUDA device")
-        sys.exit(0)
-    failed = 0
-    for name, test in sorted((n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)):
-        try:
-            test()
-            print(f"PASS {name}")
-        except Exception as e:  # report every test, then fail
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-    sys.exit(1 if failed else 0)
+    run_without_pytest(globals())

@@ -327,12 +327,13 @@ def test_ops_make_no_host_copies_and_no_syncs():
         check_clean(profile(call), [], what)
 
 
-if __name__ == "__main__":
+def run_without_pytest(namespace):
+    """Runs every test_* of a module's namespace and exits non-zero if any failed (for machines without pytest)."""
     if not HAVE_CUDA:
         print("skipped: no CUDA device")
         sys.exit(0)
     failed = 0
-    for name, test in sorted((n, f) for n, f in globals().items() if n.startswith("test_") and callable(f)):
+    for name, test in sorted((n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)):
         try:
             test()
             print(f"PASS {name}")
@@ -340,3 +341,7 @@ if __name__ == "__main__":
             failed += 1
             print(f"FAIL {name}: {type(e).__name__}: {e}")
     sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    run_without_pytest(globals())
