@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <set>
 #include <string>
@@ -15,6 +16,11 @@
 #include "hashhop/attn/signature_attention.h"
 
 using namespace hashhop::attn;
+
+// GoogleTest prints a parameter by its registry name.
+namespace hashhop::attn {
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
+}  // namespace hashhop::attn
 
 // One test per CPU case of the registry (attention_cases.h), as `hashhop attn-check` runs them.
 class RegistryCase : public ::testing::TestWithParam<hashhop::attn::AttentionCase> {};

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <ostream>
 #include <random>
 #include <vector>
 
@@ -22,6 +23,11 @@
 #include "hashhop/attn/cuda/device_buffer.h"
 #include "hashhop/attn/cuda/signature_decode_cuda.h"
 #include "hashhop/attn/signature_attention.h"
+
+// GoogleTest prints a parameter by its registry name.
+namespace hashhop::attn {
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << c.name; }
+}  // namespace hashhop::attn
 
 // One test per CUDA case of the registry (attention_cases.h), as `attn-check --device cuda` runs them.
 class AttentionCudaCase : public ::testing::TestWithParam<hashhop::attn::AttentionCase> {};
