@@ -31,7 +31,8 @@ nlohmann::json run_attention_bench(const AttentionBenchOptions&) {
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
 #include "hashhop/attn/cuda/cuda_check.h"
 #include "hashhop/attn/cuda/hash_index_cuda.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 
 namespace hashhop::cli {
 namespace {

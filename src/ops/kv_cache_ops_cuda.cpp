@@ -9,7 +9,8 @@
 #include <algorithm>
 
 #include "hashhop/attn/cuda/kv_cache_cuda.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 #include "hashhop/ops/kv_cache_ops.h"
 #include "ops_cuda_support.h"
 

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 
 namespace hashhop::ops::cuda_support {
 

@@ -21,7 +21,8 @@
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
 #include "hashhop/attn/cuda/consistency_cuda.h"
 #include "hashhop/attn/cuda/device_buffer.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 #include "hashhop/attn/signature_attention.h"
 
 // GoogleTest prints a parameter by its registry name.

@@ -16,7 +16,8 @@
 #include "hashhop/attn/cuda/consistency_cuda.h"
 #include "hashhop/attn/cuda/device_buffer.h"
 #include "hashhop/attn/cuda/hash_index_cuda.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 

@@ -1,5 +1,5 @@
-// Signature packing and top-k key selection on the GPU (see signature_decode_cuda.h).
-// Compared with the CPU reference by tests/attn/test_signature_cuda.cu; timed by bench/attn_bench.cpp.
+// Signature packing and top-k key selection on the GPU (see signature_select_cuda.h).
+// Compared with the CPU reference by tests/attn/test_attention_cuda.cu; timed by `hashhop attn-bench` (apps/hashhop/attn_bench_gpu.cpp).
 #include <cub/block/block_scan.cuh>
 
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "hashhop/attn/cuda/cuda_check.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
 
 namespace hashhop::attn::cuda {
 namespace {

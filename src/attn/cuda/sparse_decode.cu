@@ -1,5 +1,5 @@
 // Split-K exact softmax attention of every query row over a gathered list of keys (see
-// signature_decode_cuda.h). Warps stream 4 key rows at a time in 16-byte chunks; blocks write
+// sparse_decode_cuda.h). Warps stream 4 key rows at a time in 16-byte chunks; blocks write
 // (max, sum, acc) partials that a second kernel merges. Templated on the element type (bf16, fp16, fp32).
 #include <algorithm>
 #include <cfloat>
@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "hashhop/attn/cuda/cuda_check.h"
-#include "hashhop/attn/cuda/signature_decode_cuda.h"
+#include "hashhop/attn/cuda/sparse_decode_cuda.h"
 
 namespace hashhop::attn::cuda {
 namespace {

@@ -1,6 +1,5 @@
-// CUDA path of bit-signature top-k decode attention (sm_90): Hamming scan with a similarity histogram,
-// threshold top-k selection (deterministic: ties go to lower indices, as in the CPU reference), and
-// split-K exact softmax attention over the kept keys. Torch-free params structs; see signature_decode.cu.
+// CUDA signature top-k selection (sm_90, signature_select.cu): Hamming scan with a similarity histogram and a
+// threshold top-k (ties to lower indices, as attn::select_signature_keys), plus sign-bit packing. Tested by tests/attn/test_attention_cuda.cu.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -43,28 +42,6 @@ std::size_t select_workspace_bytes(int rows, int n_keys);
 void select_keys(const SignatureSelectParams& params, cudaStream_t stream);
 // The first step of select_keys alone (similarities + histogram into the workspace), for timing the scan.
 void scan_similarities(const SignatureSelectParams& params, cudaStream_t stream);
-
-// Exact softmax of every query row over its listed keys (any order; a row with none outputs zeros).
-struct SparseDecodeParams {
-  const void* q = nullptr;           // [heads_q, n_q, dim] of `element`
-  const void* k = nullptr;           // [heads_kv, n_keys, dim]
-  const void* v = nullptr;           // [heads_kv, n_keys, dim]
-  const int* selected = nullptr;     // [heads_q * n_q, selected_stride]
-  const int* n_selected = nullptr;   // [heads_q * n_q]
-  int selected_stride = 0;
-  int heads_q = 1, heads_kv = 1, n_keys = 1, dim = 128;  // dim: 64 or 128
-  float scale = 1.0f;
-  float* out = nullptr;       // [heads_q * n_q, dim]
-  void* workspace = nullptr;  // decode_workspace_bytes(workspace_rows or heads_q * n_q, dim, selected_stride) bytes
-  int n_q = 1;
-  Element element = Element::bf16;
-  int workspace_rows = 0;     // rows the workspace holds; sparse_decode runs the rows in chunks of it (0 = all)
-  float* lse = nullptr;       // [heads_q * n_q] or null: log-sum-exp of the scaled scores, -inf for no keys
-};
-
-int decode_splits(int selected_stride);
-std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride);
-void sparse_decode(const SparseDecodeParams& params, cudaStream_t stream);
 
 // Packs sign bits: logits [n, bits] -> words [n, (bits+63)/64]; bit = logit >= 0 (NaN gives 0).
 void pack_signatures(const float* logits, int n, int bits, std::uint64_t* words, cudaStream_t stream);
