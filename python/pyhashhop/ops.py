@@ -123,7 +123,7 @@ def kv_cache_append(k_cache: torch.Tensor, v_cache: torch.Tensor, signature_cach
     ``lengths [batch]`` (int32). Everything is updated in place, on the caches' device, without a sync.
 
     Returns ``dropped [batch]`` (int32): rows that did not fit the capacity (zeros normally); read it when
-    you synchronise anyway. Not differentiable.
+    you synchronise anyway. A length outside ``[0, capacity]`` is clamped first. Not differentiable.
     """
     return _ops.kv_cache_append(k_cache, v_cache, signature_cache, lengths, k, v, k_logits)
 
@@ -135,7 +135,9 @@ def signature_decode(q: torch.Tensor, q_signatures: torch.Tensor, k_cache: torch
     """One decode step for every sequence of a batched cache: ``q [batch, heads_q, dim]`` with packed
     ``q_signatures [batch, heads_q, words]``; sequence b reads rows ``[0, lengths[b])``, keeping its sinks,
     recent window and ``top_k`` keys (or ``top_fraction`` of its length) by Hamming similarity, exactly as
-    ``signature_attention`` over the filled rows would. Returns ``[batch, heads_q, dim]``. Not differentiable.
+    ``signature_attention`` over the filled rows would (at least one of them must be non-zero). Returns
+    ``[batch, heads_q, dim]``. Not differentiable. On CUDA the work is sized by the capacity, not the lengths
+    (so a step can be captured in a CUDA graph): a cache far larger than its contents pays for its capacity.
     """
     return _ops.signature_decode(q, q_signatures, k_cache, v_cache, signature_cache, lengths, bits, sinks, window,
                                  top_k, top_fraction, _scale(q, scale))
@@ -162,13 +164,20 @@ class SignatureKVCache:
         self.signatures = torch.zeros(batch, heads_kv, capacity, words, dtype=torch.int64, device=device)
         self.lengths = torch.zeros(batch, dtype=torch.int32, device=device)
 
+    def _check_bits(self, logits: torch.Tensor, name: str) -> None:
+        # The ops see only words; logits of another width would pack bits the decode does not count.
+        if logits.shape[-1] != self.bits:
+            raise ValueError(f"SignatureKVCache: {name} has {logits.shape[-1]} bits per row, the cache {self.bits}")
+
     def append(self, k: torch.Tensor, v: torch.Tensor, k_logits: torch.Tensor) -> torch.Tensor:
         """Appends ``t`` rows per sequence (see ``kv_cache_append``); returns the dropped counts."""
+        self._check_bits(k_logits, "k_logits")
         return kv_cache_append(self.k, self.v, self.signatures, self.lengths, k, v, k_logits)
 
     def decode(self, q: torch.Tensor, q_logits: torch.Tensor, sinks: int = 0, window: int = 0, top_k: int = 0,
                top_fraction: float = 0.0, scale: Optional[float] = None) -> torch.Tensor:
         """One step for every sequence (see ``signature_decode``); ``q_logits [batch, heads_q, bits]``."""
+        self._check_bits(q_logits, "q_logits")
         b, h, bits = q_logits.shape
         q_signatures = pack_signatures(q_logits.reshape(b * h, bits)).view(b, h, -1)
         return signature_decode(q, q_signatures, self.k, self.v, self.signatures, self.lengths, self.bits, sinks,

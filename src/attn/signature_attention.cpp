@@ -23,7 +23,9 @@ void pack_signatures(const double* logits, int n, int bits, std::uint64_t* words
 int hamming_similarity(const std::uint64_t* a, const std::uint64_t* b, int bits) {
   int differing = 0;
   for (int w = 0; w < signature_words(bits); ++w) differing += std::popcount(a[w] ^ b[w]);
-  return bits - differing;
+  // Words packed from more than `bits` logits can differ in more than `bits` places: such keys rank last
+  // (0), as on the GPU, whose similarities are bytes.
+  return std::max(bits - differing, 0);
 }
 
 std::vector<int> select_signature_keys(const std::uint64_t* query_signature, const std::uint64_t* key_signatures,

@@ -92,6 +92,7 @@ torch::Tensor pack_signatures_cuda(const torch::Tensor& logits) {
 
 // ---- attention over per-row key lists (signature top-k and index candidates) ----
 
+// Autograd over a fixed selection: forward by the kernel, backward by selected_attention_backward.
 class SelectedAttention : public torch::autograd::Function<SelectedAttention> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

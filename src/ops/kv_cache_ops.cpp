@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "hashhop/attn/signature_attention.h"
@@ -35,6 +36,10 @@ CacheShape check_cache(const char* op, const torch::Tensor& k_cache, const torch
   TORCH_CHECK(lengths.dim() == 1 && lengths.size(0) == c.batch, op, ": lengths must be [", c.batch, "], got ",
               lengths.sizes());
   TORCH_CHECK(lengths.scalar_type() == torch::kInt32, op, ": lengths must be int32, got ", lengths.scalar_type());
+  // Written in place, element b at offset b: a strided view would be read and written in the wrong places.
+  TORCH_CHECK(lengths.is_contiguous(), op, ": lengths must be contiguous (it is updated in place)");
+  TORCH_CHECK(c.capacity < (int64_t{1} << 31), op, ": k_cache: capacity must fit in int32 (lengths are int32), got ",
+              c.capacity);
   for (const auto* t : {&v_cache, &signature_cache, &lengths}) {
     TORCH_CHECK(t->device() == k_cache.device(), op, ": every cache tensor must be on k_cache's device (", k_cache.device(),
                 "), got ", t->device());
@@ -84,6 +89,10 @@ void check_decode_args(const CacheShape& c, const torch::Tensor& k_cache, const 
               q_signatures.scalar_type());
   TORCH_CHECK(sinks >= 0 && window >= 0 && top_k >= 0 && top_fraction >= 0 && top_fraction <= 1, op,
               ": sinks, window, top_k must be >= 0 and top_fraction in [0, 1]");
+  TORCH_CHECK(sinks <= INT32_MAX && window <= INT32_MAX && top_k <= INT32_MAX, op,
+              ": sinks, window and top_k must fit in int32");
+  TORCH_CHECK(sinks > 0 || window > 0 || top_k > 0 || top_fraction > 0, op,
+              ": sinks, window, top_k and top_fraction are all 0, so no key would be kept (set top_k)");
 }
 
 namespace {

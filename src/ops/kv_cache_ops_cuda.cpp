@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "hashhop/attn/cuda/kv_cache_cuda.h"
 #include "hashhop/attn/cuda/signature_select_cuda.h"
@@ -19,12 +20,15 @@ namespace {
 
 using namespace cuda_support;  // NOLINT: the shared helpers read as local ones
 
-void check_cuda_cache(const char* op, const CacheShape& c, const torch::Tensor& k_cache) {
+void check_cuda_cache(const char* op, const torch::Tensor& k_cache, const torch::Tensor& v_cache,
+                      const torch::Tensor& signature_cache) {
   TORCH_CHECK(k_cache.is_cuda(), op, ": k_cache must be a CUDA tensor here, got ", k_cache.device());
   element_of(op, k_cache, "k_cache");
-  TORCH_CHECK(c.capacity < (int64_t{1} << 31) && c.batch * c.heads_kv < 65536, op,
-              ": k_cache: capacity must fit in int32 and batch * heads_kv be below 65536 on CUDA");
-  TORCH_CHECK(reinterpret_cast<std::uintptr_t>(k_cache.data_ptr()) % 16 == 0, op, ": k_cache must be 16-byte aligned");
+  // The kernels read K, V and pairs of signatures 16 bytes at a time; they are written in place, so no copy.
+  for (const auto& [t, name] : {std::pair{&k_cache, "k_cache"}, std::pair{&v_cache, "v_cache"},
+                                std::pair{&signature_cache, "signature_cache"}}) {
+    TORCH_CHECK(reinterpret_cast<std::uintptr_t>(t->data_ptr()) % 16 == 0, op, ": ", name, " must be 16-byte aligned");
+  }
 }
 
 torch::Tensor kv_cache_append_cuda(torch::Tensor& k_cache, torch::Tensor& v_cache, torch::Tensor& signature_cache,
@@ -33,7 +37,8 @@ torch::Tensor kv_cache_append_cuda(torch::Tensor& k_cache, torch::Tensor& v_cach
   constexpr const char* op = "kv_cache_append";
   const CacheShape c = check_cache(op, k_cache, v_cache, signature_cache, lengths);
   check_append_args(c, k_cache, k, v, k_logits);
-  check_cuda_cache(op, c, k_cache);
+  check_cuda_cache(op, k_cache, v_cache, signature_cache);
+  TORCH_CHECK(c.batch <= 65535 && c.heads_kv <= 65535, op, ": k_cache: batch and heads_kv must be at most 65535 on CUDA");
   TORCH_CHECK(k.size(2) < (int64_t{1} << 31), op, ": k: t must fit in int32 on CUDA");
   const c10::cuda::CUDAGuard guard(k_cache.device());
   const auto kc = k.contiguous(), vc = v.contiguous(), lc = k_logits.detach().contiguous();
@@ -58,7 +63,8 @@ torch::Tensor signature_decode_cuda(const torch::Tensor& q, const torch::Tensor&
   constexpr const char* op = "signature_decode";
   const CacheShape c = check_cache(op, k_cache, v_cache, signature_cache, lengths);
   check_decode_args(c, k_cache, q, q_signatures, bits, sinks, window, top_k, top_fraction);
-  check_cuda_cache(op, c, k_cache);
+  check_cuda_cache(op, k_cache, v_cache, signature_cache);
+  TORCH_CHECK(c.batch * q.size(1) < (int64_t{1} << 31), op, ": q: batch * heads_q must fit in int32 on CUDA");
   TORCH_CHECK(bits <= 128, op, ": bits must be in [1, 128] on CUDA, got ", bits);
   TORCH_CHECK(c.dim == 64 || c.dim == 128, op, ": the CUDA kernels support head dim 64 or 128, got ", c.dim);
   const c10::cuda::CUDAGuard guard(q.device());

@@ -101,6 +101,23 @@ def test_an_empty_sequence_decodes_to_zeros():
     assert (out[1] == 0).all() and (out[0] != 0).any()
 
 
+def test_lengths_outside_the_cache_are_clamped_first():
+    g = torch.Generator().manual_seed(9)
+    cache = ops.SignatureKVCache(3, 1, 6, 8, 64, dtype=torch.float64)
+    cache.lengths.copy_(torch.tensor([-3, 11, 6], dtype=torch.int32))
+    k, lg = randn(3, 1, 2, 8, g=g), randn(3, 1, 2, 64, g=g)
+    assert cache.append(k, k, lg).tolist() == [0, 2, 2]
+    assert cache.lengths.tolist() == [2, 6, 6]
+    assert torch.equal(cache.k[0, :, :2], k[0])
+
+
+def test_a_sequence_shorter_than_sinks_and_window_keeps_all_its_keys():
+    cache, given = filled_cache([3, 0], chunks=(), seed=10)
+    g = torch.Generator().manual_seed(11)
+    q, q_logits = randn(2, 2, 16, g=g), randn(2, 2, 64, g=g)
+    assert (cache.decode(q, q_logits, sinks=2, window=2) - cache.decode(q, q_logits, top_k=40)).abs().max().item() <= TOL
+
+
 def test_bad_arguments_name_the_op_and_argument():
     cache = ops.SignatureKVCache(2, 2, 8, 16, 64, dtype=torch.float64)
     k = torch.randn(2, 2, 1, 16, dtype=torch.float64)
@@ -108,10 +125,20 @@ def test_bad_arguments_name_the_op_and_argument():
     with pytest.raises(RuntimeError, match="kv_cache_append: lengths must be int32"):
         ops.kv_cache_append(cache.k, cache.v, cache.signatures, cache.lengths.long(), k, k, lg)
     with pytest.raises(RuntimeError, match="kv_cache_append: k_logits: 128 bits need 2 words"):
-        cache.append(k, k, torch.randn(2, 2, 1, 128))
+        ops.kv_cache_append(cache.k, cache.v, cache.signatures, cache.lengths, k, k, torch.randn(2, 2, 1, 128))
     with pytest.raises(RuntimeError, match="kv_cache_append: k must be"):
         cache.append(k[:1], k[:1], lg[:1])
     with pytest.raises(RuntimeError, match="signature_decode: heads_q .3. must be a positive multiple of heads_kv .2."):
         cache.decode(torch.randn(2, 3, 16, dtype=torch.float64), torch.randn(2, 3, 64))
     with pytest.raises(RuntimeError, match="signature_decode: q must have the cache's dtype"):
         cache.decode(torch.randn(2, 2, 16), torch.randn(2, 2, 64))
+    with pytest.raises(RuntimeError, match="kv_cache_append: lengths must be contiguous"):
+        wide = torch.zeros(2, 2, dtype=torch.int32)
+        ops.kv_cache_append(cache.k, cache.v, cache.signatures, wide[:, 0], k, k, lg)
+    q, qs = torch.randn(2, 2, 16, dtype=torch.float64), torch.zeros(2, 2, 1, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="signature_decode: sinks, window, top_k and top_fraction are all 0"):
+        ops.signature_decode(q, qs, cache.k, cache.v, cache.signatures, cache.lengths)
+    with pytest.raises(RuntimeError, match="signature_decode: sinks, window and top_k must fit in int32"):
+        ops.signature_decode(q, qs, cache.k, cache.v, cache.signatures, cache.lengths, top_k=1 << 32)
+    with pytest.raises(ValueError, match="SignatureKVCache: k_logits has 60 bits per row, the cache 64"):
+        cache.append(k, k, torch.randn(2, 2, 1, 60))

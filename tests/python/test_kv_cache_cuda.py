@@ -35,25 +35,40 @@ def on(device, tensors):
     return [t.to(device) for t in tensors]
 
 
-def fill_both(batch, heads_kv, capacity, dim, bits, dtype, prefix, chunks, seed):
-    """The same appends on a CUDA cache and a CPU float64 cache (inputs rounded to dtype first). Returns both,
-    after checking every append's dropped counts, lengths, rows and signature words agree exactly."""
+def append_both(gpu, cpu, k, v, logits, views=None):
+    """One append of the same rows to the CUDA cache and the CPU float64 cache (on one-sequence views when
+    `views` is a batch index); checks dropped counts and lengths agree."""
+    if views is not None:
+        gpu = [t[views:views + 1] for t in gpu]
+        cpu = [t[views:views + 1] for t in cpu]
+    dropped_gpu = OPS.kv_cache_append(*gpu, *on(DEV, (k, v, logits)))
+    dropped_cpu = OPS.kv_cache_append(*cpu, k.double(), v.double(), logits.double())
+    assert torch.equal(dropped_gpu.cpu(), dropped_cpu), f"dropped counts differ: {dropped_gpu.tolist()} vs {dropped_cpu.tolist()}"
+    assert torch.equal(gpu[3].cpu(), cpu[3]), f"lengths differ: {gpu[3].tolist()} vs {cpu[3].tolist()}"
+
+
+def fill_both(batch, heads_kv, capacity, dim, bits, dtype, prefix, chunks, seed, logits_dtype=None):
+    """The same random appends on a CUDA cache and a CPU float64 cache (inputs rounded to dtype first): first
+    prefix[b] rows to sequence b alone (through one-sequence views), then `chunks` rows to every sequence.
+    Checks every append's dropped counts and lengths, then rows and signature words, exactly."""
     g = torch.Generator().manual_seed(seed)
     words = (bits + 63) // 64
     gpu = make_cache(batch, heads_kv, capacity, dim, words, dtype, DEV)
     cpu = make_cache(batch, heads_kv, capacity, dim, words, torch.float64, "cpu")
-    gpu[3].copy_(torch.tensor(prefix, dtype=torch.int32))
-    cpu[3].copy_(torch.tensor(prefix, dtype=torch.int32))
-    for t in chunks:
-        k = torch.randn(batch, heads_kv, t, dim, generator=g).to(dtype)
-        v = torch.randn(batch, heads_kv, t, dim, generator=g).to(dtype)
-        logits = torch.randn(batch, heads_kv, t, bits, generator=g).to(dtype)
+
+    def rows(b, t):
+        k = torch.randn(b, heads_kv, t, dim, generator=g).to(dtype)
+        v = torch.randn(b, heads_kv, t, dim, generator=g).to(dtype)
+        logits = torch.randn(b, heads_kv, t, bits, generator=g).to(logits_dtype or dtype)
         if t:
             logits[0, 0, 0, 0] = 0  # logit >= 0 is a 1 bit, exact zeros included
-        dropped_gpu = OPS.kv_cache_append(*gpu, *on(DEV, (k, v, logits)))
-        dropped_cpu = OPS.kv_cache_append(*cpu, k.double(), v.double(), logits.double())
-        assert torch.equal(dropped_gpu.cpu(), dropped_cpu), "dropped counts differ"
-        assert torch.equal(gpu[3].cpu(), cpu[3]), "lengths differ"
+        return k, v, logits
+
+    for b, n in enumerate(prefix):
+        if n:
+            append_both(gpu, cpu, *rows(1, n), views=b)
+    for t in chunks:
+        append_both(gpu, cpu, *rows(batch, t))
     assert torch.equal(gpu[0].cpu().double(), cpu[0]) and torch.equal(gpu[1].cpu().double(), cpu[1]), "rows differ"
     assert torch.equal(gpu[2].cpu(), cpu[2]), "signature words differ"
     return gpu, cpu
@@ -63,7 +78,9 @@ CASES = [
     # batch, heads_q, heads_kv, capacity, bits, prefix lengths, append chunks, sinks, window, top_k, top_fraction
     (3, 8, 2, 4096, 64, [0, 1000, 4050], [64, 1, 31], 4, 16, 64, 0.0),     # ragged, one sequence overflows
     (2, 4, 4, 3001, 128, [2999, 17], [5, 100], 0, 8, 0, 0.05),              # odd capacity, two words, top_fraction
-    (4, 8, 8, 2048, 64, [0, 0, 5, 2000], [0, 3], 1, 0, 300, 0.0),           # an empty sequence, t = 0 append
+    (4, 8, 8, 2048, 64, [0, 0, 5, 2000], [0], 1, 0, 300, 0.0),              # two empty sequences, a t = 0 append
+    (2, 2, 2, 512, 100, [3, 400], [2], 8, 8, 16, 0.0),                      # 100 bits, a sequence shorter than sinks + window
+    (2, 4, 2, 700, 33, [650, 1], [30], 2, 4, 40, 0.0),                      # 33 bits (one partial word)
 ]
 
 
@@ -71,7 +88,9 @@ def test_append_and_decode_equal_cpu():
     for dtype in (torch.bfloat16, torch.float16, torch.float32):
         for dim in (64, 128):
             for index, (b, hq, hkv, cap, bits, prefix, chunks, sinks, window, top_k, frac) in enumerate(CASES):
-                gpu, cpu = fill_both(b, hkv, cap, dim, bits, dtype, prefix, chunks, seed=10 + index)
+                # Odd cases feed float32 logits to a low-precision cache, as a float32 phi_k would.
+                logits_dtype = torch.float32 if index % 2 else dtype
+                gpu, cpu = fill_both(b, hkv, cap, dim, bits, dtype, prefix, chunks, seed=10 + index, logits_dtype=logits_dtype)
                 g = torch.Generator().manual_seed(20 + index)
                 q = torch.randn(b, hq, dim, generator=g).to(dtype)
                 q_logits = torch.randn(b * hq, bits, generator=g)
@@ -83,8 +102,20 @@ def test_append_and_decode_equal_cpu():
                 ref = OPS.signature_decode(q.double(), qs, *cpu, *args)
                 assert_close(out, ref, dtype, f"signature_decode {dtype} dim {dim} case {index}")
                 empty = (cpu[3] == 0).nonzero().flatten().tolist()
+                assert (index == 2) == bool(empty), f"case {index}: empty sequences {empty}"
                 for e in empty:
                     assert (out[e] == 0).all(), "an empty sequence decodes to zeros"
+
+
+def test_lengths_outside_the_cache_are_clamped_as_on_cpu():
+    gpu, cpu = fill_both(3, 2, 64, 128, 64, torch.bfloat16, [10, 0, 0], [], seed=4)
+    for caches in (gpu, cpu):
+        caches[3].copy_(torch.tensor([-3, 69, 64], dtype=torch.int32))
+    g = torch.Generator().manual_seed(5)
+    k = torch.randn(3, 2, 2, 128, generator=g).to(torch.bfloat16)
+    append_both(gpu, cpu, k, k, torch.randn(3, 2, 2, 64, generator=g))
+    assert cpu[3].tolist() == [2, 64, 64]
+    assert torch.equal(gpu[0].cpu().double(), cpu[0]) and torch.equal(gpu[2].cpu(), cpu[2])
 
 
 def test_decode_of_a_full_cache_equals_signature_attention_per_sequence():
@@ -106,8 +137,11 @@ def test_bad_arguments_name_the_op_and_argument():
         (lambda: OPS.kv_cache_append(*gpu[:3], gpu[3].cpu(), k, k, lg), "kv_cache_append: every cache tensor must be on"),
         (lambda: OPS.kv_cache_append(*gpu, k.cpu(), k.cpu(), lg.cpu()), "kv_cache_append: k, v and k_logits must be on"),
         (lambda: OPS.kv_cache_append(*gpu, k.float(), k.float(), lg), "kv_cache_append: k and v must have the cache's dtype"),
-        (lambda: OPS.signature_decode(k[:, :, 0], torch.zeros(2, 2, 1, dtype=torch.int64, device=DEV), *gpu, 200),
-         "signature_decode: bits"),
+        (lambda: OPS.signature_decode(k[:, :, 0], torch.zeros(2, 2, 3, dtype=torch.int64, device=DEV),
+                                      *make_cache(2, 2, 64, 128, 3, torch.bfloat16, DEV), 192, 0, 0, 8),
+         "signature_decode: bits must be in [1, 128] on CUDA"),
+        (lambda: OPS.kv_cache_append(gpu[0], gpu[1], gpu[2], torch.zeros(2, 2, dtype=torch.int32, device=DEV)[:, 0], k, k, lg),
+         "kv_cache_append: lengths must be contiguous"),
     ]
     for call, message in cases:
         try:

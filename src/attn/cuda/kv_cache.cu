@@ -13,7 +13,10 @@ namespace {
 template <class T, class L>
 __global__ void append_kernel(KvAppendParams p) {
   const int j = blockIdx.x, kv = blockIdx.y, b = blockIdx.z;
-  const int position = p.lengths[b] + j;
+  // A length outside [0, capacity] (a caller's mistake) is clamped, as the CPU reference does; 64-bit so
+  // nothing overflows near INT_MAX.
+  const long long at = min(max(static_cast<long long>(p.lengths[b]), 0LL), static_cast<long long>(p.capacity));
+  const long long position = at + j;
   if (position >= p.capacity) return;
   const std::size_t source = (static_cast<std::size_t>(b) * p.heads_kv + kv) * p.t + j;
   const std::size_t target = (static_cast<std::size_t>(b) * p.heads_kv + kv) * p.capacity + position;
@@ -46,9 +49,10 @@ __global__ void append_kernel(KvAppendParams p) {
 __global__ void advance_kernel(int* lengths, int* dropped, int batch, int t, int capacity) {
   const int b = blockIdx.x * blockDim.x + threadIdx.x;
   if (b >= batch) return;
-  const long long wanted = static_cast<long long>(lengths[b]) + t;
-  dropped[b] = static_cast<int>(wanted > capacity ? wanted - capacity : 0);
-  lengths[b] = static_cast<int>(wanted > capacity ? capacity : wanted);
+  const long long at = min(max(static_cast<long long>(lengths[b]), 0LL), static_cast<long long>(capacity));
+  const long long fit = min(static_cast<long long>(t), capacity - at);
+  dropped[b] = static_cast<int>(t - fit);
+  lengths[b] = static_cast<int>(at + fit);
 }
 
 template <class T>

@@ -67,7 +67,8 @@ __device__ inline int key_stride_of(const SignatureSelectParams& p) { return p.k
 
 __device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int j, int visible, int differing) {
   const bool forced = j < p.sinks || j >= visible - p.window;
-  return forced ? kForced : static_cast<std::uint8_t>(p.bits - differing);
+  // Words packed with more bits than `bits` can differ in more places; such keys rank last, not wrap to 255.
+  return forced ? kForced : static_cast<std::uint8_t>(max(p.bits - differing, 0));
 }
 
 template <int kWords>

@@ -12,9 +12,9 @@ namespace hashhop::attn::cuda {
 
 // Caches [batch, heads_kv, capacity, dim] (k, v) and [batch, heads_kv, capacity, words] (packed signature
 // words); lengths [batch] int32 on the device. New rows k_new, v_new [batch, heads_kv, t, dim] and their
-// signature logits [batch, heads_kv, t, bits] land at lengths[b] + j. Rows that would pass the capacity are
-// dropped and counted in dropped[b]; lengths[b] becomes min(lengths[b] + t, capacity). Nothing waits for the
-// device: the caller reads `dropped` when it synchronises anyway.
+// signature logits [batch, heads_kv, t, bits] land at at_b + j, where at_b is lengths[b] clamped to
+// [0, capacity]. Rows that would pass the capacity are dropped and counted in dropped[b]; lengths[b] becomes
+// at_b + (rows kept). Nothing waits for the device: the caller reads `dropped` when it synchronises anyway.
 struct KvAppendParams {
   const void* k_new = nullptr;
   const void* v_new = nullptr;
