@@ -43,15 +43,17 @@ test-python: build
 
 # Sanitizers (issue 15, docs/reliability.md): libFuzzer harnesses (tests/fuzz) and the torch-free GoogleTest
 # executables under ASan/UBSan, both built with clang in their own folders (FUZZ_DIR, ASAN_DIR).
-# `make fuzz` runs each harness for FUZZ_SECONDS on a copy of its seed corpus in FUZZ_DIR/fuzz-work;
-# `make test` runs each for FUZZ_SMOKE_SECONDS.
+# `make fuzz` runs each harness for FUZZ_SECONDS on a copy of its seed corpus in FUZZ_DIR/fuzz-work, one at a
+# time; `make test` runs each for FUZZ_SMOKE_SECONDS, FUZZ_SMOKE_JOBS at a time (two cores: four harnesses in
+# about two minutes). fuzz_checkpoint links LibTorch (the model loader), so fuzz-build also builds the model.
 FUZZ_DIR ?= build-fuzz
 ASAN_DIR ?= build-asan
 FUZZ_SECONDS ?= 600
-FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_SECONDS ?= 60
+FUZZ_SMOKE_JOBS ?= 2
 FUZZ_CXX ?= clang++-14
 SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_HARNESSES := fuzz_magic_format fuzz_jsonl_scorer fuzz_run_config
+FUZZ_HARNESSES := fuzz_magic_format fuzz_jsonl_scorer fuzz_run_config fuzz_checkpoint
 
 fuzz-build: setup
 	@cmake -S . -B $(FUZZ_DIR) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) -DCMAKE_BUILD_TYPE=Release -DHASHHOP_FUZZ=ON \
@@ -67,7 +69,7 @@ asan-build: setup
 	@cmake --build $(ASAN_DIR) -j $(JOBS) --target test_bench test_attn
 
 test-sanitizers: fuzz-build asan-build
-	tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS) $(FUZZ_HARNESSES)
+	FUZZ_JOBS=$(FUZZ_SMOKE_JOBS) tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SMOKE_SECONDS) $(FUZZ_HARNESSES)
 	cd $(ASAN_DIR)/tests && ./test_bench --gtest_brief=1 && ./test_attn --gtest_brief=1
 
 bench: build

@@ -6,16 +6,20 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace hashhop::io {
 
@@ -106,6 +110,151 @@ std::uint64_t free_bytes_at(const std::string& path) {
   if (info.f_blocks == 0) return UINT64_MAX;  // pseudo filesystems report no size at all: unknown, not full
   const unsigned __int128 bytes = static_cast<unsigned __int128>(info.f_bavail) * info.f_frsize;
   return bytes > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(bytes);
+}
+
+// --- zip archives (check_zip_archive) ---
+namespace {
+
+// CRC-32 (IEEE, as zip uses), slicing by 8 bytes: about 1-2 GB/s, so checking a model costs less than
+// LibTorch reading it.
+struct Crc32Tables {
+  std::array<std::array<std::uint32_t, 256>, 8> t{};
+  Crc32Tables() {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[0][i] = c;
+    }
+    for (std::uint32_t i = 0; i < 256; ++i)
+      for (int k = 1; k < 8; ++k) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xFF];
+  }
+};
+
+std::uint32_t crc32(const unsigned char* p, std::size_t n) {
+  static const Crc32Tables tables;
+  const auto& t = tables.t;
+  std::uint32_t c = 0xFFFFFFFFu;
+  for (; n >= 8; n -= 8, p += 8) {
+    std::uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= c;
+    c = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+        t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+  }
+  for (; n > 0; --n, ++p) c = t[0][(c ^ *p) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+std::uint64_t le(const unsigned char* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// The file's bytes, mapped read-only for the check.
+struct Mapped {
+  const unsigned char* data = nullptr;
+  std::uint64_t size = 0;
+  ~Mapped() {
+    if (data != nullptr) ::munmap(const_cast<unsigned char*>(data), size);
+  }
+};
+
+}  // namespace
+
+void check_zip_archive(const std::string& path, Inflate inflate) {
+  const auto invalid = [&](const std::string& why) { return std::runtime_error(path + ": not a valid archive (" + why + ")"); };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open for reading: " + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    throw invalid("not a regular file");
+  }
+  Mapped file;
+  file.size = static_cast<std::uint64_t>(info.st_size);
+  if (file.size < 22) {
+    ::close(fd);
+    throw invalid(std::to_string(file.size) + " bytes, too short");
+  }
+  void* mapped = ::mmap(nullptr, file.size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (mapped == MAP_FAILED) throw std::runtime_error(path + ": cannot map for reading: " + std::strerror(errno));
+  file.data = static_cast<const unsigned char*>(mapped);
+  const unsigned char* d = file.data;
+  const std::uint64_t size = file.size;
+
+  // End of central directory: the last signature within 64 KB + 22 bytes of the end whose comment ends the file.
+  std::uint64_t eocd = UINT64_MAX;
+  for (std::uint64_t i = size - 22 + 1; i-- > 0 && size - i <= 65535 + 22;) {
+    if (le(d + i, 4) == 0x06054b50 && i + 22 + le(d + i + 20, 2) == size) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd == UINT64_MAX) throw invalid("no end-of-central-directory record");
+  std::uint64_t entries = le(d + eocd + 10, 2), cd_size = le(d + eocd + 12, 4), cd_offset = le(d + eocd + 16, 4);
+  std::uint64_t cd_end_limit = eocd;
+  if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {  // zip64
+    if (eocd < 20 || le(d + eocd - 20, 4) != 0x07064b50) throw invalid("zip64 locator missing");
+    const std::uint64_t z = le(d + eocd - 20 + 8, 8);
+    if (z > eocd - 20 || eocd - 20 - z < 56 || le(d + z, 4) != 0x06064b50) throw invalid("zip64 end record missing");
+    entries = le(d + z + 32, 8);
+    cd_size = le(d + z + 40, 8);
+    cd_offset = le(d + z + 48, 8);
+    cd_end_limit = z;
+  }
+  if (cd_offset > cd_end_limit || cd_size > cd_end_limit - cd_offset) throw invalid("central directory outside the file");
+  if (entries == 0) throw invalid("no entries");
+  std::uint64_t pos = cd_offset;
+  const std::uint64_t cd_end = cd_offset + cd_size;
+  for (std::uint64_t e = 0; e < entries; ++e) {
+    const std::string where = "entry " + std::to_string(e + 1);
+    if (cd_end - pos < 46 || le(d + pos, 4) != 0x02014b50) throw invalid(where + ": bad central directory header");
+    const std::uint64_t method = le(d + pos + 10, 2), crc = le(d + pos + 16, 4);
+    std::uint64_t compressed = le(d + pos + 20, 4), uncompressed = le(d + pos + 24, 4);
+    const std::uint64_t name_len = le(d + pos + 28, 2), extra_len = le(d + pos + 30, 2), comment_len = le(d + pos + 32, 2);
+    std::uint64_t local = le(d + pos + 42, 4);
+    if (cd_end - pos - 46 < name_len + extra_len + comment_len) throw invalid(where + ": central directory header overruns");
+    const std::string name(reinterpret_cast<const char*>(d + pos + 46), name_len);
+    // Zip64 sizes and offset, in this order, for the fields that hold 0xFFFFFFFF.
+    for (std::uint64_t x = pos + 46 + name_len, x_end = x + extra_len; x + 4 <= x_end;) {
+      const std::uint64_t id = le(d + x, 2), len = le(d + x + 2, 2);
+      if (x_end - x - 4 < len) throw invalid(where + " (" + name + "): bad extra field");
+      if (id == 0x0001) {
+        std::uint64_t q = x + 4;
+        const auto take = [&](std::uint64_t& field) {
+          if (field != 0xFFFFFFFF) return;
+          if (q + 8 > x + 4 + len) throw invalid(where + " (" + name + "): bad zip64 field");
+          field = le(d + q, 8);
+          q += 8;
+        };
+        take(uncompressed);
+        take(compressed);
+        take(local);
+      }
+      x += 4 + len;
+    }
+    if (!(method == 0 && compressed == uncompressed) && method != 8) throw invalid(where + " (" + name + "): unknown compression");
+    if (local >= cd_offset || cd_offset - local < 30 || le(d + local, 4) != 0x04034b50)
+      throw invalid(where + " (" + name + "): bad local header");
+    const std::uint64_t local_name = le(d + local + 26, 2), local_extra = le(d + local + 28, 2);
+    const std::uint64_t start = local + 30 + local_name + local_extra;
+    if (start > cd_offset || compressed > cd_offset - start) throw invalid(where + " (" + name + "): data outside the file");
+    if (local_name != name_len || std::memcmp(d + local + 30, name.data(), name_len) != 0)
+      throw invalid(where + " (" + name + "): local header names another file");
+    const auto damaged = [&] { return std::runtime_error(path + ": checksum mismatch, the file is corrupted (the CRC-32 of " + name + " differs from the one written with it)"); };
+    if (method == 0) {
+      if (crc32(d + start, compressed) != crc) throw damaged();
+    } else if (inflate != nullptr) {  // deflate: LibTorch compresses only its small TorchScript sources
+      if (uncompressed > (std::uint64_t{1} << 30)) throw invalid(where + " (" + name + "): compressed entry larger than 1 GiB");
+      std::vector<unsigned char> plain(static_cast<std::size_t>(uncompressed));
+      if (!inflate(d + start, compressed, plain.data(), plain.size()) || crc32(plain.data(), plain.size()) != crc) throw damaged();
+    }
+    pos += 46 + name_len + extra_len + comment_len;
+  }
+  if (pos != cd_end) throw invalid("central directory size disagrees with its entries");
 }
 
 // --- temporary files (temp_files.h) ---

@@ -91,6 +91,21 @@ std::uint64_t stored_checksum(torch::serialize::InputArchive& archive, bool& pre
   return value;
 }
 
+// LibTorch's copy of miniz (exported by libtorch_cpu): raw deflate into a buffer, for io::check_zip_archive.
+extern "C" std::size_t tinfl_decompress_mem_to_mem(void* out, std::size_t out_len, const void* in, std::size_t in_len, int flags);
+
+bool inflate_with_miniz(const unsigned char* in, std::size_t in_size, unsigned char* out, std::size_t out_size) {
+  if (out_size == 0) return in_size <= 2;  // an empty deflate stream
+  return tinfl_decompress_mem_to_mem(out, out_size, in, in_size, 0) == out_size;
+}
+
+// LibTorch's errors: c10::Error carries a backtrace (its first line is the message); its TorchScript
+// reader throws other std::exception types with multi-line source excerpts. Either becomes one line.
+std::string torch_error(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return first_line(c10->what_without_backtrace()).substr(0, 200);
+  return first_line(e.what()).substr(0, 200);
+}
+
 std::string shape_text(at::IntArrayRef sizes) {
   std::string out = "[";
   for (std::size_t i = 0; i < sizes.size(); ++i) out += (i ? ", " : "") + std::to_string(sizes[i]);
@@ -158,14 +173,14 @@ void load_weights(torch::nn::Module& model, const std::string& weights_path, con
   const auto want = shapes_of(model);
   bool has_checksum = false;
   std::uint64_t expected = 0;
+  io::check_zip_archive(weights_path, inflate_with_miniz);  // structure and CRCs first: LibTorch's reader is not for damaged files
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(weights_path, device);
     model.load(archive);
     expected = stored_checksum(archive, has_checksum);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(weights_path + ": cannot load weights for this config (" +
-                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(weights_path + ": cannot load weights for this config (" + torch_error(e) + ")");
   }
   check_shapes(model, want, weights_path, config_path);
   if (has_checksum && model_checksum(model) != expected)
@@ -218,14 +233,14 @@ void save_checkpoint(const std::string& dir, torch::nn::Module& model, torch::op
 std::int64_t checkpoint_threads(const std::string& dir) {
   const std::string path = dir + "/checkpoint.pt";
   if (!io::file_exists(path)) return 0;
+  io::check_zip_archive(path, inflate_with_miniz);
   try {
     torch::serialize::InputArchive root;
     root.load_from(path, torch::kCPU);
     torch::Tensor threads;
     return root.try_read(kThreadsKey, threads) ? threads.item<std::int64_t>() : 0;
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
-                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": cannot resume from this checkpoint (" + torch_error(e) + ")");
   }
 }
 
@@ -237,6 +252,7 @@ std::int64_t load_checkpoint(const std::string& dir, torch::nn::Module& model, t
   std::int64_t step = 0;
   bool has_checksum = false;
   std::uint64_t expected = 0;
+  io::check_zip_archive(path, inflate_with_miniz);
   try {
     torch::serialize::InputArchive root, model_archive, optimizer_archive;
     root.load_from(path, device);
@@ -249,9 +265,9 @@ std::int64_t load_checkpoint(const std::string& dir, torch::nn::Module& model, t
     root.read("step", step_tensor);
     step = step_tensor.item<std::int64_t>();
     expected = stored_checksum(root, has_checksum);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(path + ": cannot resume from this checkpoint (" +
-                             first_line(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    if (std::string(e.what()).rfind(path + ": ", 0) == 0) throw;  // check_shapes: already one line naming the file
+    throw std::runtime_error(path + ": cannot resume from this checkpoint (" + torch_error(e) + ")");
   }
   if (has_checksum) {
     Checksum sum;

@@ -116,7 +116,7 @@ mkdir -p "$work/results"
 ids=()
 started=$SECONDS
 while IFS=$'\t' read -r id class sub expect names setup cmd; do
-  [ "$id" = id ] && continue
+  [ "$id" = id ] || [[ $id == \#* ]] && continue
   [[ $id =~ $filter ]] || continue
   ids+=("$id")
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done

@@ -3,6 +3,7 @@
 // machine: "free(): invalid pointer"), so nothing that links torch uses std::filesystem.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +29,18 @@ std::string read_file_limited(const std::string& path, std::uint64_t max_bytes, 
 // the input would be truncated before it is read. A missing output or "-" (stdout) is fine.
 void check_distinct_files(const std::string& output, const std::string& output_option, const std::string& input,
                           const std::string& input_option);
+
+// Checks that PATH is a well-formed zip archive as LibTorch writes them (model.pt, checkpoint.pt) before
+// any of it reaches LibTorch's reader: the end-of-central-directory record (zip64 too), every entry's
+// central and local headers within the file and agreeing, stored (uncompressed) data, and each entry's
+// CRC-32. Throws std::runtime_error "PATH: not a valid archive (...)" or "PATH: checksum mismatch, ...". A
+// flipped byte, a truncated or empty file, or random bytes are refused here; LibTorch's zip reader does
+// not check the CRCs, and its TorchScript and pickle readers are not meant for damaged input.
+// Entries are stored, except archive/code/__torch__.py, which LibTorch deflates: INFLATE (raw deflate of
+// IN into exactly OUT_SIZE bytes of OUT; false when the data is damaged) lets those be checked too; this
+// library is torch-free, so the caller brings it (train/checkpoint.cpp passes LibTorch's miniz).
+using Inflate = bool (*)(const unsigned char* in, std::size_t in_size, unsigned char* out, std::size_t out_size);
+void check_zip_archive(const std::string& path, Inflate inflate = nullptr);
 
 // Bytes free to this user on the filesystem that holds PATH (its directory when PATH does not exist
 // yet); UINT64_MAX when unknown.
