@@ -127,8 +127,7 @@ struct SignatureArgs {
 Selection select_signature_keys_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& q_signatures,
                                      const torch::Tensor& k_signatures, const SignatureArgs& a) {
   constexpr const char* op = "signature_attention";
-  const auto stream = at::cuda::getCurrentCUDAStream();
-  const int64_t n_k = k.size(1), rows = q.size(0) * q.size(1);
+  const int64_t n_k = k.size(1);
   const auto qs = q_signatures.contiguous(), ks = dense(k_signatures);  // the scan reads key pairs in 16 bytes
   hc::SignatureSelectParams p;
   p.key_signatures = words_of(ks), p.query_signatures = words_of(qs);
@@ -139,17 +138,7 @@ Selection select_signature_keys_cuda(const torch::Tensor& q, const torch::Tensor
   p.top_k = static_cast<int>(std::min(a.top_k, n_k));
   p.top_fraction = a.top_fraction;
   p.causal = a.causal;
-  const int stride = hc::selected_stride(p);
-  const int64_t per_row = static_cast<int64_t>(hc::select_workspace_bytes(1, p.n_keys));
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
-  p.workspace_rows = static_cast<int>(chunk);
-  const auto ws = workspace(static_cast<int64_t>(hc::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)), q.device());
-  p.workspace = ws.data_ptr();
-  const auto int_opts = q.options().dtype(torch::kInt32);
-  Selection s{torch::empty({rows, stride}, int_opts), torch::empty({rows}, int_opts)};
-  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
-  launch(op, [&] { hc::select_keys(p, stream); });
-  return s;
+  return select_signature_rows(op, p, q.device());
 }
 
 void check_signature_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& q_signatures,

@@ -68,7 +68,6 @@ torch::Tensor signature_decode_cuda(const torch::Tensor& q, const torch::Tensor&
   TORCH_CHECK(bits <= 128, op, ": bits must be in [1, 128] on CUDA, got ", bits);
   TORCH_CHECK(c.dim == 64 || c.dim == 128, op, ": the CUDA kernels support head dim 64 or 128, got ", c.dim);
   const c10::cuda::CUDAGuard guard(q.device());
-  const auto stream = at::cuda::getCurrentCUDAStream();
   // Sequences fold into heads: row b * heads_q + h reads kv head b * heads_kv + h / (heads_q / heads_kv).
   const int64_t heads_q = q.size(1), rows = c.batch * heads_q;
   const auto qf = dense(q).view({rows, 1, c.dim});
@@ -81,17 +80,7 @@ torch::Tensor signature_decode_cuda(const torch::Tensor& q, const torch::Tensor&
   p.top_k = static_cast<int>(std::min(top_k, c.capacity));
   p.top_fraction = top_fraction;
   p.lengths = lengths.data_ptr<int>(), p.rows_per_length = static_cast<int>(heads_q);
-  const int stride = attn::cuda::selected_stride(p);
-  const int64_t per_row = static_cast<int64_t>(attn::cuda::select_workspace_bytes(1, p.n_keys));
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
-  p.workspace_rows = static_cast<int>(chunk);
-  const auto ws = workspace(static_cast<int64_t>(attn::cuda::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)),
-                            q.device());
-  p.workspace = ws.data_ptr();
-  const auto int_opts = q.options().dtype(torch::kInt32);
-  Selection s{torch::empty({rows, stride}, int_opts), torch::empty({rows}, int_opts)};
-  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
-  launch(op, [&] { attn::cuda::select_keys(p, stream); });
+  const Selection s = select_signature_rows(op, p, q.device());
   const auto keys = k_cache.view({c.batch * c.heads_kv, c.capacity, c.dim});
   const auto values = v_cache.view({c.batch * c.heads_kv, c.capacity, c.dim});
   return decode_selected(op, qf, keys, values, s, scale).view({c.batch, heads_q, c.dim});

@@ -29,6 +29,21 @@ torch::Tensor workspace(int64_t bytes, const torch::Device& device) {
 }
 
 // sparse_decode over the selection: float32 out in q's dtype.
+Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device) {
+  const int64_t rows = static_cast<int64_t>(p.heads_q) * p.n_q;
+  const int stride = hc::selected_stride(p);
+  const int64_t per_row = static_cast<int64_t>(hc::select_workspace_bytes(1, p.n_keys));
+  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
+  p.workspace_rows = static_cast<int>(chunk);
+  const auto ws = workspace(static_cast<int64_t>(hc::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)), device);
+  p.workspace = ws.data_ptr();
+  const auto int_opts = torch::TensorOptions().dtype(torch::kInt32).device(device);
+  Selection s{torch::empty({rows, stride}, int_opts), torch::empty({rows}, int_opts)};
+  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
+  launch(op, [&] { hc::select_keys(p, at::cuda::getCurrentCUDAStream()); });
+  return s;
+}
+
 torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                               const Selection& s, double scale) {
   const auto stream = at::cuda::getCurrentCUDAStream();

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "hashhop/attn/cuda/element.h"
+#include "hashhop/attn/cuda/signature_select_cuda.h"
 
 namespace hashhop::ops::cuda_support {
 
@@ -42,6 +43,10 @@ struct Selection {
   torch::Tensor selected;  // [heads_q * n_q, stride] int32
   torch::Tensor counts;    // [heads_q * n_q] int32
 };
+
+// select_keys for the rows `p` describes (every field but the workspace and outputs filled in): sizes the
+// key lists, takes the workspace from the caching allocator in row chunks, launches on the current stream.
+Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device);
 
 // sparse_decode of every row of q ([heads_q, n_q, dim]) over its listed keys of k, v ([heads_kv, n_keys, dim]),
 // computed in float32 and returned in q's dtype.
