@@ -24,6 +24,7 @@ fit in ``--memory-fraction`` of the GPU are skipped and say so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -42,15 +43,18 @@ COPIES = ("Memcpy HtoD", "Memcpy DtoH", "cudaMemcpy")
 
 
 def time_ms(call: Callable[[], object], warmup: int, reps: int) -> float:
-    for _ in range(warmup):
-        call()
-    start = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    end = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
-    for s, e in zip(start, end):
-        s.record()
-        call()
-        e.record()
-    torch.cuda.synchronize()
+    """Median CUDA-event time of one call, in ms; an SDPA closure runs under its backend (see sdpa_call)."""
+    backend = getattr(call, "backend", None)
+    with sdpa_kernel([backend]) if backend is not None else contextlib.nullcontext():
+        for _ in range(warmup):
+            call()
+        start = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        end = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        for s, e in zip(start, end):
+            s.record()
+            call()
+            e.record()
+        torch.cuda.synchronize()
     return statistics.median(s.elapsed_time(e) for s, e in zip(start, end))
 
 
@@ -97,22 +101,26 @@ def signatures(x: torch.Tensor, planes: torch.Tensor, chunk: int = 1 << 22) -> t
 
 
 def sdpa_call(backend, q, k, v, scale):
-    """A closure running SDPA with one backend, and a note: GQA natively or K/V repeated per query head."""
+    """A closure running SDPA, and a note: GQA natively or K/V repeated per query head. The closure carries
+    its backend (``.backend``): time_ms selects it once around the timed loop, so the Python context manager
+    that selects a backend is not timed as part of every SDPA call."""
     def native():
-        with sdpa_kernel([backend]):
-            return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True)
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True)
     try:
-        native()
-        return native, "gqa"
+        with sdpa_kernel([backend]):
+            native()
+        call, note = native, "gqa"
     except RuntimeError:
         group = q.shape[1] // k.shape[1]
         kr, vr = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
 
         def repeated():
-            with sdpa_kernel([backend]):
-                return F.scaled_dot_product_attention(q, kr, vr, scale=scale)
-        repeated()
-        return repeated, "kv repeated"
+            return F.scaled_dot_product_attention(q, kr, vr, scale=scale)
+        with sdpa_kernel([backend]):
+            repeated()
+        call, note = repeated, "kv repeated"
+    call.backend = backend
+    return call, note
 
 
 def add_sdpa(calls, notes, wanted, q4, k4, v4, scale):

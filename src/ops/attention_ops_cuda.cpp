@@ -99,7 +99,7 @@ class SelectedAttention : public torch::autograd::Function<SelectedAttention> {
                                const torch::Tensor& selected, const torch::Tensor& counts, double scale, std::string op) {
     ctx->save_for_backward({q, k, v, selected, counts});
     ctx->saved_data["scale"] = scale;
-    return decode_selected(op.c_str(), q, k, v, {selected, counts}, scale);
+    return decode_selected(op.c_str(), q, k, v, selected.data_ptr<int>(), counts.data_ptr<int>(), selected.size(1), scale);
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grad) {
     const auto saved = ctx->get_saved_variables();
@@ -109,6 +109,12 @@ class SelectedAttention : public torch::autograd::Function<SelectedAttention> {
     return {grads.dq, grads.dk, grads.dv, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
+
+// Without a gradient to track, the autograd kernels go straight to the CUDA ones: no Function node, no
+// saved tensors, no detach (the host time of a decode step is comparable to its kernels).
+bool needs_grad(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  return torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+}
 
 struct Inputs {
   torch::Tensor q, k, v;
@@ -177,6 +183,9 @@ torch::Tensor signature_attention_autograd_cuda(const torch::Tensor& q, const to
                                                 const torch::Tensor& q_signatures, const torch::Tensor& k_signatures,
                                                 int64_t bits, int64_t sinks, int64_t window, int64_t top_k,
                                                 double top_fraction, bool causal, double scale) {
+  if (!needs_grad(q, k, v)) {
+    return signature_attention_cuda(q, k, v, q_signatures, k_signatures, bits, sinks, window, top_k, top_fraction, causal, scale);
+  }
   if (q.dim() == 4) {
     constexpr const char* op = "signature_attention";
     const int64_t b = q.size(0);
@@ -193,7 +202,8 @@ torch::Tensor signature_attention_autograd_cuda(const torch::Tensor& q, const to
     s = select_signature_keys_cuda(dense(q.detach()), k.detach(), q_signatures, k_signatures, a);
   }
   // q, k, v go in as they are so autograd tracks them; the forward makes them dense under no-grad.
-  return SelectedAttention::apply(dense(q), dense(k), dense(v), s.selected, s.counts, scale, std::string("signature_attention"));
+  return SelectedAttention::apply(dense(q), dense(k), dense(v), s.selected_tensor(), s.counts_tensor(), scale,
+                                 std::string("signature_attention"));
 }
 
 // ---- index_attention ----
@@ -237,20 +247,19 @@ Selection index_candidates_cuda(const torch::Tensor& k_signatures, const torch::
   hc::DeviceIndexLayout layout;
   launch(op, [&] { layout = hc::index_layout(static_cast<int>(heads_kv), config.bits, static_cast<int>(n_k), sampled); });
   const torch::Tensor sampled_bits = config.tables > 0 ? cached_sampled_bits(config, device) : torch::Tensor();
-  const auto memory = workspace(static_cast<int64_t>(hc::index_bytes(layout)), device);
+  const auto memory = workspace(static_cast<int64_t>(hc::index_bytes(layout)));
   const auto ks = k_signatures.contiguous(), qs = q_signatures.contiguous();
   // Every key of a head may share the query's code, so lists hold n_k entries: the bound needs no sync.
-  const auto int_opts = ks.options().dtype(torch::kInt32);
-  Selection s{torch::empty({rows, n_k}, int_opts), torch::empty({rows}, int_opts)};
+  Selection s(rows, n_k, device);
   launch(op, [&] {
     const hc::DeviceIndex index =
-        hc::make_index(layout, memory.data_ptr(), sampled_bits.defined() ? sampled_bits.data_ptr<int>() : nullptr, stream);
+        hc::make_index(layout, memory.get(), sampled_bits.defined() ? sampled_bits.data_ptr<int>() : nullptr, stream);
     hc::index_insert(index, words_of(ks), static_cast<int>(n_k), 0, static_cast<int>(n_k), stream);
     hc::IndexLookupParams p;
     p.key_signatures = words_of(ks), p.key_stride = static_cast<int>(n_k);
     p.query_signatures = words_of(qs), p.heads_q = static_cast<int>(heads_q), p.n_q = static_cast<int>(n_q);
     p.n_keys = static_cast<int>(n_k), p.causal = a.causal, p.max_candidates = static_cast<int>(n_k);
-    p.candidates = s.selected.data_ptr<int>(), p.counts = s.counts.data_ptr<int>();
+    p.candidates = s.lists(), p.counts = s.counts();
     hc::index_lookup(index, p, stream);
   });
   return s;
@@ -287,6 +296,9 @@ torch::Tensor index_attention_cuda(const torch::Tensor& q, const torch::Tensor& 
 torch::Tensor index_attention_autograd_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                             const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
                                             int64_t tables, int64_t bits_per_table, int64_t seed, bool causal, double scale) {
+  if (!needs_grad(q, k, v)) {
+    return index_attention_cuda(q, k, v, q_signatures, k_signatures, bits, tables, bits_per_table, seed, causal, scale);
+  }
   if (q.dim() == 4) {
     constexpr const char* op = "index_attention";
     const int64_t b = q.size(0);
@@ -302,7 +314,8 @@ torch::Tensor index_attention_autograd_cuda(const torch::Tensor& q, const torch:
     const torch::NoGradGuard no_grad;
     s = index_candidates_cuda(k_signatures, q_signatures, q.size(0), q.size(1), a);
   }
-  return SelectedAttention::apply(dense(q), dense(k), dense(v), s.selected, s.counts, scale, std::string("index_attention"));
+  return SelectedAttention::apply(dense(q), dense(k), dense(v), s.selected_tensor(), s.counts_tensor(), scale,
+                                 std::string("index_attention"));
 }
 
 // ---- bucket_attention ----
@@ -379,8 +392,8 @@ torch::Tensor bucket_kernel(const torch::Tensor& q, const torch::Tensor& k, cons
   p.out = out.data_ptr<float>();
   std::size_t bytes = 0;
   launch(op, [&] { bytes = hc::bucket_workspace_bytes(p); });
-  const auto ws = workspace(static_cast<int64_t>(bytes), q.device());
-  p.workspace = ws.data_ptr();
+  const auto ws = workspace(static_cast<int64_t>(bytes));
+  p.workspace = ws.get();
   launch(op, [&] { hc::bucket_attention(p, at::cuda::getCurrentCUDAStream()); });
   return out.to(q.scalar_type());
 }
@@ -437,6 +450,7 @@ torch::Tensor bucket_attention_cuda(const torch::Tensor& q, const torch::Tensor&
 torch::Tensor bucket_attention_autograd_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                              int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
                                              bool causal, double scale) {
+  if (!needs_grad(q, k, v)) return bucket_attention_cuda(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, scale);
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);

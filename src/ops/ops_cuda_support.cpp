@@ -2,6 +2,7 @@
 #include "ops_cuda_support.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 
 #include <algorithm>
 
@@ -24,47 +25,49 @@ torch::Tensor dense(const torch::Tensor& x) {
   return c;
 }
 
-torch::Tensor workspace(int64_t bytes, const torch::Device& device) {
-  return torch::empty({std::max<int64_t>(bytes, 1)}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
+c10::DataPtr workspace(int64_t bytes) {
+  return c10::cuda::CUDACachingAllocator::get()->allocate(static_cast<std::size_t>(std::max<int64_t>(bytes, 1)));
 }
 
-// sparse_decode over the selection: float32 out in q's dtype.
+Selection::Selection(int64_t rows_, int64_t stride_, const torch::Device& device)
+    : buffer(torch::empty({rows_ * (stride_ + 1)}, torch::TensorOptions().dtype(torch::kInt32).device(device))),
+      rows(rows_), stride(stride_) {}
+
 Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device) {
   const int64_t rows = static_cast<int64_t>(p.heads_q) * p.n_q;
   const int stride = hc::selected_stride(p);
   const int64_t per_row = static_cast<int64_t>(hc::select_workspace_bytes(1, p.n_keys));
   const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
   p.workspace_rows = static_cast<int>(chunk);
-  const auto ws = workspace(static_cast<int64_t>(hc::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)), device);
-  p.workspace = ws.data_ptr();
-  const auto int_opts = torch::TensorOptions().dtype(torch::kInt32).device(device);
-  Selection s{torch::empty({rows, stride}, int_opts), torch::empty({rows}, int_opts)};
-  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
+  const auto ws = workspace(static_cast<int64_t>(hc::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)));
+  p.workspace = ws.get();
+  Selection s(rows, stride, device);
+  p.selected = s.lists(), p.n_selected = s.counts();
   launch(op, [&] { hc::select_keys(p, at::cuda::getCurrentCUDAStream()); });
   return s;
 }
 
 torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const Selection& s, double scale) {
+                              const int* selected, const int* counts, int64_t stride, double scale) {
   const auto stream = at::cuda::getCurrentCUDAStream();
-  const int64_t rows = q.size(0) * q.size(1), stride = s.selected.size(1), dim = q.size(2);
+  const int64_t rows = q.size(0) * q.size(1), dim = q.size(2);
   const int64_t per_row = static_cast<int64_t>(hc::decode_workspace_bytes(1, static_cast<int>(dim), static_cast<int>(stride)));
   const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
-  const auto ws = workspace(chunk * per_row, q.device());
-  auto out = torch::empty({q.size(0), q.size(1), dim}, q.options().dtype(torch::kFloat32));
+  const auto ws = workspace(chunk * per_row);
+  auto out = torch::empty({q.size(0), q.size(1), dim}, q.options());
   hc::SparseDecodeParams p;
   p.q = q.data_ptr(), p.k = k.data_ptr(), p.v = v.data_ptr();
-  p.selected = s.selected.data_ptr<int>(), p.n_selected = s.counts.data_ptr<int>();
+  p.selected = selected, p.n_selected = counts;
   p.selected_stride = static_cast<int>(stride);
   p.heads_q = static_cast<int>(q.size(0)), p.heads_kv = static_cast<int>(k.size(0));
   p.n_q = static_cast<int>(q.size(1)), p.n_keys = static_cast<int>(k.size(1)), p.dim = static_cast<int>(dim);
   p.scale = static_cast<float>(scale);
-  p.out = out.data_ptr<float>();
-  p.workspace = ws.data_ptr();
+  p.out = out.data_ptr();
+  p.workspace = ws.get();
   p.workspace_rows = static_cast<int>(chunk);
-  p.element = element_of(op, q, "q");
+  p.element = p.out_element = element_of(op, q, "q");
   launch(op, [&] { hc::sparse_decode(p, stream); });
-  return out.to(q.scalar_type());
+  return out;
 }
 
 

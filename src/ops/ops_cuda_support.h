@@ -23,8 +23,10 @@ hc::Element element_of(const char* op, const torch::Tensor& x, const char* name)
 // Row-major and 16-byte aligned (the kernels read 16-byte chunks): copies only when the input is not.
 torch::Tensor dense(const torch::Tensor& x);
 
-// A byte buffer from torch's caching allocator on `device` (at least one byte).
-torch::Tensor workspace(int64_t bytes, const torch::Device& device);
+// Scratch bytes from torch's caching allocator on the current device (at least one byte), freed when the
+// DataPtr goes: no tensor, no dispatcher call. Safe to drop right after the launches that use it, because the
+// allocator hands a freed block out again only in the order of the current stream, where those launches run.
+c10::DataPtr workspace(int64_t bytes);
 
 // Kernel launchers throw std::invalid_argument naming a field; the op's name is added here.
 template <class F>
@@ -38,19 +40,31 @@ inline void launch(const char* op, F&& body) {
 
 inline const std::uint64_t* words_of(const torch::Tensor& x) { return reinterpret_cast<const std::uint64_t*>(x.data_ptr<int64_t>()); }
 
-// Per-row key lists, as select_keys and index_lookup write them.
+// Per-row key lists, as select_keys and index_lookup write them, in one int32 buffer (one allocation per
+// call): rows * stride list entries, then rows counts. The tensor views are made only where autograd keeps them.
 struct Selection {
-  torch::Tensor selected;  // [heads_q * n_q, stride] int32
-  torch::Tensor counts;    // [heads_q * n_q] int32
+  torch::Tensor buffer;  // [rows * (stride + 1)] int32
+  int64_t rows = 0, stride = 0;
+
+  Selection() = default;
+  Selection(int64_t rows, int64_t stride, const torch::Device& device);
+  int* lists() const { return buffer.data_ptr<int>(); }
+  int* counts() const { return lists() + rows * stride; }
+  torch::Tensor selected_tensor() const { return buffer.narrow(0, 0, rows * stride).view({rows, stride}); }
+  torch::Tensor counts_tensor() const { return buffer.narrow(0, rows * stride, rows); }
 };
 
 // select_keys for the rows `p` describes (every field but the workspace and outputs filled in): sizes the
 // key lists, takes the workspace from the caching allocator in row chunks, launches on the current stream.
 Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device);
 
-// sparse_decode of every row of q ([heads_q, n_q, dim]) over its listed keys of k, v ([heads_kv, n_keys, dim]),
-// computed in float32 and returned in q's dtype.
+// sparse_decode of every row of q ([heads_q, n_q, dim]) over its listed keys of k, v ([heads_kv, n_keys, dim]):
+// computed in float32, written in q's dtype by the merge kernel. `selected` [rows, stride] and `counts` [rows].
 torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const Selection& s, double scale);
+                              const int* selected, const int* counts, int64_t stride, double scale);
+inline torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const Selection& s, double scale) {
+  return decode_selected(op, q, k, v, s.lists(), s.counts(), s.stride, scale);
+}
 
 }  // namespace hashhop::ops::cuda_support

@@ -128,7 +128,7 @@ __global__ void combine_kernel(SparseDecodeParams p, Partials partials, int spli
       const std::size_t row = static_cast<std::size_t>(head) * splits + s;
       value += partials.acc[row * p.dim + d] * __expf(partials.ml[row * 2] - global_max);
     }
-    p.out[static_cast<std::size_t>(row_index) * p.dim + d] = total > 0.f ? value / total : 0.f;
+    store(p.out, static_cast<std::size_t>(row_index) * p.dim + d, total > 0.f ? value / total : 0.f, p.out_element);
   }
   if (p.lse && threadIdx.x == 0) p.lse[row_index] = total > 0.f ? global_max + logf(total) : -INFINITY;
 }

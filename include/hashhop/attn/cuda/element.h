@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstddef>
+
 namespace hashhop::attn::cuda {
 
 // The dtype of q, k and v (and of pack_signatures' logits). bf16 is the native, fastest path.
@@ -50,6 +52,15 @@ __device__ inline float2 load2(const float* p) { return *reinterpret_cast<const 
 __device__ inline float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ inline float to_float(__half x) { return __half2float(x); }
 __device__ inline float to_float(float x) { return x; }
+
+// out[i] = x in element type e (round to nearest); e is uniform across a launch, so the branch costs nothing.
+__device__ inline void store(void* out, std::size_t i, float x, Element e) {
+  switch (e) {
+    case Element::bf16: static_cast<__nv_bfloat16*>(out)[i] = __float2bfloat16(x); break;
+    case Element::fp16: static_cast<__half*>(out)[i] = __float2half(x); break;
+    case Element::fp32: static_cast<float*>(out)[i] = x; break;
+  }
+}
 #endif
 
 }  // namespace hashhop::attn::cuda

@@ -22,12 +22,13 @@ struct SparseDecodeParams {
   int selected_stride = 0;
   int heads_q = 1, heads_kv = 1, n_keys = 1, dim = 128;  // dim: 64 or 128
   float scale = 1.0f;
-  float* out = nullptr;       // [heads_q * n_q, dim]
+  void* out = nullptr;        // [heads_q * n_q, dim] of out_element
   void* workspace = nullptr;  // decode_workspace_bytes(workspace_rows or heads_q * n_q, dim, selected_stride) bytes
   int n_q = 1;
   Element element = Element::bf16;
   int workspace_rows = 0;     // rows the workspace holds; sparse_decode runs the rows in chunks of it (0 = all)
   float* lse = nullptr;       // [heads_q * n_q] or null: log-sum-exp of the scaled scores, -inf for no keys
+  Element out_element = Element::fp32;  // the merge writes q's dtype directly, so an op needs no cast pass
 };
 
 int decode_splits(int selected_stride);
