@@ -63,6 +63,7 @@ Command add_attn_bench_command(CLI::App& root) {
   return {app, [o] {
             o->bench.decode_sizes = parse_token_counts("--decode-sizes", o->decode);
             o->bench.prefill_sizes = parse_token_counts("--prefill-sizes", o->prefill);
+            o->json.open();
             std::optional<HumanTextToStderr> human(std::in_place, o->json.to_stdout());  // --json: tables on stderr
             const nlohmann::json report = run_attention_bench(o->bench);
             human.reset();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +25,12 @@ class JsonOption {
   bool to_stdout() const { return requested() && (path_.empty() || path_ == "-"); }
   const std::string& path() const { return path_; }
 
+  // Opens --json FILE (its temporary beside it) before any work, so an unwritable path fails at once
+  // instead of after a long benchmark. Commands call it first; emit() opens it too if they did not.
+  void open() const {
+    if (requested() && !to_stdout() && !out_) out_.emplace(path_);
+  }
+
   // Writes the result where --json asked (stdout or FILE); nothing when --json was not given.
   void emit(const nlohmann::json& result) const {
     if (!requested()) return;
@@ -32,14 +39,16 @@ class JsonOption {
       std::printf("%s\n", result.dump(2).c_str());
       return;
     }
-    io::AtomicOutput out(path_);
-    out.write(result.dump(2) + "\n");
-    out.commit();
+    open();
+    out_->write(result.dump(2) + "\n");
+    out_->commit();
+    out_.reset();
   }
 
  private:
   CLI::Option* option_ = nullptr;
   std::string path_;
+  mutable std::optional<io::AtomicOutput> out_;
 };
 
 // While alive, and only when `active`, what the command prints on stdout goes to stderr, so stdout carries

@@ -33,6 +33,7 @@ Command add_score_command(CLI::App& root) {
             if (options->json.requested() && !options->json.to_stdout()) {  // --json FILE must not overwrite an input
               io::check_distinct_files(options->json.path(), "--json", options->data, "--data");
               io::check_distinct_files(options->json.path(), "--json", options->predictions, "--predictions");
+              options->json.open();
             }
             // Large files take minutes: a progress bar over the data file's bytes (stderr, terminals only).
             std::optional<io::ProgressBar> bar;

@@ -94,6 +94,11 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
     if (device.is_cuda()) {
 #if defined(HASHHOP_WITH_TORCH_CUDA) && defined(USE_C10D_NCCL)
+      // One GPU per rank, as NCCL requires: say so instead of CUDA's "invalid device ordinal" mid-join.
+      const int gpus = static_cast<int>(c10::cuda::device_count());
+      if (env.local_rank >= gpus)
+        throw std::invalid_argument("--device cuda: " + impl->who() + " needs GPU " + std::to_string(env.local_rank) + ", but " +
+                                    std::to_string(gpus) + " visible: one rank per GPU (--device cpu runs the ranks on Gloo)");
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank));
       auto nccl = c10d::ProcessGroupNCCL::Options::create();
       nccl->timeout = timeout;

@@ -23,6 +23,9 @@ if [ -n "${BAD_INPUTS_KEEP:-}" ]; then echo "bad_inputs: keeping $work"; else tr
 # One OpenMP thread, waiting passively: the LibTorch subcommands then start once instead of re-executing
 # themselves to set the wait policy (process_setup.h), which halves their start-up on a loaded machine.
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+# No GPU, on any machine: several cases are about asking for CUDA where there is none (train --device cuda,
+# attn-bench), and on a GPU machine they would be valid runs of minutes instead of errors.
+export CUDA_VISIBLE_DEVICES=
 export H=$bin D=$repo/tests/data M=$repo/models/demo F=$work/fixtures
 
 # flip FILE: overwrite 8 bytes in the middle of FILE with 0xff (a corrupted disk block).

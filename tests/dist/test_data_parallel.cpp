@@ -53,7 +53,9 @@ Child start(const std::vector<std::string>& args, const std::vector<std::string>
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> argv{const_cast<char*>(HASHHOP_CLI), const_cast<char*>("train")};
+    // Gloo on the CPU wherever it runs: on a one-GPU machine, CUDA ranks would need a GPU each.
+    std::vector<char*> argv{const_cast<char*>(HASHHOP_CLI), const_cast<char*>("train"), const_cast<char*>("--device"),
+                            const_cast<char*>("cpu")};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     ::execv(HASHHOP_CLI, argv.data());
