@@ -248,9 +248,9 @@ int run_engine_bench(const Options& o) {
   for (const int hops : o.hops)  // the generator's sizing divides by the hop count
     if (hops < 1) throw std::invalid_argument("--hops: must be >= 1, got " + std::to_string(hops));
   if (o.hash_len < 1) throw std::invalid_argument("--hash-len: must be >= 1, got " + std::to_string(o.hash_len));
-  o.json.open();  // an unwritable --json FILE fails now, not after the benchmark
   if (o.single_queries < 0) throw std::invalid_argument("--single-queries: must be >= 0");
   const auto device = parse_device(o.device);
+  o.json.open();  // an unwritable --json FILE fails now, not after the benchmark
   auto loaded = train::load_model(o.model_dir, device);
   for (const int hops : o.hops) {
     try {

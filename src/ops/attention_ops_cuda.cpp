@@ -111,9 +111,12 @@ class SelectedAttention : public torch::autograd::Function<SelectedAttention> {
 };
 
 // Without a gradient to track, the autograd kernels go straight to the CUDA ones: no Function node, no
-// saved tensors, no detach (the host time of a decode step is comparable to its kernels).
+// saved tensors, no detach (the host time of a decode step is comparable to its kernels). An input with a
+// forward-mode tangent still takes the Function, whose missing jvp then says so instead of dropping it.
 bool needs_grad(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
-  return torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  const auto tangent = [](const torch::Tensor& x) { return x._fw_grad(/*level=*/0).defined(); };
+  return (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) || tangent(q) ||
+         tangent(k) || tangent(v);
 }
 
 struct Inputs {
@@ -474,7 +477,7 @@ torch::Tensor bucket_attention_autograd_cuda(const torch::Tensor& q, const torch
 }  // namespace hashhop::ops
 
 // CUDA: the kernels (also what runs under torch.inference_mode, which skips autograd). AutogradCUDA: the
-// same kernels inside autograd Functions. CPU tensors keep the CompositeImplicitAutograd references of
+// same kernels inside autograd Functions, or the CUDA kernels directly when no input needs a gradient. CPU tensors keep the CompositeImplicitAutograd references of
 // attention_ops.cpp: a direct CUDA kernel only displaces them on CUDA.
 TORCH_LIBRARY_IMPL(hashhop, CUDA, m) {
   m.impl("pack_signatures", &hashhop::ops::pack_signatures_cuda);
