@@ -187,6 +187,28 @@ TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
         if (row == 3) EXPECT_TRUE(std::isinf(got_lse[row]) && got_lse[row] < 0);
         else EXPECT_NEAR(got_lse[row], lse[row], 2e-4) << "row " << row;
       }
+      // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.
+      const std::vector<float> out32 = d_out.to_host();
+      const std::size_t size = element == Element::fp32 ? 4 : 2;
+      DeviceBuffer<unsigned char> d_typed(out32.size() * size);
+      p.out = d_typed.get(), p.out_element = element, p.lse = nullptr;
+      sparse_decode(p, nullptr);
+      const auto typed = d_typed.to_host();
+      for (std::size_t i = 0; i < out32.size(); ++i) {
+        float got = 0, want = out32[i];
+        if (element == Element::bf16) {
+          __nv_bfloat16 b;
+          std::memcpy(&b, &typed[i * size], size);
+          got = __bfloat162float(b), want = __bfloat162float(__float2bfloat16(out32[i]));
+        } else if (element == Element::fp16) {
+          __half h;
+          std::memcpy(&h, &typed[i * size], size);
+          got = __half2float(h), want = __half2float(__float2half(out32[i]));
+        } else {
+          std::memcpy(&got, &typed[i * size], size);
+        }
+        ASSERT_EQ(got, want) << "typed output, element " << static_cast<int>(element) << " dim " << dim << " at " << i;
+      }
     }
   }
 }
