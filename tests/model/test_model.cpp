@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <limits>
 #include <string>
@@ -358,6 +359,26 @@ TEST(Checkpoint, FlippedCheckpointBytesAreDetected) {
   flip_parameter_bytes(options.out_dir + "/checkpoint.pt", some_matrix(loaded.model));
   const std::string error = error_of([&] { train::train(config, options); });
   EXPECT_NE(error.find("checkpoint.pt: checksum mismatch"), std::string::npos) << error;
+}
+
+// An entry marked encrypted (what fuzz_checkpoint made of a valid model.pt by one flipped flag bit) is refused by
+// the archive check with one line: LibTorch's own reader throws on it after allocating state it never frees.
+TEST(Checkpoint, EncryptedArchiveEntryIsRefused) {
+  auto config = train::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("encrypted");
+  train::save_model(dir, config, net);
+  std::fstream file(dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const auto header = bytes.rfind(std::string("PK\x01\x02", 4));  // the last central directory header
+  ASSERT_NE(header, std::string::npos);
+  file.seekp(static_cast<std::streamoff>(header + 8));  // general-purpose flags: bit 0 = encrypted
+  file.put(static_cast<char>(bytes[header + 8] | 1));
+  file.close();
+  const std::string error = error_of([&] { train::load_model(dir, torch::kCPU); });
+  EXPECT_NE(error.find("model.pt"), std::string::npos) << error;
+  EXPECT_NE(error.find("encrypted entry"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
 }
 
 TEST(Checkpoint, ConfigThatDisagreesWithTheWeightsIsOneLine) {
