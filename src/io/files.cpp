@@ -241,7 +241,8 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
     // reader throws on them after allocating state it never frees (a leak per file, found by fuzz_checkpoint).
     constexpr std::uint64_t kUnsupportedFlags = 0x0001 | 0x0040 | 0x2000;
     if ((le(d + pos + 8, 2) & kUnsupportedFlags) != 0) throw invalid(where + " (" + name + "): encrypted entry");
-    if (const auto disk = le(d + pos + 34, 2); disk != 0 && disk != 0xFFFF) throw invalid(where + " (" + name + "): entry on another disk (multi-disk archive)");
+    if (const auto disk = le(d + pos + 34, 2); disk != 0 && disk != 0xFFFF)
+      throw invalid(where + " (" + name + "): entry on another disk (multi-disk archive)");
     if (local >= cd_offset || cd_offset - local < 30 || le(d + local, 4) != 0x04034b50)
       throw invalid(where + " (" + name + "): bad local header");
     if ((le(d + local + 6, 2) & kUnsupportedFlags) != 0) throw invalid(where + " (" + name + "): encrypted entry");

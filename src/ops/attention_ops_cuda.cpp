@@ -477,8 +477,9 @@ torch::Tensor bucket_attention_autograd_cuda(const torch::Tensor& q, const torch
 }  // namespace hashhop::ops
 
 // CUDA: the kernels (also what runs under torch.inference_mode, which skips autograd). AutogradCUDA: the
-// same kernels inside autograd Functions, or the CUDA kernels directly when no input needs a gradient. CPU tensors keep the CompositeImplicitAutograd references of
-// attention_ops.cpp: a direct CUDA kernel only displaces them on CUDA.
+// same kernels inside autograd Functions, or the CUDA kernels directly when no input needs a gradient.
+// CPU tensors keep the CompositeImplicitAutograd references of attention_ops.cpp: a direct CUDA kernel
+// only displaces them on CUDA.
 TORCH_LIBRARY_IMPL(hashhop, CUDA, m) {
   m.impl("pack_signatures", &hashhop::ops::pack_signatures_cuda);
   m.impl("signature_attention", &hashhop::ops::signature_attention_cuda);
