@@ -144,15 +144,18 @@ nlohmann::json decode_row(std::int64_t n, double copy_gbs, const AttentionBenchO
   const int n_keys = static_cast<int>(n), top_k = static_cast<int>(static_cast<double>(n) * kTopK.top_fraction_of_keys);
   const int stride = hc::max_selected(n_keys, 0, 0, top_k);
   const auto i32 = options.dtype(at::kInt), bytes = options.dtype(at::kByte);
-  at::Tensor selected = at::empty({kHeads, stride}, i32), counts = at::empty({kHeads}, i32);
+  at::Tensor selected = at::empty({kHeads, stride}, i32), counts = at::empty({kHeads}, i32), arrivals = at::empty({kHeads}, i32);
   at::Tensor select_ws = at::empty({static_cast<std::int64_t>(hc::select_workspace_bytes(kHeads, n_keys))}, bytes);
   at::Tensor decode_ws = at::empty({static_cast<std::int64_t>(hc::decode_workspace_bytes(kHeads, kDim, stride))}, bytes);
   at::Tensor out = at::empty({kHeads, kDim}, options.dtype(at::kFloat));
-  const hc::SignatureSelectParams select{u64(key_sigs), u64(query_sigs), kHeads, kHeads, n_keys, kBits, 0, 0, top_k,
-                                         selected.data_ptr<int>(), counts.data_ptr<int>(), select_ws.data_ptr()};
+  // The selection zeroes the arrival counters the decode's fused merge counts on, as torch.ops.hashhop does.
+  hc::SignatureSelectParams select{u64(key_sigs), u64(query_sigs), kHeads, kHeads, n_keys, kBits, 0, 0, top_k,
+                                   selected.data_ptr<int>(), counts.data_ptr<int>(), select_ws.data_ptr()};
+  select.decode_arrivals = arrivals.data_ptr<int>();
   const float scale = 1.0f / std::sqrt(static_cast<float>(kDim));
-  const hc::SparseDecodeParams decode{bf16(q), bf16(k), bf16(v), selected.data_ptr<int>(), counts.data_ptr<int>(), stride, kHeads, kHeads,
-                                      n_keys, kDim, scale, out.data_ptr<float>(), decode_ws.data_ptr()};
+  hc::SparseDecodeParams decode{bf16(q), bf16(k), bf16(v), selected.data_ptr<int>(), counts.data_ptr<int>(), stride, kHeads, kHeads,
+                                n_keys, kDim, scale, out.data_ptr<float>(), decode_ws.data_ptr()};
+  decode.arrivals = arrivals.data_ptr<int>();
   const cudaStream_t stream = current_stream();
   const double scan_ms = median_ms([&] { hc::scan_similarities(select, stream); }, 3, o.repeats);
   const double select_ms = median_ms([&] { hc::select_keys(select, stream); }, 3, o.repeats);

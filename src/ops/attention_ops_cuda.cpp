@@ -147,7 +147,7 @@ Selection select_signature_keys_cuda(const torch::Tensor& q, const torch::Tensor
   p.top_k = static_cast<int>(std::min(a.top_k, n_k));
   p.top_fraction = a.top_fraction;
   p.causal = a.causal;
-  return select_signature_rows(op, p, q.device());
+  return select_signature_rows(op, p);
 }
 
 void check_signature_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& q_signatures,
@@ -253,7 +253,7 @@ Selection index_candidates_cuda(const torch::Tensor& k_signatures, const torch::
   const auto memory = workspace(static_cast<int64_t>(hc::index_bytes(layout)));
   const auto ks = k_signatures.contiguous(), qs = q_signatures.contiguous();
   // Every key of a head may share the query's code, so lists hold n_k entries: the bound needs no sync.
-  Selection s(rows, n_k, device);
+  Selection s(rows, n_k);
   launch(op, [&] {
     const hc::DeviceIndex index =
         hc::make_index(layout, memory.get(), sampled_bits.defined() ? sampled_bits.data_ptr<int>() : nullptr, stream);

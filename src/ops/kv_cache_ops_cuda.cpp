@@ -80,7 +80,7 @@ torch::Tensor signature_decode_cuda(const torch::Tensor& q, const torch::Tensor&
   p.top_k = static_cast<int>(std::min(top_k, c.capacity));
   p.top_fraction = top_fraction;
   p.lengths = lengths.data_ptr<int>(), p.rows_per_length = static_cast<int>(heads_q);
-  const Selection s = select_signature_rows(op, p, q.device());
+  const Selection s = select_signature_rows(op, p);
   const auto keys = k_cache.view({c.batch * c.heads_kv, c.capacity, c.dim});
   const auto values = v_cache.view({c.batch * c.heads_kv, c.capacity, c.dim});
   return decode_selected(op, qf, keys, values, s, scale).view({c.batch, heads_q, c.dim});

@@ -29,11 +29,16 @@ c10::DataPtr workspace(int64_t bytes) {
   return c10::cuda::CUDACachingAllocator::get()->allocate(static_cast<std::size_t>(std::max<int64_t>(bytes, 1)));
 }
 
-Selection::Selection(int64_t rows_, int64_t stride_, const torch::Device& device)
-    : buffer(torch::empty({rows_ * (stride_ + 1)}, torch::TensorOptions().dtype(torch::kInt32).device(device))),
-      rows(rows_), stride(stride_) {}
+Selection::Selection(int64_t rows_, int64_t stride_, bool arrivals)
+    : data(std::make_shared<c10::DataPtr>(workspace(rows_ * (stride_ + 1 + (arrivals ? 1 : 0)) * int64_t{sizeof(int)}))),
+      rows(rows_), stride(stride_), has_arrivals(arrivals) {}
 
-Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device) {
+torch::Tensor Selection::view(int* at, torch::IntArrayRef sizes) const {
+  const auto device = data->device();
+  return torch::from_blob(at, sizes, [keep = data](void*) {}, torch::TensorOptions().dtype(torch::kInt32).device(device));
+}
+
+Selection select_signature_rows(const char* op, hc::SignatureSelectParams p) {
   const int64_t rows = static_cast<int64_t>(p.heads_q) * p.n_q;
   const int stride = hc::selected_stride(p);
   const int64_t per_row = static_cast<int64_t>(hc::select_workspace_bytes(1, p.n_keys));
@@ -41,14 +46,14 @@ Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, con
   p.workspace_rows = static_cast<int>(chunk);
   const auto ws = workspace(static_cast<int64_t>(hc::select_workspace_bytes(static_cast<int>(chunk), p.n_keys)));
   p.workspace = ws.get();
-  Selection s(rows, stride, device);
-  p.selected = s.lists(), p.n_selected = s.counts();
+  Selection s(rows, stride, /*arrivals=*/true);
+  p.selected = s.lists(), p.n_selected = s.counts(), p.decode_arrivals = s.arrivals();
   launch(op, [&] { hc::select_keys(p, at::cuda::getCurrentCUDAStream()); });
   return s;
 }
 
 torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const int* selected, const int* counts, int64_t stride, double scale) {
+                              const int* selected, const int* counts, int64_t stride, double scale, int* arrivals) {
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t rows = q.size(0) * q.size(1), dim = q.size(2);
   const int64_t per_row = static_cast<int64_t>(hc::decode_workspace_bytes(1, static_cast<int>(dim), static_cast<int>(stride)));
@@ -66,6 +71,7 @@ torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torc
   p.workspace = ws.get();
   p.workspace_rows = static_cast<int>(chunk);
   p.element = p.out_element = element_of(op, q, "q");
+  p.arrivals = arrivals;
   launch(op, [&] { hc::sparse_decode(p, stream); });
   return out;
 }

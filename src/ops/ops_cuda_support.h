@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 
 #include "hashhop/attn/cuda/element.h"
@@ -40,31 +41,39 @@ inline void launch(const char* op, F&& body) {
 
 inline const std::uint64_t* words_of(const torch::Tensor& x) { return reinterpret_cast<const std::uint64_t*>(x.data_ptr<int64_t>()); }
 
-// Per-row key lists, as select_keys and index_lookup write them, in one int32 buffer (one allocation per
-// call): rows * stride list entries, then rows counts. The tensor views are made only where autograd keeps them.
+// Per-row key lists, as select_keys and index_lookup write them, in one int32 allocation from the caching
+// allocator (no tensor, no dispatcher call): rows * stride list entries, then rows counts, then (with
+// `arrivals`) rows decode arrival counters that select_keys zeroes for a fused merge. Tensor views, which keep
+// the allocation alive, are made only where autograd saves them.
 struct Selection {
-  torch::Tensor buffer;  // [rows * (stride + 1)] int32
+  std::shared_ptr<c10::DataPtr> data;
   int64_t rows = 0, stride = 0;
+  bool has_arrivals = false;
 
   Selection() = default;
-  Selection(int64_t rows, int64_t stride, const torch::Device& device);
-  int* lists() const { return buffer.data_ptr<int>(); }
+  Selection(int64_t rows, int64_t stride, bool arrivals = false);
+  int* lists() const { return static_cast<int*>(data->get()); }
   int* counts() const { return lists() + rows * stride; }
-  torch::Tensor selected_tensor() const { return buffer.narrow(0, 0, rows * stride).view({rows, stride}); }
-  torch::Tensor counts_tensor() const { return buffer.narrow(0, rows * stride, rows); }
+  int* arrivals() const { return has_arrivals ? counts() + rows : nullptr; }
+  torch::Tensor selected_tensor() const { return view(lists(), {rows, stride}); }
+  torch::Tensor counts_tensor() const { return view(counts(), {rows}); }
+
+ private:
+  torch::Tensor view(int* at, torch::IntArrayRef sizes) const;
 };
 
 // select_keys for the rows `p` describes (every field but the workspace and outputs filled in): sizes the
 // key lists, takes the workspace from the caching allocator in row chunks, launches on the current stream.
-Selection select_signature_rows(const char* op, hc::SignatureSelectParams p, const torch::Device& device);
+Selection select_signature_rows(const char* op, hc::SignatureSelectParams p);
 
 // sparse_decode of every row of q ([heads_q, n_q, dim]) over its listed keys of k, v ([heads_kv, n_keys, dim]):
 // computed in float32, written in q's dtype by the merge kernel. `selected` [rows, stride] and `counts` [rows].
+// `arrivals`: zeroed counters from the same selection (fused merge), or null (a merge kernel).
 torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const int* selected, const int* counts, int64_t stride, double scale);
+                              const int* selected, const int* counts, int64_t stride, double scale, int* arrivals = nullptr);
 inline torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                      const Selection& s, double scale) {
-  return decode_selected(op, q, k, v, s.lists(), s.counts(), s.stride, scale);
+  return decode_selected(op, q, k, v, s.lists(), s.counts(), s.stride, scale, s.arrivals());
 }
 
 }  // namespace hashhop::ops::cuda_support

@@ -106,7 +106,11 @@ TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
   for (const SelectCase c : {SelectCase{4, 2, 37, 3001, 3001, 64, 2, 5, 20, 0.0, true, 5},
                              SelectCase{4, 2, 37, 3000, 3004, 64, 0, 3, 0, 0.1, true, 0},
                              SelectCase{2, 1, 9, 777, 780, 100, 1, 1, 33, 0.0, false, 4},
-                             SelectCase{3, 3, 64, 64, 64, 128, 0, 0, 0, 0.5, true, 7}}) {
+                             SelectCase{3, 3, 64, 64, 64, 128, 0, 0, 0, 0.5, true, 7},
+                             // 256 tiles of 2,048 keys: the write blocks sum the earlier tiles themselves; one
+                             // key more and tile_scan_kernel runs (both paths of select_keys).
+                             SelectCase{2, 1, 1, 524288, 524288, 64, 4, 64, 3000, 0.0, false, 0},
+                             SelectCase{2, 1, 1, 524289, 524290, 64, 4, 64, 0, 0.01, false, 1}}) {
     const int words = signature_words(c.bits), rows = c.heads_q * c.n_q;
     std::vector<std::uint64_t> keys(static_cast<std::size_t>(c.heads_kv) * c.key_stride * words), queries(static_cast<std::size_t>(rows) * words);
     const std::uint64_t last_mask = c.bits % 64 ? (1ULL << (c.bits % 64)) - 1 : ~0ULL;
@@ -121,10 +125,13 @@ TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
     DeviceBuffer<int> d_selected(static_cast<std::size_t>(rows) * stride), d_counts(static_cast<std::size_t>(rows));
     DeviceBuffer<char> d_ws(select_workspace_bytes(c.workspace_rows > 0 ? c.workspace_rows : rows, c.n_keys));
     p.key_signatures = d_keys.get(), p.query_signatures = d_queries.get();
-    p.selected = d_selected.get(), p.n_selected = d_counts.get(), p.workspace = d_ws.get();
+    DeviceBuffer<int> d_arrivals(std::vector<int>(static_cast<std::size_t>(rows), 7));  // garbage the selection must clear
+    p.selected = d_selected.get(), p.n_selected = d_counts.get(), p.workspace = d_ws.get(), p.decode_arrivals = d_arrivals.get();
     select_keys(p, nullptr);
     const auto selected = d_selected.to_host();
     const auto counts = d_counts.to_host();
+    const auto arrivals = d_arrivals.to_host();
+    EXPECT_TRUE(std::all_of(arrivals.begin(), arrivals.end(), [](int a) { return a == 0; })) << "case n_keys " << c.n_keys;
     const SignatureConfig config{c.bits, c.sinks, c.window, c.top_k, c.top_fraction};
     for (int row = 0; row < rows; ++row) {
       const int head = row / c.n_q, i = row % c.n_q, kv = head / (c.heads_q / c.heads_kv);
@@ -187,8 +194,19 @@ TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
         if (row == 3) EXPECT_TRUE(std::isinf(got_lse[row]) && got_lse[row] < 0);
         else EXPECT_NEAR(got_lse[row], lse[row], 2e-4) << "row " << row;
       }
-      // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.
       const std::vector<float> out32 = d_out.to_host();
+      // Fused merge (arrival counters, no merge kernel), twice in a row (the last block re-zeroes the counters):
+      // the same merge code in the same order, so the very same floats.
+      DeviceBuffer<int> d_arrivals(std::vector<int>(static_cast<std::size_t>(rows), 0));
+      p.arrivals = d_arrivals.get();
+      for (int step = 0; step < 2; ++step) {
+        DeviceBuffer<float> d_fused(static_cast<std::size_t>(rows) * dim);
+        p.out = d_fused.get();
+        sparse_decode(p, nullptr);
+        ASSERT_EQ(d_fused.to_host(), out32) << "fused merge, step " << step << " element " << static_cast<int>(element) << " dim " << dim;
+      }
+      p.arrivals = nullptr;
+      // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.
       const std::size_t size = element == Element::fp32 ? 4 : 2;
       DeviceBuffer<unsigned char> d_typed(out32.size() * size);
       p.out = d_typed.get(), p.out_element = element, p.lse = nullptr;

@@ -104,6 +104,7 @@ SIGNATURE_CASES = [
     (4, 4, 3, 2048, 64, 1, 4, 300, 0.0, True),    # a few queries per head, more than one decode split
     (4, 2, 192, 192, 64, 2, 8, 16, 0.0, True),    # prefill: every query its own causal frame
     (2, 1, 96, 160, 100, 0, 0, 0, 0.3, False),    # prefill, non-causal, budget from top_fraction
+    (4, 2, 2, 20000, 64, 4, 16, 600, 0.0, True),  # rows past 16K keys: the tiled selection, not one block per row
 ]
 
 
@@ -281,7 +282,7 @@ def sync_names(names):
     return [n for n in names if n in ("cudaDeviceSynchronize", "cudaStreamSynchronize")]
 
 
-def check_clean(names, kernels, what):
+def check_clean(names, kernels, what, absent=()):
     # The trailing torch.cuda.synchronize() above is ours and the profiler adds its own: count syncs only
     # beyond those seen around a call that does nothing.
     syncs = sync_names(names)
@@ -291,6 +292,8 @@ def check_clean(names, kernels, what):
     assert not copies, f"{what}: host<->device copies inside the op: {sorted(set(copies))}"
     for kernel in kernels:
         assert any(kernel in n for n in names), f"{what}: kernel {kernel} did not run (names: {sorted(set(names))[:40]})"
+    for kernel in absent:  # launches a fused path saves
+        assert not any(kernel in n for n in names), f"{what}: kernel {kernel} ran (names: {sorted(set(names))[:40]})"
 
 
 def test_ops_make_no_host_copies_and_no_syncs():
@@ -311,9 +314,19 @@ def test_ops_make_no_host_copies_and_no_syncs():
         "index_attention lsh": (lambda: OPS.index_attention(q, k, v, iqs, iks, 64, 3, 8, 1, False, 0.09),
                                 ["insert_kernel", "lookup_kernel", "decode_kernel"]),
     }
+    # Rows of up to 16K keys are selected by one block each; longer rows by the tiled kernels. Either way the
+    # decode's last split merges (no combine_kernel) and, up to 512K keys, no tile_scan_kernel runs.
+    _, k_long, v_long = qkv(8, 2, 1, 20000, 128, torch.bfloat16, seed=9)
+    ks_long = signatures_of(k_long, planes)
+    absent = {"signature_attention": ["combine_kernel", "hamming_scan_kernel"],
+              "signature_attention 20K keys": ["combine_kernel", "select_row_kernel", "tile_scan_kernel"]}
+    calls["signature_attention"] = (calls["signature_attention"][0], ["select_row_kernel", "decode_kernel"])
+    calls["signature_attention 20K keys"] = (
+        lambda: OPS.signature_attention(q, k_long, v_long, qs, ks_long, 64, 4, 16, 64, 0.0, False, 0.09),
+        ["hamming_scan_kernel", "tile_count_kernel", "tile_write_kernel", "decode_kernel"])
     for what, (call, kernels) in calls.items():
         call()  # first call: caches (bucket rotations, sampled bits) upload once
-        check_clean(profile(call), kernels, what)
+        check_clean(profile(call), kernels, what, absent.get(what, ()))
     qg, kg, vg = (x.float().requires_grad_(True) for x in (q, k, v))
 
     def backward_signature():

@@ -54,9 +54,6 @@ Workspace carve(void* base, int heads_q, int n_keys) {
   return w;
 }
 
-// Similarity of every key to the query of its head, and a per-head histogram of similarities. Each warp
-// counts into its own shared histogram (similarities crowd around bits/2, and warps of a block would
-// otherwise contend for the same few counters); 64-bit signatures are read two keys per 16-byte load.
 // Keys a query row sees: all n_keys, or with causal the prefix up to its position n_keys - n_q + i.
 __device__ inline int visible_keys(const SignatureSelectParams& p, int row) {
   if (p.lengths) return min(max(p.lengths[row / p.rows_per_length], 0), p.n_keys);
@@ -71,28 +68,22 @@ __device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int
   return forced ? kForced : static_cast<std::uint8_t>(max(p.bits - differing, 0));
 }
 
+// Similarities of a row's visible keys into `similarity` and counts into a block-private histogram: thread
+// `start` of `stride` threads (a block or a whole grid row). 64-bit signatures are read two keys per 16-byte load.
 template <int kWords>
-__global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int first_row) {
-  constexpr int kWarps = kThreads / 32;
-  __shared__ unsigned histogram[kWarps][kBins];
-  for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
-  __syncthreads();
-  const int local = blockIdx.y, row = first_row + local, warp = threadIdx.x / 32;
-  const int head = row / p.n_q, visible = visible_keys(p, row);
-  const int kv = head / (p.heads_q / p.heads_kv);
+__device__ void scan_row(const SignatureSelectParams& p, int row, int visible, std::uint8_t* similarity, unsigned* counts,
+                         int start, int stride) {
+  const int head = row / p.n_q, kv = head / (p.heads_q / p.heads_kv);
   std::uint64_t query[kWords];
   for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(row) * kWords + i];
   const int key_stride = key_stride_of(p);
   const std::uint64_t* keys = p.key_signatures + static_cast<std::size_t>(kv) * key_stride * kWords;
-  std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(local) * w.similarity_stride;
-  unsigned* counts = histogram[warp];
-  const int stride = gridDim.x * blockDim.x;
   if constexpr (kWords == 1) {
     // Pairs of keys: one 16-byte load (every head's keys are 16-byte aligned when key_stride is even;
     // otherwise every key is read singly). An odd last visible key is read singly.
     const bool paired = (key_stride % 2) == 0;
     const int pairs = paired ? visible / 2 : 0;
-    for (int pair = blockIdx.x * blockDim.x + threadIdx.x; pair < pairs; pair += stride) {
+    for (int pair = start; pair < pairs; pair += stride) {
       const ulonglong2 two = reinterpret_cast<const ulonglong2*>(keys)[pair];
       const std::uint8_t a = similarity_of(p, 2 * pair, visible, __popcll(query[0] ^ two.x));
       const std::uint8_t b = similarity_of(p, 2 * pair + 1, visible, __popcll(query[0] ^ two.y));
@@ -100,13 +91,13 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int fi
       atomicAdd(&counts[a], 1u);
       atomicAdd(&counts[b], 1u);
     }
-    for (int j = 2 * pairs + blockIdx.x * blockDim.x + threadIdx.x; j < visible; j += stride) {
+    for (int j = 2 * pairs + start; j < visible; j += stride) {
       const std::uint8_t s = similarity_of(p, j, visible, __popcll(query[0] ^ keys[j]));
       similarity[j] = s;
       atomicAdd(&counts[s], 1u);
     }
   } else {
-    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < visible; j += stride) {
+    for (int j = start; j < visible; j += stride) {
       int differing = 0;
       for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
       const std::uint8_t s = similarity_of(p, j, visible, differing);
@@ -114,6 +105,20 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int fi
       atomicAdd(&counts[s], 1u);
     }
   }
+}
+
+// Similarity of every key to the query of its row, and the row's histogram of similarities, by a grid of
+// blocks per row. Each warp counts into its own shared histogram (similarities crowd around bits/2, and warps
+// of a block would otherwise contend for the same few counters); blocks add theirs into the zeroed global one.
+template <int kWords>
+__global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int first_row) {
+  constexpr int kWarps = kThreads / 32;
+  __shared__ unsigned histogram[kWarps][kBins];
+  for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
+  __syncthreads();
+  const int local = blockIdx.y, row = first_row + local;
+  scan_row<kWords>(p, row, visible_keys(p, row), w.similarity + static_cast<std::size_t>(local) * w.similarity_stride,
+                   histogram[threadIdx.x / 32], blockIdx.x * blockDim.x + threadIdx.x, gridDim.x * blockDim.x);
   __syncthreads();
   for (int b = threadIdx.x; b < kBins; b += blockDim.x) {
     unsigned total = 0;
@@ -122,16 +127,94 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int fi
   }
 }
 
-// Per head (one block of kBins threads): the similarity threshold t with count(> t) < budget <= count(>= t),
-// and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan counts keys >= that bin.
-// The budget of top_fraction is computed in double exactly as the CPU reference does.
-__global__ void threshold_kernel(SignatureSelectParams p, Workspace w, int first_row) {
-  using Scan = cub::BlockScan<int, kBins>;
+// The whole selection of one row in one block, for rows of at most kRowKeys keys: scan into block-private
+// histograms, threshold, and compaction of contiguous per-thread ranges with two block scans. One launch
+// instead of a memset and three kernels (what a short decode step is bound by); the similarities stay in
+// the workspace row (L2). Same threshold rule, tie order and output as the tiled path. One SM reads the
+// whole row, so longer rows go tiled: at 64K keys a row this kernel made a decode step slower on an H200
+// (0.042 ms replayed from a graph against 0.029 tiled, docs/results/attention.md).
+constexpr int kRowThreads = 1024;
+constexpr int kRowKeys = 16384;
+
+template <int kWords>
+__global__ void __launch_bounds__(kRowThreads) select_row_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row) {
+  constexpr int kHistograms = 16;  // warps share a histogram in pairs: 16 KB of shared memory
+  using Scan = cub::BlockScan<int, kRowThreads>;
+  __shared__ unsigned histogram[kHistograms][kBins];
   __shared__ typename Scan::TempStorage storage;
+  __shared__ int first, forced, threshold, ties_wanted;
+  for (int b = threadIdx.x; b < kHistograms * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
+  if (threadIdx.x == 0) first = kBins;
+  __syncthreads();
+  const int local = blockIdx.x, row = first_row + local, visible = visible_keys(p, row);
+  std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(local) * w.similarity_stride;
+  scan_row<kWords>(p, row, visible, similarity, histogram[(threadIdx.x / 32) % kHistograms], threadIdx.x, blockDim.x);
+  __syncthreads();
+  // Thread i < kBins holds bin kBins-1-i; an inclusive scan counts keys >= that bin (threshold_kernel's rule).
+  int count = 0;
+  if (threadIdx.x < kBins) {
+    for (int v = 0; v < kHistograms; ++v) count += static_cast<int>(histogram[v][kBins - 1 - threadIdx.x]);
+    if (threadIdx.x == 0) forced = count;  // bin kForced = kBins - 1
+  }
+  __syncthreads();
+  const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
+  const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(forced) + wanted));
+  int at_least = 0;
+  Scan(storage).InclusiveSum(count, at_least);
+  if (threadIdx.x < kBins && at_least >= budget) atomicMin(&first, static_cast<int>(threadIdx.x));
+  __syncthreads();
+  if (static_cast<int>(threadIdx.x) == first) {
+    threshold = kBins - 1 - first;
+    ties_wanted = budget - (at_least - count);
+  }
+  __syncthreads();
+  // Each thread takes a contiguous range of 16-byte chunks, so kept keys come out in ascending order.
+  const int per = (visible + kRowThreads * 16 - 1) / (kRowThreads * 16) * 16;
+  const int begin = min(visible, static_cast<int>(threadIdx.x) * per), end = min(visible, begin + per);
+  const int t = threshold;
+  int above = 0, ties = 0;
+  for (int c = begin; c < end; c += 16) {
+    const uint4 chunk = *reinterpret_cast<const uint4*>(similarity + c);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&chunk);
+    for (int e = 0; e < 16 && c + e < end; ++e) {
+      above += bytes[e] > t;
+      ties += bytes[e] == t;
+    }
+  }
+  int tie_rank = 0, position = 0;
+  Scan(storage).ExclusiveSum(ties, tie_rank);
+  __syncthreads();
+  Scan(storage).ExclusiveSum(above + min(ties, max(ties_wanted - tie_rank, 0)), position);
+  int* out = p.selected + static_cast<std::size_t>(row) * stride;
+  for (int c = begin; c < end; c += 16) {
+    const uint4 chunk = *reinterpret_cast<const uint4*>(similarity + c);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&chunk);
+    for (int e = 0; e < 16 && c + e < end; ++e) {
+      const bool keep = bytes[e] > t || (bytes[e] == t && tie_rank++ < ties_wanted);
+      if (keep) out[position++] = c + e;
+    }
+  }
+  if (threadIdx.x == 0) {
+    p.n_selected[row] = budget;
+    if (p.decode_arrivals) p.decode_arrivals[row] = 0;
+  }
+}
+
+// Per row, by one block of kBins threads: the similarity threshold t with count(> t) < budget <= count(>= t),
+// and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan counts keys >= that bin.
+// The budget of top_fraction is computed in double exactly as the CPU reference does. Every tile block of a
+// row recomputes it from the row's 1 KB histogram (cheaper than a launch of its own); tile 0 publishes it.
+struct Threshold {
+  int similarity, ties_wanted, budget;
+};
+
+template <class Scan>
+__device__ Threshold row_threshold(const SignatureSelectParams& p, const Workspace& w, int local, int visible,
+                                   typename Scan::TempStorage& storage) {
   __shared__ int first;
-  const int head = blockIdx.x, i = threadIdx.x;  // `head`: the row's place in the chunk
-  const int row = first_row + head, visible = visible_keys(p, row);
-  const unsigned* histogram = w.histogram + static_cast<std::size_t>(head) * kBins;
+  __shared__ Threshold found;
+  const int i = threadIdx.x;
+  const unsigned* histogram = w.histogram + static_cast<std::size_t>(local) * kBins;
   const int count = static_cast<int>(histogram[kBins - 1 - i]);
   const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
   const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(histogram[kForced]) + wanted));
@@ -141,20 +224,27 @@ __global__ void threshold_kernel(SignatureSelectParams p, Workspace w, int first
   __syncthreads();
   if (at_least >= budget) atomicMin(&first, i);
   __syncthreads();
-  if (i == first) {
-    w.threshold[head * 2] = kBins - 1 - i;
-    w.threshold[head * 2 + 1] = budget - (at_least - count);
-    p.n_selected[row] = budget;
-  }
+  if (i == first) found = {kBins - 1 - i, budget - (at_least - count), budget};
+  __syncthreads();
+  return found;
 }
 
-// Per (tile, head): keys strictly above the threshold and keys at it.
+// Per (tile, row): keys strictly above the threshold and keys at it. Tile 0 also writes the row's threshold
+// (for tile_write_kernel), its count and, when asked, zeroes its decode arrival counter.
 __global__ void tile_count_kernel(SignatureSelectParams p, Workspace w, int first_row) {
+  static_assert(kThreads == kBins, "one thread per histogram bin");
   using Reduce = cub::BlockScan<int, kThreads>;
   __shared__ typename Reduce::TempStorage storage;
   const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
-  const int visible = visible_keys(p, first_row + head);
-  const int threshold = w.threshold[head * 2];
+  const int row = first_row + head, visible = visible_keys(p, row);
+  const Threshold t = row_threshold<Reduce>(p, w, head, visible, storage);
+  if (tile == 0 && threadIdx.x == 0) {
+    w.threshold[head * 2] = t.similarity;
+    w.threshold[head * 2 + 1] = t.ties_wanted;
+    p.n_selected[row] = t.budget;
+    if (p.decode_arrivals) p.decode_arrivals[row] = 0;
+  }
+  const int threshold = t.similarity;
   const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * w.similarity_stride;
   int above = 0, ties = 0;
   for (int i = 0; i < kItemsPerThread; ++i) {
@@ -165,6 +255,7 @@ __global__ void tile_count_kernel(SignatureSelectParams p, Workspace w, int firs
     }
   }
   int above_total = 0, ties_total = 0;
+  __syncthreads();  // row_threshold's scan used the storage
   Reduce(storage).ExclusiveSum(above, above, above_total);
   __syncthreads();
   Reduce(storage).ExclusiveSum(ties, ties, ties_total);
@@ -198,8 +289,26 @@ __global__ void tile_scan_kernel(int tiles, Workspace w) {
   }
 }
 
-// Writes the kept keys of every tile at their place in the ascending output list.
-__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row) {
+// Keys above the threshold and ties in the tiles before `tile` of a row, summed by the block itself: with at
+// most kThreads tiles a row this replaces tile_scan_kernel's launch.
+template <class Scan>
+__device__ int2 tiles_before(const Workspace& w, int head, int tile, int tiles, typename Scan::TempStorage& storage) {
+  __shared__ int2 sums;
+  const int t = threadIdx.x;
+  const std::size_t at = (static_cast<std::size_t>(head) * tiles + t) * 2;
+  const bool earlier = t < tile;
+  int prefix = 0, above = 0, ties = 0;
+  Scan(storage).ExclusiveSum(earlier ? w.tile_counts[at] : 0, prefix, above);
+  __syncthreads();
+  Scan(storage).ExclusiveSum(earlier ? w.tile_counts[at + 1] : 0, prefix, ties);
+  if (t == 0) sums = make_int2(above, ties);
+  __syncthreads();
+  return sums;
+}
+
+// Writes the kept keys of every tile at their place in the ascending output list. `scanned`: the tiles'
+// offsets are in w.tile_offsets (tile_scan_kernel ran); otherwise the block sums the earlier tiles' counts.
+__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row, bool scanned) {
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage storage;
   const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
@@ -207,8 +316,15 @@ __global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stri
   const int threshold = w.threshold[head * 2];
   const int ties_wanted = w.threshold[head * 2 + 1];
   const std::size_t at = (static_cast<std::size_t>(head) * gridDim.x + tile) * 2;
-  const int above_before = w.tile_offsets[at];
-  const int ties_before = w.tile_offsets[at + 1];
+  int above_before = 0, ties_before = 0;
+  if (scanned) {
+    above_before = w.tile_offsets[at];
+    ties_before = w.tile_offsets[at + 1];
+  } else {
+    const int2 before = tiles_before<Scan>(w, head, tile, static_cast<int>(gridDim.x), storage);
+    above_before = before.x;
+    ties_before = before.y;
+  }
   const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * w.similarity_stride;
   std::uint8_t values[kItemsPerThread];
   int ties = 0;
@@ -319,15 +435,26 @@ void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
   // Chunks reuse one workspace; stream order keeps them apart.
   for (int first = 0; first < rows; first += chunk) {
     const int count = std::min(chunk, rows - first);
+    if (p.n_keys <= kRowKeys) {  // short rows: the whole selection in one block per row, one launch
+      if (p.bits <= 64) {
+        select_row_kernel<1><<<count, kRowThreads, 0, stream>>>(p, w, stride, first);
+      } else {
+        select_row_kernel<2><<<count, kRowThreads, 0, stream>>>(p, w, stride, first);
+      }
+      HASHHOP_CUDA_CHECK(cudaGetLastError());
+      continue;
+    }
     scan_rows(p, w, first, count, stream);
-    threshold_kernel<<<count, kBins, 0, stream>>>(p, w, first);
-    HASHHOP_CUDA_CHECK(cudaGetLastError());
     const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(count));
     tile_count_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, first);
     HASHHOP_CUDA_CHECK(cudaGetLastError());
-    tile_scan_kernel<<<count, 1024, 0, stream>>>(tiles, w);
-    HASHHOP_CUDA_CHECK(cudaGetLastError());
-    tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first);
+    // Up to kThreads tiles (n_keys <= 512K) each write block sums the tiles before it; beyond, one scan launch.
+    const bool scanned = tiles > kThreads;
+    if (scanned) {
+      tile_scan_kernel<<<count, 1024, 0, stream>>>(tiles, w);
+      HASHHOP_CUDA_CHECK(cudaGetLastError());
+    }
+    tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first, scanned);
     HASHHOP_CUDA_CHECK(cudaGetLastError());
   }
 }

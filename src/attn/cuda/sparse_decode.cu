@@ -1,6 +1,7 @@
 // Split-K exact softmax attention of every query row over a gathered list of keys (see
 // sparse_decode_cuda.h). Warps stream 4 key rows at a time in 16-byte chunks; blocks write
-// (max, sum, acc) partials that a second kernel merges. Templated on the element type (bf16, fp16, fp32).
+// (max, sum, acc) partials that the row's last block (given arrival counters) or a second kernel merges.
+// Templated on the element type (bf16, fp16, fp32).
 #include <algorithm>
 #include <cfloat>
 #include <climits>
@@ -24,6 +25,32 @@ struct Partials {
 Partials carve(void* base, int heads_q, int dim, int splits) {
   auto* acc = static_cast<float*>(base);
   return {acc, acc + static_cast<std::size_t>(heads_q) * splits * dim};
+}
+
+// Merges the `used` partials of one row (one block's threads split the dims). Partials are read through L2
+// (__ldcg): in the fused path they were written by other blocks of the same launch.
+__device__ void merge_row(const SparseDecodeParams& p, const Partials& partials, int splits, int local, int row_index) {
+  const int used = min(splits, (p.n_selected[row_index] + kKeysPerSplit - 1) / kKeysPerSplit);
+  float global_max = -FLT_MAX;
+  for (int s = 0; s < used; ++s) global_max = fmaxf(global_max, __ldcg(&partials.ml[(static_cast<std::size_t>(local) * splits + s) * 2]));
+  float total = 0.f;
+  for (int s = 0; s < used; ++s) {
+    const std::size_t row = static_cast<std::size_t>(local) * splits + s;
+    total += __ldcg(&partials.ml[row * 2 + 1]) * __expf(__ldcg(&partials.ml[row * 2]) - global_max);
+  }
+  for (int d = threadIdx.x; d < p.dim; d += blockDim.x) {
+    float value = 0.f;
+    for (int s = 0; s < used; ++s) {
+      const std::size_t row = static_cast<std::size_t>(local) * splits + s;
+      value += __ldcg(&partials.acc[row * p.dim + d]) * __expf(__ldcg(&partials.ml[row * 2]) - global_max);
+    }
+    store(p.out, static_cast<std::size_t>(row_index) * p.dim + d, total > 0.f ? value / total : 0.f, p.out_element);
+  }
+  if (p.lse && threadIdx.x == 0) p.lse[row_index] = total > 0.f ? global_max + logf(total) : -INFINITY;
+}
+
+__global__ void combine_kernel(SparseDecodeParams p, Partials partials, int splits, int first_row) {
+  merge_row(p, partials, splits, blockIdx.x, first_row + blockIdx.x);  // blockIdx.x: the row's place in the chunk
 }
 
 // A warp works on 4 keys at once, 8 lanes per key row, each lane loading 16-byte chunks (8 bf16) of
@@ -110,27 +137,16 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
     partials.ml[out_row * 2] = block_max;
     partials.ml[out_row * 2 + 1] = sum;
   }
-}
-
-__global__ void combine_kernel(SparseDecodeParams p, Partials partials, int splits, int first_row) {
-  const int head = blockIdx.x, row_index = first_row + head;  // `head`: the row's place in the chunk
-  const int used = min(splits, (p.n_selected[row_index] + kKeysPerSplit - 1) / kKeysPerSplit);
-  float global_max = -FLT_MAX;
-  for (int s = 0; s < used; ++s) global_max = fmaxf(global_max, partials.ml[(static_cast<std::size_t>(head) * splits + s) * 2]);
-  float total = 0.f;
-  for (int s = 0; s < used; ++s) {
-    const std::size_t row = static_cast<std::size_t>(head) * splits + s;
-    total += partials.ml[row * 2 + 1] * __expf(partials.ml[row * 2] - global_max);
-  }
-  for (int d = threadIdx.x; d < p.dim; d += blockDim.x) {
-    float value = 0.f;
-    for (int s = 0; s < used; ++s) {
-      const std::size_t row = static_cast<std::size_t>(head) * splits + s;
-      value += partials.acc[row * p.dim + d] * __expf(partials.ml[row * 2] - global_max);
-    }
-    store(p.out, static_cast<std::size_t>(row_index) * p.dim + d, total > 0.f ? value / total : 0.f, p.out_element);
-  }
-  if (p.lse && threadIdx.x == 0) p.lse[row_index] = total > 0.f ? global_max + logf(total) : -INFINITY;
+  if (!p.arrivals) return;
+  // Threadfence reduction: publish this block's partial, count it in; the row's last block merges.
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[row_index], 1) == splits - 1;
+  __syncthreads();
+  if (!last) return;
+  merge_row(p, partials, splits, local, row_index);
+  if (threadIdx.x == 0) p.arrivals[row_index] = 0;  // every split has arrived: ready for the next step's decode
 }
 
 template <class T>
@@ -169,8 +185,10 @@ void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
       case Element::fp16: launch_decode<__half>(p, partials, splits, first, count, stream); break;
       case Element::fp32: launch_decode<float>(p, partials, splits, first, count, stream); break;
     }
-    combine_kernel<<<count, 128, 0, stream>>>(p, partials, splits, first);
-    HASHHOP_CUDA_CHECK(cudaGetLastError());
+    if (!p.arrivals) {
+      combine_kernel<<<count, 128, 0, stream>>>(p, partials, splits, first);
+      HASHHOP_CUDA_CHECK(cudaGetLastError());
+    }
   }
 }
 

@@ -33,6 +33,9 @@ struct SignatureSelectParams {
   // of its head (n_keys is then the cache's capacity; not with causal). Read on the device: no sync.
   const int* lengths = nullptr;
   int rows_per_length = 1;
+  // [heads_q * n_q] or null: set to zero per row, so a sparse_decode given the same pointer as its `arrivals`
+  // merges in its last split's block instead of a second kernel (one launch less per decode step).
+  int* decode_arrivals = nullptr;
 };
 
 int max_selected(int n_keys, int sinks, int window, int top_k);

@@ -29,6 +29,10 @@ struct SparseDecodeParams {
   int workspace_rows = 0;     // rows the workspace holds; sparse_decode runs the rows in chunks of it (0 = all)
   float* lse = nullptr;       // [heads_q * n_q] or null: log-sum-exp of the scaled scores, -inf for no keys
   Element out_element = Element::fp32;  // the merge writes q's dtype directly, so an op needs no cast pass
+  // [heads_q * n_q] counters that are zero at launch (select_keys' decode_arrivals), or null. With them the last
+  // split block of a row to finish merges the row (threadfence reduction) and zeroes its counter again; no merge
+  // kernel is launched.
+  int* arrivals = nullptr;
 };
 
 int decode_splits(int selected_stride);
