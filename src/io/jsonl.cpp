@@ -10,10 +10,16 @@
 
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
+#include "skipping_line_source.h"
 
 namespace hashhop::io {
 
-nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line, const JsonSkip& skip) {
+namespace {
+
+// parse_json over any nlohmann input (a string, or an iterator pair); `byte_of` maps a parse error's byte
+// position to the one reported.
+template <class Parse, class ByteOf>
+nlohmann::json parse_strictly(Parse&& parse, const std::string& file, std::uint64_t line, const JsonSkip& skip, ByteOf&& byte_of) {
   // The parser callback sees every key before its value, so an error inside a value can name its field,
   // and a key seen twice in one object is caught (nlohmann would keep the last one silently). Objects are
   // tracked by depth: inside a discarded value nlohmann reports object starts but not their ends.
@@ -33,6 +39,9 @@ nlohmann::json parse_json(const std::string& text, const std::string& file, std:
       case E::key:
         field = parsed.get<std::string>();
         if (depth == 1) top_field = field;
+        // Inside a skipped field only the syntax is checked: tracking its keys would hold every key of a
+        // skipped `targets` (millions at 100M characters) for a field the command never reads.
+        if (depth > 1 && skip.fields.count(top_field) > 0) return true;
         open_objects.resize(static_cast<std::size_t>(depth));
         if (!open_objects.empty() && !open_objects.back().insert(field).second)
           throw InputError(file, line, field, "appears twice in one object");
@@ -47,14 +56,21 @@ nlohmann::json parse_json(const std::string& text, const std::string& file, std:
     }
   };
   try {
-    return nlohmann::json::parse(text, track);
+    return parse(track);
   } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(file, line, field, "not valid JSON (byte " + std::to_string(e.byte) + ")");
+    throw InputError(file, line, field, "not valid JSON (byte " + std::to_string(byte_of(e.byte)) + ")");
   } catch (const nlohmann::json::out_of_range&) {
     throw InputError(file, line, field, "number out of range");
   } catch (const nlohmann::json::exception& e) {
     throw InputError(file, line, field, "not valid JSON");
   }
+}
+
+}  // namespace
+
+nlohmann::json parse_json(const std::string& text, const std::string& file, std::uint64_t line, const JsonSkip& skip) {
+  return parse_strictly([&](const nlohmann::json::parser_callback_t& track) { return nlohmann::json::parse(text, track); }, file,
+                        line, skip, [](std::uint64_t byte) { return byte; });
 }
 
 JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
@@ -96,7 +112,65 @@ bool JsonlReader::read_line(std::string& text) {
   }
 }
 
+int JsonlReader::line_byte() {
+  if (!line_open_) return -1;
+  if (buffer_pos_ == buffer_.size()) {
+    constexpr std::size_t kChunk = std::size_t{1} << 20;
+    buffer_.resize(kChunk);
+    in_.read(buffer_.data(), static_cast<std::streamsize>(kChunk));
+    buffer_.resize(static_cast<std::size_t>(in_.gcount()));
+    buffer_pos_ = 0;
+    if (buffer_.empty()) {
+      if (in_.bad()) throw InputError(path_, line_, "", "read failed");
+      line_open_ = false;
+      return -1;
+    }
+  }
+  const auto c = static_cast<unsigned char>(buffer_[buffer_pos_++]);
+  ++bytes_read_;
+  if (c == '\n') {
+    line_open_ = false, line_newline_ = true;
+    return -1;
+  }
+  if (c == 0) throw InputError(path_, line_, "", "a NUL byte at column " + std::to_string(line_length_ + 1) + ": not JSON text (a binary file?)");
+  if (++line_length_ > kMaxLineBytes) throw InputError(path_, line_, "", "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  return c;
+}
+
+std::optional<JsonlRecord> JsonlReader::next_streamed() {
+  for (;;) {
+    ++line_;
+    line_open_ = true, line_newline_ = false, line_length_ = 0;
+    int first = line_byte();
+    while (first == ' ' || first == '\t' || first == '\r') first = line_byte();
+    if (first < 0) {
+      if (line_newline_) continue;  // a blank line
+      return std::nullopt;          // the end of the file
+    }
+    const std::uint64_t leading = line_length_ - 1;  // whitespace before the first byte the parser sees
+    JsonlRecord record;
+    record.line = line_;
+    bool first_pending = true;
+    const auto fetch = [&]() -> int {
+      if (!first_pending) return line_byte();
+      first_pending = false;
+      return first;
+    };
+    SkippingLineSource<decltype(fetch)> source(fetch, skip_, path_, line_);
+    using Iterator = typename SkippingLineSource<decltype(fetch)>::Iterator;
+    record.value = parse_strictly(
+        [&](const nlohmann::json::parser_callback_t& track) { return nlohmann::json::parse(Iterator(&source), Iterator(), track); },
+        path_, line_, JsonSkip{skip_, &record.skipped_string_sizes}, [&](std::uint64_t byte) { return leading + source.line_byte(byte); });
+    // The parser read the line to its end (nothing may follow the object). The dropped strings' sizes replace
+    // the empty strings the parser saw in their place.
+    for (const auto& [key, size] : source.dropped_sizes()) record.skipped_string_sizes[key] = size;
+    if (!record.value.is_object()) throw InputError(path_, line_, "", "expected a JSON object");
+    return record;
+  }
+}
+
 std::optional<JsonlRecord> JsonlReader::next() {
+  if (!skip_.empty()) return next_streamed();
   std::string text;
   while (read_line(text)) {
     ++line_;

@@ -99,7 +99,8 @@ struct SelectCase {
 };
 
 // Many queries per head, each in its own causal frame, with a key stride, in chunks of rows: exactly the
-// CPU selection (select_signature_keys) for every row.
+// CPU selection (select_signature_keys) for every row, through the one-block-per-row kernel (rows up to 16K
+// keys) and the tiled kernels (longer rows; up to and past 256 tiles).
 TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(17);
@@ -107,6 +108,10 @@ TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
                              SelectCase{4, 2, 37, 3000, 3004, 64, 0, 3, 0, 0.1, true, 0},
                              SelectCase{2, 1, 9, 777, 780, 100, 1, 1, 33, 0.0, false, 4},
                              SelectCase{3, 3, 64, 64, 64, 128, 0, 0, 0, 0.5, true, 7},
+                             // Past 16K keys a row is tiled: causal frames, two-word signatures, an odd key
+                             // stride (unpaired loads) and row chunks there too.
+                             SelectCase{4, 2, 5, 20000, 20001, 128, 2, 5, 40, 0.0, true, 3},
+                             SelectCase{2, 2, 3, 17000, 17003, 64, 0, 7, 0, 0.02, true, 2},
                              // 256 tiles of 2,048 keys: the write blocks sum the earlier tiles themselves; one
                              // key more and tile_scan_kernel runs (both paths of select_keys).
                              SelectCase{2, 1, 1, 524288, 524288, 64, 4, 64, 3000, 0.0, false, 0},
@@ -200,10 +205,13 @@ TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
       DeviceBuffer<int> d_arrivals(std::vector<int>(static_cast<std::size_t>(rows), 0));
       p.arrivals = d_arrivals.get();
       for (int step = 0; step < 2; ++step) {
-        DeviceBuffer<float> d_fused(static_cast<std::size_t>(rows) * dim);
+        // NaN-filled, so a merge that did not run (a counter left non-zero by the step before) cannot pass.
+        DeviceBuffer<float> d_fused(std::vector<float>(static_cast<std::size_t>(rows) * dim, std::nanf("")));
         p.out = d_fused.get();
         sparse_decode(p, nullptr);
         ASSERT_EQ(d_fused.to_host(), out32) << "fused merge, step " << step << " element " << static_cast<int>(element) << " dim " << dim;
+        const auto arrivals = d_arrivals.to_host();
+        ASSERT_TRUE(std::all_of(arrivals.begin(), arrivals.end(), [](int a) { return a == 0; })) << "counters left set, step " << step;
       }
       p.arrivals = nullptr;
       // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.

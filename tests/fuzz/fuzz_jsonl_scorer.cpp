@@ -1,10 +1,15 @@
-// libFuzzer harness for JSONL records and the scorer: io::parse_json, bench::read_data_record, bench::Scorer, the report formatters.
+// libFuzzer harness for JSONL records and the scorer: io::parse_json, the streamed JsonlReader against it, bench::read_data_record,
+// bench::Scorer, the report formatters.
 // Build and run: `make fuzz` (FUZZ_SECONDS=600) or build-fuzz/tests/fuzz/fuzz_jsonl_scorer CORPUS_DIR; see tests/fuzz/run.sh.
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/input_error.h"
@@ -27,6 +32,29 @@ bool parse_record(const std::string& line, bool skip_prompt, io::JsonlRecord& re
   return record.value.is_object();
 }
 
+// The streamed reader (score's: a skipped prompt is never held) must agree with the string parser on one
+// line: the same value and skipped sizes, or an InputError from both. The line goes through a memfd.
+void check_streamed(const std::string& line) {
+  if (line.find('\0') != std::string::npos || line.find_first_not_of(" \t\r") == std::string::npos) return;
+  static const int fd = memfd_create("fuzz_jsonl", 0);
+  if (fd < 0 || ftruncate(fd, 0) != 0 || pwrite(fd, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size())) return;
+  std::optional<io::JsonlRecord> want;
+  try {
+    io::JsonlRecord record;
+    if (parse_record(line, true, record)) want = std::move(record);
+  } catch (const io::InputError&) {
+  }
+  std::optional<io::JsonlRecord> got;
+  try {
+    io::JsonlReader reader("/proc/self/fd/" + std::to_string(fd));
+    reader.skip_fields({"prompt", "targets"});
+    got = reader.next();
+  } catch (const io::InputError&) {
+  }
+  if (want.has_value() != got.has_value()) __builtin_trap();
+  if (want && (want->value != got->value || want->skipped_string_sizes != got->skipped_string_sizes)) __builtin_trap();
+}
+
 }  // namespace
 
 // Input: a data line, a newline, a predictions line (the same record pair score_files reads). The first
@@ -38,6 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string data_line = input.substr(0, newline);
   const std::string pred_line = newline == std::string::npos ? std::string() : input.substr(newline + 1);
   const bool score_mode = size > 0 && (data[0] & 1) != 0;
+  if (score_mode) check_streamed(data_line);
   try {
     io::JsonlRecord record;
     if (!parse_record(data_line, score_mode, record)) return 0;

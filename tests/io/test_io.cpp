@@ -3,6 +3,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <random>
+#include <vector>
 #include <map>
 #include <fstream>
 
@@ -158,13 +160,94 @@ TEST(Jsonl, SkippedFieldsAreLeftOutButStillChecked) {
   EXPECT_FALSE(value.contains("targets"));
   EXPECT_EQ(value.at("n"), 2);
   EXPECT_EQ(sizes.at("prompt"), 6u);
-  // A duplicate key inside a skipped object is still an error, and so is one after it.
-  EXPECT_NE(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": 1, "a": 2}})", "f.jsonl", 1, skip); })
-                .find("field 'a': appears twice"),
+  // Inside a skipped object only the syntax is checked (its keys are not held); a duplicate after it is an error.
+  EXPECT_EQ(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": 1, "a": 2}})", "f.jsonl", 1, skip); }), "no error");
+  EXPECT_NE(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": 1, }})", "f.jsonl", 1, skip); }).find("not valid JSON"),
             std::string::npos);
   EXPECT_NE(error_of([&] { hashhop::io::parse_json(R"({"targets": {"a": {}}, "n": 1, "n": 2})", "f.jsonl", 1, skip); })
                 .find("field 'n': appears twice"),
             std::string::npos);
   EXPECT_EQ(error_of([&] { hashhop::io::parse_json(R"({"targets": {"n": {}}, "n": 1})", "f.jsonl", 1, skip); }),
             "no error");
+}
+
+namespace {
+// Every record of FILE read twice: streamed with prompt/targets skipped, and line by line through parse_json
+// with the same skip (the string path). Both must agree on values, sizes and line numbers.
+void expect_streaming_matches_strings(const fs::path& file) {
+  hashhop::io::JsonlReader streamed(file.string());
+  streamed.skip_fields({"prompt", "targets"});
+  std::ifstream lines(file);
+  std::string text;
+  std::uint64_t line = 0;
+  while (std::getline(lines, text)) {
+    ++line;
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::map<std::string, std::uint64_t> sizes;
+    const auto want = hashhop::io::parse_json(text, file.string(), line, {{"prompt", "targets"}, &sizes});
+    const auto got = streamed.next();
+    ASSERT_TRUE(got.has_value()) << "line " << line;
+    EXPECT_EQ(got->line, line);
+    EXPECT_EQ(got->value, want) << "line " << line;
+    EXPECT_EQ(got->skipped_string_sizes, sizes) << "line " << line;
+  }
+  EXPECT_FALSE(streamed.next().has_value());
+}
+}  // namespace
+
+// The streamed reader (what score uses: prompts never held) against the string parser, on records with
+// escapes, surrogate pairs, raw UTF-8, blank and CRLF lines, a nested "prompt" that is not skipped and an
+// escaped key that the parser skips instead.
+TEST(Jsonl, StreamingReaderMatchesTheStringParser) {
+  const fs::path dir = fresh_dir("jsonl_streaming");
+  {
+    std::ofstream out(dir / "data.jsonl", std::ios::binary);
+    out << R"({"prompt": "ab\ncd\"\\\/\b\f\r\t \u00e9\u20ac\ud83d\ude00 \u0041", "completion": "x", "n": 1})" << "\n";
+    out << "\n   \t\r\n";
+    out << "  " << R"({"n": 2, "targets": {"a": "b", "c": ["d", {"e": 1}]}, "prompt": "\u00e9 )"
+        << "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}\r\n";
+    out << R"({"meta": {"prompt": "kept"}, "prompt": "", "list": ["prompt", {"prompt": "x"}]})" << "\n";
+    out << R"({"pro\u006dpt": "escaped key", "completion": "y"})" << "\n";
+    out << R"({"completion": "z", "prompt": "last line without a newline"})";
+  }
+  expect_streaming_matches_strings(dir / "data.jsonl");
+  // Random prompts built from the awkward cases, many lines.
+  std::mt19937 rng(5);
+  const std::vector<std::string> pieces = {"a", "Z", " ", "\\n", "\\\"", "\\\\", "\\u00e9", "\\ud83d\\ude00", "\xc3\xa9",
+                                           "\xe2\x82\xac", "\xf0\x9f\x98\x80", "=", "'", "\\u0000", "\\/", ",", "}", "]", ":"};
+  {
+    std::ofstream out(dir / "random.jsonl", std::ios::binary);
+    for (int i = 0; i < 300; ++i) {
+      std::string prompt;
+      const int n = static_cast<int>(rng() % 40);
+      for (int j = 0; j < n; ++j) prompt += pieces[rng() % pieces.size()];
+      out << (i % 2 ? R"({"prompt": ")" + prompt + R"(", "i": )" + std::to_string(i) + "}"
+                    : R"({"i": )" + std::to_string(i) + R"(, "targets": {"k": ")" + prompt + R"("}, "prompt": ")" + prompt + "\"}")
+          << "\n";
+    }
+  }
+  expect_streaming_matches_strings(dir / "random.jsonl");
+}
+
+// A dropped prompt is still checked as a JSON string: each bad one is a one-line error naming file, line and
+// field, as the string parser's is.
+TEST(Jsonl, StreamingReaderChecksDroppedStrings) {
+  const fs::path dir = fresh_dir("jsonl_streaming_bad");
+  const std::vector<std::string> bad = {R"({"prompt": "no end)", "{\"prompt\": \"a\x01\"}", R"({"prompt": "\x"})",
+                                        R"({"prompt": "\udc00"})", R"({"prompt": "\ud83d x"})", R"({"prompt": "\u12g4"})",
+                                        "{\"prompt\": \"\xff\"}", "{\"prompt\": \"\xc0\x80\"}", "{\"prompt\": \"\xe2\x82\"}",
+                                        R"({"prompt": "ok"} trailing)", R"({"prompt": "ok", "prompt": "again"})"};
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    const fs::path file = dir / ("bad" + std::to_string(i) + ".jsonl");
+    {
+      std::ofstream out(file, std::ios::binary);
+      out << "{\"n\": 1}\n" << bad[i] << "\n";
+    }
+    EXPECT_NE(error_of([&] { hashhop::io::parse_json(bad[i], file.string(), 2, {{"prompt"}, nullptr}); }), "no error") << i;
+    hashhop::io::JsonlReader reader(file.string());
+    reader.skip_fields({"prompt"});
+    ASSERT_TRUE(reader.next().has_value());
+    const std::string error = error_of([&] { reader.next(); });
+    EXPECT_EQ(error.rfind(file.string() + ":2: field 'prompt': ", 0), 0u) << i << ": " << error;
+  }
 }

@@ -41,7 +41,8 @@ class JsonlReader {
   // Next non-empty line parsed as a JSON object, or nullopt at end of file; throws InputError.
   std::optional<JsonlRecord> next();
   const std::string& path() const { return path_; }
-  // Leaves these top-level fields out of every record (score needs neither prompts nor targets).
+  // Leaves these top-level fields out of every record (score needs neither prompts nor targets). Lines are then
+  // streamed into the parser and a skipped string's content is never held (its length is still counted).
   void skip_fields(std::set<std::string> fields) { skip_ = std::move(fields); }
   // For progress bars: bytes consumed so far and the file's size (0 for a pipe or device).
   std::uint64_t bytes_read() const { return bytes_read_; }
@@ -51,6 +52,10 @@ class JsonlReader {
   // One line into TEXT (without its newline); false at the end of the file. Throws InputError for a NUL
   // byte (JSON text has none: a binary file or /dev/zero) and for a line longer than kMaxLineBytes.
   bool read_line(std::string& text);
+  // The streaming path: the next byte of the current line (-1 at its newline or the end of the file), with
+  // read_line's checks (line_newline_: it ended at a newline).
+  int line_byte();
+  std::optional<JsonlRecord> next_streamed();
 
   std::string path_;
   std::set<std::string> skip_;
@@ -60,6 +65,8 @@ class JsonlReader {
   std::uint64_t line_ = 0;
   std::uint64_t bytes_read_ = 0;
   std::uint64_t size_bytes_ = 0;
+  std::uint64_t line_length_ = 0;
+  bool line_open_ = false, line_newline_ = false;
 };
 
 // Typed field getters: throw InputError(file, line, field, "missing" / "expected a string", ...).

@@ -143,6 +143,7 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(&p.arrivals[row_index], 1) == splits - 1;
+  if (last) __threadfence();  // acquire side: the other blocks' partials are read after this
   __syncthreads();
   if (!last) return;
   merge_row(p, partials, splits, local, row_index);

@@ -23,7 +23,7 @@ struct SignatureSelectParams {
   int sinks = 0, window = 0, top_k = 0;
   int* selected = nullptr;    // [heads_q * n_q, selected_stride(...)] ascending key indices
   int* n_selected = nullptr;  // [heads_q * n_q]
-  void* workspace = nullptr;  // select_workspace_bytes(workspace_rows or heads_q * n_q, n_keys) bytes
+  void* workspace = nullptr;  // select_workspace_bytes(workspace_rows or heads_q * n_q, n_keys) bytes, 16-byte aligned
   int n_q = 1;
   bool causal = false;
   double top_fraction = 0.0;
