@@ -141,26 +141,46 @@ std::optional<JsonlRecord> JsonlReader::next_streamed() {
   for (;;) {
     ++line_;
     line_open_ = true, line_newline_ = false, line_length_ = 0;
+    // Leading whitespace is kept and handed to the parser too: a byte-order mark after it stays an error, and
+    // error byte numbers stay those of the string path.
+    std::string leading;
     int first = line_byte();
-    while (first == ' ' || first == '\t' || first == '\r') first = line_byte();
+    while (first == ' ' || first == '\t' || first == '\r') {
+      leading.push_back(static_cast<char>(first));
+      first = line_byte();
+    }
     if (first < 0) {
       if (line_newline_) continue;  // a blank line
-      return std::nullopt;          // the end of the file
+      --line_;
+      return std::nullopt;  // the end of the file
     }
-    const std::uint64_t leading = line_length_ - 1;  // whitespace before the first byte the parser sees
     JsonlRecord record;
     record.line = line_;
-    bool first_pending = true;
+    std::size_t replayed = 0;
     const auto fetch = [&]() -> int {
-      if (!first_pending) return line_byte();
-      first_pending = false;
-      return first;
+      if (replayed < leading.size()) return static_cast<unsigned char>(leading[replayed++]);
+      if (replayed == leading.size()) {
+        ++replayed;
+        return first;
+      }
+      return line_byte();
     };
     SkippingLineSource<decltype(fetch)> source(fetch, skip_, path_, line_);
     using Iterator = typename SkippingLineSource<decltype(fetch)>::Iterator;
-    record.value = parse_strictly(
-        [&](const nlohmann::json::parser_callback_t& track) { return nlohmann::json::parse(Iterator(&source), Iterator(), track); },
-        path_, line_, JsonSkip{skip_, &record.skipped_string_sizes}, [&](std::uint64_t byte) { return leading + source.line_byte(byte); });
+    try {
+      record.value = parse_strictly(
+          [&](const nlohmann::json::parser_callback_t& track) { return nlohmann::json::parse(Iterator(&source), Iterator(), track); },
+          path_, line_, JsonSkip{skip_, &record.skipped_string_sizes}, [&](std::uint64_t byte) { return source.line_byte(byte); });
+    } catch (...) {
+      // The rest of the bad line is read past, so a caller that goes on starts at the next line, as with next().
+      for (;;) {
+        try {
+          if (line_byte() < 0) break;
+        } catch (const InputError&) {  // a NUL or an overlong line further on: keep skipping
+        }
+      }
+      throw;
+    }
     // The parser read the line to its end (nothing may follow the object). The dropped strings' sizes replace
     // the empty strings the parser saw in their place.
     for (const auto& [key, size] : source.dropped_sizes()) record.skipped_string_sizes[key] = size;

@@ -131,6 +131,7 @@ class SkippingLineSource {
   int raw() {
     const int c = fetch_();
     if (c >= 0) ++line_bytes_;
+    at_end_ = c < 0;
     return c;
   }
   int emit(int c) {
@@ -138,7 +139,8 @@ class SkippingLineSource {
     return c;
   }
   [[noreturn]] void invalid(const char* why) const {
-    throw InputError(file_, line_, key_, std::string("not valid JSON (byte ") + std::to_string(line_bytes_) + "): " + why);
+    // The parser counts the end of its input as a byte: an error found there names the byte after the line.
+    throw InputError(file_, line_, key_, std::string("not valid JSON (byte ") + std::to_string(line_bytes_ + (at_end_ ? 1 : 0)) + "): " + why);
   }
   int hex4() {
     int value = 0;
@@ -210,7 +212,7 @@ class SkippingLineSource {
   std::uint64_t line_;
   std::uint64_t line_bytes_ = 0, emitted_ = 0;
   int depth_ = 0;
-  bool in_string_ = false, escape_ = false, in_key_ = false, key_plain_ = true;
+  bool in_string_ = false, escape_ = false, in_key_ = false, key_plain_ = true, at_end_ = false;
   bool key_next_ = false, after_key_ = false, value_next_ = false, pending_close_ = false;
   std::string key_;
   std::map<std::string, std::uint64_t> sizes_;

@@ -38,20 +38,28 @@ void check_streamed(const std::string& line) {
   if (line.find('\0') != std::string::npos || line.find_first_not_of(" \t\r") == std::string::npos) return;
   static const int fd = memfd_create("fuzz_jsonl", 0);
   if (fd < 0 || ftruncate(fd, 0) != 0 || pwrite(fd, line.data(), line.size(), 0) != static_cast<ssize_t>(line.size())) return;
+  // Errors must name the same byte ("(byte N)"; the streamed one may add why after it).
+  const auto byte_of = [](const std::string& error) {
+    const auto at = error.find("(byte ");
+    return at == std::string::npos ? std::string() : error.substr(at, error.find(')', at) - at);
+  };
   std::optional<io::JsonlRecord> want;
+  std::string want_error, got_error;
   try {
     io::JsonlRecord record;
     if (parse_record(line, true, record)) want = std::move(record);
-  } catch (const io::InputError&) {
+  } catch (const io::InputError& e) {
+    want_error = byte_of(e.what());
   }
   std::optional<io::JsonlRecord> got;
   try {
     io::JsonlReader reader("/proc/self/fd/" + std::to_string(fd));
     reader.skip_fields({"prompt", "targets"});
     got = reader.next();
-  } catch (const io::InputError&) {
+  } catch (const io::InputError& e) {
+    got_error = byte_of(e.what());
   }
-  if (want.has_value() != got.has_value()) __builtin_trap();
+  if (want.has_value() != got.has_value() || want_error != got_error) __builtin_trap();
   if (want && (want->value != got->value || want->skipped_string_sizes != got->skipped_string_sizes)) __builtin_trap();
 }
 

@@ -233,9 +233,10 @@ TEST(Jsonl, StreamingReaderMatchesTheStringParser) {
 // field, as the string parser's is.
 TEST(Jsonl, StreamingReaderChecksDroppedStrings) {
   const fs::path dir = fresh_dir("jsonl_streaming_bad");
-  const std::vector<std::string> bad = {R"({"prompt": "no end)", "{\"prompt\": \"a\x01\"}", R"({"prompt": "\x"})",
+  const std::vector<std::string> bad = {R"({"prompt": "no end)", "{\"prompt\": \"a\x01\"}", "  {\"prompt\": \"\x01\"}", R"({"prompt": "\x"})",
                                         R"({"prompt": "\udc00"})", R"({"prompt": "\ud83d x"})", R"({"prompt": "\u12g4"})",
-                                        "{\"prompt\": \"\xff\"}", "{\"prompt\": \"\xc0\x80\"}", "{\"prompt\": \"\xe2\x82\"}",
+                                        "{\"prompt\": \"\xff\"}", "{\"prompt\": \"\xc0\x80\"}", "{\"prompt\": \"\xe2\x82\"}", "{\"prompt\": \"ab\xf1", R"({"prompt": "ab\)", R"({"prompt": "\u12)",
+                                        R"({"prompt": "\ud83d)", R"({"prompt": "\ud83d\)",
                                         R"({"prompt": "ok"} trailing)", R"({"prompt": "ok", "prompt": "again"})"};
   for (std::size_t i = 0; i < bad.size(); ++i) {
     const fs::path file = dir / ("bad" + std::to_string(i) + ".jsonl");
@@ -249,5 +250,19 @@ TEST(Jsonl, StreamingReaderChecksDroppedStrings) {
     ASSERT_TRUE(reader.next().has_value());
     const std::string error = error_of([&] { reader.next(); });
     EXPECT_EQ(error.rfind(file.string() + ":2: field 'prompt': ", 0), 0u) << i << ": " << error;
+    // The same byte as the string parser names.
+    const std::string want = error_of([&] { hashhop::io::parse_json(bad[i], file.string(), 2, {{"prompt"}, nullptr}); });
+    const auto byte = [](const std::string& e) { const auto at = e.find("(byte "); return at == std::string::npos ? e : e.substr(at, e.find(')', at) - at); };
+    EXPECT_EQ(byte(error), byte(want)) << i << ": " << error << " | " << want;
+    EXPECT_FALSE(reader.next().has_value()) << i;  // the bad line was read past: nothing follows it
   }
+  // A byte-order mark is allowed only at a line's first byte (nlohmann's rule), after whitespace it is an error.
+  const fs::path bom = dir / "bom.jsonl";
+  {
+    std::ofstream out(bom, std::ios::binary);
+    out << " \xEF\xBB\xBF{\"n\": 1}\n";
+  }
+  hashhop::io::JsonlReader reader(bom.string());
+  reader.skip_fields({"prompt"});
+  EXPECT_NE(error_of([&] { reader.next(); }), "no error");
 }
