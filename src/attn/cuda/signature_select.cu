@@ -127,6 +127,36 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int fi
   }
 }
 
+// Per row, by one block whose first kBins threads hold the bins: the similarity threshold t with count(> t) <
+// budget <= count(>= t), and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan
+// counts keys >= that bin. The budget of top_fraction is computed in double exactly as the CPU reference does.
+// Both selection paths use it: every tile block of a tiled row recomputes it from the row's 1 KB histogram
+// (cheaper than a launch of its own; tile 0 publishes it), and select_row_kernel from its shared histograms.
+struct Threshold {
+  int similarity, ties_wanted, budget;
+};
+
+template <class Scan>
+__device__ Threshold row_threshold(const SignatureSelectParams& p, int count, int forced, int visible,
+                                   typename Scan::TempStorage& storage) {
+  // `count`: this thread's bin, kBins-1-threadIdx.x (0 for threads past kBins); `forced`: the row's count of
+  // bin kForced (sinks and window).
+  __shared__ int first;
+  __shared__ Threshold found;
+  const int i = threadIdx.x;
+  const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
+  const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(forced) + wanted));
+  int at_least = 0;
+  Scan(storage).InclusiveSum(count, at_least);
+  if (i == 0) first = kBins;
+  __syncthreads();
+  if (i < kBins && at_least >= budget) atomicMin(&first, i);
+  __syncthreads();
+  if (i == first) found = {kBins - 1 - i, budget - (at_least - count), budget};
+  __syncthreads();
+  return found;
+}
+
 // The whole selection of one row in one block, for rows of at most kRowKeys keys: scan into block-private
 // histograms, threshold, and compaction of contiguous per-thread ranges with two block scans. One launch
 // instead of a memset and three kernels (what a short decode step is bound by); the similarities stay in
@@ -142,36 +172,26 @@ __global__ void __launch_bounds__(kRowThreads) select_row_kernel(SignatureSelect
   using Scan = cub::BlockScan<int, kRowThreads>;
   __shared__ unsigned histogram[kHistograms][kBins];
   __shared__ typename Scan::TempStorage storage;
-  __shared__ int first, forced, threshold, ties_wanted;
+  __shared__ int forced;
   for (int b = threadIdx.x; b < kHistograms * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
-  if (threadIdx.x == 0) first = kBins;
   __syncthreads();
   const int local = blockIdx.x, row = first_row + local, visible = visible_keys(p, row);
   std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(local) * w.similarity_stride;
   scan_row<kWords>(p, row, visible, similarity, histogram[(threadIdx.x / 32) % kHistograms], threadIdx.x, blockDim.x);
   __syncthreads();
-  // Thread i < kBins holds bin kBins-1-i; an inclusive scan counts keys >= that bin (threshold_kernel's rule).
+  // Thread i < kBins holds bin kBins-1-i, summed over the block's histograms (row_threshold's layout).
   int count = 0;
   if (threadIdx.x < kBins) {
     for (int v = 0; v < kHistograms; ++v) count += static_cast<int>(histogram[v][kBins - 1 - threadIdx.x]);
     if (threadIdx.x == 0) forced = count;  // bin kForced = kBins - 1
   }
   __syncthreads();
-  const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
-  const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(forced) + wanted));
-  int at_least = 0;
-  Scan(storage).InclusiveSum(count, at_least);
-  if (threadIdx.x < kBins && at_least >= budget) atomicMin(&first, static_cast<int>(threadIdx.x));
-  __syncthreads();
-  if (static_cast<int>(threadIdx.x) == first) {
-    threshold = kBins - 1 - first;
-    ties_wanted = budget - (at_least - count);
-  }
-  __syncthreads();
+  const Threshold found = row_threshold<Scan>(p, count, forced, visible, storage);
+  const int budget = found.budget, ties_wanted = found.ties_wanted;
   // Each thread takes a contiguous range of 16-byte chunks, so kept keys come out in ascending order.
   const int per = (visible + kRowThreads * 16 - 1) / (kRowThreads * 16) * 16;
   const int begin = min(visible, static_cast<int>(threadIdx.x) * per), end = min(visible, begin + per);
-  const int t = threshold;
+  const int t = found.similarity;
   int above = 0, ties = 0;
   for (int c = begin; c < end; c += 16) {
     const uint4 chunk = *reinterpret_cast<const uint4*>(similarity + c);
@@ -200,35 +220,6 @@ __global__ void __launch_bounds__(kRowThreads) select_row_kernel(SignatureSelect
   }
 }
 
-// Per row, by one block of kBins threads: the similarity threshold t with count(> t) < budget <= count(>= t),
-// and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan counts keys >= that bin.
-// The budget of top_fraction is computed in double exactly as the CPU reference does. Every tile block of a
-// row recomputes it from the row's 1 KB histogram (cheaper than a launch of its own); tile 0 publishes it.
-struct Threshold {
-  int similarity, ties_wanted, budget;
-};
-
-template <class Scan>
-__device__ Threshold row_threshold(const SignatureSelectParams& p, const Workspace& w, int local, int visible,
-                                   typename Scan::TempStorage& storage) {
-  __shared__ int first;
-  __shared__ Threshold found;
-  const int i = threadIdx.x;
-  const unsigned* histogram = w.histogram + static_cast<std::size_t>(local) * kBins;
-  const int count = static_cast<int>(histogram[kBins - 1 - i]);
-  const long long wanted = p.top_k > 0 ? p.top_k : static_cast<long long>(ceil(p.top_fraction * visible));
-  const int budget = static_cast<int>(min(static_cast<long long>(visible), static_cast<long long>(histogram[kForced]) + wanted));
-  int at_least = 0;
-  Scan(storage).InclusiveSum(count, at_least);
-  if (i == 0) first = kBins;
-  __syncthreads();
-  if (at_least >= budget) atomicMin(&first, i);
-  __syncthreads();
-  if (i == first) found = {kBins - 1 - i, budget - (at_least - count), budget};
-  __syncthreads();
-  return found;
-}
-
 // Per (tile, row): keys strictly above the threshold and keys at it. Tile 0 also writes the row's threshold
 // (for tile_write_kernel), its count and, when asked, zeroes its decode arrival counter.
 __global__ void tile_count_kernel(SignatureSelectParams p, Workspace w, int first_row) {
@@ -237,7 +228,9 @@ __global__ void tile_count_kernel(SignatureSelectParams p, Workspace w, int firs
   __shared__ typename Reduce::TempStorage storage;
   const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
   const int row = first_row + head, visible = visible_keys(p, row);
-  const Threshold t = row_threshold<Reduce>(p, w, head, visible, storage);
+  const unsigned* histogram = w.histogram + static_cast<std::size_t>(head) * kBins;
+  const Threshold t = row_threshold<Reduce>(p, static_cast<int>(histogram[kBins - 1 - threadIdx.x]),
+                                            static_cast<int>(histogram[kForced]), visible, storage);
   if (tile == 0 && threadIdx.x == 0) {
     w.threshold[head * 2] = t.similarity;
     w.threshold[head * 2 + 1] = t.ties_wanted;
