@@ -81,31 +81,38 @@ JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
   if (::stat(path_.c_str(), &info) == 0 && S_ISREG(info.st_mode)) size_bytes_ = static_cast<std::uint64_t>(info.st_size);
 }
 
-bool JsonlReader::read_line(std::string& text) {
+bool JsonlReader::refill(std::uint64_t line) {
   constexpr std::size_t kChunk = std::size_t{1} << 20;
+  buffer_.resize(kChunk);
+  in_.read(buffer_.data(), static_cast<std::streamsize>(kChunk));
+  buffer_.resize(static_cast<std::size_t>(in_.gcount()));
+  buffer_pos_ = 0;
+  if (!buffer_.empty()) return true;
+  if (in_.bad()) throw InputError(path_, line, "", "read failed");
+  return false;
+}
+
+InputError JsonlReader::nul_byte(std::uint64_t line, std::uint64_t column) const {
+  return InputError(path_, line, "", "a NUL byte at column " + std::to_string(column) + ": not JSON text (a binary file?)");
+}
+
+InputError JsonlReader::line_too_long(std::uint64_t line) const {
+  return InputError(path_, line, "", "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+}
+
+bool JsonlReader::read_line(std::string& text) {
   text.clear();
   bool any = false;
   for (;;) {
-    if (buffer_pos_ == buffer_.size()) {
-      buffer_.resize(kChunk);
-      in_.read(buffer_.data(), static_cast<std::streamsize>(kChunk));
-      buffer_.resize(static_cast<std::size_t>(in_.gcount()));
-      buffer_pos_ = 0;
-      if (buffer_.empty()) {
-        if (in_.bad()) throw InputError(path_, line_ + 1, "", "read failed");
-        return any;
-      }
-    }
+    if (buffer_pos_ == buffer_.size() && !refill(line_ + 1)) return any;
     any = true;
     const char* start = buffer_.data() + buffer_pos_;
     const std::size_t available = buffer_.size() - buffer_pos_;
     const auto* newline = static_cast<const char*>(std::memchr(start, '\n', available));
     const std::size_t n = newline != nullptr ? static_cast<std::size_t>(newline - start) : available;
     if (const auto* nul = static_cast<const char*>(std::memchr(start, '\0', n)); nul != nullptr)
-      throw InputError(path_, line_ + 1, "", "a NUL byte at column " + std::to_string(text.size() + static_cast<std::size_t>(nul - start) + 1) +
-                                                 ": not JSON text (a binary file?)");
-    if (text.size() + n > kMaxLineBytes)
-      throw InputError(path_, line_ + 1, "", "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+      throw nul_byte(line_ + 1, text.size() + static_cast<std::size_t>(nul - start) + 1);
+    if (text.size() + n > kMaxLineBytes) throw line_too_long(line_ + 1);
     text.append(start, n);
     buffer_pos_ += n + (newline != nullptr ? 1 : 0);
     if (newline != nullptr) return true;
@@ -114,17 +121,9 @@ bool JsonlReader::read_line(std::string& text) {
 
 int JsonlReader::line_byte() {
   if (!line_open_) return -1;
-  if (buffer_pos_ == buffer_.size()) {
-    constexpr std::size_t kChunk = std::size_t{1} << 20;
-    buffer_.resize(kChunk);
-    in_.read(buffer_.data(), static_cast<std::streamsize>(kChunk));
-    buffer_.resize(static_cast<std::size_t>(in_.gcount()));
-    buffer_pos_ = 0;
-    if (buffer_.empty()) {
-      if (in_.bad()) throw InputError(path_, line_, "", "read failed");
-      line_open_ = false;
-      return -1;
-    }
+  if (buffer_pos_ == buffer_.size() && !refill(line_)) {
+    line_open_ = false;
+    return -1;
   }
   const auto c = static_cast<unsigned char>(buffer_[buffer_pos_++]);
   ++bytes_read_;
@@ -132,8 +131,8 @@ int JsonlReader::line_byte() {
     line_open_ = false, line_newline_ = true;
     return -1;
   }
-  if (c == 0) throw InputError(path_, line_, "", "a NUL byte at column " + std::to_string(line_length_ + 1) + ": not JSON text (a binary file?)");
-  if (++line_length_ > kMaxLineBytes) throw InputError(path_, line_, "", "line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  if (c == 0) throw nul_byte(line_, line_length_ + 1);
+  if (++line_length_ > kMaxLineBytes) throw line_too_long(line_);
   return c;
 }
 

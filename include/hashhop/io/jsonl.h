@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hashhop/io/input_error.h"
+
 namespace hashhop::io {
 
 struct JsonlRecord {
@@ -52,6 +54,11 @@ class JsonlReader {
   // One line into TEXT (without its newline); false at the end of the file. Throws InputError for a NUL
   // byte (JSON text has none: a binary file or /dev/zero) and for a line longer than kMaxLineBytes.
   bool read_line(std::string& text);
+  // Reads the next chunk of the file into buffer_; false at its end. Errors name LINE.
+  bool refill(std::uint64_t line);
+  // The two errors of a line's bytes, shared by read_line and line_byte.
+  InputError nul_byte(std::uint64_t line, std::uint64_t column) const;
+  InputError line_too_long(std::uint64_t line) const;
   // The streaming path: the next byte of the current line (-1 at its newline or the end of the file), with
   // read_line's checks (line_newline_: it ended at a newline).
   int line_byte();
