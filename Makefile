@@ -25,7 +25,8 @@ test: build
 	@$(MAKE) --no-print-directory test-sanitizers
 
 # The Python package (README "Python"): a venv with PyPI's torch (the version LibTorch came from, so the
-# op library's ABI matches), transformers and pytest; `pip install .`; its pytest suite on the CPU.
+# op library's ABI matches; without the CUDA wheels the system's toolkit provides: scripts/python-venv.sh),
+# transformers and pytest; `pip install .`; its pytest suite on the CPU.
 # STRICT: a missing CLI, torch or transformers fails the suite instead of skipping tests. No build isolation:
 # the build tools then keep one path, so build-py/<tag> stays valid and a rerun recompiles only what changed
 # (seconds; an isolated build starts CMake afresh, ~3 min every time).
@@ -33,8 +34,7 @@ PY_VENV ?= build-py/venv
 TORCH_VERSION ?= $(or $(HASHHOP_TORCH_VERSION),2.11.0)
 
 test-python: build
-	@test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
-	$(PY_VENV)/bin/pip install -q torch==$(TORCH_VERSION) transformers==5.24.0 pytest==9.2.0 openai==3.57.0 \
+	scripts/python-venv.sh $(PY_VENV) $(TORCH_VERSION) transformers==5.24.0 pytest==9.2.0 openai==3.57.0 \
 	  scikit-build-core==1.1.2 nanobind==3.1.0
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY_VENV)/bin/pip install -q --no-build-isolation .
 	HASHHOP_CLI=$(abspath $(BUILD_DIR))/hashhop PYHASHHOP_TEST_STRICT=1 PYTHONDONTWRITEBYTECODE=1 \
