@@ -39,7 +39,8 @@ test-python: build
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY_VENV)/bin/pip install -q --no-build-isolation .
 	HASHHOP_CLI=$(abspath $(BUILD_DIR))/hashhop PYHASHHOP_TEST_STRICT=1 PYTHONDONTWRITEBYTECODE=1 \
 	  $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/python/test_bench.py \
-	  tests/python/test_evaluate.py tests/python/test_ops.py tests/python/test_kv_cache.py tests/python/test_attention_cases.py tests/python/test_serve.py
+	  tests/python/test_evaluate.py tests/python/test_ops.py tests/python/test_kv_cache.py tests/python/test_attention_cases.py tests/python/test_serve.py \
+	  tests/python/test_error_anatomy.py
 
 # Sanitizers (issue 15, docs/reliability.md): libFuzzer harnesses (tests/fuzz) and the torch-free GoogleTest
 # executables under ASan/UBSan, both built with clang in their own folders (FUZZ_DIR, ASAN_DIR).

@@ -46,6 +46,32 @@ TEST(AtomicOutput, CommitRenamesAndAbandonLeavesNothing) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
 }
 
+// Past several writeback ranges (8 MB each), in odd-sized random pieces: the file holds exactly what was
+// written, and an output abandoned after its writeback started still leaves nothing.
+TEST(AtomicOutput, LongOutputsSurviveEarlyWriteback) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "atomic_output_writeback";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = (dir / "big.bin").string();
+  std::mt19937_64 rng(7);
+  std::string bytes(27'000'001, '\0');
+  for (char& c : bytes) c = static_cast<char>(rng());
+  for (const bool commit : {false, true}) {
+    AtomicOutput out(path);
+    for (std::size_t at = 0; at < bytes.size();) {
+      const std::size_t piece = std::min<std::size_t>(bytes.size() - at, 1 + rng() % 3'000'000);
+      out.write(std::string_view(bytes).substr(at, piece));
+      at += piece;
+    }
+    if (commit) out.commit();
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::string read((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(read == bytes) << "read " << read.size() << " bytes";
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1) << "temporary file left behind";
+  fs::remove_all(dir);
+}
+
 TEST(AtomicOutput, UnwritablePathIsAClearError) {
   try {
     AtomicOutput out("/nonexistent-dir/out.jsonl");
