@@ -1,4 +1,4 @@
-// The options that choose how the lexer model answers a prompt (--engine, --engine-above, --chunk,
+// The options that choose how a model answers a prompt (--engine, --engine-above, --chunk,
 // --gated-only), torch-free so the lean `hashhop` can list and parse them too (sweep runs there).
 #pragma once
 
@@ -23,11 +23,11 @@ struct AnswerPathOptions {
         ->capture_default_str();
     app->add_option("--engine-above", engine_above, "With --engine auto: prompts longer than this use the engine")
         ->capture_default_str();
-    app->add_option("--chunk", chunk, "Dense path: prompt bytes encoded per forward pass (K/M/G suffixes allowed)")
+    app->add_option("--chunk", chunk, "Prompt bytes encoded per forward pass: the lexer model's dense path, the byte model's engine (K/M/G suffixes allowed)")
         ->transform(size_suffixes())
         ->check(at_least(1))
         ->capture_default_str();
-    app->add_flag("--gated-only", gated_only, "Dense path: keep only the positions the hash gate selects");
+    app->add_flag("--gated-only", gated_only, "Keep only the positions the hash gate selects (lexer model: dense path; byte model: its gate made hard at 1/2)");
   }
 
   bool uses_engine(std::size_t prompt_chars) const {

@@ -109,6 +109,7 @@ int run_eval(const Options& o) {
   if (records == 0) throw io::InputError(data.path(), 0, "", "has no records");
   if (predictions) predictions->commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (const auto summary = model.engine_summary(); !summary.empty()) std::fprintf(stderr, "%s\n", summary.c_str());
   if (o.json) {
     auto j = bench::score_to_json(scorer.report());
     j["model"] = o.model_dir;

@@ -2,12 +2,16 @@
 // Covered by tests/cli/test_cli.sh (eval, sweep cases).
 #include "model_answerer.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include <limits>
 #include <stdexcept>
 #include <vector>
 
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/io/input_error.h"
+#include "hashhop/engine/byte_engine.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/inference.h"
 #include "hashhop/model/lexer.h"
@@ -18,9 +22,14 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
   if (byte_family_) {
-    if (path.engine == "on" || path.gated_only)
-      throw std::invalid_argument("--engine on / --gated-only: the byte-level model has no engine path yet (" + model_dir + ")");
     bytes_ = train::load_byte_model(model_dir, device);
+    // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
+    // the model's config.json already sets gate_threshold; the engine then stores only those keys.
+    if (path.gated_only) {
+      if (!bytes_.config.model.hash_gate)
+        throw std::invalid_argument("--gated-only: this byte-level model has no hash gate (" + model_dir + ")");
+      if (bytes_.config.model.gate_threshold == 0) bytes_.net->set_gate_threshold(0.5);
+    }
     // No max_run cap; no-CoT hops up to 15 (kMaxHopsFeature), the most any model here is asked.
     loaded_.config.model.max_hops = model::kMaxHopsFeature;
     loaded_.config.model.max_run = std::numeric_limits<int>::max();
@@ -57,8 +66,41 @@ std::string ModelAnswerer::answer(const bench::DataRecord& record) {
   const auto& expected = record.expected;
   std::vector<std::string> keys;
   for (const auto& q : expected.queries) keys.push_back(q.key);
-  if (byte_family_) return model::answer_queries_bytes(bytes_.net, record.prompt, expected.hops, expected.cot, keys, device_);
+  if (byte_family_) {
+    if (!path_.uses_engine(record.prompt.size()))
+      return model::answer_queries_bytes(bytes_.net, record.prompt, expected.hops, expected.cot, keys, device_);
+    engine::ByteEngine engine(bytes_.net, device_, {path_.chunk});  // same answers, prefilled chunk by chunk
+    engine.prefill(record.prompt);
+    const auto& stats = engine.stats();
+    ++engine_records_;
+    engine_bytes_ += stats.bytes;
+    engine_kept_.resize(stats.reference_points.size());
+    for (std::size_t b = 0; b < engine_kept_.size(); ++b) engine_kept_[b] += static_cast<std::uint64_t>(stats.reference_points[b]);
+    engine_cache_bytes_ += static_cast<double>(stats.cache_bytes);
+    return engine.answer(expected.hops, expected.cot, keys);
+  }
   return path_.answer(loaded_.model, record.prompt, expected.hops, expected.cot, keys);
+}
+
+std::string ModelAnswerer::engine_summary() const {
+  if (engine_records_ == 0) return "";
+  std::string kept;
+  std::uint64_t most = 0;
+  for (const auto k : engine_kept_) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%s%.1f%%", kept.empty() ? "" : " / ",
+                  100.0 * static_cast<double>(k) / static_cast<double>(std::max<std::uint64_t>(engine_bytes_, 1)));
+    kept += share;
+    most = std::max(most, k);
+  }
+  char line[400];
+  std::snprintf(line, sizeof line,
+                "byte engine: %llu records, %llu prompt bytes; reference points kept per gated block: %s; "
+                "cache %.1f MB per record, %.0f bytes per reference point (of the fullest block)",
+                static_cast<unsigned long long>(engine_records_), static_cast<unsigned long long>(engine_bytes_),
+                kept.empty() ? "no gated block" : kept.c_str(), engine_cache_bytes_ / static_cast<double>(engine_records_) / 1e6,
+                most ? engine_cache_bytes_ / static_cast<double>(most) : 0.0);
+  return line;
 }
 
 }  // namespace hashhop::cli

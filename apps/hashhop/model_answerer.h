@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -28,6 +29,9 @@ class ModelAnswerer {
   std::string answer(const bench::DataRecord& record);
 
   const torch::Device& device() const { return device_; }
+  // The byte-level engine's memory over the records it prefilled: bytes, reference points kept, cache
+  // size and bytes per reference point; empty when it did not run.
+  std::string engine_summary() const;
 
  private:
   torch::Device device_;
@@ -35,6 +39,9 @@ class ModelAnswerer {
   bool byte_family_ = false;
   train::LoadedModel loaded_;
   train::LoadedByteModel bytes_;
+  std::uint64_t engine_records_ = 0, engine_bytes_ = 0;
+  std::vector<std::uint64_t> engine_kept_;  // reference points kept, per gated block, over all records
+  double engine_cache_bytes_ = 0;
 };
 
 }  // namespace hashhop::cli

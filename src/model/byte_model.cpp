@@ -152,9 +152,17 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   const auto split = [&](const torch::Tensor& y) { return y.view({b, t, config_.heads, head_dim_}).transpose(1, 2); };
   const auto merge = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b, t, config_.dim}); };
   torch::Tensor key_column, query_column;
+  const bool hard_gate = gate_ && config_.gate_threshold > 0 && !is_training();
   if (gate_) {
     last_log_gate_ = torch::log_sigmoid(gate_->forward(x).squeeze(-1).to(torch::kFloat32));  // [B, T]
     key_column = last_log_gate_ * std::sqrt(static_cast<double>(head_dim_));
+    if (hard_gate) {
+      // A dropped key scores -inf, so it is never read, whatever else a query sees. A query that sees no
+      // kept key reads nothing (its softmax is NaN, zeroed below): the engine, which stores only the kept
+      // keys, then gives the same answer for any chunk size.
+      key_column = key_column.masked_fill(last_log_gate_ <= std::log(config_.gate_threshold),
+                                          -std::numeric_limits<double>::infinity());
+    }
     query_column = torch::ones({b, t}, x.options());
   }
   const auto query_base = q_->forward(x);
@@ -173,7 +181,8 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     record->values = v.narrow(2, n - kept, kept).detach().contiguous();
   }
   const auto ask = [&](const torch::Tensor& query) {
-    return merge(attend(extend(rotate(split(query), first), query_column), k, v, past_length));
+    const auto read = attend(extend(rotate(split(query), first), query_column), k, v, past_length);
+    return merge(hard_gate ? torch::nan_to_num(read, 0.0) : read);
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));
   std::vector<torch::Tensor> reads;
@@ -246,6 +255,12 @@ void ByteModelImpl::set_global_topk(int topk) {
   for (auto& block : blocks_) block->attention()->set_global_topk(topk);
 }
 
+void ByteModelImpl::set_gate_threshold(double threshold) {
+  TORCH_CHECK(threshold >= 0 && threshold < 1, "byte model: gate_threshold must be in [0, 1)");
+  config_.gate_threshold = threshold;
+  for (auto& block : blocks_) block->attention()->set_gate_threshold(threshold);
+}
+
 torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) { return run(bytes, nullptr, nullptr); }
 
 ByteCache ByteModelImpl::prefill(const torch::Tensor& bytes) {
@@ -259,6 +274,15 @@ ByteCache ByteModelImpl::prefill(const torch::Tensor& bytes) {
 torch::Tensor ByteModelImpl::hidden_after(const ByteCache& cache, const torch::Tensor& bytes) {
   TORCH_CHECK(cache.layers.size() == blocks_.size(), "byte model: the cache belongs to another model");
   return run(bytes, &cache, nullptr);
+}
+
+void ByteModelImpl::extend(ByteCache& cache, const torch::Tensor& bytes) {
+  TORCH_CHECK(bytes.dim() == 2 && bytes.size(0) == 1, "byte model: extend takes one text [1, n]");
+  TORCH_CHECK(cache.layers.empty() || cache.layers.size() == blocks_.size(), "byte model: the cache belongs to another model");
+  torch::NoGradGuard no_grad;
+  ByteCache next;
+  run(bytes, cache.layers.empty() ? nullptr : &cache, &next);
+  cache = std::move(next);
 }
 
 torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return head_->forward(hidden_rows); }

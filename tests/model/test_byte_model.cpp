@@ -274,6 +274,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"global_rope_fraction": 2}})", "'global_rope_fraction'");
   expect_error(R"({"family": "bytes", "model": {"global_rope_max_wavelength": -1}})", "'global_rope_max_wavelength'");
   expect_error(R"({"family": "bytes", "model": {"topk_in_training": true}})", "'topk_in_training'");
+  expect_error(R"({"family": "bytes", "model": {"gate_threshold": 1}})", "'gate_threshold'");
+  expect_error(R"({"family": "bytes", "model": {"gate_threshold": 0.5, "hash_gate": false}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");

@@ -28,6 +28,9 @@ struct ByteModelConfig {
   // Read the top global_topk keys in training too, so what the model learns is what it runs at length
   // (a model trained dense leans on spread-out reads that a top-k read then changes: learning-log §10).
   bool topk_in_training = false;
+  // At inference, a global key whose σ(gate) is at most this is dropped (its score -inf): the hash gate made
+  // hard, so the engine (engine/byte_engine.h) stores only the kept keys and answers as this model does. 0 = soft.
+  double gate_threshold = 0.0;
   int canon_kernel = 4;                // causal depthwise conv before attention and MLP; 0 = none
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores

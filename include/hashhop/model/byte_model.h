@@ -61,6 +61,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::Tensor last_log_gate() const { return last_log_gate_; }
   char kind() const { return kind_; }
   void set_global_topk(int topk) { config_.global_topk = topk; }
+  void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -107,11 +108,18 @@ class ByteModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& bytes) { return logits(hidden(bytes)); }
   // Changes how many keys global layers read at inference (ByteModelConfig::global_topk; 0 = dense).
   void set_global_topk(int topk);
+  // Makes the hash gate hard at inference (ByteModelConfig::gate_threshold; 0 = soft).
+  void set_gate_threshold(double threshold);
   // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
   ByteCache prefill(const torch::Tensor& bytes);
   // Hidden states [1, s, dim] of bytes [1, s] that follow the prefilled text: equal to the last s rows of
   // hidden(text + bytes), at the cost of s rows, so many queries share one prefill of a long prompt.
   torch::Tensor hidden_after(const ByteCache& cache, const torch::Tensor& bytes);
+  // Appends bytes [1, s] to a prefilled cache (an empty cache: a fresh text), so a long prompt can be
+  // prefilled in chunks: the result equals prefill(text + bytes) (the engine, byte_engine.h). Each call
+  // copies the global keys into a new tensor, so n bytes in chunks of c cost O(n²/c) copying: fine at 10^6
+  // bytes; a growing buffer is what 10^8 will need.
+  void extend(ByteCache& cache, const torch::Tensor& bytes);
   // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
   // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;

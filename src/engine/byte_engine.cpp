@@ -1,0 +1,73 @@
+// The byte model's engine (see byte_engine.h): chunked prefill through ByteModel::extend, then the keys of
+// each chunk that a gated global block's gate drops are removed from its cache.
+#include "hashhop/engine/byte_engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "hashhop/model/autocast.h"
+#include "hashhop/model/byte_inference.h"
+
+namespace hashhop::engine {
+
+double ByteEngineStats::bytes_per_reference_point() const {
+  const std::int64_t most = reference_points.empty() ? 0 : *std::max_element(reference_points.begin(), reference_points.end());
+  return most > 0 ? static_cast<double>(cache_bytes) / static_cast<double>(most) : 0.0;
+}
+
+ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)
+    : net_(std::move(net)), device_(device), options_(options) {
+  options_.chunk_bytes = std::max<std::size_t>(options_.chunk_bytes, 1);
+  net_->eval();
+}
+
+void ByteEngine::prefill(std::string_view prompt) {
+  torch::NoGradGuard no_grad;
+  model::AutocastScope autocast(device_.is_cuda());  // as prefill_prompt: the answers run under the same scope
+  cache_ = {};
+  stats_ = {};
+  const std::string text = std::string(prompt) + "\n";
+  for (std::size_t begin = 0; begin < text.size(); begin += options_.chunk_bytes) {
+    const auto piece = std::string_view(text).substr(begin, options_.chunk_bytes);
+    std::vector<std::int64_t> bytes(piece.begin(), piece.end());
+    for (auto& b : bytes) b &= 0xff;
+    net_->extend(cache_, torch::tensor(bytes, torch::kInt64).view({1, static_cast<std::int64_t>(bytes.size())}).to(device_));
+    drop_ungated(static_cast<std::int64_t>(bytes.size()));
+  }
+  stats_.bytes = text.size();
+  stats_.cache_bytes = cache_.bytes();
+}
+
+void ByteEngine::drop_ungated(std::int64_t chunk_length) {
+  const auto& config = net_->config();
+  const std::int64_t head_dim = config.dim / config.heads;
+  const double threshold = config.gate_threshold;  // the model's attention drops these keys too
+  std::size_t gated = 0;
+  for (std::size_t i = 0; i < cache_.layers.size(); ++i) {
+    if (config.layers[i] == 'L' || !config.hash_gate) continue;
+    auto& layer = cache_.layers[i];
+    if (threshold > 0.0) {
+      // The gate column holds log σ(g)·sqrt(head dim), the same in every head (ByteAttentionImpl::extend).
+      const auto n = layer.keys.size(2);
+      const auto fresh = layer.keys.narrow(2, n - chunk_length, chunk_length);
+      const auto log_gate = fresh.select(0, 0).select(0, 0).select(-1, head_dim).to(torch::kFloat32) /
+                            std::sqrt(static_cast<double>(head_dim));
+      const auto kept = (log_gate > std::log(threshold)).nonzero().squeeze(-1);
+      if (kept.size(0) < chunk_length) {
+        const auto keep = [&](const torch::Tensor& all) {
+          return torch::cat({all.narrow(2, 0, n - chunk_length), all.narrow(2, n - chunk_length, chunk_length).index_select(2, kept)}, 2);
+        };
+        layer.keys = keep(layer.keys);
+        layer.values = keep(layer.values);
+      }
+    }
+    if (stats_.reference_points.size() <= gated) stats_.reference_points.push_back(0);
+    stats_.reference_points[gated++] = layer.keys.size(2);
+  }
+}
+
+std::string ByteEngine::answer(int hops, bool cot, const std::vector<std::string>& keys) {
+  return model::answer_queries_bytes(net_, cache_, hops, cot, keys, device_);
+}
+
+}  // namespace hashhop::engine

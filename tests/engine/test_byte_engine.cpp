@@ -1,0 +1,130 @@
+// The byte model's engine on the CPU: chunked prefill equals one prefill (chunk sizes 1, 7, 64, whole),
+// and a gate threshold drops exactly the keys whose gate is below it. Run: build/tests/test_engine
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/engine/byte_engine.h"
+#include "hashhop/model/byte_inference.h"
+
+namespace hashhop::engine {
+namespace {
+
+model::ByteModelConfig small_config(const std::string& layers) {
+  model::ByteModelConfig c;
+  c.dim = 32;
+  c.heads = 4;
+  c.mlp_mult = 2;
+  c.layers = layers;
+  c.window = 8;
+  c.global_rope_fraction = 0.5;
+  c.global_rope_max_wavelength = 20.0;
+  c.canon_kernel = 3;
+  c.hops = 2;
+  return c;
+}
+
+struct Prompt {
+  std::string text;
+  std::vector<std::string> keys;
+};
+
+Prompt problem(std::uint64_t chars, std::uint64_t seed) {
+  bench::GenConfig gen;
+  gen.n_chars = chars;
+  gen.hops = 1;
+  gen.hash_len = 4;
+  gen.num_queries = 3;
+  gen.seed = seed;
+  const bench::HashHopProblem p(gen);
+  Prompt out{p.prompt(), {}};
+  for (std::uint64_t c = 0; c < gen.num_queries; ++c) out.keys.push_back(p.hash(c, 0));
+  return out;
+}
+
+model::ByteModel random_model(const std::string& layers, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  model::ByteModel net(small_config(layers));
+  // Peaked, varied weights, so that gates spread over (0, 1) and greedy answers are not all alike.
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) p.mul_(4.0);
+  net->eval();
+  return net;
+}
+
+TEST(ByteEngine, ChunkedPrefillEqualsOnePrefill) {
+  const auto prompt = problem(300, 5);
+  for (const std::string layers : {"LG", "GLH", "LLGG"}) {
+    auto net = random_model(layers, 31);
+    const auto whole = model::prefill_prompt(net, prompt.text, torch::kCPU);
+    const auto expected = model::answer_queries_bytes(net, whole, 1, false, prompt.keys, torch::kCPU);
+    for (const std::size_t chunk : {1, 7, 64, 100000}) {
+      ByteEngine engine(net, torch::kCPU, {chunk});
+      engine.prefill(prompt.text);
+      const auto& cache = engine.cache();
+      ASSERT_EQ(cache.length, whole.length);
+      for (std::size_t i = 0; i < cache.layers.size(); ++i) {
+        for (const auto field : {&model::ByteLayerCache::keys, &model::ByteLayerCache::values,
+                                 &model::ByteLayerCache::canon_attn, &model::ByteLayerCache::canon_mlp}) {
+          const auto& got = cache.layers[i].*field;
+          const auto& want = whole.layers[i].*field;
+          ASSERT_EQ(got.sizes(), want.sizes()) << layers << " chunk " << chunk << " block " << i;
+          EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4))
+              << layers << " chunk " << chunk << " block " << i << ": " << (got - want).abs().max().item<double>();
+        }
+      }
+      EXPECT_EQ(engine.answer(1, false, prompt.keys), expected) << layers << " chunk " << chunk;
+      EXPECT_EQ(engine.stats().bytes, prompt.text.size() + 1);
+    }
+  }
+}
+
+TEST(ByteEngine, HardGateKeepsOnlyKeptKeysAndAnswersAsTheModel) {
+  // With gate_threshold the model's attention drops keys with σ(gate) at most the threshold, and the engine
+  // stores only the others: for every chunk size its continuation must equal the whole text run through
+  // the model, and the keys it holds must be exactly those above the threshold.
+  const auto prompt = problem(300, 6);
+  auto net = random_model("LGHG", 32);
+  {
+    torch::NoGradGuard no_grad;  // gates start at σ(4): centre them so about half the keys fall below 1/2
+    for (auto& item : net->named_parameters())
+      if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
+  }
+  net->set_gate_threshold(0.5);
+  const std::string text = prompt.text + "\n";
+  std::vector<std::int64_t> all(text.begin(), text.end());
+  const std::vector<std::int64_t> tail{'a', 'B', ' ', '=', ' ', '\''};
+  all.insert(all.end(), tail.begin(), tail.end());
+  torch::NoGradGuard no_grad;
+  const auto whole = net->hidden(torch::tensor(all).view({1, -1}));
+  std::vector<std::int64_t> kept;  // per gated block, from the whole run's gates over the prompt's bytes
+  const auto valid = torch::arange(static_cast<std::int64_t>(all.size())).lt(static_cast<std::int64_t>(text.size())).view({1, -1});
+  for (const double share : net->kept_share(valid))
+    kept.push_back(std::llround(share * static_cast<double>(text.size())));
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_GT(kept[0], 0);
+  EXPECT_LT(kept[0], static_cast<std::int64_t>(text.size())) << "the test needs some keys dropped";
+  const auto expected = model::answer_queries_bytes(net, prompt.text, 1, false, prompt.keys, torch::kCPU);
+  for (const std::size_t chunk : {1, 7, 64, 100000}) {
+    ByteEngine engine(net, torch::kCPU, {chunk});
+    engine.prefill(prompt.text);
+    EXPECT_EQ(engine.stats().reference_points, kept) << "chunk " << chunk;
+    const auto got = net->hidden_after(engine.cache(), torch::tensor(tail).view({1, -1}));
+    const auto want = whole.narrow(1, whole.size(1) - static_cast<std::int64_t>(tail.size()), static_cast<std::int64_t>(tail.size()));
+    EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << "chunk " << chunk << ": " << (got - want).abs().max().item<double>();
+    EXPECT_EQ(engine.answer(1, false, prompt.keys), expected) << "chunk " << chunk;
+  }
+  ByteEngine soft(random_model("LGHG", 32), torch::kCPU, {64});
+  soft.prefill(prompt.text);
+  ByteEngine hard(net, torch::kCPU, {64});
+  hard.prefill(prompt.text);
+  EXPECT_LT(hard.stats().cache_bytes, soft.stats().cache_bytes);
+  EXPECT_GT(hard.stats().bytes_per_reference_point(), 0.0);
+}
+
+}  // namespace
+}  // namespace hashhop::engine
