@@ -59,30 +59,45 @@ def main():
     kinds = collections.Counter()
     leading = collections.Counter()  # answers by how many leading bytes are right
     wrong_key, random_key = [], []   # letters in the same position as the query key
-    for number, (record, prediction) in enumerate(zip(read_jsonl(args.data), read_jsonl(args.predictions)), 1):
-        if "prompt" not in record or "completion" not in record or "completion" not in prediction:
-            sys.exit(f"record {number}: needs prompt and completion (data) and completion (predictions)")
-        prompt = pairs(record["prompt"])
-        owner = {value: key for key, value in prompt}
-        keys = [key for key, _ in prompt]
-        answered = dict(pairs(prediction["completion"]))
-        for query, truth in pairs(record["completion"]):
-            got = answered.get(query)
-            leading[common_prefix(got or "", truth)] += 1
-            if got == truth:
-                kinds["right"] += 1
-            elif got is None:
-                kinds["no answer line"] += 1
-            elif len(got) == len(truth) and same_position(got, truth) >= len(truth) - 2:
-                kinds["right value, 1-2 bytes wrong (copy slip)"] += 1
-            elif got in owner:
-                kinds["another key's value"] += 1
-                wrong_key.append(same_position(query, owner[got]))
-                random_key += [same_position(query, rng.choice(keys)) for _ in range(64)]
-            elif prompt and max(same_position(got, value) for value in owner) >= len(got) - 2:
-                kinds["another value with 1-2 bytes wrong"] += 1
-            else:
-                kinds["no value of the prompt"] += 1
+    try:
+        for number, (record, prediction) in enumerate(zip(read_jsonl(args.data), read_jsonl(args.predictions), strict=True), 1):
+            classify(number, record, prediction, rng, kinds, leading, wrong_key, random_key)
+    except ValueError as e:  # zip(strict=True): one file ran out first
+        sys.exit(f"{args.data} and {args.predictions}: not the same number of records ({e})")
+    report(args, kinds, leading, wrong_key, random_key)
+
+
+def classify(number, record, prediction, rng, kinds, leading, wrong_key, random_key):
+    """Adds one record's queries to the counts."""
+    if "prompt" not in record or "completion" not in record or "completion" not in prediction:
+        sys.exit(f"record {number}: needs prompt and completion (data) and completion (predictions)")
+    prompt = pairs(record["prompt"])
+    owner = {value: key for key, value in prompt}
+    answered = dict(pairs(prediction["completion"]))
+    for query, truth in pairs(record["completion"]):
+        got = answered.get(query)
+        leading[common_prefix(got or "", truth)] += 1
+        others = [value for value in owner if value != truth and len(value) == len(got or "")]
+        if got == truth:
+            kinds["right"] += 1
+        elif got is None:
+            kinds["no answer line"] += 1
+        elif len(got) != len(truth):
+            kinds["wrong length"] += 1
+        elif same_position(got, truth) >= len(truth) - 2:
+            kinds["right value, 1-2 bytes wrong (copy slip)"] += 1
+        elif got in owner:
+            kinds["another key's value"] += 1
+            wrong_key.append(same_position(query, owner[got]))
+            other_keys = [key for key, _ in prompt if key != query]
+            random_key += [same_position(query, rng.choice(other_keys)) for _ in range(64)]
+        elif others and max(same_position(got, value) for value in others) >= len(got) - 2:
+            kinds["another value with 1-2 bytes wrong"] += 1
+        else:
+            kinds["no value of the prompt"] += 1
+
+
+def report(args, kinds, leading, wrong_key, random_key):
     total = sum(kinds.values())
     result = {"queries": total, "kinds": dict(kinds), "right_leading_bytes": dict(sorted(leading.items())),
               "wrong_key_same_position_letters": statistics.mean(wrong_key) if wrong_key else None,

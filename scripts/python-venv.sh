@@ -15,7 +15,9 @@ pip() {
 }
 
 test -x "$venv/bin/python" || python3 -m venv "$venv"
-if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
+# Written only once every install below succeeded: a run that failed half-way is redone, not skipped.
+done_marker="$venv/.python-venv-torch-$torch_version"
+if [ ! -f "$done_marker" ]; then
   pip --no-deps "torch==$torch_version"
   # torch's own requirements, split into pure-Python ones (installed) and CUDA ones (installed only if needed).
   mapfile -t lean < <("$venv/bin/python" - <<'EOF'
@@ -32,7 +34,7 @@ for r in reqs:
     if cuda_pkg.match(name):
         pins[name] = spec.strip()
     else:
-        print(spec.strip())
+        print(r.strip())  # with its marker: pip skips what is not for this platform
 # Which libraries torch's CUDA library cannot load, and the requirement of torch's that ships each.
 lib = os.path.join(sysconfig.get_paths()["purelib"], "torch", "lib")
 out = subprocess.run(["ldd", os.path.join(lib, "libtorch_cuda.so"), os.path.join(lib, "libtorch_nvshmem.so")],
@@ -55,7 +57,10 @@ for so in missing:
         print("FULL")
 EOF
 )
-  if printf '%s\n' "${lean[@]}" | grep -qx FULL || ! pip "${lean[@]}" ||
+  full=0
+  ((${#lean[@]})) || full=1  # the requirement reader failed (its exit status is lost in the substitution)
+  for requirement in "${lean[@]}"; do [ "$requirement" = FULL ] && full=1; done
+  if ((full)) || ! pip "${lean[@]}" ||
      ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     echo "python-venv: torch does not import without its CUDA wheels here; installing them all (~3.3 GB)"
     pip "torch==$torch_version"
@@ -63,5 +68,6 @@ EOF
     echo "python-venv: torch $torch_version without the CUDA wheels the system provides; added: ${lean[*]}"
   fi
 fi
-(($#)) && pip "$@"
+if (($#)); then pip "$@"; fi
 "$venv/bin/python" -c "import torch; print('python-venv: ok, torch', torch.__version__)"
+touch "$done_marker"

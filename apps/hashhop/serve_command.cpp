@@ -57,7 +57,7 @@ int run_serve(Options o) {
   backend_options.use_engine = [path](std::size_t bytes) { return path.uses_engine(bytes); };
   serve::ModelBackend backend(o.model_dir, backend_options);
   if (backend.family() == "bytes" && (o.path.engine == "on" || o.path.gated_only))
-    throw std::invalid_argument("--engine on / --gated-only: the byte-level model has no engine path yet (" + o.model_dir + ")");
+    throw std::invalid_argument("--engine on / --gated-only: serve does not run the byte-level model's engine yet; eval does (" + o.model_dir + ")");
   o.server.model_name = o.model_name.empty() ? o.model_dir : o.model_name;
   serve::ApiServer server(backend, o.server);
   const int port = server.bind();

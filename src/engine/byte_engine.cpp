@@ -41,18 +41,18 @@ void ByteEngine::prefill(std::string_view prompt) {
 void ByteEngine::drop_ungated(std::int64_t chunk_length) {
   const auto& config = net_->config();
   const std::int64_t head_dim = config.dim / config.heads;
-  const double threshold = config.gate_threshold;  // the model's attention drops these keys too
+  const bool hard = config.gate_threshold > 0.0;  // the model's attention drops keys too
   std::size_t gated = 0;
   for (std::size_t i = 0; i < cache_.layers.size(); ++i) {
     if (config.layers[i] == 'L' || !config.hash_gate) continue;
     auto& layer = cache_.layers[i];
-    if (threshold > 0.0) {
-      // The gate column holds log σ(g)·sqrt(head dim), the same in every head (ByteAttentionImpl::extend).
+    if (hard) {
+      // The gate column holds log σ(g)·sqrt(head dim), the same in every head, or -inf where the model's
+      // hard gate dropped the key (ByteAttentionImpl::forward): the engine keeps what the model reads,
+      // decided once, in float32, whatever dtype the cache is in.
       const auto n = layer.keys.size(2);
       const auto fresh = layer.keys.narrow(2, n - chunk_length, chunk_length);
-      const auto log_gate = fresh.select(0, 0).select(0, 0).select(-1, head_dim).to(torch::kFloat32) /
-                            std::sqrt(static_cast<double>(head_dim));
-      const auto kept = (log_gate > std::log(threshold)).nonzero().squeeze(-1);
+      const auto kept = torch::isfinite(fresh.select(0, 0).select(0, 0).select(-1, head_dim)).nonzero().squeeze(-1);
       if (kept.size(0) < chunk_length) {
         const auto keep = [&](const torch::Tensor& all) {
           return torch::cat({all.narrow(2, 0, n - chunk_length), all.narrow(2, n - chunk_length, chunk_length).index_select(2, kept)}, 2);

@@ -66,14 +66,20 @@ void AtomicOutput::start_writeback() {
 #ifdef __linux__
   if (std::fflush(file_) != 0) throw InputError(path_, 0, "", std::string("write failed: ") + std::strerror(errno));
   const int fd = ::fileno(file_);
-  // Only hints: an error here (a file system without it) changes nothing, since commit() fsyncs anyway.
+  // A file system without sync_file_range (EINVAL, ENOSYS, ...) changes nothing: commit() fsyncs anyway.
+  // A write error it reports (EIO, ENOSPC) must fail the output here: once reported, the kernel does not
+  // report it again to commit()'s fsync, which would then rename a file with lost data into place.
+  const auto check = [&](int result) {
+    if (result == 0 || errno == EINVAL || errno == ENOSYS || errno == ESPIPE || errno == EOPNOTSUPP) return;
+    throw InputError(path_, 0, "", std::string("write failed: ") + std::strerror(errno));
+  };
   if (writeback_started_ > writeback_waited_) {
-    ::sync_file_range(fd, static_cast<off_t>(writeback_waited_), static_cast<off_t>(writeback_started_ - writeback_waited_),
-                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    check(::sync_file_range(fd, static_cast<off_t>(writeback_waited_), static_cast<off_t>(writeback_started_ - writeback_waited_),
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER));
     writeback_waited_ = writeback_started_;
   }
-  ::sync_file_range(fd, static_cast<off_t>(writeback_started_), static_cast<off_t>(written_ - writeback_started_),
-                    SYNC_FILE_RANGE_WRITE);
+  check(::sync_file_range(fd, static_cast<off_t>(writeback_started_), static_cast<off_t>(written_ - writeback_started_),
+                          SYNC_FILE_RANGE_WRITE));
 #endif
   writeback_started_ = written_;
 }

@@ -103,9 +103,19 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
     return kind_ == 'L' ? (diff >= 0) & (diff < config_.window) : diff >= 0;
   };
   if (kind_ != 'L') {
-    const auto out = past_length == 0 ? at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale)
-                                      : at::scaled_dot_product_attention(q, k, v, visible(0, t, 0, n), 0.0, false, scale);
-    return out.narrow(-1, 0, head_dim_);
+    if (past_length == 0) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale).narrow(-1, 0, head_dim_);
+    // After a cache (the engine's chunks, a query's bytes): rows in blocks whose bool mask [rows, n] stays
+    // near 2^27 elements, each against only the keys up to its last row, so a 64K-byte chunk after 10^6
+    // cached keys needs no [T, n] mask at once.
+    const std::int64_t block = std::max<std::int64_t>(1, (std::int64_t{1} << 27) / std::max<std::int64_t>(1, q.size(0) * q.size(1) * n));
+    std::vector<torch::Tensor> outs;
+    for (std::int64_t r0 = 0; r0 < t; r0 += block) {
+      const auto rows = std::min(block, t - r0), keys = std::min(n, past_length + r0 + rows);
+      const auto mask = (torch::arange(rows, opts) + past_length + r0).view({rows, 1}) >= torch::arange(keys, opts).view({1, keys});
+      outs.push_back(at::scaled_dot_product_attention(q.narrow(2, r0, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys), mask,
+                                                      0.0, false, scale));
+    }
+    return (outs.size() == 1 ? outs[0] : torch::cat(outs, 2)).narrow(-1, 0, head_dim_);
   }
   // Local: rows in chunks, each against only the keys its window reaches, so a long prefill costs
   // O(T · window) time and memory, not a [T, T] mask.
@@ -158,8 +168,8 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     key_column = last_log_gate_ * std::sqrt(static_cast<double>(head_dim_));
     if (hard_gate) {
       // A dropped key scores -inf, so it is never read, whatever else a query sees. A query that sees no
-      // kept key reads nothing (its softmax is NaN, zeroed below): the engine, which stores only the kept
-      // keys, then gives the same answer for any chunk size.
+      // kept key reads nothing (its softmax is NaN; those rows only are zeroed below): the engine, which
+      // stores only the kept keys, then gives the same answer for any chunk size.
       key_column = key_column.masked_fill(last_log_gate_ <= std::log(config_.gate_threshold),
                                           -std::numeric_limits<double>::infinity());
     }
@@ -180,9 +190,15 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     record->keys = k.narrow(2, n - kept, kept).detach().contiguous();  // a copy when trimmed: frees the rest
     record->values = v.narrow(2, n - kept, kept).detach().contiguous();
   }
+  torch::Tensor reads_nothing;  // [B, 1, T, 1]: rows whose visible keys are all dropped by the hard gate
+  if (hard_gate) {
+    auto seen = (key_column > -std::numeric_limits<double>::infinity()).cumsum(1) > 0;  // [B, T]
+    if (past_length > 0) seen = seen | torch::isfinite(past->keys.select(-1, head_dim_).select(1, 0)).any(1, true).to(seen.device());
+    reads_nothing = seen.logical_not().view({b, 1, t, 1});
+  }
   const auto ask = [&](const torch::Tensor& query) {
     const auto read = attend(extend(rotate(split(query), first), query_column), k, v, past_length);
-    return merge(hard_gate ? torch::nan_to_num(read, 0.0) : read);
+    return merge(hard_gate ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));
   std::vector<torch::Tensor> reads;

@@ -75,12 +75,16 @@ check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 l
 # The byte-level family answers through eval too, with no max_run cap (a 3-step model: the pipeline, not accuracy).
 check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
 check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
-# Its engine (chunked prefill; with --gated-only only the keys above the hard gate) answers as the dense path.
-for gated in "" --gated-only; do
-  "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl" --engine off $gated --predictions "$work/bytes_dense.jsonl" >/dev/null 2>&1
-  check "byte engine $gated" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl" --engine on --chunk 7 $gated --predictions "$work/bytes_engine.jsonl"
-  if cmp -s "$work/bytes_dense.jsonl" "$work/bytes_engine.jsonl"; then passed=$((passed + 1)); else echo "FAIL byte engine $gated: answers differ from the dense path"; failed=$((failed + 1)); fi
+# Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
+# sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
+cp -r "$work/bytes_run" "$work/bytes_hard"
+sed -i 's/"gate_threshold": 0.0/"gate_threshold": 0.999/' "$work/bytes_hard/config.json"
+for model in bytes_run bytes_hard; do
+  check "byte dense path $model" 0 "all \\(" -- "$bin" eval --model "$work/$model" --data "$work/tiny.jsonl" --engine off --predictions "$work/$model.dense.jsonl"
+  check "byte engine $model" 0 "all \\(" -- "$bin" eval --model "$work/$model" --data "$work/tiny.jsonl" --engine on --chunk 7 --predictions "$work/$model.engine.jsonl"
+  if cmp -s "$work/$model.dense.jsonl" "$work/$model.engine.jsonl"; then passed=$((passed + 1)); else echo "FAIL byte engine $model: answers differ from the dense path"; failed=$((failed + 1)); fi
 done
+check "byte engine keeps no key above the hard gate" 0 "kept per gated block: 0.0%" -- "$bin" eval --model "$work/bytes_hard" --data "$work/tiny.jsonl" --engine on
 size=$(stat -c %s "$work/bytes_run/model.pt")
 printf '\377\377\377\377\377\377\377\377' | dd of="$work/bytes_run/model.pt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
 check "flipped bytes in a byte model" 1 "model.pt: (checksum mismatch|cannot load)" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
