@@ -1,6 +1,7 @@
 // The long-context engine for the byte-level model: streams a prompt through the model in chunks and keeps,
 // in each gated global block, only the reference points its hard hash gate selects (the model config's
-// gate_threshold; 0 keeps every position). Answers equal the model's own. Run: ctest -R ByteEngine
+// gate_threshold; 0 keeps every position). Answers equal the model's own (float32; bf16 rounds chunked and
+// whole runs apart). Run: ctest -R ByteEngine
 #pragma once
 
 #include <torch/torch.h>
