@@ -10,20 +10,14 @@
 #include "hashhop/bench/generator.h"
 #include "hashhop/engine/byte_engine.h"
 #include "hashhop/model/byte_inference.h"
+#include "../model/small_byte_config.h"
 
 namespace hashhop::engine {
 namespace {
 
 model::ByteModelConfig small_config(const std::string& layers) {
-  model::ByteModelConfig c;
-  c.dim = 32;
-  c.heads = 4;
-  c.mlp_mult = 2;
-  c.layers = layers;
-  c.window = 8;
-  c.global_rope_fraction = 0.5;
-  c.global_rope_max_wavelength = 20.0;
-  c.canon_kernel = 3;
+  auto c = model::testing::small_byte_config(layers);
+  c.global_rope_max_wavelength = 20.0;  // p-RoPE as the trained models have it
   c.hops = 2;
   return c;
 }

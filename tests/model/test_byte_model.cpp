@@ -17,24 +17,15 @@
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
 #include "hashhop/train/byte_trainer.h"
+#include "small_byte_config.h"
 
 namespace hm = hashhop::model;
 namespace ht = hashhop::train;
 
 namespace {
 
-hm::ByteModelConfig small_config(const std::string& layers) {
-  hm::ByteModelConfig c;
-  c.dim = 32;
-  c.heads = 4;
-  c.mlp_mult = 2;
-  c.layers = layers;
-  c.window = 8;
-  c.global_rope_fraction = 0.5;
-  c.canon_kernel = 3;
-  c.hops = 3;
-  return c;
-}
+using hm::testing::small_byte_config;
+hm::ByteModelConfig small_config(const std::string& layers) { return small_byte_config(layers); }
 
 torch::Tensor random_bytes(std::int64_t batch, std::int64_t length, std::uint64_t seed) {
   torch::manual_seed(seed);
