@@ -29,10 +29,8 @@ void ByteEngine::prefill(std::string_view prompt) {
   const std::string text = std::string(prompt) + "\n";
   for (std::size_t begin = 0; begin < text.size(); begin += options_.chunk_bytes) {
     const auto piece = std::string_view(text).substr(begin, options_.chunk_bytes);
-    std::vector<std::int64_t> bytes(piece.begin(), piece.end());
-    for (auto& b : bytes) b &= 0xff;
-    net_->extend(cache_, torch::tensor(bytes, torch::kInt64).view({1, static_cast<std::int64_t>(bytes.size())}).to(device_));
-    drop_ungated(static_cast<std::int64_t>(bytes.size()));
+    net_->extend(cache_, model::as_bytes(piece, device_));
+    drop_ungated(static_cast<std::int64_t>(piece.size()));
   }
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();

@@ -8,15 +8,12 @@
 #include "hashhop/model/inference.h"
 
 namespace hashhop::model {
-namespace {
 
 torch::Tensor as_bytes(std::string_view text, const torch::Device& device) {
   std::vector<std::int64_t> bytes(text.begin(), text.end());
   for (auto& b : bytes) b &= 0xff;  // char may be signed
   return torch::tensor(bytes, torch::kInt64).view({1, static_cast<std::int64_t>(bytes.size())}).to(device);
 }
-
-}  // namespace
 
 ByteCache prefill_prompt(ByteModel& net, std::string_view prompt, const torch::Device& device) {
   torch::NoGradGuard no_grad;

@@ -12,6 +12,9 @@
 
 namespace hashhop::model {
 
+// A text as the model's input: its bytes (0-255) as int64 [1, n] on device.
+torch::Tensor as_bytes(std::string_view text, const torch::Device& device);
+
 // Runs prompt + "\n" (where the completion starts) through the model once (ByteModel::prefill), under
 // the same autocast as answering, so any number of queries can continue from it. `hashhop serve` keeps
 // these in its prefix cache; ByteCache::bytes() is what one holds on the device.
