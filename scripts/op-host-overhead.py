@@ -23,6 +23,8 @@ q3, k3, v3, qs3, ks3 = q[0], k[0], v[0], qs[0], ks[0]
 top = n // 32
 def sig4(): return op.signature_attention(q, k, v, qs, ks, 64, 0, 0, top, 0.0, False, d ** -0.5)
 def sig3(): return op.signature_attention(q3, k3, v3, qs3, ks3, 64, 0, 0, top, 0.0, False, d ** -0.5)
+sig_default = op.signature_attention.default  # the overload itself: no overload resolution per call
+def sig3o(): return sig_default(q3, k3, v3, qs3, ks3, 64, 0, 0, top, 0.0, False, d ** -0.5)
 def sdpa(): return F.scaled_dot_product_attention(q, k, v)
 def empty(): return torch.empty(1, device=dev)
 def host_us(fn, reps=300):
@@ -37,10 +39,19 @@ def gpu_ms(fn, reps=100):
     s = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]; e = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
     for a, b in zip(s, e): a.record(); fn(); b.record()
     torch.cuda.synchronize(); return statistics.median(a.elapsed_time(b) for a, b in zip(s, e))
-for name, fn in (("empty", empty), ("sdpa", sdpa), ("sig 4d", sig4), ("sig 3d", sig3)):
+def back_to_back_ms(fn, reps=300):
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps): fn()
+    b.record(); torch.cuda.synchronize(); return a.elapsed_time(b) / reps
+for name, fn in (("empty", empty), ("sdpa", sdpa), ("sig 4d", sig4), ("sig 3d", sig3), ("sig 3d .default", sig3o)):
     with torch.no_grad():
         ng = host_us(fn)
-    print(f"{name:8s} host us/call: grad-mode {host_us(fn):7.1f}  no_grad {ng:7.1f}  event ms {gpu_ms(fn):.4f}")
+    with torch.inference_mode():
+        im = host_us(fn)
+        b2b = back_to_back_ms(fn)
+    print(f"{name:15s} host us/call: grad-mode {host_us(fn):7.1f}  no_grad {ng:7.1f}  inference_mode {im:7.1f}  "
+          f"event ms {gpu_ms(fn):.4f}  back-to-back ms {b2b:.4f}")
 with torch.no_grad():
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(50): sig3()

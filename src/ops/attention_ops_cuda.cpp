@@ -119,6 +119,11 @@ bool needs_grad(const torch::Tensor& q, const torch::Tensor& k, const torch::Ten
          tangent(k) || tangent(v);
 }
 
+// The CUDA kernels of the ops run under at::AutoDispatchBelowADInplaceOrView, as generated
+// VariableType kernels do: the views, flattens and allocations inside them skip the autograd and view-tracking
+// dispatch keys (about 1-2 us each). Their outputs are fresh tensors, so nothing aliases what the caller holds;
+// autograd, where it is needed, wraps them one level up (SelectedAttention). A 64K-key decode step is bound
+// by its host time from Python (docs/results/attention.md).
 struct Inputs {
   torch::Tensor q, k, v;
 };
@@ -167,6 +172,7 @@ torch::Tensor signature_attention_cuda(const torch::Tensor& q, const torch::Tens
                                        const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
                                        int64_t sinks, int64_t window, int64_t top_k, double top_fraction, bool causal,
                                        double scale) {
+  const at::AutoDispatchBelowADInplaceOrView below;  // cheap nested views and allocations (note above Inputs)
   if (q.dim() == 4) {
     constexpr const char* op = "signature_attention";
     const int64_t b = q.size(0);
@@ -281,6 +287,7 @@ void check_index_args(const torch::Tensor& q, const torch::Tensor& k, const torc
 torch::Tensor index_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                    const torch::Tensor& q_signatures, const torch::Tensor& k_signatures, int64_t bits,
                                    int64_t tables, int64_t bits_per_table, int64_t seed, bool causal, double scale) {
+  const at::AutoDispatchBelowADInplaceOrView below;  // cheap nested views and allocations (note above Inputs)
   if (q.dim() == 4) {
     constexpr const char* op = "index_attention";
     const int64_t b = q.size(0);

@@ -61,6 +61,7 @@ torch::Tensor signature_decode_cuda(const torch::Tensor& q, const torch::Tensor&
                                     const torch::Tensor& lengths, int64_t bits, int64_t sinks, int64_t window,
                                     int64_t top_k, double top_fraction, double scale) {
   constexpr const char* op = "signature_decode";
+  const at::AutoDispatchBelowADInplaceOrView below;  // as the attention ops (note above Inputs in attention_ops_cuda.cpp)
   const CacheShape c = check_cache(op, k_cache, v_cache, signature_cache, lengths);
   check_decode_args(c, k_cache, q, q_signatures, bits, sinks, window, top_k, top_fraction);
   check_cuda_cache(op, k_cache, v_cache, signature_cache);

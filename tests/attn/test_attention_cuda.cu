@@ -100,7 +100,8 @@ struct SelectCase {
 
 // Many queries per head, each in its own causal frame, with a key stride, in chunks of rows: exactly the
 // CPU selection (select_signature_keys) for every row, through the one-block-per-row kernel (rows up to 16K
-// keys) and the tiled kernels (longer rows; up to and past 256 tiles).
+// keys), the fused two-kernel path (up to 32 tiles, 64K keys) and the count/write kernels (longer rows; up
+// to and past 256 tiles).
 TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(17);
@@ -112,6 +113,12 @@ TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
                              // stride (unpaired loads) and row chunks there too.
                              SelectCase{4, 2, 5, 20000, 20001, 128, 2, 5, 40, 0.0, true, 3},
                              SelectCase{2, 2, 3, 17000, 17003, 64, 0, 7, 0, 0.02, true, 2},
+                             // Causal frames 2,500 keys apart: early rows see none of the last tile (a tile
+                             // past the visible keys must count nothing), in chunks of 700 rows.
+                             SelectCase{2, 1, 2500, 20000, 20000, 64, 1, 3, 0, 0.03, true, 700},
+                             // 32 tiles exactly (the last fused size, odd stride), and one key more (count/write).
+                             SelectCase{2, 1, 2, 65536, 65537, 64, 4, 64, 2048, 0.0, true, 0},
+                             SelectCase{2, 1, 2, 65537, 65538, 64, 4, 64, 0, 0.03125, true, 0},
                              // 256 tiles of 2,048 keys: the write blocks sum the earlier tiles themselves; one
                              // key more and tile_scan_kernel runs (both paths of select_keys).
                              SelectCase{2, 1, 1, 524288, 524288, 64, 4, 64, 3000, 0.0, false, 0},
@@ -156,84 +163,92 @@ double worst_difference(const std::vector<float>& got, const std::vector<double>
   return worst;
 }
 
+struct DecodeShape {
+  int heads_q, heads_kv, n_q, n_keys, stride, workspace_rows;
+};
+
 // Sparse decode over causal multi-query selections, every element type and head dim, in row chunks,
 // against attend_selected in float64 on the same (rounded) values. Float32 math: tolerance 2e-4.
+// Shapes: 20 rows in chunks of 3 (64 keys a split block: five splits of the 300-key lists), and 128 rows
+// in one chunk (the launch doubles the keys a block to 256 to keep the grid near its target: three splits).
 TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(23);
-  const int heads_q = 4, heads_kv = 2, n_q = 5, n_keys = 700;
-  for (const Element element : {Element::bf16, Element::fp16, Element::fp32}) {
-    for (const int dim : {64, 128}) {
-      const Typed q = typed_normal(static_cast<std::size_t>(heads_q) * n_q * dim, element, rng);
-      const Typed k = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
-      const Typed v = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
-      // Every other visible key, in descending order (lists need not be sorted), 300 at most: two splits.
-      const int rows = heads_q * n_q, stride = 300;
-      std::vector<int> selected(static_cast<std::size_t>(rows) * stride, 0), counts(rows, 0);
-      std::vector<std::vector<int>> lists(rows);
-      for (int row = 0; row < rows; ++row) {
-        for (int j = n_keys - n_q + row % n_q; j >= 0 && static_cast<int>(lists[row].size()) < stride; j -= 2) lists[row].push_back(j);
-        std::copy(lists[row].begin(), lists[row].end(), selected.begin() + static_cast<std::ptrdiff_t>(row) * stride);
-        counts[row] = static_cast<int>(lists[row].size());
-      }
-      counts[3] = 0;  // a row with no keys outputs zeros
-      lists[3].clear();
-      DeviceBuffer<unsigned char> d_q(q.storage), d_k(k.storage), d_v(v.storage);
-      DeviceBuffer<int> d_selected(selected), d_counts(counts);
-      DeviceBuffer<char> d_ws(decode_workspace_bytes(3, dim, stride));
-      DeviceBuffer<float> d_out(static_cast<std::size_t>(rows) * dim), d_lse(static_cast<std::size_t>(rows));
-      SparseDecodeParams p;
-      p.q = d_q.get(), p.k = d_k.get(), p.v = d_v.get(), p.selected = d_selected.get(), p.n_selected = d_counts.get();
-      p.selected_stride = stride, p.heads_q = heads_q, p.heads_kv = heads_kv, p.n_q = n_q, p.n_keys = n_keys, p.dim = dim;
-      p.scale = 0.11f, p.out = d_out.get(), p.workspace = d_ws.get(), p.workspace_rows = 3, p.element = element, p.lse = d_lse.get();
-      sparse_decode(p, nullptr);
-      AttentionProblem problem;
-      problem.q = q.values.data(), problem.k = k.values.data(), problem.v = v.values.data();
-      problem.heads_q = heads_q, problem.heads_kv = heads_kv, problem.n_q = n_q, problem.n_k = n_keys, problem.dim = dim;
-      problem.causal = true, problem.scale = 0.11f;
-      std::vector<double> expected(problem.out_size()), lse(static_cast<std::size_t>(rows));
-      attend_selected(problem, [&](int h, int i, std::vector<int>& keys) { keys = lists[h * n_q + i]; }, expected.data(), lse.data());
-      EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4) << "element " << static_cast<int>(element) << " dim " << dim;
-      const auto got_lse = d_lse.to_host();
-      for (int row = 0; row < rows; ++row) {
-        if (row == 3) EXPECT_TRUE(std::isinf(got_lse[row]) && got_lse[row] < 0);
-        else EXPECT_NEAR(got_lse[row], lse[row], 2e-4) << "row " << row;
-      }
-      const std::vector<float> out32 = d_out.to_host();
-      // Fused merge (arrival counters, no merge kernel), twice in a row (the last block re-zeroes the counters):
-      // the same merge code in the same order, so the very same floats.
-      DeviceBuffer<int> d_arrivals(std::vector<int>(static_cast<std::size_t>(rows), 0));
-      p.arrivals = d_arrivals.get();
-      for (int step = 0; step < 2; ++step) {
-        // NaN-filled, so a merge that did not run (a counter left non-zero by the step before) cannot pass.
-        DeviceBuffer<float> d_fused(std::vector<float>(static_cast<std::size_t>(rows) * dim, std::nanf("")));
-        p.out = d_fused.get();
-        sparse_decode(p, nullptr);
-        ASSERT_EQ(d_fused.to_host(), out32) << "fused merge, step " << step << " element " << static_cast<int>(element) << " dim " << dim;
-        const auto arrivals = d_arrivals.to_host();
-        ASSERT_TRUE(std::all_of(arrivals.begin(), arrivals.end(), [](int a) { return a == 0; })) << "counters left set, step " << step;
-      }
-      p.arrivals = nullptr;
-      // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.
-      const std::size_t size = element == Element::fp32 ? 4 : 2;
-      DeviceBuffer<unsigned char> d_typed(out32.size() * size);
-      p.out = d_typed.get(), p.out_element = element, p.lse = nullptr;
-      sparse_decode(p, nullptr);
-      const auto typed = d_typed.to_host();
-      for (std::size_t i = 0; i < out32.size(); ++i) {
-        float got = 0, want = out32[i];
-        if (element == Element::bf16) {
-          __nv_bfloat16 b;
-          std::memcpy(&b, &typed[i * size], size);
-          got = __bfloat162float(b), want = __bfloat162float(__float2bfloat16(out32[i]));
-        } else if (element == Element::fp16) {
-          __half h;
-          std::memcpy(&h, &typed[i * size], size);
-          got = __half2float(h), want = __half2float(__float2half(out32[i]));
-        } else {
-          std::memcpy(&got, &typed[i * size], size);
+  for (const DecodeShape shape : {DecodeShape{4, 2, 5, 700, 300, 3}, DecodeShape{64, 8, 2, 1400, 600, 128}}) {
+    const int heads_q = shape.heads_q, heads_kv = shape.heads_kv, n_q = shape.n_q, n_keys = shape.n_keys;
+    for (const Element element : {Element::bf16, Element::fp16, Element::fp32}) {
+      for (const int dim : {64, 128}) {
+        const Typed q = typed_normal(static_cast<std::size_t>(heads_q) * n_q * dim, element, rng);
+        const Typed k = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
+        const Typed v = typed_normal(static_cast<std::size_t>(heads_kv) * n_keys * dim, element, rng);
+        // Every other visible key, in descending order (lists need not be sorted), `stride` at most.
+        const int rows = heads_q * n_q, stride = shape.stride;
+        std::vector<int> selected(static_cast<std::size_t>(rows) * stride, 0), counts(rows, 0);
+        std::vector<std::vector<int>> lists(rows);
+        for (int row = 0; row < rows; ++row) {
+          for (int j = n_keys - n_q + row % n_q; j >= 0 && static_cast<int>(lists[row].size()) < stride; j -= 2) lists[row].push_back(j);
+          std::copy(lists[row].begin(), lists[row].end(), selected.begin() + static_cast<std::ptrdiff_t>(row) * stride);
+          counts[row] = static_cast<int>(lists[row].size());
         }
-        ASSERT_EQ(got, want) << "typed output, element " << static_cast<int>(element) << " dim " << dim << " at " << i;
+        counts[3] = 0;  // a row with no keys outputs zeros
+        lists[3].clear();
+        DeviceBuffer<unsigned char> d_q(q.storage), d_k(k.storage), d_v(v.storage);
+        DeviceBuffer<int> d_selected(selected), d_counts(counts);
+        DeviceBuffer<char> d_ws(decode_workspace_bytes(shape.workspace_rows, dim, stride));
+        DeviceBuffer<float> d_out(static_cast<std::size_t>(rows) * dim), d_lse(static_cast<std::size_t>(rows));
+        SparseDecodeParams p;
+        p.q = d_q.get(), p.k = d_k.get(), p.v = d_v.get(), p.selected = d_selected.get(), p.n_selected = d_counts.get();
+        p.selected_stride = stride, p.heads_q = heads_q, p.heads_kv = heads_kv, p.n_q = n_q, p.n_keys = n_keys, p.dim = dim;
+        p.scale = 0.11f, p.out = d_out.get(), p.workspace = d_ws.get(), p.workspace_rows = shape.workspace_rows, p.element = element, p.lse = d_lse.get();
+        sparse_decode(p, nullptr);
+        AttentionProblem problem;
+        problem.q = q.values.data(), problem.k = k.values.data(), problem.v = v.values.data();
+        problem.heads_q = heads_q, problem.heads_kv = heads_kv, problem.n_q = n_q, problem.n_k = n_keys, problem.dim = dim;
+        problem.causal = true, problem.scale = 0.11f;
+        std::vector<double> expected(problem.out_size()), lse(static_cast<std::size_t>(rows));
+        attend_selected(problem, [&](int h, int i, std::vector<int>& keys) { keys = lists[h * n_q + i]; }, expected.data(), lse.data());
+        EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4) << "element " << static_cast<int>(element) << " dim " << dim;
+        const auto got_lse = d_lse.to_host();
+        for (int row = 0; row < rows; ++row) {
+          if (row == 3) EXPECT_TRUE(std::isinf(got_lse[row]) && got_lse[row] < 0);
+          else EXPECT_NEAR(got_lse[row], lse[row], 2e-4) << "row " << row;
+        }
+        const std::vector<float> out32 = d_out.to_host();
+        // Fused merge (arrival counters, no merge kernel), twice in a row (the last block re-zeroes the counters):
+        // the same merge code in the same order, so the very same floats.
+        DeviceBuffer<int> d_arrivals(std::vector<int>(static_cast<std::size_t>(rows), 0));
+        p.arrivals = d_arrivals.get();
+        for (int step = 0; step < 2; ++step) {
+          // NaN-filled, so a merge that did not run (a counter left non-zero by the step before) cannot pass.
+          DeviceBuffer<float> d_fused(std::vector<float>(static_cast<std::size_t>(rows) * dim, std::nanf("")));
+          p.out = d_fused.get();
+          sparse_decode(p, nullptr);
+          ASSERT_EQ(d_fused.to_host(), out32) << "fused merge, step " << step << " element " << static_cast<int>(element) << " dim " << dim;
+          const auto arrivals = d_arrivals.to_host();
+          ASSERT_TRUE(std::all_of(arrivals.begin(), arrivals.end(), [](int a) { return a == 0; })) << "counters left set, step " << step;
+        }
+        p.arrivals = nullptr;
+        // The merge can also write q's dtype (what the torch ops ask for): the float result, rounded to nearest.
+        const std::size_t size = element == Element::fp32 ? 4 : 2;
+        DeviceBuffer<unsigned char> d_typed(out32.size() * size);
+        p.out = d_typed.get(), p.out_element = element, p.lse = nullptr;
+        sparse_decode(p, nullptr);
+        const auto typed = d_typed.to_host();
+        for (std::size_t i = 0; i < out32.size(); ++i) {
+          float got = 0, want = out32[i];
+          if (element == Element::bf16) {
+            __nv_bfloat16 b;
+            std::memcpy(&b, &typed[i * size], size);
+            got = __bfloat162float(b), want = __bfloat162float(__float2bfloat16(out32[i]));
+          } else if (element == Element::fp16) {
+            __half h;
+            std::memcpy(&h, &typed[i * size], size);
+            got = __half2float(h), want = __half2float(__float2half(out32[i]));
+          } else {
+            std::memcpy(&got, &typed[i * size], size);
+          }
+          ASSERT_EQ(got, want) << "typed output, element " << static_cast<int>(element) << " dim " << dim << " at " << i;
+        }
       }
     }
   }

@@ -314,15 +314,25 @@ def test_ops_make_no_host_copies_and_no_syncs():
         "index_attention lsh": (lambda: OPS.index_attention(q, k, v, iqs, iks, 64, 3, 8, 1, False, 0.09),
                                 ["insert_kernel", "lookup_kernel", "decode_kernel"]),
     }
-    # Rows of up to 16K keys are selected by one block each; longer rows by the tiled kernels. Either way the
-    # decode's last split merges (no combine_kernel) and, up to 512K keys, no tile_scan_kernel runs.
+    # Rows of up to 16K keys are selected by one block each; up to 64K keys by per-tile histograms and the
+    # write kernel (no memset, no count kernel); longer rows by scan, count and write. Every way the decode's
+    # last split merges (no combine_kernel) and, up to 512K keys, no tile_scan_kernel runs.
     _, k_long, v_long = qkv(8, 2, 1, 20000, 128, torch.bfloat16, seed=9)
     ks_long = signatures_of(k_long, planes)
+    _, k_longer, v_longer = qkv(8, 2, 1, 100000, 64, torch.bfloat16, seed=10)
+    ks_longer = signatures_of(k_longer, torch.randn(64, 64, device=DEV))
+    q64, qs64 = q[..., :64].contiguous(), signatures_of(q[..., :64], torch.randn(64, 64, device=DEV))
     absent = {"signature_attention": ["combine_kernel", "hamming_scan_kernel"],
-              "signature_attention 20K keys": ["combine_kernel", "select_row_kernel", "tile_scan_kernel"]}
+              "signature_attention 20K keys": ["combine_kernel", "select_row_kernel", "hamming_scan_kernel",
+                                               "tile_count_kernel", "tile_scan_kernel"],
+              "signature_attention 100K keys": ["combine_kernel", "select_row_kernel", "tile_histogram_kernel",
+                                                "tile_scan_kernel"]}
     calls["signature_attention"] = (calls["signature_attention"][0], ["select_row_kernel", "decode_kernel"])
     calls["signature_attention 20K keys"] = (
         lambda: OPS.signature_attention(q, k_long, v_long, qs, ks_long, 64, 4, 16, 64, 0.0, False, 0.09),
+        ["tile_histogram_kernel", "tile_write_kernel", "decode_kernel"])
+    calls["signature_attention 100K keys"] = (
+        lambda: OPS.signature_attention(q64, k_longer, v_longer, qs64, ks_longer, 64, 4, 16, 64, 0.0, False, 0.09),
         ["hamming_scan_kernel", "tile_count_kernel", "tile_write_kernel", "decode_kernel"])
     for what, (call, kernels) in calls.items():
         call()  # first call: caches (bucket rotations, sampled bits) upload once

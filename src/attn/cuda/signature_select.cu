@@ -27,10 +27,20 @@ struct Workspace {
   int* threshold;               // [rows, 2]: threshold similarity, ties to keep
   int* tile_counts;             // [rows, tiles, 2]: above, ties
   int* tile_offsets;            // [rows, tiles, 2]: exclusive prefix of the above
+  unsigned* tile_histograms;    // [rows, tiles, kBins]: each tile's own histogram (fused path only)
   int similarity_stride;
 };
 
 int tiles_for(int n_keys) { return (n_keys + kTile - 1) / kTile; }
+
+// Rows of more than kRowKeys and at most kFusedTiles tiles (64K keys) are selected by two kernels and no
+// memset: each scan block writes its tile's whole histogram (no zeroed global histogram, no atomics), and
+// each write block sums the tiles' histograms itself, for the row's threshold and for the keys kept by the
+// tiles before it (no count kernel). Every write block reads all tiles' histograms (tiles KB from L2), so
+// longer rows keep the count/write path. At 64K keys a decode step was a memset and four kernels; from
+// Python it was bound by the launches (docs/results/attention.md).
+constexpr int kFusedTiles = 32;
+bool fused_tiles(int n_keys) { return tiles_for(n_keys) <= kFusedTiles; }
 
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
@@ -51,6 +61,8 @@ Workspace carve(void* base, int heads_q, int n_keys) {
   w.tile_counts = reinterpret_cast<int*>(p);
   p += align256(static_cast<std::size_t>(heads_q) * tiles * 2 * sizeof(int));
   w.tile_offsets = reinterpret_cast<int*>(p);
+  p += align256(static_cast<std::size_t>(heads_q) * tiles * 2 * sizeof(int));
+  w.tile_histograms = reinterpret_cast<unsigned*>(p);
   return w;
 }
 
@@ -68,11 +80,13 @@ __device__ inline std::uint8_t similarity_of(const SignatureSelectParams& p, int
   return forced ? kForced : static_cast<std::uint8_t>(max(p.bits - differing, 0));
 }
 
-// Similarities of a row's visible keys into `similarity` and counts into a block-private histogram: thread
-// `start` of `stride` threads (a block or a whole grid row). 64-bit signatures are read two keys per 16-byte load.
+// Similarities of a row's visible keys in [begin, end) (begin even) into `similarity` and counts into a
+// block-private histogram: thread `start` of `stride` threads (a block or a whole grid row). 64-bit
+// signatures are read two keys per 16-byte load.
 template <int kWords>
 __device__ void scan_row(const SignatureSelectParams& p, int row, int visible, std::uint8_t* similarity, unsigned* counts,
-                         int start, int stride) {
+                         int start, int stride, int begin = 0, int end = INT_MAX) {
+  const int stop = max(begin, min(end, visible));  // a tile past the visible keys scans nothing
   const int head = row / p.n_q, kv = head / (p.heads_q / p.heads_kv);
   std::uint64_t query[kWords];
   for (int i = 0; i < kWords; ++i) query[i] = p.query_signatures[static_cast<std::size_t>(row) * kWords + i];
@@ -82,8 +96,8 @@ __device__ void scan_row(const SignatureSelectParams& p, int row, int visible, s
     // Pairs of keys: one 16-byte load (every head's keys are 16-byte aligned when key_stride is even;
     // otherwise every key is read singly). An odd last visible key is read singly.
     const bool paired = (key_stride % 2) == 0;
-    const int pairs = paired ? visible / 2 : 0;
-    for (int pair = start; pair < pairs; pair += stride) {
+    const int pairs = paired ? stop / 2 : begin / 2;
+    for (int pair = begin / 2 + start; pair < pairs; pair += stride) {
       const ulonglong2 two = reinterpret_cast<const ulonglong2*>(keys)[pair];
       const std::uint8_t a = similarity_of(p, 2 * pair, visible, __popcll(query[0] ^ two.x));
       const std::uint8_t b = similarity_of(p, 2 * pair + 1, visible, __popcll(query[0] ^ two.y));
@@ -91,13 +105,13 @@ __device__ void scan_row(const SignatureSelectParams& p, int row, int visible, s
       atomicAdd(&counts[a], 1u);
       atomicAdd(&counts[b], 1u);
     }
-    for (int j = 2 * pairs + start; j < visible; j += stride) {
+    for (int j = 2 * pairs + start; j < stop; j += stride) {
       const std::uint8_t s = similarity_of(p, j, visible, __popcll(query[0] ^ keys[j]));
       similarity[j] = s;
       atomicAdd(&counts[s], 1u);
     }
   } else {
-    for (int j = start; j < visible; j += stride) {
+    for (int j = begin + start; j < stop; j += stride) {
       int differing = 0;
       for (int i = 0; i < kWords; ++i) differing += __popcll(query[i] ^ keys[static_cast<std::size_t>(j) * kWords + i]);
       const std::uint8_t s = similarity_of(p, j, visible, differing);
@@ -124,6 +138,26 @@ __global__ void hamming_scan_kernel(SignatureSelectParams p, Workspace w, int fi
     unsigned total = 0;
     for (int v = 0; v < kWarps; ++v) total += histogram[v][b];
     if (total) atomicAdd(&w.histogram[static_cast<std::size_t>(local) * kBins + b], total);
+  }
+}
+
+// The fused path's scan (see kFusedTiles): block (tile, row) scans the tile's keys, the same kTile keys a
+// write block later compacts, and stores its whole histogram, zeros included, so nothing needs zeroing.
+template <int kWords>
+__global__ void tile_histogram_kernel(SignatureSelectParams p, Workspace w, int first_row) {
+  constexpr int kWarps = kThreads / 32;
+  __shared__ unsigned histogram[kWarps][kBins];
+  for (int b = threadIdx.x; b < kWarps * kBins; b += blockDim.x) (&histogram[0][0])[b] = 0;
+  __syncthreads();
+  const int local = blockIdx.y, row = first_row + local, tile = blockIdx.x;
+  scan_row<kWords>(p, row, visible_keys(p, row), w.similarity + static_cast<std::size_t>(local) * w.similarity_stride,
+                   histogram[threadIdx.x / 32], threadIdx.x, blockDim.x, tile * kTile, (tile + 1) * kTile);
+  __syncthreads();
+  unsigned* out = w.tile_histograms + (static_cast<std::size_t>(local) * gridDim.x + tile) * kBins;
+  for (int b = threadIdx.x; b < kBins; b += blockDim.x) {
+    unsigned total = 0;
+    for (int v = 0; v < kWarps; ++v) total += histogram[v][b];
+    out[b] = total;
   }
 }
 
@@ -299,24 +333,74 @@ __device__ int2 tiles_before(const Workspace& w, int head, int tile, int tiles, 
   return sums;
 }
 
-// Writes the kept keys of every tile at their place in the ascending output list. `scanned`: the tiles'
-// offsets are in w.tile_offsets (tile_scan_kernel ran); otherwise the block sums the earlier tiles' counts.
-__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row, bool scanned) {
+// The fused path (see kFusedTiles): from the tiles' histograms, the row's threshold (tile 0 publishes the
+// row's count and zeroes its decode arrival counter, as tile_count_kernel does) and the keys above it and at
+// it in the tiles before `tile`. Thread i holds bin kBins-1-i, row_threshold's layout.
+struct Before {
+  int threshold, ties_wanted, budget, above, ties;
+};
+
+template <class Scan>
+__device__ Before threshold_from_tile_histograms(const SignatureSelectParams& p, const Workspace& w, int head, int tile,
+                                                 int visible, typename Scan::TempStorage& storage) {
+  static_assert(kThreads == kBins, "one thread per histogram bin");
+  __shared__ int forced, ties_before;
+  const int bin = kBins - 1 - static_cast<int>(threadIdx.x);
+  const unsigned* histograms = w.tile_histograms + static_cast<std::size_t>(head) * gridDim.x * kBins;
+  int count = 0, before = 0;  // this bin over all tiles, and over the tiles before this one
+#pragma unroll  // all kFusedTiles loads in flight at once: one L2 latency, not one per tile
+  for (int t = 0; t < kFusedTiles; ++t) {
+    const int c = t < static_cast<int>(gridDim.x) ? static_cast<int>(histograms[static_cast<std::size_t>(t) * kBins + bin]) : 0;
+    count += c;
+    before += t < tile ? c : 0;
+  }
+  if (threadIdx.x == 0) forced = count;  // bin kForced
+  __syncthreads();
+  const Threshold found = row_threshold<Scan>(p, count, forced, visible, storage);
+  if (bin == found.similarity) ties_before = before;
+  int above = 0, unused = 0;
+  __syncthreads();  // row_threshold's scan used the storage; ties_before is written
+  Scan(storage).ExclusiveSum(bin > found.similarity ? before : 0, unused, above);
+  __syncthreads();  // the caller's scans reuse the storage; ties_before is read after this barrier
+  return {found.similarity, found.ties_wanted, found.budget, above, ties_before};
+}
+
+// How a write block learns the keys kept by the tiles before it.
+enum class Prefix {
+  offsets,      // tile_scan_kernel wrote them to w.tile_offsets
+  tile_counts,  // the block sums tile_count_kernel's counts of the earlier tiles (at most kThreads tiles)
+  histograms,   // the fused path: threshold and counts from the tiles' histograms (no count kernel)
+};
+
+// Writes the kept keys of every tile at their place in the ascending output list.
+__global__ void tile_write_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row, Prefix prefix) {
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage storage;
   const int head = blockIdx.y, tile = blockIdx.x;  // `head`: the row's place in the chunk
   const int row = first_row + head, visible = visible_keys(p, row);
-  const int threshold = w.threshold[head * 2];
-  const int ties_wanted = w.threshold[head * 2 + 1];
   const std::size_t at = (static_cast<std::size_t>(head) * gridDim.x + tile) * 2;
-  int above_before = 0, ties_before = 0;
-  if (scanned) {
-    above_before = w.tile_offsets[at];
-    ties_before = w.tile_offsets[at + 1];
+  int threshold = 0, ties_wanted = 0, above_before = 0, ties_before = 0;
+  if (prefix == Prefix::histograms) {
+    const Before before = threshold_from_tile_histograms<Scan>(p, w, head, tile, visible, storage);
+    threshold = before.threshold;
+    ties_wanted = before.ties_wanted;
+    above_before = before.above;
+    ties_before = before.ties;
+    if (tile == 0 && threadIdx.x == 0) {
+      p.n_selected[row] = before.budget;
+      if (p.decode_arrivals) p.decode_arrivals[row] = 0;
+    }
   } else {
-    const int2 before = tiles_before<Scan>(w, head, tile, static_cast<int>(gridDim.x), storage);
-    above_before = before.x;
-    ties_before = before.y;
+    threshold = w.threshold[head * 2];
+    ties_wanted = w.threshold[head * 2 + 1];
+    if (prefix == Prefix::offsets) {
+      above_before = w.tile_offsets[at];
+      ties_before = w.tile_offsets[at + 1];
+    } else {
+      const int2 before = tiles_before<Scan>(w, head, tile, static_cast<int>(gridDim.x), storage);
+      above_before = before.x;
+      ties_before = before.y;
+    }
   }
   const std::uint8_t* similarity = w.similarity + static_cast<std::size_t>(head) * w.similarity_stride;
   std::uint8_t values[kItemsPerThread];
@@ -376,8 +460,10 @@ int selected_stride(const SignatureSelectParams& p) {
 
 std::size_t select_workspace_bytes(int rows, int n_keys) {
   const std::size_t tiles = static_cast<std::size_t>(tiles_for(n_keys));
+  const std::size_t tile_histograms = fused_tiles(n_keys) ? static_cast<std::size_t>(rows) * tiles * kBins * sizeof(unsigned) : 0;
   return align256(static_cast<std::size_t>(rows) * similarity_stride(n_keys)) + align256(static_cast<std::size_t>(rows) * kBins * sizeof(unsigned)) +
-         align256(static_cast<std::size_t>(rows) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(rows) * tiles * 2 * sizeof(int));
+         align256(static_cast<std::size_t>(rows) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(rows) * tiles * 2 * sizeof(int)) +
+         tile_histograms;
 }
 
 namespace {
@@ -437,17 +523,28 @@ void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
       HASHHOP_CUDA_CHECK(cudaGetLastError());
       continue;
     }
-    scan_rows(p, w, first, count, stream);
     const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(count));
+    if (fused_tiles(p.n_keys)) {  // two launches: per-tile histograms, then threshold and compaction
+      if (p.bits <= 64) {
+        tile_histogram_kernel<1><<<tile_grid, kThreads, 0, stream>>>(p, w, first);
+      } else {
+        tile_histogram_kernel<2><<<tile_grid, kThreads, 0, stream>>>(p, w, first);
+      }
+      HASHHOP_CUDA_CHECK(cudaGetLastError());
+      tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first, Prefix::histograms);
+      HASHHOP_CUDA_CHECK(cudaGetLastError());
+      continue;
+    }
+    scan_rows(p, w, first, count, stream);
     tile_count_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, first);
     HASHHOP_CUDA_CHECK(cudaGetLastError());
     // Up to kThreads tiles (n_keys <= 512K) each write block sums the tiles before it; beyond, one scan launch.
-    const bool scanned = tiles > kThreads;
-    if (scanned) {
+    const Prefix prefix = tiles > kThreads ? Prefix::offsets : Prefix::tile_counts;
+    if (prefix == Prefix::offsets) {
       tile_scan_kernel<<<count, 1024, 0, stream>>>(tiles, w);
       HASHHOP_CUDA_CHECK(cudaGetLastError());
     }
-    tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first, scanned);
+    tile_write_kernel<<<tile_grid, kThreads, 0, stream>>>(p, w, stride, first, prefix);
     HASHHOP_CUDA_CHECK(cudaGetLastError());
   }
 }

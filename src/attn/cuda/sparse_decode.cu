@@ -15,22 +15,36 @@ namespace hashhop::attn::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kKeysPerSplit = 256;  // enough keys per block to amortise the merge, enough blocks to fill the GPU
+
+// Keys per block. A block's warps walk its keys 16 at a time, each step a dependent gather from HBM, so a
+// block of 256 keys takes 16 such latencies: at 2,048 keys a row (64K keys at k = n/32) that was 14 us for
+// 8 rows on an H200, with 64 blocks for 132 SMs. So a launch starts from 64 keys per block and doubles it
+// (up to 256, enough to amortise the merge) while the grid would exceed kTargetBlocks, about four blocks
+// per SM of an H100/H200: 8 rows of 2,048 keys get 256 blocks of 64 keys, 64 such rows 512 blocks of 256
+// (64 keys a block there made the step 8% slower: more partials to write and merge).
+constexpr int kMinKeysPerSplit = 64, kMaxKeysPerSplit = 256, kTargetBlocks = 512;
+
+int keys_per_split(int rows, int selected_stride) {
+  int keys = kMinKeysPerSplit;
+  while (keys < kMaxKeysPerSplit && static_cast<long long>(rows) * ((selected_stride + keys - 1) / keys) > kTargetBlocks) keys *= 2;
+  return keys;
+}
 
 struct Partials {
   float* acc;  // [chunk rows, splits, dim]
   float* ml;   // [chunk rows, splits, 2]: running max and sum
+  int keys_per_split;
 };
 
-Partials carve(void* base, int heads_q, int dim, int splits) {
+Partials carve(void* base, int heads_q, int dim, int splits, int keys) {
   auto* acc = static_cast<float*>(base);
-  return {acc, acc + static_cast<std::size_t>(heads_q) * splits * dim};
+  return {acc, acc + static_cast<std::size_t>(heads_q) * splits * dim, keys};
 }
 
 // Merges the `used` partials of one row (one block's threads split the dims). Partials are read through L2
 // (__ldcg): in the fused path they were written by other blocks of the same launch.
 __device__ void merge_row(const SparseDecodeParams& p, const Partials& partials, int splits, int local, int row_index) {
-  const int used = min(splits, (p.n_selected[row_index] + kKeysPerSplit - 1) / kKeysPerSplit);
+  const int used = min(splits, (p.n_selected[row_index] + partials.keys_per_split - 1) / partials.keys_per_split);
   float global_max = -FLT_MAX;
   for (int s = 0; s < used; ++s) global_max = fmaxf(global_max, __ldcg(&partials.ml[(static_cast<std::size_t>(local) * splits + s) * 2]));
   float total = 0.f;
@@ -75,7 +89,7 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
     for (int e = 0; e < 8; ++e) q[c * 8 + e] *= p.scale;
   }
   const int count = p.n_selected[row_index];
-  const int begin = split * kKeysPerSplit, end = min(count, begin + kKeysPerSplit);
+  const int begin = split * partials.keys_per_split, end = min(count, begin + partials.keys_per_split);
   const int* selected = p.selected + static_cast<std::size_t>(row_index) * p.selected_stride;
   const T* k_base = static_cast<const T*>(p.k) + static_cast<std::size_t>(kv) * p.n_keys * D;
   const T* v_base = static_cast<const T*>(p.v) + static_cast<std::size_t>(kv) * p.n_keys * D;
@@ -163,7 +177,8 @@ void launch_decode(const SparseDecodeParams& p, const Partials& partials, int sp
 
 }  // namespace
 
-int decode_splits(int selected_stride) { return std::max(1, (selected_stride + kKeysPerSplit - 1) / kKeysPerSplit); }
+// The most splits a row can get (the workspace holds that many partials per row).
+int decode_splits(int selected_stride) { return std::max(1, (selected_stride + kMinKeysPerSplit - 1) / kMinKeysPerSplit); }
 
 std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride) {
   return static_cast<std::size_t>(rows) * decode_splits(selected_stride) * (dim + 2) * sizeof(float);
@@ -174,11 +189,12 @@ void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
   if (p.dim != 64 && p.dim != 128) throw std::invalid_argument("dim: the CUDA decode supports 64 and 128");
   if (p.n_q < 1) throw std::invalid_argument("n_q: must be >= 1");
   if (static_cast<long long>(p.heads_q) * p.n_q > INT_MAX) throw std::invalid_argument("heads_q * n_q: must fit in int");
-  const int splits = decode_splits(p.selected_stride);
   const int rows = p.heads_q * p.n_q;
   // Rows per launch: what the workspace holds, at most the grid's y limit; chunks reuse the workspace in stream order.
   const int chunk = std::min(p.workspace_rows > 0 ? std::min(rows, p.workspace_rows) : rows, 65535);
-  const Partials partials = carve(p.workspace, chunk, p.dim, splits);
+  const int keys = keys_per_split(chunk, p.selected_stride);
+  const int splits = std::max(1, (p.selected_stride + keys - 1) / keys);  // <= decode_splits: the workspace holds them
+  const Partials partials = carve(p.workspace, chunk, p.dim, splits, keys);
   for (int first = 0; first < rows; first += chunk) {
     const int count = std::min(chunk, rows - first);
     switch (p.element) {
