@@ -93,13 +93,19 @@ __global__ void decode_kernel(SparseDecodeParams p, Partials partials, int split
   const int* selected = p.selected + static_cast<std::size_t>(row_index) * p.selected_stride;
   const T* k_base = static_cast<const T*>(p.k) + static_cast<std::size_t>(kv) * p.n_keys * D;
   const T* v_base = static_cast<const T*>(p.v) + static_cast<std::size_t>(kv) * p.n_keys * D;
+  // The split's key indices first, in one coalesced read: each step's K and V gathers then wait for one
+  // memory latency, not two (index, then row). At 1M keys the decode was 38% of DRAM bandwidth with the
+  // index read inside the loop (Nsight Compute, docs/results/attention.md).
+  __shared__ int keys[kMaxKeysPerSplit];
+  for (int n = begin + static_cast<int>(threadIdx.x); n < end; n += blockDim.x) keys[n - begin] = selected[n];
+  __syncthreads();
   float running_max = -FLT_MAX, running_sum = 0.f, acc[kPerLane] = {};
   for (int base = begin + warp * kGroups; base < end; base += kWarps * kGroups) {
     const int n = base + group;
     const bool active = n < end;
     float k_val[kPerLane], v_val[kPerLane];
     if (active) {
-      const std::size_t row = static_cast<std::size_t>(selected[n]) * D;
+      const std::size_t row = static_cast<std::size_t>(keys[n - begin]) * D;
       for (int c = 0; c < kChunks; ++c) {
         load8(k_base + row + (member + kGroupLanes * c) * 8, k_val + c * 8);
         load8(v_base + row + (member + kGroupLanes * c) * 8, v_val + c * 8);
