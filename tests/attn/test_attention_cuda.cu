@@ -171,12 +171,13 @@ struct DecodeShape {
 // against attend_selected in float64 on the same (rounded) values. Float32 math: tolerance 2e-4.
 // Shapes: 20 rows in chunks of 3 (64 keys a split block: five splits of the 300-key lists), and 128 rows
 // in one chunk (the launch doubles the keys a block to keep the grid near its target: 256 keys, three
-// splits of 600-key lists; 512 keys, four splits of 2,000-key lists).
+// splits of 600-key lists; 512 keys, four splits of 2,000-key lists; 1,024 keys, the most, five splits of
+// 5,000-key lists).
 TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(23);
   for (const DecodeShape shape : {DecodeShape{4, 2, 5, 700, 300, 3}, DecodeShape{64, 8, 2, 1400, 600, 128},
-                                   DecodeShape{64, 8, 2, 4200, 2000, 128}}) {
+                                   DecodeShape{64, 8, 2, 4200, 2000, 128}, DecodeShape{64, 8, 2, 10400, 5000, 128}}) {
     const int heads_q = shape.heads_q, heads_kv = shape.heads_kv, n_q = shape.n_q, n_keys = shape.n_keys;
     for (const Element element : {Element::bf16, Element::fp16, Element::fp32}) {
       for (const int dim : {64, 128}) {

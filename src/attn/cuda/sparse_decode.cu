@@ -21,9 +21,10 @@ constexpr int kWarps = 4;
 // 8 rows on an H200, with 64 blocks for 132 SMs. So a launch starts from 64 keys per block and doubles it
 // (up to 512) while the grid would exceed kTargetBlocks, about four blocks per SM of an H100/H200: 8 rows
 // of 2,048 keys get 256 blocks of 64 keys, 64 such rows 512 blocks of 256 (64 keys a block there made the
-// step 8% slower: more partials to write and merge). Long lists: 512 keys a block against 256 took a step
-// over 4M keys from 0.415 to 0.353 ms and over 16M from 1.565 to 1.343 ms (H200, device run 27).
-constexpr int kMinKeysPerSplit = 64, kMaxKeysPerSplit = 512, kTargetBlocks = 512;
+// step 8% slower: more partials to write and merge). Long lists, 8 rows (H200, attn-bench alternated):
+// at most 256 keys a block, a step over 4M keys took 0.415 ms and over 16M 1.565 ms; at most 512, 0.353 and
+// 1.343 (device run 27); at most 1,024, 0.334 and 1.238 (run 28).
+constexpr int kMinKeysPerSplit = 64, kMaxKeysPerSplit = 1024, kTargetBlocks = 512;
 
 int keys_per_split(int rows, int selected_stride) {
   int keys = kMinKeysPerSplit;
