@@ -56,9 +56,14 @@ torch::Tensor decode_selected(const char* op, const torch::Tensor& q, const torc
                               const int* selected, const int* counts, int64_t stride, double scale, int* arrivals) {
   const auto stream = at::cuda::getCurrentCUDAStream();
   const int64_t rows = q.size(0) * q.size(1), dim = q.size(2);
-  const int64_t per_row = static_cast<int64_t>(hc::decode_workspace_bytes(1, static_cast<int>(dim), static_cast<int>(stride)));
-  const int64_t chunk = std::clamp<int64_t>(kWorkspaceBudget / per_row, 1, rows);
-  const auto ws = workspace(chunk * per_row);
+  // The whole batch of rows if its partials fit the budget. Past it the launch is at its largest split
+  // (1,024 keys), where the bytes grow linearly with the rows, so the rows that fit are a proportion.
+  const auto bytes_for = [&](int64_t n) {
+    return static_cast<int64_t>(hc::decode_workspace_bytes(static_cast<int>(n), static_cast<int>(dim), static_cast<int>(stride)));
+  };
+  const int64_t all = bytes_for(rows);
+  const int64_t chunk = all <= kWorkspaceBudget ? rows : std::clamp<int64_t>(kWorkspaceBudget * rows / all, 1, rows);
+  const auto ws = workspace(bytes_for(chunk));
   auto out = torch::empty({q.size(0), q.size(1), dim}, q.options());
   hc::SparseDecodeParams p;
   p.q = q.data_ptr(), p.k = k.data_ptr(), p.v = v.data_ptr();

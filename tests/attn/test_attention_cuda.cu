@@ -100,8 +100,8 @@ struct SelectCase {
 
 // Many queries per head, each in its own causal frame, with a key stride, in chunks of rows: exactly the
 // CPU selection (select_signature_keys) for every row, through the one-block-per-row kernel (rows up to 16K
-// keys), the fused two-kernel path (up to 32 tiles, 64K keys) and the count/write kernels (longer rows; up
-// to and past 256 tiles).
+// keys), the fused two-kernel path (up to 32 tiles, 64K keys, at most 2,048 blocks a launch) and the
+// count/write kernels (longer rows or bigger launches; up to and past 256 tiles).
 TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(17);
@@ -113,8 +113,10 @@ TEST(AttentionCuda, MultiQuerySelectionEqualsTheCpuSelection) {
                              // stride (unpaired loads) and row chunks there too.
                              SelectCase{4, 2, 5, 20000, 20001, 128, 2, 5, 40, 0.0, true, 3},
                              SelectCase{2, 2, 3, 17000, 17003, 64, 0, 7, 0, 0.02, true, 2},
-                             // Causal frames 2,500 keys apart: early rows see none of the last tile (a tile
-                             // past the visible keys must count nothing), in chunks of 700 rows.
+                             // 2,500 causal frames (17,501 to 20,000 keys): early rows see none of the last
+                             // tile (a tile past the visible keys must count nothing). Chunks of 200 rows take
+                             // the fused path (10 tiles a row, 2,000 blocks), chunks of 700 the count/write path.
+                             SelectCase{2, 1, 2500, 20000, 20000, 64, 1, 3, 0, 0.03, true, 200},
                              SelectCase{2, 1, 2500, 20000, 20000, 64, 1, 3, 0, 0.03, true, 700},
                              // 32 tiles exactly (the last fused size, odd stride), and one key more (count/write).
                              SelectCase{2, 1, 2, 65536, 65537, 64, 4, 64, 2048, 0.0, true, 0},

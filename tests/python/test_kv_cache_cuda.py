@@ -81,6 +81,9 @@ CASES = [
     (4, 8, 8, 2048, 64, [0, 0, 5, 2000], [0], 1, 0, 300, 0.0),              # two empty sequences, a t = 0 append
     (2, 2, 2, 512, 100, [3, 400], [2], 8, 8, 16, 0.0),                      # 100 bits, a sequence shorter than sinks + window
     (2, 4, 2, 700, 33, [650, 1], [30], 2, 4, 40, 0.0),                      # 33 bits (one partial word)
+    # A 20,000-row capacity takes the fused tile-histogram selection: ragged lengths 2, 3,002 and 19,002
+    # (tiles past a sequence's length must count nothing; the last ends inside a tile).
+    (3, 4, 2, 20000, 64, [0, 3000, 19000], [2], 2, 8, 0, 0.03),
 ]
 
 

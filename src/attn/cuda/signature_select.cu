@@ -18,7 +18,7 @@ constexpr std::uint8_t kForced = 255;  // similarity given to sinks and window k
 constexpr int kThreads = 256;
 constexpr int kItemsPerThread = 8;
 constexpr int kTile = kThreads * kItemsPerThread;
-constexpr int kScanKeysPerThread = 16;  // hamming_scan_kernel's least work per thread (see scan_rows)
+constexpr int kScanKeysPerThread = 16;  // hamming_scan_kernel's work per thread, about (see scan_rows)
 
 // Rows of one launch (a chunk of the heads_q * n_q query rows): the workspace is indexed by the row's
 // place in the chunk, everything else by its global row first_row + local.
@@ -37,11 +37,14 @@ int tiles_for(int n_keys) { return (n_keys + kTile - 1) / kTile; }
 // Rows of more than kRowKeys and at most kFusedTiles tiles (64K keys) are selected by two kernels and no
 // memset: each scan block writes its tile's whole histogram (no zeroed global histogram, no atomics), and
 // each write block sums the tiles' histograms itself, for the row's threshold and for the keys kept by the
-// tiles before it (no count kernel). Every write block reads all tiles' histograms (tiles KB from L2), so
-// longer rows keep the count/write path. At 64K keys a decode step was a memset and four kernels; from
-// Python it was bound by the launches (docs/results/attention.md).
-constexpr int kFusedTiles = 32;
-bool fused_tiles(int n_keys) { return tiles_for(n_keys) <= kFusedTiles; }
+// tiles before it (no count kernel). Every write block reads all tiles' histograms (a KB a tile, from L2),
+// so longer rows, and launches of more than kFusedBlocks blocks (prefill: many rows), keep the count/write
+// path. At 64K keys a decode step was a memset and four kernels; from Python it was bound by the launches
+// (docs/results/attention.md). 64 rows of 64K keys (2,048 blocks) were measured faster fused.
+constexpr int kRowKeys = 16384;  // rows up to this many keys: select_row_kernel (see there)
+constexpr int kFusedTiles = 32, kFusedBlocks = 2048;
+bool fused_keys(int n_keys) { return n_keys > kRowKeys && tiles_for(n_keys) <= kFusedTiles; }  // workspace: tile histograms
+bool fused_launch(int n_keys, int rows) { return fused_keys(n_keys) && static_cast<long long>(rows) * tiles_for(n_keys) <= kFusedBlocks; }
 
 std::size_t align256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
 
@@ -165,8 +168,9 @@ __global__ void tile_histogram_kernel(SignatureSelectParams p, Workspace w, int 
 // Per row, by one block whose first kBins threads hold the bins: the similarity threshold t with count(> t) <
 // budget <= count(>= t), and how many keys at t to keep. Thread i holds bin kBins-1-i, so an inclusive scan
 // counts keys >= that bin. The budget of top_fraction is computed in double exactly as the CPU reference does.
-// Both selection paths use it: every tile block of a tiled row recomputes it from the row's 1 KB histogram
-// (cheaper than a launch of its own; tile 0 publishes it), and select_row_kernel from its shared histograms.
+// Every selection path uses it: every tile block of a tiled row recomputes it from the row's 1 KB histogram
+// (cheaper than a launch of its own; tile 0 publishes it), select_row_kernel from its shared histograms, and
+// the fused path's write blocks from the tiles' histograms (threshold_from_tile_histograms).
 struct Threshold {
   int similarity, ties_wanted, budget;
 };
@@ -199,7 +203,6 @@ __device__ Threshold row_threshold(const SignatureSelectParams& p, int count, in
 // whole row, so longer rows go tiled: at 64K keys a row this kernel made a decode step slower on an H200
 // (0.042 ms replayed from a graph against 0.029 tiled, docs/results/attention.md).
 constexpr int kRowThreads = 1024;
-constexpr int kRowKeys = 16384;
 
 template <int kWords>
 __global__ void __launch_bounds__(kRowThreads) select_row_kernel(SignatureSelectParams p, Workspace w, int stride, int first_row) {
@@ -461,7 +464,7 @@ int selected_stride(const SignatureSelectParams& p) {
 
 std::size_t select_workspace_bytes(int rows, int n_keys) {
   const std::size_t tiles = static_cast<std::size_t>(tiles_for(n_keys));
-  const std::size_t tile_histograms = fused_tiles(n_keys) ? static_cast<std::size_t>(rows) * tiles * kBins * sizeof(unsigned) : 0;
+  const std::size_t tile_histograms = fused_keys(n_keys) ? static_cast<std::size_t>(rows) * tiles * kBins * sizeof(unsigned) : 0;
   return align256(static_cast<std::size_t>(rows) * similarity_stride(n_keys)) + align256(static_cast<std::size_t>(rows) * kBins * sizeof(unsigned)) +
          align256(static_cast<std::size_t>(rows) * 2 * sizeof(int)) + 2 * align256(static_cast<std::size_t>(rows) * tiles * 2 * sizeof(int)) +
          tile_histograms;
@@ -488,8 +491,8 @@ int chunk_rows(int rows, int workspace_rows) {
 
 void scan_rows(const SignatureSelectParams& p, const Workspace& w, int first_row, int rows, cudaStream_t stream) {
   HASHHOP_CUDA_CHECK(cudaMemsetAsync(w.histogram, 0, static_cast<std::size_t>(rows) * kBins * sizeof(unsigned), stream));
-  // At least 16 keys a thread: a block's fixed cost (zeroing and merging 8 warp histograms, 256 global
-  // atomics) outweighed its work at 4 keys a thread. 1M keys on an H200 (Nsight Compute): 1,024 blocks a
+  // About 16 keys a thread (blocks rounded up): a block's fixed cost (zeroing and merging 8 warp histograms,
+  // 256 global atomics) outweighed its work at 4 keys a thread. 1M keys on an H200 (Nsight Compute): 1,024 blocks a
   // row took 31.8 us at 48% of DRAM bandwidth, 256 blocks 23.0 us at 66%.
   const int scan_blocks = std::clamp((p.n_keys + kThreads * kScanKeysPerThread - 1) / (kThreads * kScanKeysPerThread), 1, 1024);
   const dim3 scan_grid(static_cast<unsigned>(scan_blocks), static_cast<unsigned>(rows));
@@ -528,7 +531,7 @@ void select_keys(const SignatureSelectParams& p, cudaStream_t stream) {
       continue;
     }
     const dim3 tile_grid(static_cast<unsigned>(tiles), static_cast<unsigned>(count));
-    if (fused_tiles(p.n_keys)) {  // two launches: per-tile histograms, then threshold and compaction
+    if (fused_launch(p.n_keys, count)) {  // two launches: per-tile histograms, then threshold and compaction
       if (p.bits <= 64) {
         tile_histogram_kernel<1><<<tile_grid, kThreads, 0, stream>>>(p, w, first);
       } else {

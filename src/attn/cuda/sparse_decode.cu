@@ -19,7 +19,7 @@ constexpr int kWarps = 4;
 // Keys per block. A block's warps walk its keys 16 at a time, each step a dependent gather from HBM, so a
 // block of 256 keys takes 16 such latencies: at 2,048 keys a row (64K keys at k = n/32) that was 14 us for
 // 8 rows on an H200, with 64 blocks for 132 SMs. So a launch starts from 64 keys per block and doubles it
-// (up to 512) while the grid would exceed kTargetBlocks, about four blocks per SM of an H100/H200: 8 rows
+// (up to 1,024) while the grid would exceed kTargetBlocks, about four blocks per SM of an H100/H200: 8 rows
 // of 2,048 keys get 256 blocks of 64 keys, 64 such rows 512 blocks of 256 (64 keys a block there made the
 // step 8% slower: more partials to write and merge). Long lists, 8 rows (H200, attn-bench alternated):
 // at most 256 keys a block, a step over 4M keys took 0.415 ms and over 16M 1.565 ms; at most 512, 0.353 and
@@ -185,11 +185,15 @@ void launch_decode(const SparseDecodeParams& p, const Partials& partials, int sp
 
 }  // namespace
 
-// The most splits a row can get (the workspace holds that many partials per row).
-int decode_splits(int selected_stride) { return std::max(1, (selected_stride + kMinKeysPerSplit - 1) / kMinKeysPerSplit); }
+// Splits of each row when a workspace is sized for (and a launch covers) `rows` rows. A launch over fewer
+// rows than its workspace holds uses the workspace's split count, so its partials always fit.
+int decode_splits(int rows, int selected_stride) {
+  const int keys = keys_per_split(rows, selected_stride);
+  return std::max(1, (selected_stride + keys - 1) / keys);
+}
 
 std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride) {
-  return static_cast<std::size_t>(rows) * decode_splits(selected_stride) * (dim + 2) * sizeof(float);
+  return static_cast<std::size_t>(rows) * decode_splits(rows, selected_stride) * (dim + 2) * sizeof(float);
 }
 
 void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
@@ -199,9 +203,11 @@ void sparse_decode(const SparseDecodeParams& p, cudaStream_t stream) {
   if (static_cast<long long>(p.heads_q) * p.n_q > INT_MAX) throw std::invalid_argument("heads_q * n_q: must fit in int");
   const int rows = p.heads_q * p.n_q;
   // Rows per launch: what the workspace holds, at most the grid's y limit; chunks reuse the workspace in stream order.
-  const int chunk = std::min(p.workspace_rows > 0 ? std::min(rows, p.workspace_rows) : rows, 65535);
-  const int keys = keys_per_split(chunk, p.selected_stride);
-  const int splits = std::max(1, (p.selected_stride + keys - 1) / keys);  // <= decode_splits: the workspace holds them
+  // Splits follow the rows the workspace was sized for (decode_workspace_bytes), never a smaller chunk's.
+  const int sized_rows = p.workspace_rows > 0 ? p.workspace_rows : rows;
+  const int chunk = std::min(std::min(rows, sized_rows), 65535);
+  const int keys = keys_per_split(sized_rows, p.selected_stride);
+  const int splits = decode_splits(sized_rows, p.selected_stride);
   const Partials partials = carve(p.workspace, chunk, p.dim, splits, keys);
   for (int first = 0; first < rows; first += chunk) {
     const int count = std::min(chunk, rows - first);
