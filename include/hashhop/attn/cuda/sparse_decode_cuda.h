@@ -35,7 +35,7 @@ struct SparseDecodeParams {
   int* arrivals = nullptr;
 };
 
-int decode_splits(int selected_stride);
+int decode_splits(int rows, int selected_stride);  // split blocks per row of a workspace sized for `rows` rows
 std::size_t decode_workspace_bytes(int rows, int dim, int selected_stride);
 void sparse_decode(const SparseDecodeParams& params, cudaStream_t stream);
 
