@@ -52,11 +52,25 @@ void ByteEngine::drop_ungated(std::int64_t chunk_length) {
       const auto fresh = layer.keys.narrow(2, n - chunk_length, chunk_length);
       const auto kept = torch::isfinite(fresh.select(0, 0).select(0, 0).select(-1, head_dim)).nonzero().squeeze(-1);
       if (kept.size(0) < chunk_length) {
-        const auto keep = [&](const torch::Tensor& all) {
-          return torch::cat({all.narrow(2, 0, n - chunk_length), all.narrow(2, n - chunk_length, chunk_length).index_select(2, kept)}, 2);
-        };
-        layer.keys = keep(layer.keys);
-        layer.values = keep(layer.values);
+        const auto length = n - chunk_length + kept.size(0);
+        if (layer.key_store.defined() && layer.store_length && *layer.store_length == n) {
+          // The newest view of its stores (ByteLayerCache): compact the chunk's kept rows in place.
+          for (auto* store : {&layer.key_store, &layer.value_store}) {
+            const auto rows = store->narrow(2, n - chunk_length, chunk_length).index_select(2, kept);
+            store->narrow(2, n - chunk_length, kept.size(0)).copy_(rows);
+          }
+          *layer.store_length = length;
+          layer.keys = layer.key_store.narrow(2, 0, length);
+          layer.values = layer.value_store.narrow(2, 0, length);
+        } else {
+          const auto keep = [&](const torch::Tensor& all) {
+            return torch::cat({all.narrow(2, 0, n - chunk_length), all.narrow(2, n - chunk_length, chunk_length).index_select(2, kept)}, 2);
+          };
+          layer.keys = keep(layer.keys);
+          layer.values = keep(layer.values);
+          layer.key_store = layer.value_store = torch::Tensor();
+          layer.store_length.reset();
+        }
       }
     }
     if (stats_.reference_points.size() <= gated) stats_.reference_points.push_back(0);

@@ -29,9 +29,12 @@ torch::Tensor CanonConvImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 std::int64_t ByteCache::bytes() const {
   std::int64_t total = 0;
-  for (const auto& layer : layers)
-    for (const auto* t : {&layer.keys, &layer.values, &layer.canon_attn, &layer.canon_mlp})
+  for (const auto& layer : layers) {
+    const bool stored = layer.key_store.defined();  // keys and values view these: count their capacity
+    for (const auto* t : {stored ? &layer.key_store : &layer.keys, stored ? &layer.value_store : &layer.values, &layer.canon_attn,
+                          &layer.canon_mlp})
       if (t->defined()) total += t->numel() * static_cast<std::int64_t>(t->element_size());
+  }
   return total;
 }
 
@@ -179,11 +182,35 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   auto k = extend(rotate(split(k_->forward(x)), first), key_column);
   auto v = extend(split(v_->forward(x)), torch::Tensor());
   const std::int64_t past_length = past && past->keys.defined() ? past->keys.size(2) : 0;
-  if (past_length > 0) {
-    k = torch::cat({past->keys.to(k.scalar_type()), k}, 2);
-    v = torch::cat({past->values.to(v.scalar_type()), v}, 2);
+  if (past_length > 0 && record && kind_ != 'L') {
+    // ByteModel::extend of a global layer: the new rows go into the stores (ByteLayerCache), in place while
+    // this cache is their newest view and they have room, else into new stores of twice the length.
+    const auto n = past_length + t;
+    const bool in_place = past->key_store.defined() && past->store_length && *past->store_length == past_length &&
+                          past->key_store.size(2) >= n && past->key_store.scalar_type() == k.scalar_type() &&
+                          past->value_store.scalar_type() == v.scalar_type() && past->key_store.device() == k.device();
+    if (in_place) {
+      record->key_store = past->key_store, record->value_store = past->value_store, record->store_length = past->store_length;
+    } else {
+      const auto capacity = std::max<std::int64_t>(2 * n, 64);
+      record->key_store = torch::empty({b, config_.heads, capacity, k.size(3)}, k.options());
+      record->value_store = torch::empty({b, config_.heads, capacity, v.size(3)}, v.options());
+      record->key_store.narrow(2, 0, past_length).copy_(past->keys);
+      record->value_store.narrow(2, 0, past_length).copy_(past->values);
+      record->store_length = std::make_shared<std::int64_t>(past_length);
+    }
+    record->key_store.narrow(2, past_length, t).copy_(k.detach());
+    record->value_store.narrow(2, past_length, t).copy_(v.detach());
+    *record->store_length = n;
+    k = record->keys = record->key_store.narrow(2, 0, n);
+    v = record->values = record->value_store.narrow(2, 0, n);
+  } else {
+    if (past_length > 0) {
+      k = torch::cat({past->keys.to(k.scalar_type()), k}, 2);
+      v = torch::cat({past->values.to(v.scalar_type()), v}, 2);
+    }
   }
-  if (record) {
+  if (record && !record->key_store.defined()) {
     // A local layer's later queries reach back only `window` bytes, so it keeps only those keys; the mask
     // in attend() places cached keys by counting back from the first new position, so that stays right.
     const auto n = k.size(2), kept = kind_ == 'L' ? std::min<std::int64_t>(n, config_.window) : n;

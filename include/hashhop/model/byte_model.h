@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <memory>
+
 #include <cstdint>
 #include <vector>
 
@@ -37,6 +39,12 @@ struct Rotary {
 struct ByteLayerCache {
   torch::Tensor keys, values;            // [1, H, n, padded head dim]
   torch::Tensor canon_attn, canon_mlp;   // [1, kernel - 1, dim]
+  // Global layers of a cache grown by ByteModel::extend: keys and values are views of the first n rows of
+  // stores with spare capacity (doubled when full), so each extend writes only its new rows (O(n) in all,
+  // not O(n²/chunk)). `store_length` is shared by every cache viewing the stores: a cache appends in place
+  // only while it is the newest (its n equals it); an older copy extended again gets stores of its own.
+  torch::Tensor key_store, value_store;  // [1, H, capacity, padded head dim]
+  std::shared_ptr<std::int64_t> store_length;
 };
 struct ByteCache {
   std::int64_t length = 0;               // bytes prefilled
@@ -116,9 +124,9 @@ class ByteModelImpl : public torch::nn::Module {
   // hidden(text + bytes), at the cost of s rows, so many queries share one prefill of a long prompt.
   torch::Tensor hidden_after(const ByteCache& cache, const torch::Tensor& bytes);
   // Appends bytes [1, s] to a prefilled cache (an empty cache: a fresh text), so a long prompt can be
-  // prefilled in chunks: the result equals prefill(text + bytes) (the engine, byte_engine.h). Each call
-  // copies the global keys into a new tensor, so n bytes in chunks of c cost O(n²/c) copying: fine at 10^6
-  // bytes; a growing buffer is what 10^8 will need.
+  // prefilled in chunks: the result equals prefill(text + bytes) (the engine, byte_engine.h). Global layers
+  // write only the new rows, into stores that double when full (ByteLayerCache), so n bytes cost O(n)
+  // copying in any chunk size; local layers keep their window.
   void extend(ByteCache& cache, const torch::Tensor& bytes);
   // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
   // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
