@@ -32,6 +32,15 @@ void ByteEngine::prefill(std::string_view prompt) {
     net_->extend(cache_, model::as_bytes(piece, device_));
     drop_ungated(static_cast<std::int64_t>(piece.size()));
   }
+  // The stores extend grew hold up to twice the keys; the prompt is complete, so keep exact copies (one
+  // more pass over the keys) and give the spare capacity back before any query runs.
+  for (auto& layer : cache_.layers) {
+    if (!layer.key_store.defined()) continue;
+    layer.keys = layer.keys.clone();
+    layer.values = layer.values.clone();
+    layer.key_store = layer.value_store = torch::Tensor();
+    layer.store_length.reset();
+  }
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();
 }

@@ -73,6 +73,9 @@ TEST(ByteEngine, ChunkedPrefillEqualsOnePrefill) {
       }
       EXPECT_EQ(engine.answer(1, false, prompt.keys), expected) << layers << " chunk " << chunk;
       EXPECT_EQ(engine.stats().bytes, prompt.text.size() + 1);
+      // Once the prompt is in, the engine holds exact copies: no store with spare capacity.
+      EXPECT_EQ(engine.stats().cache_bytes, whole.bytes()) << layers << " chunk " << chunk;
+      for (const auto& layer : cache.layers) EXPECT_FALSE(layer.key_store.defined());
     }
   }
 }
