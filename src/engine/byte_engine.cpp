@@ -62,8 +62,9 @@ void ByteEngine::drop_ungated(std::int64_t chunk_length) {
       const auto kept = torch::isfinite(fresh.select(0, 0).select(0, 0).select(-1, head_dim)).nonzero().squeeze(-1);
       if (kept.size(0) < chunk_length) {
         const auto length = n - chunk_length + kept.size(0);
-        if (layer.key_store.defined() && layer.store_length && *layer.store_length == n) {
-          // The newest view of its stores (ByteLayerCache): compact the chunk's kept rows in place.
+        if (layer.key_store.defined() && layer.store_length && *layer.store_length == n && layer.store_length.use_count() == 1) {
+          // The newest and only view of its stores (ByteLayerCache; a copy of the cache would share the
+          // length counter and view these rows): compact the chunk's kept rows in place.
           for (auto* store : {&layer.key_store, &layer.value_store}) {
             const auto rows = store->narrow(2, n - chunk_length, chunk_length).index_select(2, kept);
             store->narrow(2, n - chunk_length, kept.size(0)).copy_(rows);

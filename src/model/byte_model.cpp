@@ -185,6 +185,9 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   if (past_length > 0 && record && kind_ != 'L') {
     // ByteModel::extend of a global layer: the new rows go into the stores (ByteLayerCache), in place while
     // this cache is their newest view and they have room, else into new stores of twice the length.
+    // The stores are written from detached rows: no gradient would reach this chunk's keys (extend runs
+    // under no_grad; training never passes a cache).
+    TORCH_CHECK(!torch::GradMode::is_enabled(), "byte model: extending a cache needs no_grad");
     const auto n = past_length + t;
     const bool in_place = past->key_store.defined() && past->store_length && *past->store_length == past_length &&
                           past->key_store.size(2) >= n && past->key_store.scalar_type() == k.scalar_type() &&
