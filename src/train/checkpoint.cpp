@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <caffe2/serialize/versions.h>
+
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 
@@ -90,6 +92,10 @@ std::uint64_t stored_checksum(torch::serialize::InputArchive& archive, bool& pre
   std::memcpy(&value, &raw, sizeof value);
   return value;
 }
+
+static_assert(io::kMinArchiveVersion == caffe2::serialize::kMinSupportedFileFormatVersion &&
+                  io::kMaxArchiveVersion == caffe2::serialize::kMaxSupportedFileFormatVersion,
+              "io::check_zip_archive's version range must be the one this LibTorch reads");
 
 // LibTorch's copy of miniz (exported by libtorch_cpu): raw deflate into a buffer, for io::check_zip_archive.
 extern "C" std::size_t tinfl_decompress_mem_to_mem(void* out, std::size_t out_len, const void* in, std::size_t in_len, int flags);

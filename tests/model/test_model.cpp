@@ -381,6 +381,31 @@ TEST(Checkpoint, EncryptedArchiveEntryIsRefused) {
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
 }
 
+// LibTorch's reader leaks its zip state when it throws on a missing or unsupported version record, so
+// the archive check refuses those first (the first case was found by CI's fuzz smoke).
+TEST(Checkpoint, ArchiveWithoutAReadableVersionIsRefused) {
+  auto config = train::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("version");
+  train::save_model(dir, config, net);
+  std::ifstream in(dir + "/model.pt", std::ios::binary);
+  const std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  // Same-length renames of entries, in their local and central headers (names are outside the CRCs).
+  const auto rewrite = [&](const std::vector<std::pair<std::string, std::string>>& edits) {
+    std::string bytes = saved;
+    for (const auto& [from, to] : edits)
+      for (auto at = bytes.find(from); at != std::string::npos; at = bytes.find(from, at + to.size())) bytes.replace(at, from.size(), to);
+    std::ofstream(dir + "/model.pt", std::ios::binary | std::ios::trunc) << bytes;
+    return error_of([&] { train::load_model(dir, torch::kCPU); });
+  };
+  const std::string missing = rewrite({{"archive/version", "archive/versiom"}});
+  EXPECT_NE(missing.find("model.pt: not a valid archive (no version record (archive/version))"), std::string::npos) << missing;
+  const std::string outside = rewrite({{"archive/", "archive_"}, {"data/", "data_"}});
+  EXPECT_NE(outside.find("not inside a folder"), std::string::npos) << outside;
+  EXPECT_EQ(outside.find('\n'), std::string::npos) << outside;
+}
+
 TEST(Checkpoint, ConfigThatDisagreesWithTheWeightsIsOneLine) {
   auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);

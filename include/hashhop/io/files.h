@@ -39,6 +39,11 @@ void check_distinct_files(const std::string& output, const std::string& output_o
 // Entries are stored, except archive/code/__torch__.py, which LibTorch deflates: INFLATE (raw deflate of
 // IN into exactly OUT_SIZE bytes of OUT; false when the data is damaged) lets those be checked too; this
 // library is torch-free, so the caller brings it (train/checkpoint.cpp passes LibTorch's miniz).
+// The archive must also be laid out as LibTorch reads it: a first entry inside a folder and, in that folder, a
+// version record holding a number from kMinArchiveVersion to kMaxArchiveVersion (LibTorch's own range;
+// train/checkpoint.cpp checks at compile time that they agree with the LibTorch it is built against).
+inline constexpr std::uint64_t kMinArchiveVersion = 1;
+inline constexpr std::uint64_t kMaxArchiveVersion = 10;
 using Inflate = bool (*)(const unsigned char* in, std::size_t in_size, unsigned char* out, std::size_t out_size);
 void check_zip_archive(const std::string& path, Inflate inflate = nullptr);
 
