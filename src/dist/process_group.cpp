@@ -39,23 +39,42 @@ struct ProcessGroup::Impl {
 
   std::string who() const { return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size); }
 
-  void all_reduce(torch::Tensor& tensor, c10d::ReduceOp::RedOpType op, const std::string& what) {
-    std::vector<at::Tensor> tensors{tensor};
-    c10d::AllreduceOptions options;
-    options.reduceOp = c10d::ReduceOp(op);
-    options.timeout = timeout;
+  torch::Device device{torch::kCPU};  // where collective tensors must live (CUDA for NCCL)
+
+  // Waits for one collective; a dead peer or a timeout becomes one line naming `verb` of `what`.
+  void finish(const c10::intrusive_ptr<c10d::Work>& work, const std::string& verb, const std::string& what) {
     try {
-      auto work = backend->allreduce(tensors, options);
       // wait() throws when the peer's connection closes (a dead rank) or when `timeout` passes (a hung one).
       if (!work->wait(timeout)) throw std::runtime_error("wait returned false");
     } catch (const std::exception& e) {
       const std::string cause = first_line(e.what());
       // A dead peer closes its sockets at once; a hung one (stopped, deadlocked, on a lost host) runs out the clock.
       if (cause.find("closed") != std::string::npos || cause.find("reset") != std::string::npos)
-        throw std::runtime_error(who() + ": a peer died (its connection closed) during the all-reduce of " + what + ": " + cause);
-      throw std::runtime_error(who() + ": peer did not answer within " + seconds(timeout) + " (all-reduce of " + what +
+        throw std::runtime_error(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " + cause);
+      throw std::runtime_error(who() + ": peer did not answer within " + seconds(timeout) + " (" + verb + " of " + what +
                                "; a rank hung or was stopped): " + cause);
     }
+  }
+
+  // Starting a collective can throw too (a peer already gone): the same one-line errors.
+  template <typename Start>
+  void run(const std::string& verb, const std::string& what, Start&& start) {
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      work = start();
+    } catch (const std::exception& e) {
+      throw std::runtime_error(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " +
+                               first_line(e.what()));
+    }
+    finish(work, verb, what);
+  }
+
+  void all_reduce(torch::Tensor& tensor, c10d::ReduceOp::RedOpType op, const std::string& what) {
+    std::vector<at::Tensor> tensors{tensor};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp(op);
+    options.timeout = timeout;
+    run("all-reduce", what, [&] { return backend->allreduce(tensors, options); });
   }
 };
 
@@ -71,6 +90,52 @@ void ProcessGroup::all_reduce_max(torch::Tensor& tensor, const std::string& what
   impl_->all_reduce(tensor, c10d::ReduceOp::MAX, what);
 }
 
+std::vector<std::string> ProcessGroup::all_gather_bytes(const std::string& mine, const std::string& what) {
+  auto& impl = *impl_;
+  const auto n = static_cast<std::size_t>(impl.env.world_size);
+  const auto on_device = torch::TensorOptions().device(impl.device);
+  // Lengths first (Gloo gathers equal-sized tensors), then every rank's bytes padded to the longest.
+  std::vector<std::vector<at::Tensor>> lengths_out(1);
+  for (std::size_t r = 0; r < n; ++r) lengths_out[0].push_back(torch::empty({1}, on_device.dtype(torch::kInt64)));
+  std::vector<at::Tensor> length_in{torch::full({1}, static_cast<std::int64_t>(mine.size()), torch::kInt64).to(impl.device)};
+  impl.run("all-gather", what + " (lengths)", [&] { return impl.backend->allgather(lengths_out, length_in); });
+  std::vector<std::int64_t> lengths(n);
+  std::int64_t longest = 1;
+  for (std::size_t r = 0; r < n; ++r) longest = std::max(longest, lengths[r] = lengths_out[0][r].to(torch::kCPU).item<std::int64_t>());
+  auto padded = torch::zeros({longest}, torch::kUInt8);
+  std::copy(mine.begin(), mine.end(), reinterpret_cast<char*>(padded.data_ptr<std::uint8_t>()));
+  std::vector<std::vector<at::Tensor>> bytes_out(1);
+  for (std::size_t r = 0; r < n; ++r) bytes_out[0].push_back(torch::empty({longest}, on_device.dtype(torch::kUInt8)));
+  std::vector<at::Tensor> bytes_in{padded.to(impl.device)};
+  impl.run("all-gather", what, [&] { return impl.backend->allgather(bytes_out, bytes_in); });
+  std::vector<std::string> out(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto host = bytes_out[0][r].to(torch::kCPU).contiguous();
+    out[r].assign(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(lengths[r]));
+  }
+  return out;
+}
+
+void ProcessGroup::broadcast_bytes(std::string& data, int root, const std::string& what) {
+  auto& impl = *impl_;
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  options.timeout = impl.timeout;
+  std::vector<at::Tensor> length{torch::full({1}, static_cast<std::int64_t>(data.size()), torch::kInt64).to(impl.device)};
+  impl.run("broadcast", what + " (length)", [&] { return impl.backend->broadcast(length, options); });
+  const auto n = length[0].to(torch::kCPU).item<std::int64_t>();
+  if (n == 0) {
+    data.clear();
+    return;
+  }
+  auto bytes = torch::empty({n}, torch::kUInt8);
+  if (impl.env.rank == root) std::copy(data.begin(), data.end(), reinterpret_cast<char*>(bytes.data_ptr<std::uint8_t>()));
+  std::vector<at::Tensor> tensors{bytes.to(impl.device)};
+  impl.run("broadcast", what, [&] { return impl.backend->broadcast(tensors, options); });
+  const auto host = tensors[0].to(torch::kCPU).contiguous();
+  data.assign(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(n));
+}
+
 namespace {
 constexpr std::chrono::milliseconds kJoinTimeout{60000};
 }  // namespace
@@ -80,6 +145,7 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch
   auto impl = std::make_unique<Impl>();
   impl->env = env;
   impl->timeout = timeout;
+  impl->device = device;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
     c10d::TCPStoreOptions options;

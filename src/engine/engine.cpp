@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/core/mix64.h"
+#include "hashhop/dist/process_group.h"
 #include "hashhop/model/inference.h"
 
 namespace hashhop::engine {
@@ -88,8 +90,9 @@ Engine::Engine(model::HashHopTransformer model, EngineOptions options)
 }
 
 void Engine::prefill(std::string_view text) {
+  if (group_ != nullptr) return feed_shard(text);
   for (std::size_t begin = 0; begin < text.size(); begin += options_.chunk_bytes)
-    scan(text.substr(begin, options_.chunk_bytes));
+    scan(text.substr(begin, options_.chunk_bytes), true);
   stats_.bytes += text.size();
 }
 
@@ -103,8 +106,9 @@ std::uint32_t Engine::stored_run(std::uint64_t id, std::string_view letters) {
   return store_id;
 }
 
-void Engine::scan(std::string_view text) {
+void Engine::scan(std::string_view text, bool record) {
   const std::uint64_t first_id = state_.completed_runs;  // scan id of the chunk's run 0
+  const std::uint64_t first_position = state_.position;
   const auto chunk = model::lex_chunk(text, state_, model_->config().max_run);
   ChunkRuns runs(chunk, text, prev_.letters, last_.letters, open_letters_);
   auto run_id = [&](int index) { return index == 0 ? prev_.id : index == 1 ? last_.id : first_id + (index - 2); };
@@ -115,26 +119,34 @@ void Engine::scan(std::string_view text) {
   const std::size_t max_dropped = 2 * std::max<std::size_t>(1, options_.background_samples);
   for (std::size_t t = 0; t < chunk.size(); ++t) {
     if (!(log_gates[t] > threshold)) {
-      if ((dropped_seen_++ & (dropped_stride_ - 1)) != 0) continue;
-      dropped_.push_back({std::string(runs.letters(chunk.prev_run[t])), std::string(runs.letters(chunk.last_run[t])),
+      if (!record) continue;  // a halo only learns the state (the previous rank records these)
+      ++dropped_seen_;
+      const std::uint64_t position = first_position + t;
+      if ((core::mix64(position) & (dropped_stride_ - 1)) != 0) continue;
+      dropped_.push_back({position, std::string(runs.letters(chunk.prev_run[t])), std::string(runs.letters(chunk.last_run[t])),
                           log_gates[t]});
-      if (dropped_.size() == max_dropped) {  // keep every other sample and double the stride
-        for (std::size_t i = 0; i < max_dropped / 2; ++i) dropped_[i] = std::move(dropped_[2 * i]);
-        dropped_.resize(max_dropped / 2);
+      while (dropped_.size() >= max_dropped) {  // full: keep the half whose hash is a multiple of twice the stride
         dropped_stride_ *= 2;
+        std::erase_if(dropped_, [&](const Dropped& d) { return (core::mix64(d.position) & (dropped_stride_ - 1)) != 0; });
       }
       continue;
     }
-    ++stats_.gated_positions;
     const std::uint64_t key_id = run_id(chunk.prev_run[t]), value_id = run_id(chunk.last_run[t]);
+    if (!record) {
+      has_entry_ = true, newest_entry_local_ = false;
+      last_entry_prev_ = key_id, last_entry_last_ = value_id;
+      continue;
+    }
+    ++stats_.gated_positions;
     if (has_entry_ && key_id == last_entry_prev_ && value_id == last_entry_last_) {
-      store_.merge_gate(static_cast<std::uint32_t>(store_.entries() - 1), log_gates[t]);
+      if (newest_entry_local_) store_.merge_gate(static_cast<std::uint32_t>(store_.entries() - 1), log_gates[t]);
+      else leading_merges_.push_back(log_gates[t]);  // the entry is the previous shard's: finish_prompt() merges it there
       continue;
     }
     const std::uint32_t key_run = stored_run(key_id, runs.letters(chunk.prev_run[t]));
     const std::uint32_t value_run = stored_run(value_id, runs.letters(chunk.last_run[t]));
     store_.add_entry(key_run, value_run, log_gates[t]);
-    has_entry_ = true;
+    has_entry_ = true, newest_entry_local_ = true;
     last_entry_prev_ = key_id;
     last_entry_last_ = value_id;
   }
@@ -147,28 +159,43 @@ void Engine::scan(std::string_view text) {
   open_letters_ = std::move(next_open);
 }
 
+Engine::BackgroundSample Engine::local_background() const {
+  BackgroundSample sample;
+  const std::size_t n = store_.entries();
+  const std::size_t samples = std::min(n, std::max<std::size_t>(1, options_.background_samples));
+  sample.entries = n;
+  // Evenly spaced entries, each standing in for n / samples of them (exactly one when n <= samples).
+  for (std::size_t i = 0; i < samples; ++i) {
+    const auto e = static_cast<std::uint32_t>(i * n / samples);
+    sample.ids.push_back(e);
+    sample.keys.emplace_back(store_.run(store_.key_run(e)));
+    sample.values.emplace_back(store_.run(store_.value_run(e)));
+    sample.log_gates.push_back(store_.log_gate(e));
+  }
+  sample.dropped = dropped_;
+  sample.dropped_seen = dropped_seen_;
+  return sample;
+}
+
 const model::Memory& Engine::background() {
   if (background_built_at_ == stats_.bytes) return background_;
   const auto options = model_->parameters().front().options();
   const int max_run = model_->config().max_run;
-  const std::size_t n = store_.entries();
-  const std::size_t samples = std::min(n, std::max<std::size_t>(1, options_.background_samples));
-  background_ids_.clear();
-  std::vector<std::string_view> keys, values;
+  const BackgroundSample local = group_ == nullptr ? local_background() : BackgroundSample{};
+  const BackgroundSample& sample = group_ == nullptr ? local : sample_;
+  background_ids_ = sample.ids;
+  std::vector<std::string_view> keys(sample.keys.begin(), sample.keys.end());
+  std::vector<std::string_view> values(sample.values.begin(), sample.values.end());
   std::vector<float> gates;
-  // Evenly spaced entries, each standing in for n / samples of them (exactly one when n <= samples).
-  const float entry_weight = samples > 0 ? static_cast<float>(std::log(static_cast<double>(n) / samples)) : 0.0f;
-  for (std::size_t i = 0; i < samples; ++i) {
-    const auto e = static_cast<std::uint32_t>(i * n / samples);
-    background_ids_.push_back(e);
-    keys.push_back(store_.run(store_.key_run(e)));
-    values.push_back(store_.run(store_.value_run(e)));
-    gates.push_back(store_.log_gate(e) + entry_weight);
-  }
-  // Dropped positions: each sample stands for dropped_seen_ / dropped_.size() of them.
+  const std::size_t samples = sample.ids.size();
+  const float entry_weight =
+      samples > 0 ? static_cast<float>(std::log(static_cast<double>(sample.entries) / static_cast<double>(samples))) : 0.0f;
+  for (const float g : sample.log_gates) gates.push_back(g + entry_weight);
+  // Dropped positions: each sample stands for dropped_seen / (samples kept) of them.
   const float dropped_weight =
-      dropped_.empty() ? 0.0f : static_cast<float>(std::log(static_cast<double>(dropped_seen_) / dropped_.size()));
-  for (const auto& d : dropped_) {
+      sample.dropped.empty() ? 0.0f
+                             : static_cast<float>(std::log(static_cast<double>(sample.dropped_seen) / static_cast<double>(sample.dropped.size())));
+  for (const auto& d : sample.dropped) {
     keys.push_back(d.key);
     values.push_back(d.value);
     gates.push_back(d.log_gate + dropped_weight);
@@ -187,15 +214,32 @@ const model::Memory& Engine::background() {
   return background_;
 }
 
+std::vector<Engine::Found> Engine::local_lookup(const std::vector<std::string>& asked) const {
+  std::vector<Found> found(asked.size());
+  std::vector<std::uint32_t> entries;
+  for (std::size_t b = 0; b < asked.size(); ++b) {
+    entries.clear();
+    found[b].total = store_.find(asked[b], entries, options_.max_candidates);
+    for (const std::uint32_t e : entries) {
+      found[b].ids.push_back(entry_offset_ + e);
+      found[b].values.emplace_back(store_.run(store_.value_run(e)));
+      found[b].log_gates.push_back(store_.log_gate(e));
+    }
+  }
+  return found;
+}
+
 torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& asked, const torch::Tensor& q,
                                       const model::Memory& completion, const torch::Tensor& completion_limit) {
   const auto options = model_->parameters().front().options();
   const int max_run = model_->config().max_run;
   const auto batch = static_cast<std::int64_t>(asked.size());
-  std::vector<std::vector<std::uint32_t>> found(asked.size());
+  const std::vector<Found> looked_up = lookup(asked);
+  std::vector<std::vector<std::uint64_t>> found(asked.size());
   std::int64_t width = 1;  // candidates per row (a row without any reads one inert slot)
   for (std::size_t b = 0; b < asked.size(); ++b) {
-    const std::size_t n = store_.find(asked[b], found[b], options_.max_candidates);
+    found[b] = looked_up[b].ids;
+    const std::size_t n = looked_up[b].total;
     ++stats_.lookups;
     stats_.misses += n == 0;
     stats_.first_hop_misses += n == 0 && hop == 0;
@@ -207,8 +251,8 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
   std::vector<float> gates(static_cast<std::size_t>(batch * width), -std::numeric_limits<float>::infinity());
   for (std::size_t b = 0; b < found.size(); ++b)
     for (std::size_t c = 0; c < found[b].size(); ++c) {
-      value_letters[b * width + c] = store_.run(store_.value_run(found[b][c]));
-      gates[b * width + c] = store_.log_gate(found[b][c]);
+      value_letters[b * width + c] = looked_up[b].values[c];
+      gates[b * width + c] = looked_up[b].log_gates[c];
     }
   // Every candidate of a row has the asked letters as its key run, hence the same key.
   model::Memory candidates;
@@ -233,7 +277,7 @@ torch::Tensor Engine::read_candidates(int hop, const std::vector<std::string>& a
       masked.emplace_back(static_cast<std::int64_t>(b), -1);
       continue;
     }
-    for (const std::uint32_t e : found[b]) {
+    for (const std::uint64_t e : found[b]) {
       const auto it = std::lower_bound(background_ids_.begin(), background_ids_.end(), e);
       if (it != background_ids_.end() && *it == e)
         masked.emplace_back(static_cast<std::int64_t>(b), it - background_ids_.begin());
@@ -274,6 +318,8 @@ class IndexHopReader final : public model::HopReader {
 };
 
 std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes, int max_bytes) {
+  if (group_ != nullptr && (!finished_ || group_->rank() != 0))
+    throw std::logic_error("Engine::answer: context parallel engines answer on rank 0, after finish_prompt()");
   torch::NoGradGuard no_grad;
   const auto options = model_->parameters().front().options();
   const int max_run = model_->config().max_run;

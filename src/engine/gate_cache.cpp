@@ -2,6 +2,7 @@
 // the model in this chunk (a log σ is never positive, so neither value collides with a real gate).
 #include "hashhop/engine/gate_cache.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -50,18 +51,25 @@ void GateCache::log_gates(const model::LexedChunk& c, std::vector<float>& out) {
 
   torch::NoGradGuard no_grad;
   const auto device = model_->parameters().front().device();
-  auto column = [&](auto field) {
-    std::vector<std::int64_t> v;
-    for (const std::size_t t : queued) v.push_back(static_cast<std::int64_t>(field[t]));
-    return torch::tensor(v, torch::kInt64).to(device).view({1, -1});
-  };
-  const model::PositionFeatures f{column(c.byte), column(c.run_len), column(c.eq_in_line),
-                                  column(c.quotes_in_line), column(c.hops), column(c.cot)};
-  const auto gates = model_->log_gate(model_->structure(f)).to(torch::kCPU, torch::kFloat32).contiguous();
-  const float* g = gates.data_ptr<float>();
-  for (std::size_t i = 0; i < queued.size(); ++i) {
-    const std::size_t t = queued[i];
-    table(c.hops[t], c.cot[t])[feature_code(c, t)] = g[i];
+  // Batches of exactly kBatch tuples (the last padded with its first): a tuple's gate then comes out of
+  // the same kernels whatever else is new in this chunk, so it is bit-identical for any chunking and on
+  // every rank of a context-parallel engine (a GEMM's rounding may depend on its shape).
+  constexpr std::size_t kBatch = 64;
+  for (std::size_t begin = 0; begin < queued.size(); begin += kBatch) {
+    const std::size_t count = std::min(kBatch, queued.size() - begin);
+    auto column = [&](auto field) {
+      std::vector<std::int64_t> v(kBatch, static_cast<std::int64_t>(field[queued[begin]]));
+      for (std::size_t i = 0; i < count; ++i) v[i] = static_cast<std::int64_t>(field[queued[begin + i]]);
+      return torch::tensor(v, torch::kInt64).to(device).view({1, -1});
+    };
+    const model::PositionFeatures f{column(c.byte), column(c.run_len), column(c.eq_in_line),
+                                    column(c.quotes_in_line), column(c.hops), column(c.cot)};
+    const auto gates = model_->log_gate(model_->structure(f)).to(torch::kCPU, torch::kFloat32).contiguous();
+    const float* g = gates.data_ptr<float>();
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t t = queued[begin + i];
+      table(c.hops[t], c.cot[t])[feature_code(c, t)] = g[i];
+    }
   }
   evaluations_ += queued.size();
   for (std::size_t t = 0; t < n; ++t)

@@ -1,4 +1,4 @@
-// A c10d process group for data-parallel work: TCPStore rendezvous, then Gloo (CPU) or NCCL (CUDA builds),
+// A c10d process group for data-parallel training and the context-parallel engine: TCPStore rendezvous, then Gloo (CPU) or NCCL (CUDA builds),
 // with a timeout on every collective so a dead or hung peer fails this rank in one line. docs/distributed.md.
 #pragma once
 
@@ -29,6 +29,10 @@ class ProcessGroup {
   void all_reduce_sum(torch::Tensor& tensor, const std::string& what);
   // Element-wise max, in place.
   void all_reduce_max(torch::Tensor& tensor, const std::string& what);
+  // Every rank's bytes, in rank order (variable lengths; host strings, whatever the group's device).
+  std::vector<std::string> all_gather_bytes(const std::string& mine, const std::string& what);
+  // `data` of rank `root` on every rank.
+  void broadcast_bytes(std::string& data, int root, const std::string& what);
 
  private:
   struct Impl;

@@ -14,6 +14,10 @@
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/model/lexer.h"
 
+namespace hashhop::dist {
+class ProcessGroup;
+}
+
 namespace hashhop::engine {
 
 struct EngineOptions {
@@ -26,7 +30,17 @@ struct EngineOptions {
   // name. "dense" reads all of it, as the full model does; the others select among it first.
   std::string retrieval = "dense";
   attn::RetrieverOptions retrieval_options;
+  // Context parallel: bytes before its shard a rank scans (recording nothing) to learn the scan state at
+  // its first byte; the ranks then check that state against the previous rank's last one.
+  std::size_t halo_bytes = 64 << 10;
 };
+
+// Context parallel: the bytes [begin, end) of a `total`-byte prompt that rank `rank` of `ranks` holds
+// (contiguous, equal to within a byte), and where its halo starts.
+struct Shard {
+  std::uint64_t halo_begin = 0, begin = 0, end = 0;
+};
+Shard shard_of(std::uint64_t total, int rank, int ranks, std::uint64_t halo_bytes);
 
 struct EngineStats {
   std::uint64_t bytes = 0;             // prompt bytes scanned
@@ -57,26 +71,70 @@ struct EngineStats {
 // of non-matching keys of a long prompt do not dilute it (the full model would add their mass; a
 // 256-entry sample estimates that mass too noisily to be worth adding). A miss (hops past a chain's
 // end) still needs the diffuse read the full model would give there, so that the hop mix sees it.
+//
+// Context parallel (docs/distributed.md): constructed with a process group and the prompt's length, each
+// rank keeps the reference points of its shard only. Every rank streams the whole prompt through
+// prefill() (bytes outside its halo and shard are skipped), then all call finish_prompt(): the ranks
+// check each boundary's scan state, merge gates across boundaries and gather the background, so that
+// rank 0 then answers exactly what one engine over the whole prompt answers. While rank 0 calls answer()
+// (each hop's lookup is broadcast; every rank returns its entries, merged in prompt order), the others
+// call serve(), which returns when rank 0 calls end_answers().
 class Engine {
  public:
   explicit Engine(model::HashHopTransformer model, EngineOptions options = {});
+  Engine(model::HashHopTransformer model, dist::ProcessGroup& group, std::uint64_t prompt_bytes, EngineOptions options = {});
 
   // Appends prompt text; call as often as needed (the scan carries its state across calls).
   void prefill(std::string_view text);
+  // Context parallel only, on every rank after the whole prompt went through prefill(). Throws
+  // std::runtime_error when a boundary's state was not reached within the halo.
+  void finish_prompt();
 
   // Greedy answers for completion prefixes ("...KEY = '"), as model::greedy_answers gives them.
+  // Context parallel: rank 0 only, after finish_prompt().
   std::vector<std::string> answer(const std::vector<std::string>& prefixes, int max_bytes);
+  void serve();        // context parallel, ranks other than 0: answer rank 0's lookups until end_answers()
+  void end_answers();  // context parallel, rank 0: releases the other ranks from serve()
 
   EngineStats stats() const;
   const ReferenceStore& store() const { return store_; }
+
+  struct Dropped {  // a position the gate dropped, kept as a sample
+    std::uint64_t position = 0;
+    std::string key, value;
+    float log_gate = 0;
+  };
+  struct BackgroundSample {  // what a miss reads besides its candidates (background() makes it tensors)
+    std::vector<std::uint64_t> ids;  // sampled entries (global ids, ascending)
+    std::vector<std::string> keys, values;
+    std::vector<float> log_gates;
+    std::uint64_t entries = 0;  // entries the sample stands for
+    std::vector<Dropped> dropped;
+    std::uint64_t dropped_seen = 0;
+  };
+  // The background as built now (context parallel: on rank 0, after finish_prompt()).
+  BackgroundSample background_sample() const { return group_ == nullptr ? local_background() : sample_; }
 
  private:
   struct Run {  // a completed run the next chunk may refer to
     std::uint64_t id = 0;
     std::string letters;
   };
-  void scan(std::string_view chunk);
+  struct Found {  // one lookup's entries (global ids: prompt order), at most max_candidates
+    std::size_t total = 0;
+    std::vector<std::uint64_t> ids;
+    std::vector<std::string> values;
+    std::vector<float> log_gates;
+  };
+  void scan(std::string_view chunk, bool record);
+  void feed_shard(std::string_view text);
   std::uint32_t stored_run(std::uint64_t id, std::string_view letters);
+  BackgroundSample local_background() const;
+  std::vector<Found> lookup(const std::vector<std::string>& asked);
+  std::vector<Found> local_lookup(const std::vector<std::string>& asked) const;
+  static std::string encode_found(const std::vector<Found>& found);
+  std::string scan_state(bool with_letters) const;
+  void set_final_state(const std::string& state, std::uint64_t completed_runs);
   const model::Memory& background();
   torch::Tensor read_candidates(int hop, const std::vector<std::string>& asked, const torch::Tensor& q,
                                 const model::Memory& completion, const torch::Tensor& completion_limit);
@@ -91,15 +149,24 @@ class Engine {
   std::uint64_t last_entry_prev_ = 0, last_entry_last_ = 0;  // runs of the newest entry
   bool has_entry_ = false;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> recent_runs_;  // scan run id -> store run id
-  model::Memory background_;                   // batch 1, built for background_entries_ store entries
-  std::vector<std::uint32_t> background_ids_;  // the sampled entries, ascending
+  bool newest_entry_local_ = false;  // the newest entry is in store_ (not on an earlier rank)
+  std::vector<float> leading_merges_;  // gates of this shard's first positions that merge into that entry
+  model::Memory background_;                   // batch 1, built from sample_
+  std::vector<std::uint64_t> background_ids_;  // the sampled entries (global ids), ascending
   std::uint64_t background_built_at_ = ~0ull;  // stats_.bytes when background_ was built
-  struct Dropped {                             // a position the gate dropped, kept as a sample
-    std::string key, value;
-    float log_gate;
-  };
-  std::vector<Dropped> dropped_;               // positions 0, stride, 2·stride, … of those dropped
+  BackgroundSample sample_;                    // context parallel: gathered by finish_prompt()
+  // Dropped positions whose mix64(position) is a multiple of dropped_stride_: a sample that shards
+  // (each rank's sample holds every position of the merged one) and halves as it fills.
+  std::vector<Dropped> dropped_;
   std::uint64_t dropped_seen_ = 0, dropped_stride_ = 1;
+  // Context parallel.
+  dist::ProcessGroup* group_ = nullptr;
+  Shard shard_;
+  std::uint64_t fed_ = 0;            // bytes of the prompt seen by prefill() so far
+  std::string start_state_;          // scan_state() at the shard's first byte (as the halo left it)
+  std::uint64_t start_runs_ = 0;     // state_.completed_runs there
+  std::uint64_t entry_offset_ = 0;   // global id of store_'s entry 0
+  bool finished_ = false;
   EngineStats stats_;
   std::shared_ptr<const attn::Retriever> retriever_;  // options_.retrieval
 };

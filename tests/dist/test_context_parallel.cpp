@@ -1,0 +1,182 @@
+// The context-parallel engine on the CPU with Gloo: N ranks (threads of this process, each its own model
+// and process group) answer exactly what one engine answers. Run: build/tests/test_dist --gtest_filter='ContextParallel*'
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/dist/launcher.h"
+#include "hashhop/dist/process_group.h"
+#include "hashhop/engine/engine.h"
+#include "hashhop/model/inference.h"
+#include "hashhop/train/checkpoint.h"
+
+namespace hashhop::engine {
+namespace {
+
+struct Problem {
+  std::string prompt;
+  std::vector<std::string> prefixes;
+  int limit = 0;
+};
+
+Problem make_problem(int hops, bool cot, std::uint64_t chars, std::uint64_t seed) {
+  bench::GenConfig config;
+  config.n_chars = chars;
+  config.num_queries = 6;
+  config.hops = hops;
+  config.hash_len = 8;
+  config.cot = cot;
+  config.seed = seed;
+  const bench::HashHopProblem problem(config);
+  std::vector<std::string> keys;
+  for (std::uint64_t c = 0; c < config.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  const auto model = train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model;
+  return {problem.prompt() + "\n", model::query_prefixes(hops, cot, keys), model::answer_byte_limit(model->config(), hops, cot)};
+}
+
+// Small samples, so that the dropped positions' stride grows past 1 on every rank and the merge matters.
+// A low gate threshold keeps several positions per line, which merge into one entry (also across a
+// shard boundary: the gates then go to the previous rank's entry).
+EngineOptions options(bool background_on_hits, std::size_t halo, double gate_threshold = 0.5) {
+  EngineOptions o;
+  o.gate_threshold = gate_threshold;
+  o.chunk_bytes = 4093;
+  o.background_samples = 16;
+  o.background_on_hits = background_on_hits;
+  o.halo_bytes = halo;
+  return o;
+}
+
+struct Entry {
+  std::string key, value;
+  float log_gate;
+  bool operator==(const Entry&) const = default;
+};
+std::vector<Entry> entries_of(const ReferenceStore& store) {
+  std::vector<Entry> out;
+  for (std::uint32_t e = 0; e < store.entries(); ++e)
+    out.push_back({std::string(store.run(store.key_run(e))), std::string(store.run(store.value_run(e))), store.log_gate(e)});
+  return out;
+}
+
+std::vector<std::string> one_engine(const Problem& p, const EngineOptions& o, EngineStats* stats,
+                                    Engine::BackgroundSample* background, std::vector<Entry>* entries) {
+  Engine engine(train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model, o);
+  engine.prefill(p.prompt);
+  *stats = engine.stats();
+  *background = engine.background_sample();
+  *entries = entries_of(engine.store());
+  return engine.answer(p.prefixes, p.limit);
+}
+
+struct RankResult {
+  std::vector<std::string> answers;  // rank 0
+  Engine::BackgroundSample background;  // rank 0
+  std::vector<Entry> entries;           // this rank's store
+  EngineStats stats;
+  std::string error;
+};
+
+// N ranks as threads, each streaming the whole prompt in odd-sized pieces.
+std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n) {
+  std::vector<RankResult> results(static_cast<std::size_t>(n));
+  const int port = dist::free_port();
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      auto& out = results[static_cast<std::size_t>(r)];
+      try {
+        dist::DistEnv env;
+        env.rank = env.local_rank = r;
+        env.world_size = n;
+        env.master_port = port;
+        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        Engine engine(train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model, *group, p.prompt.size(), o);
+        for (std::size_t at = 0; at < p.prompt.size(); at += 7919) engine.prefill(std::string_view(p.prompt).substr(at, 7919));
+        engine.finish_prompt();
+        out.stats = engine.stats();
+        out.entries = entries_of(engine.store());
+        if (r == 0) {
+          out.background = engine.background_sample();
+          out.answers = engine.answer(p.prefixes, p.limit);
+          engine.end_answers();
+        } else {
+          engine.serve();
+        }
+      } catch (const std::exception& e) {
+        out.error = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+TEST(ContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
+  int right = 0, total = 0;
+  for (const auto& p : {make_problem(2, false, 120000, 31), make_problem(3, true, 90000, 32)})
+    for (const auto& [on_hits, threshold] : {std::pair{false, 0.5}, std::pair{true, 0.5}, std::pair{true, 1e-4}}) {
+      const auto o = options(on_hits, 512, threshold);
+      EngineStats single_stats;
+      Engine::BackgroundSample single_background;
+      std::vector<Entry> single_entries;
+      const auto single = one_engine(p, o, &single_stats, &single_background, &single_entries);
+      ASSERT_GT(single_background.dropped_seen, 4 * single_background.dropped.size()) << "the dropped sample's stride grew";
+      for (const int n : {2, 3}) {
+        const auto results = ranks(p, o, n);
+        std::vector<Entry> entries;  // the ranks' stores in rank order: the one store, gates merged alike
+        for (const auto& r : results) ASSERT_EQ(r.error, "") << n << " ranks";
+        for (const auto& r : results) entries.insert(entries.end(), r.entries.begin(), r.entries.end());
+        EXPECT_TRUE(entries == single_entries) << n << " ranks, threshold " << threshold;
+        EXPECT_EQ(results[0].answers, single) << n << " ranks, background on hits " << on_hits << ", threshold " << threshold;
+        // The background is the one engine's, sample for sample (answers alone barely depend on it).
+        const auto& b = results[0].background;
+        EXPECT_EQ(b.ids, single_background.ids);
+        EXPECT_EQ(b.keys, single_background.keys);
+        EXPECT_EQ(b.values, single_background.values);
+        EXPECT_EQ(b.log_gates, single_background.log_gates);
+        EXPECT_EQ(b.entries, single_background.entries);
+        EXPECT_EQ(b.dropped_seen, single_background.dropped_seen);
+        ASSERT_EQ(b.dropped.size(), single_background.dropped.size()) << n << " ranks";
+        for (std::size_t i = 0; i < b.dropped.size(); ++i) {
+          EXPECT_EQ(b.dropped[i].position, single_background.dropped[i].position);
+          EXPECT_EQ(b.dropped[i].key, single_background.dropped[i].key);
+          EXPECT_EQ(b.dropped[i].value, single_background.dropped[i].value);
+          EXPECT_EQ(b.dropped[i].log_gate, single_background.dropped[i].log_gate);
+        }
+        EXPECT_EQ(results[0].stats.gated_positions, single_stats.gated_positions);
+        EXPECT_EQ(results[0].stats.dropped_positions, single_stats.dropped_positions);
+      }
+      for (std::size_t i = 0; i < single.size(); ++i) total += 1, right += !single[i].empty();
+    }
+  EXPECT_EQ(right, total);  // the answers compared are real answers, not empty ones
+}
+
+TEST(ContextParallel, AHaloTooShortIsAnErrorOnEveryRank) {
+  const auto p = make_problem(1, false, 20000, 33);
+  const auto results = ranks(p, options(false, 0), 2);
+  for (const auto& r : results) EXPECT_NE(r.error.find("halo did not reach it"), std::string::npos) << r.error;
+}
+
+TEST(ContextParallel, ShardsCoverThePromptOnce) {
+  for (const std::uint64_t total : {0ull, 1ull, 7ull, 1000003ull})
+    for (const int n : {1, 2, 3, 8}) {
+      std::uint64_t expected = 0;
+      for (int r = 0; r < n; ++r) {
+        const Shard s = shard_of(total, r, n, 100);
+        EXPECT_EQ(s.begin, expected);
+        EXPECT_LE(s.begin, s.end);
+        EXPECT_EQ(s.halo_begin, s.begin - std::min<std::uint64_t>(s.begin, 100));
+        expected = s.end;
+      }
+      EXPECT_EQ(expected, total);
+    }
+}
+
+}  // namespace
+}  // namespace hashhop::engine
