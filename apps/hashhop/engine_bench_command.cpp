@@ -18,6 +18,9 @@
 #include "device_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/dist/dist_env.h"
+#include "hashhop/dist/launcher.h"
+#include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/progress.h"
@@ -48,6 +51,8 @@ struct Options {
   std::string dense_max = "1M";
   std::string device = "auto";
   std::uint64_t seed = 7;
+  int nproc = 0;             // context parallel: ranks on this host (0: one process, or torchrun's variables)
+  double dist_timeout = 120;  // seconds a rank waits for its peers (a rank's prefill runs between collectives)
   JsonOption json;  // --json: rows on stdout (tables on stderr); --json FILE (scripts/plot-engine.py reads it)
 };
 
@@ -62,8 +67,9 @@ struct Row {
   std::uint64_t queries = 0, exact = 0, final_hash = 0;
   std::uint64_t reference_points = 0;
   double memory_mb = 0;         // engine: reference store; dense: the model's memory tensors
-  double peak_rss_mb = 0;
+  double peak_rss_mb = 0;        // context parallel: the largest rank's
   bool projected = false;
+  int ranks = 1;
 };
 
 struct Problems {  // enough problems of one size for `queries` queries
@@ -119,8 +125,23 @@ std::vector<std::string> timed_answers(const std::vector<std::string>& prefixes,
   return answers;
 }
 
-Row run_engine(model::HashHopTransformer& m, std::uint64_t chars, int hops, const Options& o) {
+// The largest value over the ranks (one rank: the value itself).
+double max_over_ranks(dist::ProcessGroup* group, double value, const std::string& what) {
+  if (group == nullptr) return value;
+  auto t = torch::tensor({value}, torch::kFloat64);
+  group->all_reduce_max(t, what);
+  return t.item<double>();
+}
+
+// One engine, or (with a group) this rank's part of a context-parallel one: every rank generates the
+// whole prompt and scans its shard; rank 0 answers while the others serve its lookups.
+Row run_engine(model::HashHopTransformer& m, std::uint64_t chars, int hops, const Options& o, dist::ProcessGroup* group) {
   Row row{chars, hops, "engine"};
+  const bool rank0 = group == nullptr || group->rank() == 0;
+  if (group != nullptr) {
+    row.ranks = group->size();
+    row.path = "engine, " + std::to_string(row.ranks) + " ranks";
+  }
   for (const auto& config : problems_for(chars, hops, o).configs) {
     const bench::HashHopProblem problem(config);
     auto start = Clock::now();
@@ -128,25 +149,41 @@ Row run_engine(model::HashHopTransformer& m, std::uint64_t chars, int hops, cons
     problem.stream_prompt([&](std::string_view chunk) { touched = touched + static_cast<unsigned char>(chunk.back()); }, "\n");
     row.generate_s += seconds_since(start);
 
-    engine::Engine engine(m);
-    io::ProgressBar bar("prefill " + std::to_string(chars) + " chars", problem.n_lines(), "lines");
+    std::optional<engine::Engine> engine;
+    if (group != nullptr) engine.emplace(m, *group, problem.prompt_size() + 1);
+    else engine.emplace(m);
+    std::optional<io::ProgressBar> bar;
+    if (rank0) bar.emplace("prefill " + std::to_string(chars) + " chars", problem.n_lines(), "lines");
     start = Clock::now();
-    problem.stream_prompt([&](std::string_view chunk) { engine.prefill(chunk); }, "\n",
-                          [&](std::uint64_t lines) { bar.update(lines); });
-    engine.prefill("\n");
+    problem.stream_prompt([&](std::string_view chunk) { engine->prefill(chunk); }, "\n",
+                          [&](std::uint64_t lines) { if (bar) bar->update(lines); });
+    engine->prefill("\n");
+    if (group != nullptr) engine->finish_prompt();  // waits for the slowest rank: the prefill's wall time
     row.prefill_s += seconds_since(start);
-    bar.finish();
+    if (bar) bar->finish();
+    const auto stats = engine->stats();
+    if (group != nullptr) {  // entries and store bytes summed over the ranks
+      auto t = torch::tensor({static_cast<double>(stats.reference_points), static_cast<double>(stats.store.total())}, torch::kFloat64);
+      group->all_reduce_sum(t, "the engine's store sizes");
+      row.reference_points += static_cast<std::uint64_t>(t[0].item<double>());
+      row.memory_mb = std::max(row.memory_mb, max_over_ranks(group, static_cast<double>(stats.store.total()) / 1e6, "store MB"));
+    } else {
+      row.reference_points += stats.reference_points;
+      row.memory_mb = std::max(row.memory_mb, static_cast<double>(stats.store.total()) / 1e6);
+    }
+    if (!rank0) {
+      engine->serve();
+      continue;
+    }
     const auto prefixes = model::query_prefixes(hops, false, keys_of(problem));
     const int limit = model::answer_byte_limit(m->config(), hops, false);
     const auto answers = timed_answers(prefixes, o.single_queries, row,
-                                       [&](const std::vector<std::string>& p) { return engine.answer(p, limit); });
+                                       [&](const std::vector<std::string>& p) { return engine->answer(p, limit); });
+    if (group != nullptr) engine->end_answers();
     score(problem, answers, row);
-    const auto stats = engine.stats();
-    row.reference_points += stats.reference_points;
-    row.memory_mb = std::max(row.memory_mb, static_cast<double>(stats.store.total()) / 1e6);
   }
-  row.query_ms_batch /= static_cast<double>(row.queries);
-  row.peak_rss_mb = peak_rss_mb();
+  if (row.queries > 0) row.query_ms_batch /= static_cast<double>(row.queries);
+  row.peak_rss_mb = max_over_ranks(group, peak_rss_mb(), "peak RSS");
   return row;
 }
 
@@ -234,10 +271,26 @@ nlohmann::json to_json(const Row& r) {
           {"generate_s", r.generate_s}, {"query_ms_batch", r.query_ms_batch}, {"query_ms_single", r.query_ms_single},
           {"queries", r.queries}, {"exact", r.exact}, {"final_hash", r.final_hash},
           {"reference_points", r.reference_points}, {"memory_mb", r.memory_mb}, {"peak_rss_mb", r.peak_rss_mb},
-          {"projected", r.projected}};
+          {"projected", r.projected}, {"ranks", r.ranks}};
 }
 
 int run_engine_bench(const Options& o) {
+  if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
+  const auto env = dist::dist_env_from_environment();
+  if (o.nproc > 1 && !env) {
+    dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
+    return 0;
+  }
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (env && env->world_size > 1) {
+    if (o.nproc > 0 && o.nproc != env->world_size)
+      throw std::invalid_argument("--nproc " + std::to_string(o.nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
+                                  " is set (already launched); drop one of them");
+    // The engine's exchanges are host data (letters, gates): Gloo, whatever device the model is on.
+    group = dist::ProcessGroup::join(*env, torch::kCPU, std::chrono::milliseconds(static_cast<long long>(o.dist_timeout * 1000)));
+  }
+  const bool rank0 = group == nullptr || group->rank() == 0;
+  if (!rank0) std::freopen("/dev/null", "w", stdout);  // rank 0 reports; the others only compute
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());
   const auto sizes = parse_sizes("--sizes", o.sizes);
   const auto baseline = parse_size("--baseline", o.baseline);
@@ -249,8 +302,9 @@ int run_engine_bench(const Options& o) {
     if (hops < 1) throw std::invalid_argument("--hops: must be >= 1, got " + std::to_string(hops));
   if (o.hash_len < 1) throw std::invalid_argument("--hash-len: must be >= 1, got " + std::to_string(o.hash_len));
   if (o.single_queries < 0) throw std::invalid_argument("--single-queries: must be >= 0");
-  const auto device = parse_device(o.device);
-  o.json.open();  // an unwritable --json FILE fails now, not after the benchmark
+  auto device = parse_device(o.device);
+  if (group != nullptr && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  if (rank0) o.json.open();  // an unwritable --json FILE fails now, not after the benchmark
   auto loaded = train::load_model(o.model_dir, device);
   for (const int hops : o.hops) {
     try {
@@ -277,7 +331,8 @@ int run_engine_bench(const Options& o) {
     std::vector<std::uint64_t> all = {baseline};
     all.insert(all.end(), sizes.begin(), sizes.end());
     for (const std::uint64_t chars : all) {
-      add(run_engine(loaded.model, chars, hops, o));
+      add(run_engine(loaded.model, chars, hops, o, group.get()));
+      if (group != nullptr) continue;  // the dense path is one process's: run it without --nproc
       if (chars <= dense_max) {
         measured_dense = run_dense(loaded.model, chars, hops, o);
         add(*measured_dense);
@@ -286,14 +341,16 @@ int run_engine_bench(const Options& o) {
       }
     }
   }
-  std::printf("\nmodel %s on %s; engine rows include generating the prompt on the fly; %llu queries per row\n",
-              o.model_dir.c_str(), device.str().c_str(), static_cast<unsigned long long>(o.queries));
+  std::printf("\nmodel %s on %s; engine rows include generating the prompt on the fly; %llu queries per row%s\n",
+              o.model_dir.c_str(), device.str().c_str(), static_cast<unsigned long long>(o.queries),
+              group ? (", " + std::to_string(group->size()) + " ranks (context parallel; memory MB and peak RSS: the largest rank's)").c_str() : "");
   human.reset();
-  if (o.json.requested()) {
+  if (rank0 && o.json.requested()) {
     nlohmann::json j;
     j["model"] = o.model_dir;
     j["device"] = device.str();
     j["hash_len"] = o.hash_len;
+    j["ranks"] = group ? group->size() : 1;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
     o.json.emit(j);
@@ -319,6 +376,12 @@ Command add_engine_bench_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of the first problem")->capture_default_str();
+  app->add_option("--nproc", o->nproc,
+                  "Context parallel: N ranks on this host, each holding one shard of every prompt (Gloo); rank 0 answers. "
+                  "Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT when set (docs/distributed.md). No dense rows")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--dist-timeout", o->dist_timeout, "Context parallel: seconds a rank waits for its peers before failing")
+      ->capture_default_str();
   o->json.add(app, "the rows (scripts/plot-engine.py reads them)");
   return {app, [o] { return run_engine_bench(*o); }};
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -90,28 +91,64 @@ void ProcessGroup::all_reduce_max(torch::Tensor& tensor, const std::string& what
   impl_->all_reduce(tensor, c10d::ReduceOp::MAX, what);
 }
 
+namespace {
+// Messages travel in a fixed slot with their length in front: a short one (a lookup and its answers)
+// takes one collective; only a longer one needs a second for the rest.
+constexpr std::int64_t kSlot = 4096, kHeader = sizeof(std::int64_t);
+
+torch::Tensor slot_of(const std::string& data) {
+  auto slot = torch::zeros({kSlot}, torch::kUInt8);
+  auto* p = reinterpret_cast<char*>(slot.data_ptr<std::uint8_t>());
+  const auto n = static_cast<std::int64_t>(data.size());
+  std::memcpy(p, &n, kHeader);
+  std::memcpy(p + kHeader, data.data(), static_cast<std::size_t>(std::min(n, kSlot - kHeader)));
+  return slot;
+}
+
+// The length a slot announces, and the bytes it holds.
+std::int64_t read_slot(const torch::Tensor& device_slot, std::string& out) {
+  const auto slot = device_slot.to(torch::kCPU).contiguous();
+  const auto* p = reinterpret_cast<const char*>(slot.data_ptr<std::uint8_t>());
+  std::int64_t n;
+  std::memcpy(&n, p, kHeader);
+  out.assign(p + kHeader, static_cast<std::size_t>(std::min(n, kSlot - kHeader)));
+  return n;
+}
+
+torch::Tensor rest_of(const std::string& data, std::int64_t longest_rest) {
+  auto rest = torch::zeros({std::max<std::int64_t>(1, longest_rest)}, torch::kUInt8);
+  if (static_cast<std::int64_t>(data.size()) > kSlot - kHeader)
+    std::memcpy(rest.data_ptr<std::uint8_t>(), data.data() + (kSlot - kHeader), data.size() - static_cast<std::size_t>(kSlot - kHeader));
+  return rest;
+}
+}  // namespace
+
 std::vector<std::string> ProcessGroup::all_gather_bytes(const std::string& mine, const std::string& what) {
   auto& impl = *impl_;
   const auto n = static_cast<std::size_t>(impl.env.world_size);
-  const auto on_device = torch::TensorOptions().device(impl.device);
-  // Lengths first (Gloo gathers equal-sized tensors), then every rank's bytes padded to the longest.
-  std::vector<std::vector<at::Tensor>> lengths_out(1);
-  for (std::size_t r = 0; r < n; ++r) lengths_out[0].push_back(torch::empty({1}, on_device.dtype(torch::kInt64)));
-  std::vector<at::Tensor> length_in{torch::full({1}, static_cast<std::int64_t>(mine.size()), torch::kInt64).to(impl.device)};
-  impl.run("all-gather", what + " (lengths)", [&] { return impl.backend->allgather(lengths_out, length_in); });
-  std::vector<std::int64_t> lengths(n);
-  std::int64_t longest = 1;
-  for (std::size_t r = 0; r < n; ++r) longest = std::max(longest, lengths[r] = lengths_out[0][r].to(torch::kCPU).item<std::int64_t>());
-  auto padded = torch::zeros({longest}, torch::kUInt8);
-  std::copy(mine.begin(), mine.end(), reinterpret_cast<char*>(padded.data_ptr<std::uint8_t>()));
-  std::vector<std::vector<at::Tensor>> bytes_out(1);
-  for (std::size_t r = 0; r < n; ++r) bytes_out[0].push_back(torch::empty({longest}, on_device.dtype(torch::kUInt8)));
-  std::vector<at::Tensor> bytes_in{padded.to(impl.device)};
-  impl.run("all-gather", what, [&] { return impl.backend->allgather(bytes_out, bytes_in); });
+  const auto on_device = torch::TensorOptions().device(impl.device).dtype(torch::kUInt8);
+  std::vector<std::vector<at::Tensor>> slots(1);
+  for (std::size_t r = 0; r < n; ++r) slots[0].push_back(torch::empty({kSlot}, on_device));
+  std::vector<at::Tensor> my_slot{slot_of(mine).to(impl.device)};
+  impl.run("all-gather", what, [&] { return impl.backend->allgather(slots, my_slot); });
   std::vector<std::string> out(n);
+  std::vector<std::int64_t> lengths(n);
+  std::int64_t longest_rest = 0;
   for (std::size_t r = 0; r < n; ++r) {
-    const auto host = bytes_out[0][r].to(torch::kCPU).contiguous();
-    out[r].assign(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(lengths[r]));
+    lengths[r] = read_slot(slots[0][r], out[r]);
+    longest_rest = std::max(longest_rest, lengths[r] - (kSlot - kHeader));
+  }
+  if (longest_rest <= 0) return out;
+  // Every rank saw every length, so all of them take this second round (Gloo gathers equal sizes).
+  std::vector<std::vector<at::Tensor>> rests(1);
+  for (std::size_t r = 0; r < n; ++r) rests[0].push_back(torch::empty({longest_rest}, on_device));
+  std::vector<at::Tensor> my_rest{rest_of(mine, longest_rest).to(impl.device)};
+  impl.run("all-gather", what + " (the rest)", [&] { return impl.backend->allgather(rests, my_rest); });
+  for (std::size_t r = 0; r < n; ++r) {
+    const std::int64_t extra = lengths[r] - (kSlot - kHeader);
+    if (extra <= 0) continue;
+    const auto host = rests[0][r].to(torch::kCPU).contiguous();
+    out[r].append(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(extra));
   }
   return out;
 }
@@ -121,19 +158,19 @@ void ProcessGroup::broadcast_bytes(std::string& data, int root, const std::strin
   c10d::BroadcastOptions options;
   options.rootRank = root;
   options.timeout = impl.timeout;
-  std::vector<at::Tensor> length{torch::full({1}, static_cast<std::int64_t>(data.size()), torch::kInt64).to(impl.device)};
-  impl.run("broadcast", what + " (length)", [&] { return impl.backend->broadcast(length, options); });
-  const auto n = length[0].to(torch::kCPU).item<std::int64_t>();
-  if (n == 0) {
-    data.clear();
-    return;
+  const bool sender = impl.env.rank == root;
+  std::vector<at::Tensor> slot{(sender ? slot_of(data) : torch::zeros({kSlot}, torch::kUInt8)).to(impl.device)};
+  impl.run("broadcast", what, [&] { return impl.backend->broadcast(slot, options); });
+  std::string received;
+  const std::int64_t n = read_slot(slot[0], received);
+  const std::int64_t extra = n - (kSlot - kHeader);
+  if (extra > 0) {
+    std::vector<at::Tensor> rest{rest_of(sender ? data : std::string(), extra).to(impl.device)};
+    impl.run("broadcast", what + " (the rest)", [&] { return impl.backend->broadcast(rest, options); });
+    const auto host = rest[0].to(torch::kCPU).contiguous();
+    received.append(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(extra));
   }
-  auto bytes = torch::empty({n}, torch::kUInt8);
-  if (impl.env.rank == root) std::copy(data.begin(), data.end(), reinterpret_cast<char*>(bytes.data_ptr<std::uint8_t>()));
-  std::vector<at::Tensor> tensors{bytes.to(impl.device)};
-  impl.run("broadcast", what, [&] { return impl.backend->broadcast(tensors, options); });
-  const auto host = tensors[0].to(torch::kCPU).contiguous();
-  data.assign(reinterpret_cast<const char*>(host.data_ptr<std::uint8_t>()), static_cast<std::size_t>(n));
+  if (!sender) data = std::move(received);
 }
 
 namespace {

@@ -163,6 +163,43 @@ TEST(ContextParallel, AHaloTooShortIsAnErrorOnEveryRank) {
   for (const auto& r : results) EXPECT_NE(r.error.find("halo did not reach it"), std::string::npos) << r.error;
 }
 
+// Messages of every size: empty, within the one-collective slot, at its edge and past it (two rounds).
+TEST(ContextParallel, ByteCollectivesCarryAnyLength) {
+  const int n = 3, port = dist::free_port();
+  const std::vector<std::size_t> sizes = {0, 1, 4087, 4088, 4089, 100000};
+  const auto message = [](int rank, std::size_t size) {
+    std::string m(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) m[i] = static_cast<char>((i * 131 + static_cast<std::size_t>(rank) * 7) & 0xFF);
+    return m;
+  };
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        dist::DistEnv env;
+        env.rank = env.local_rank = r;
+        env.world_size = n;
+        env.master_port = port;
+        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        for (std::size_t i = 0; i < sizes.size(); ++i) {
+          // Ranks send different lengths in one call (rank r: sizes[(i + r) % 6]).
+          const auto all = group->all_gather_bytes(message(r, sizes[(i + static_cast<std::size_t>(r)) % sizes.size()]), "test");
+          for (int q = 0; q < n; ++q)
+            if (all[static_cast<std::size_t>(q)] != message(q, sizes[(i + static_cast<std::size_t>(q)) % sizes.size()]))
+              throw std::runtime_error("all_gather_bytes: rank " + std::to_string(q) + "'s message differs, size " + std::to_string(sizes[i]));
+          std::string b = r == 1 ? message(1, sizes[i]) : std::string("stale");
+          group->broadcast_bytes(b, 1, "test");
+          if (b != message(1, sizes[i])) throw std::runtime_error("broadcast_bytes differs, size " + std::to_string(sizes[i]));
+        }
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+}
+
 TEST(ContextParallel, ShardsCoverThePromptOnce) {
   for (const std::uint64_t total : {0ull, 1ull, 7ull, 1000003ull})
     for (const int n : {1, 2, 3, 8}) {
