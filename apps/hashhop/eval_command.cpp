@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "answer_path.h"
@@ -16,6 +17,9 @@
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/scorer.h"
+#include "hashhop/dist/dist_env.h"
+#include "hashhop/dist/launcher.h"
+#include "hashhop/dist/process_group.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
@@ -44,6 +48,8 @@ struct Options {
   std::string device = "auto";
   AnswerPath path;
   bool json = false;
+  int nproc = 0;              // context parallel: ranks on this host (0: one process, or torchrun's variables)
+  double dist_timeout = 120;  // seconds a rank waits for its peers (a rank prefills between collectives)
   serve::EndpointEvalOptions endpoint;  // --endpoint: an OpenAI-compatible server instead of --model
   std::string api_key_env = "OPENAI_API_KEY";
 };
@@ -81,17 +87,41 @@ int run_endpoint(const Options& o) {
 }
 
 int run_eval(const Options& o) {
-  if (!o.endpoint.endpoint.empty()) return run_endpoint(o);
-  const auto device = parse_device(o.device);
+  if (!o.endpoint.endpoint.empty()) {
+    if (o.nproc > 1) throw std::invalid_argument("--nproc: only with --model (an endpoint answers on its own machines)");
+    return run_endpoint(o);
+  }
+  if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
+  const auto env = dist::dist_env_from_environment();
+  if (o.nproc > 1 && !env) {
+    dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
+    return 0;
+  }
+  // Context parallel (docs/distributed.md): every rank reads the data; engine prompts are sharded over
+  // the ranks; rank 0 alone answers the rest, scores, prints and writes --predictions.
+  std::unique_ptr<dist::ProcessGroup> group;
+  if (env && env->world_size > 1) {
+    if (o.nproc > 0 && o.nproc != env->world_size)
+      throw std::invalid_argument("--nproc " + std::to_string(o.nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
+                                  " is set (already launched); drop one of them");
+    group = dist::ProcessGroup::join(*env, torch::kCPU, std::chrono::milliseconds(static_cast<long long>(o.dist_timeout * 1000)));
+  }
+  const bool rank0 = group == nullptr || group->rank() == 0;
+  auto device = parse_device(o.device);
+  if (group != nullptr && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   // Either model family, loaded once (model_answerer.h: shared with `hashhop sweep`).
-  ModelAnswerer model(o.model_dir, device, o.path);
+  AnswerPath path = o.path;
+  path.group = group.get();
+  ModelAnswerer model(o.model_dir, device, path);
   io::JsonlReader data(o.data);
   data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
   std::unique_ptr<io::AtomicOutput> predictions;
-  if (!o.predictions.empty()) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
+  if (!o.predictions.empty() && rank0) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
+  if (!rank0) std::freopen("/dev/null", "w", stdout);
   bench::Scorer scorer;
-  io::ProgressBar bar("eval", count_lines(o.data), "records");
+  std::optional<io::ProgressBar> bar;
+  if (rank0) bar.emplace("eval", count_lines(o.data), "records");
   std::uint64_t records = 0, queries = 0;
   const auto start = std::chrono::steady_clock::now();
   while (auto record = data.next()) {
@@ -103,10 +133,11 @@ int run_eval(const Options& o) {
     if (predictions) predictions->write(bench::prediction_line(predicted));
     ++records;
     queries += expected.queries.size();
-    bar.update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));
+    if (bar) bar->update(records, "exact " + std::to_string(scorer.report().overall.exact_rate()).substr(0, 5));
   }
-  bar.finish();
+  if (bar) bar->finish();
   if (records == 0) throw io::InputError(data.path(), 0, "", "has no records");
+  if (!rank0) return 0;
   if (predictions) predictions->commit();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (const auto summary = model.engine_summary(); !summary.empty()) std::fprintf(stderr, "%s\n", summary.c_str());
@@ -117,8 +148,9 @@ int run_eval(const Options& o) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("%s\n", bench::format_score_table(scorer.report()).c_str());
-    std::printf("model %s on %s: %llu records, %llu queries in %.2f s\n", o.model_dir.c_str(), device.str().c_str(),
-                static_cast<unsigned long long>(records), static_cast<unsigned long long>(queries), seconds);
+    std::printf("model %s on %s: %llu records, %llu queries in %.2f s%s\n", o.model_dir.c_str(), device.str().c_str(),
+                static_cast<unsigned long long>(records), static_cast<unsigned long long>(queries), seconds,
+                group ? (" (" + std::to_string(group->size()) + " ranks, context parallel)").c_str() : "");
   }
   return 0;
 }
@@ -154,6 +186,11 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--limit", o->endpoint.limit, "--endpoint: only the first N records (0: all)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   o->path.add_options(app);
+  app->add_option("--nproc", o->nproc,
+                  "--model, lexer family: context-parallel engine over N ranks on this host (Gloo); every engine prompt is "
+                  "sharded, rank 0 answers. Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (docs/distributed.md)")
+      ->check(CLI::Range(1, 256));
+  app->add_option("--dist-timeout", o->dist_timeout, "With --nproc: seconds a rank waits for its peers before failing")->capture_default_str();
   app->add_flag("--json", o->json, "Print the score as JSON");
   app->callback([o] {
     if (o->model_dir.empty() && o->endpoint.endpoint.empty()) throw CLI::RequiredError("--model or --endpoint");

@@ -8,6 +8,7 @@
 #include "hashhop/core/mix64.h"
 #include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
+#include "hashhop/model/inference.h"
 
 namespace hashhop::engine {
 namespace {
@@ -345,6 +346,22 @@ void Engine::end_answers() {
   if (group_ == nullptr || group_->rank() != 0) throw std::logic_error("Engine::end_answers: for context-parallel rank 0");
   std::string done(1, kDone);
   group_->broadcast_bytes(done, 0, "the end of the answers");
+}
+
+std::string answer_queries(model::HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
+                           const std::vector<std::string>& keys, const EngineOptions& options, dist::ProcessGroup& group) {
+  Engine engine(model, group, prompt.size() + 1, options);
+  engine.prefill(prompt);
+  engine.prefill("\n");
+  engine.finish_prompt();
+  if (group.rank() != 0) {
+    engine.serve();
+    return "";
+  }
+  const auto answers =
+      engine.answer(model::query_prefixes(hops, cot, keys), model::answer_byte_limit(model->config(), hops, cot));
+  engine.end_answers();
+  return model::completion_text(hops, cot, keys, answers);
 }
 
 }  // namespace hashhop::engine

@@ -76,6 +76,18 @@ check "answer engine" 0 "^COMPLETION:" -- "$bin" answer --engine on --model "$wo
 check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --dense-max 20K --device cpu --json "$work/eb.json"
 grep -q '"path": "dense"' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench json"; failed=$((failed + 1)); }
 check "engine-bench bad sizes" 1 "--sizes: expected a size" -- "$bin" engine-bench --sizes 1M,huge --device cpu
+# Context parallel (issue 14): 2 and 3 ranks (Gloo, on this host) write the predictions one engine writes.
+"$bin" gen --chars 60K --samples 2 --hops 2 --queries 4 --hash-len 8 --out "$work/cp.jsonl"
+"$bin" gen --chars 40K --samples 1 --hops 3 --cot --queries 4 --hash-len 8 --seed 9 --out "$work/cp_cot.jsonl"
+cat "$work/cp_cot.jsonl" >>"$work/cp.jsonl"
+for n in 1 2 3; do
+  check "eval --nproc $n" 0 "all \(3 records\)" -- "$bin" eval --engine on --device cpu --nproc $n --model "$data/../../models/demo" \
+    --data "$work/cp.jsonl" --predictions "$work/cp_pred_$n.jsonl"
+done
+for n in 2 3; do
+  cmp -s "$work/cp_pred_1.jsonl" "$work/cp_pred_$n.jsonl" && passed=$((passed + 1)) || { echo "FAIL eval --nproc $n: predictions differ from one process"; failed=$((failed + 1)); }
+done
+check "engine-bench --nproc 2" 0 "\| 20000 \| 1 \| engine, 2 ranks \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --device cpu --nproc 2
 check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 
 check "attn-check" 0 " 0 failed" -- "$bin" attn-check

@@ -175,5 +175,9 @@ class Engine {
 // engine, in Magic's completion layout (what model::answer_queries gives with the dense path).
 std::string answer_queries(model::HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
                            const std::vector<std::string>& keys, const EngineOptions& options = {});
+// The same with a context-parallel engine: every rank calls it with the same arguments; rank 0 gets the
+// completion, the others "".
+std::string answer_queries(model::HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
+                           const std::vector<std::string>& keys, const EngineOptions& options, dist::ProcessGroup& group);
 
 }  // namespace hashhop::engine
