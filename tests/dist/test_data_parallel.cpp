@@ -44,8 +44,10 @@ struct Child {
   std::string log;
 };
 
-// Starts `hashhop train ARGS` with extra environment variables; stdout and stderr go to a log file.
-Child start(const std::vector<std::string>& args, const std::vector<std::string>& env, const std::string& log) {
+// Starts `hashhop COMMAND --device cpu ARGS` (train by default) with extra environment variables; stdout and
+// stderr go to a log file.
+Child start(const std::vector<std::string>& args, const std::vector<std::string>& env, const std::string& log,
+            const char* command = "train") {
   Child child{-1, log};
   child.pid = ::fork();
   if (child.pid == 0) {
@@ -54,7 +56,7 @@ Child start(const std::vector<std::string>& args, const std::vector<std::string>
     ::dup2(fd, 2);
     for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
     // Gloo on the CPU wherever it runs: on a one-GPU machine, CUDA ranks would need a GPU each.
-    std::vector<char*> argv{const_cast<char*>(HASHHOP_CLI), const_cast<char*>("train"), const_cast<char*>("--device"),
+    std::vector<char*> argv{const_cast<char*>(HASHHOP_CLI), const_cast<char*>(command), const_cast<char*>("--device"),
                             const_cast<char*>("cpu")};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -177,6 +179,32 @@ TEST(DataParallel, KilledRankEndsTheRun) {
 }
 TEST(DataParallel, HungRankTimesOut) {
   expect_peer_failure_detected(SIGSTOP, "hashhop train: error: rank 0 of 2: peer did not answer within 3 s");
+}
+
+// The context-parallel engine: rank 1 SIGKILLed while the ranks prefill or answer; rank 0's next exchange
+// fails in one line instead of waiting.
+TEST(ContextParallel, KilledRankEndsTheRun) {
+  const std::string out = scratch("cp_fault");
+  const std::string port = "MASTER_PORT=" + std::to_string(hashhop::dist::free_port());
+  const std::vector<std::string> args{"--model", HASHHOP_DEMO_MODEL, "--sizes", "50M", "--hops", "1", "--queries", "8",
+                                      "--dist-timeout", "30"};
+  auto rank0 = start(args, {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".0.log", "engine-bench");
+  auto rank1 = start(args, {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".1.log", "engine-bench");
+  // Rank 0 prints its table's header once both ranks have joined.
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && slurp(out + ".0.log").find("| chars |") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto killed_at = Clock::now();
+  ::kill(rank1.pid, SIGKILL);
+  ::waitpid(rank1.pid, nullptr, 0);
+  const int rc = wait_for(rank0, std::chrono::seconds(60));
+  const double took = std::chrono::duration<double>(Clock::now() - killed_at).count();
+  const std::string log = slurp(out + ".0.log");
+  std::printf("rank 0 ended %.1f s after rank 1 was killed: %s", took, log.substr(log.rfind("hashhop")).c_str());
+  EXPECT_EQ(rc, 1) << log;
+  EXPECT_NE(log.find("hashhop engine-bench: error: rank 0 of 2: a peer died (its connection closed)"), std::string::npos) << log;
+  EXPECT_LT(took, 30.0);  // rank 0's half of the prefill at most, never the 30 s timeout
 }
 
 // --nproc: a rank killed under the launcher stops the others; the launcher names it and exits non-zero.

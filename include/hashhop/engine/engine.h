@@ -65,7 +65,7 @@ struct EngineStats {
 //  - the completion's own positions;
 //  - on a miss (or always, with background_on_hits) the background: every other entry, represented
 //    by an evenly spaced sample of S entries weighted N/S, and every position the gate dropped,
-//    represented by a systematic sample of at most 2S of them weighted by how many each stands for.
+//    represented by a hashed sample of fewer than 2S of them weighted by how many each stands for.
 // With background_on_hits and samples that hold everything, this is exactly the full model over every
 // position (tested). By default a hit reads only its bucket, as in bucket hash attention: the millions
 // of non-matching keys of a long prompt do not dilute it (the full model would add their mass; a
