@@ -9,6 +9,7 @@
 
 #include "answer_path.h"
 #include "command.h"
+#include "context_parallel_option.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/io/files.h"
@@ -28,6 +29,7 @@ struct Options {
   std::string device = "auto";
   std::string prompt_limit = "2G";
   AnswerPath path;
+  ContextParallelOption ranks;
 };
 
 int run_answer(const Options& o) {
@@ -59,14 +61,20 @@ int run_answer(const Options& o) {
   } catch (const bench::FormatError& e) {
     throw std::invalid_argument(o.prompt_path + ": not a HashHop prompt: " + e.what());
   }
-  auto loaded = train::load_model(o.model_dir, parse_device(o.device));
+  // Context parallel: every rank reads the prompt and scans its shard; rank 0 prints the completion.
+  auto joined = o.ranks.join_or_launch();
+  if (!joined) return 0;
+  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
+  AnswerPath path = o.path;
+  path.group = group.get();
+  auto loaded = train::load_model(o.model_dir, ContextParallelOption::device_for(parse_device(o.device), group.get()));
   try {
     model::check_query_hops(loaded.config.model, hops, cot);
     model::check_query_keys(loaded.config.model, keys);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument((completion_at != std::string::npos ? o.prompt_path + ": " : std::string("--")) + e.what());
   }
-  std::printf("%s", o.path.answer(loaded.model, prompt, hops, cot, keys).c_str());
+  std::printf("%s", path.answer(loaded.model, prompt, hops, cot, keys).c_str());
   return 0;
 }
 
@@ -84,6 +92,7 @@ Command add_answer_command(CLI::App& root) {
   app->add_option("--prompt-limit", o->prompt_limit, "Largest prompt file read into memory (K/M/G suffixes)")
       ->capture_default_str();
   o->path.add_options(app);
+  o->ranks.add(app, "With the engine: ");
   return {app, [o] { return run_answer(*o); }};
 }
 

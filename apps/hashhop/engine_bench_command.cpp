@@ -14,13 +14,11 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "context_parallel_option.h"
 #include "json_option.h"
 #include "device_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
-#include "hashhop/dist/dist_env.h"
-#include "hashhop/dist/launcher.h"
-#include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/progress.h"
@@ -51,8 +49,7 @@ struct Options {
   std::string dense_max = "1M";
   std::string device = "auto";
   std::uint64_t seed = 7;
-  int nproc = 0;             // context parallel: ranks on this host (0: one process, or torchrun's variables)
-  double dist_timeout = 120;  // seconds a rank waits for its peers (a rank's prefill runs between collectives)
+  ContextParallelOption ranks;
   JsonOption json;  // --json: rows on stdout (tables on stderr); --json FILE (scripts/plot-engine.py reads it)
 };
 
@@ -275,22 +272,10 @@ nlohmann::json to_json(const Row& r) {
 }
 
 int run_engine_bench(const Options& o) {
-  if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
-  const auto env = dist::dist_env_from_environment();
-  if (o.nproc > 1 && !env) {
-    dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
-    return 0;
-  }
-  std::unique_ptr<dist::ProcessGroup> group;
-  if (env && env->world_size > 1) {
-    if (o.nproc > 0 && o.nproc != env->world_size)
-      throw std::invalid_argument("--nproc " + std::to_string(o.nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
-                                  " is set (already launched); drop one of them");
-    // The engine's exchanges are host data (letters, gates): Gloo, whatever device the model is on.
-    group = dist::ProcessGroup::join(*env, torch::kCPU, std::chrono::milliseconds(static_cast<long long>(o.dist_timeout * 1000)));
-  }
+  auto joined = o.ranks.join_or_launch();
+  if (!joined) return 0;
+  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
   const bool rank0 = group == nullptr || group->rank() == 0;
-  if (!rank0) std::freopen("/dev/null", "w", stdout);  // rank 0 reports; the others only compute
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());
   const auto sizes = parse_sizes("--sizes", o.sizes);
   const auto baseline = parse_size("--baseline", o.baseline);
@@ -302,8 +287,7 @@ int run_engine_bench(const Options& o) {
     if (hops < 1) throw std::invalid_argument("--hops: must be >= 1, got " + std::to_string(hops));
   if (o.hash_len < 1) throw std::invalid_argument("--hash-len: must be >= 1, got " + std::to_string(o.hash_len));
   if (o.single_queries < 0) throw std::invalid_argument("--single-queries: must be >= 0");
-  auto device = parse_device(o.device);
-  if (group != nullptr && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  const auto device = ContextParallelOption::device_for(parse_device(o.device), group.get());
   if (rank0) o.json.open();  // an unwritable --json FILE fails now, not after the benchmark
   auto loaded = train::load_model(o.model_dir, device);
   for (const int hops : o.hops) {
@@ -376,12 +360,7 @@ Command add_engine_bench_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of the first problem")->capture_default_str();
-  app->add_option("--nproc", o->nproc,
-                  "Context parallel: N ranks on this host, each holding one shard of every prompt (Gloo); rank 0 answers. "
-                  "Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT when set (docs/distributed.md). No dense rows")
-      ->check(CLI::Range(1, 256));
-  app->add_option("--dist-timeout", o->dist_timeout, "Context parallel: seconds a rank waits for its peers before failing")
-      ->capture_default_str();
+  o->ranks.add(app, "Engine rows only (no dense rows): ");
   o->json.add(app, "the rows (scripts/plot-engine.py reads them)");
   return {app, [o] { return run_engine_bench(*o); }};
 }

@@ -14,12 +14,10 @@
 #include "answer_path.h"
 #include "model_answerer.h"
 #include "command.h"
+#include "context_parallel_option.h"
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/bench/scorer.h"
-#include "hashhop/dist/dist_env.h"
-#include "hashhop/dist/launcher.h"
-#include "hashhop/dist/process_group.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/input_error.h"
@@ -48,8 +46,7 @@ struct Options {
   std::string device = "auto";
   AnswerPath path;
   bool json = false;
-  int nproc = 0;              // context parallel: ranks on this host (0: one process, or torchrun's variables)
-  double dist_timeout = 120;  // seconds a rank waits for its peers (a rank prefills between collectives)
+  ContextParallelOption ranks;
   serve::EndpointEvalOptions endpoint;  // --endpoint: an OpenAI-compatible server instead of --model
   std::string api_key_env = "OPENAI_API_KEY";
 };
@@ -88,27 +85,16 @@ int run_endpoint(const Options& o) {
 
 int run_eval(const Options& o) {
   if (!o.endpoint.endpoint.empty()) {
-    if (o.nproc > 1) throw std::invalid_argument("--nproc: only with --model (an endpoint answers on its own machines)");
+    if (o.ranks.nproc > 1) throw std::invalid_argument("--nproc: only with --model (an endpoint answers on its own machines)");
     return run_endpoint(o);
-  }
-  if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
-  const auto env = dist::dist_env_from_environment();
-  if (o.nproc > 1 && !env) {
-    dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
-    return 0;
   }
   // Context parallel (docs/distributed.md): every rank reads the data; engine prompts are sharded over
   // the ranks; rank 0 alone answers the rest, scores, prints and writes --predictions.
-  std::unique_ptr<dist::ProcessGroup> group;
-  if (env && env->world_size > 1) {
-    if (o.nproc > 0 && o.nproc != env->world_size)
-      throw std::invalid_argument("--nproc " + std::to_string(o.nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
-                                  " is set (already launched); drop one of them");
-    group = dist::ProcessGroup::join(*env, torch::kCPU, std::chrono::milliseconds(static_cast<long long>(o.dist_timeout * 1000)));
-  }
+  auto joined = o.ranks.join_or_launch();
+  if (!joined) return 0;
+  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
   const bool rank0 = group == nullptr || group->rank() == 0;
-  auto device = parse_device(o.device);
-  if (group != nullptr && device.is_cuda()) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+  const auto device = ContextParallelOption::device_for(parse_device(o.device), group.get());
   io::check_distinct_files(o.predictions, "--predictions", o.data, "--data");
   // Either model family, loaded once (model_answerer.h: shared with `hashhop sweep`).
   AnswerPath path = o.path;
@@ -118,7 +104,6 @@ int run_eval(const Options& o) {
   data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here
   std::unique_ptr<io::AtomicOutput> predictions;
   if (!o.predictions.empty() && rank0) predictions = std::make_unique<io::AtomicOutput>(o.predictions);
-  if (!rank0) std::freopen("/dev/null", "w", stdout);
   bench::Scorer scorer;
   std::optional<io::ProgressBar> bar;
   if (rank0) bar.emplace("eval", count_lines(o.data), "records");
@@ -186,11 +171,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--limit", o->endpoint.limit, "--endpoint: only the first N records (0: all)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   o->path.add_options(app);
-  app->add_option("--nproc", o->nproc,
-                  "--model, lexer family: context-parallel engine over N ranks on this host (Gloo); every engine prompt is "
-                  "sharded, rank 0 answers. Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (docs/distributed.md)")
-      ->check(CLI::Range(1, 256));
-  app->add_option("--dist-timeout", o->dist_timeout, "With --nproc: seconds a rank waits for its peers before failing")->capture_default_str();
+  o->ranks.add(app, "--model, lexer family: ");
   app->add_flag("--json", o->json, "Print the score as JSON");
   app->callback([o] {
     if (o->model_dir.empty() && o->endpoint.endpoint.empty()) throw CLI::RequiredError("--model or --endpoint");

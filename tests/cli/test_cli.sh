@@ -87,6 +87,10 @@ done
 for n in 2 3; do
   cmp -s "$work/cp_pred_1.jsonl" "$work/cp_pred_$n.jsonl" && passed=$((passed + 1)) || { echo "FAIL eval --nproc $n: predictions differ from one process"; failed=$((failed + 1)); }
 done
+"$bin" gen --chars 50K --hops 2 --queries 3 --hash-len 8 --seed 4 --format text --out "$work/cp_one.txt"
+"$bin" answer --engine on --device cpu --model "$data/../../models/demo" --prompt "$work/cp_one.txt" >"$work/cp_one_1.txt" 2>&1
+check "answer --nproc 3" 0 "^COMPLETION:" -- "$bin" answer --engine on --device cpu --nproc 3 --model "$data/../../models/demo" --prompt "$work/cp_one.txt"
+cmp -s "$work/cp_one_1.txt" "$work/out" && passed=$((passed + 1)) || { echo "FAIL answer --nproc 3: completion differs from one process"; failed=$((failed + 1)); }
 check "engine-bench --nproc 2" 0 "\| 20000 \| 1 \| engine, 2 ranks \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --device cpu --nproc 2
 check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 
