@@ -276,7 +276,8 @@ int run_engine_bench(const Options& o) {
   if (!joined) return 0;
   const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
   const bool rank0 = group == nullptr || group->rank() == 0;
-  std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());
+  std::optional<HumanTextToStderr> human;  // ranks other than 0 print nothing (their stdout is /dev/null)
+  if (rank0) human.emplace(o.json.to_stdout());
   const auto sizes = parse_sizes("--sizes", o.sizes);
   const auto baseline = parse_size("--baseline", o.baseline);
   if (baseline < 1) throw std::invalid_argument("--baseline: must be >= 1");
