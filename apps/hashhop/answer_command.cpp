@@ -33,6 +33,15 @@ struct Options {
 };
 
 int run_answer(const Options& o) {
+  // Context parallel: launch (or join) first, so the launcher holds no copy of the prompt and every rank
+  // reads the file itself; rank 0 prints the completion.
+  auto joined = o.ranks.join_or_launch();
+  if (!joined) return 0;
+  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
+  AnswerPath path = o.path;
+  path.group = group.get();
+  if (group != nullptr && path.engine == "off")
+    throw std::invalid_argument("--engine off: " + o.ranks.named() + " runs the context-parallel engine; drop one");
   // Read with a limit: `--prompt /dev/zero` would otherwise grow a string until std::bad_alloc.
   std::string prompt = io::read_file_limited(o.prompt_path, parse_size("--prompt-limit", o.prompt_limit), "--prompt");
   int hops = o.hops;
@@ -61,12 +70,6 @@ int run_answer(const Options& o) {
   } catch (const bench::FormatError& e) {
     throw std::invalid_argument(o.prompt_path + ": not a HashHop prompt: " + e.what());
   }
-  // Context parallel: every rank reads the prompt and scans its shard; rank 0 prints the completion.
-  auto joined = o.ranks.join_or_launch();
-  if (!joined) return 0;
-  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
-  AnswerPath path = o.path;
-  path.group = group.get();
   auto loaded = train::load_model(o.model_dir, ContextParallelOption::device_for(parse_device(o.device), group.get()));
   try {
     model::check_query_hops(loaded.config.model, hops, cot);

@@ -15,14 +15,14 @@ namespace hashhop::cli {
 
 // The options (answer_path_options.h) plus the answering itself, which needs LibTorch.
 struct AnswerPath : AnswerPathOptions {
-  // Context parallel (eval --nproc): engine prompts are sharded over the group's ranks; every rank calls
-  // answer() and rank 0 gets the completion. Dense prompts are answered by rank 0 alone ("" elsewhere).
+  // Context parallel (--nproc): every prompt goes through the engine, sharded over the group's ranks
+  // (the dense path is one process's; ranks idle while rank 0 ran it would run out their timeout). Every
+  // rank calls answer(); rank 0 gets the completion, the others "".
   dist::ProcessGroup* group = nullptr;
 
   std::string answer(model::HashHopTransformer& m, std::string_view prompt, int hops, bool cot,
                      const std::vector<std::string>& keys) const {
-    if (uses_engine(prompt.size()) && group != nullptr) return engine::answer_queries(m, prompt, hops, cot, keys, {}, *group);
-    if (group != nullptr && group->rank() != 0) return "";
+    if (group != nullptr) return engine::answer_queries(m, prompt, hops, cot, keys, {}, *group);
     if (uses_engine(prompt.size())) return engine::answer_queries(m, prompt, hops, cot, keys);
     model::PromptOptions options;
     options.chunk_bytes = chunk;

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -24,7 +25,7 @@ struct ContextParallelOption {
   void add(CLI::App* app, const std::string& scope) {
     app->add_option("--nproc", nproc,
                     scope + "context-parallel engine over N ranks on this host (Gloo), each holding one shard of every "
-                            "engine prompt; rank 0 answers and reports. Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/"
+                            "prompt (every prompt then goes through the engine); rank 0 answers and reports. Also joins torchrun's RANK/WORLD_SIZE/MASTER_ADDR/"
                             "MASTER_PORT when set (docs/distributed.md)")
         ->check(CLI::Range(1, 256));
     app->add_option("--dist-timeout", timeout, "With --nproc: seconds a rank waits for its peers before failing")
@@ -41,23 +42,28 @@ struct ContextParallelOption {
       dist::launch_ranks(nproc);  // throws when a rank fails, naming it
       return std::nullopt;
     }
+    if (env && nproc > 0 && nproc != env->world_size)
+      throw std::invalid_argument("--nproc " + std::to_string(nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
+                                  " is set (already launched, or set by hand); drop one of them");
     std::unique_ptr<dist::ProcessGroup> group;
     if (!env || env->world_size <= 1) return group;
-    if (nproc > 0 && nproc != env->world_size)
-      throw std::invalid_argument("--nproc " + std::to_string(nproc) + ": WORLD_SIZE=" + std::to_string(env->world_size) +
-                                  " is set (already launched); drop one of them");
     group = dist::ProcessGroup::join(*env, torch::kCPU, std::chrono::milliseconds(static_cast<long long>(timeout * 1000)));
     if (group->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
       throw std::runtime_error("cannot redirect rank " + std::to_string(group->rank()) + "'s stdout to /dev/null");
     return group;
   }
 
-  // A rank's model goes on GPU LOCAL_RANK when the device is CUDA.
+  // A rank's model goes on GPU LOCAL_RANK mod the GPUs visible when the device is CUDA (the engine's group
+  // is Gloo, so ranks may share a GPU: 2 ranks on a 1-GPU host both use GPU 0).
   static torch::Device device_for(const torch::Device& device, const dist::ProcessGroup* group) {
     if (group == nullptr || !device.is_cuda()) return device;
     const auto env = dist::dist_env_from_environment();
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env ? env->local_rank : 0));
+    const auto gpus = std::max<std::int64_t>(1, static_cast<std::int64_t>(torch::cuda::device_count()));
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>((env ? env->local_rank : 0) % gpus));
   }
+
+  // How to name the context-parallel run in an error: the option, or the variables that asked for it.
+  std::string named() const { return nproc > 1 ? "--nproc" : "WORLD_SIZE (torchrun's variables)"; }
 };
 
 }  // namespace hashhop::cli

@@ -99,6 +99,8 @@ int run_eval(const Options& o) {
   // Either model family, loaded once (model_answerer.h: shared with `hashhop sweep`).
   AnswerPath path = o.path;
   path.group = group.get();
+  if (group != nullptr && path.engine == "off")
+    throw std::invalid_argument("--engine off: " + o.ranks.named() + " runs the context-parallel engine on every record; drop one");
   ModelAnswerer model(o.model_dir, device, path);
   io::JsonlReader data(o.data);
   data.skip_fields({"targets"});  // every chain's answer: as large as the prompt, and unused here

@@ -21,7 +21,7 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
   if (byte_family_ && path.group != nullptr)
-    throw std::invalid_argument("--nproc: the byte-level model's engine is not context parallel yet (" + model_dir + ")");
+    throw std::invalid_argument("--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel yet (" + model_dir + ")");
   if (byte_family_) {
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless

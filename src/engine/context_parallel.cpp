@@ -95,6 +95,7 @@ Shard shard_of(std::uint64_t total, int rank, int ranks, std::uint64_t halo_byte
 Engine::Engine(model::HashHopTransformer model, dist::ProcessGroup& group, std::uint64_t prompt_bytes, EngineOptions options)
     : Engine(std::move(model), options) {
   group_ = &group;
+  prompt_bytes_ = prompt_bytes;
   shard_ = shard_of(prompt_bytes, group.rank(), group.size(), options_.halo_bytes);
   state_.position = shard_.halo_begin;  // positions are the prompt's (the dropped sample hashes them)
   if (shard_.halo_begin == shard_.begin) start_state_ = scan_state(true);
@@ -168,9 +169,10 @@ void Engine::finish_prompt() {
   if (finished_) throw std::logic_error("Engine::finish_prompt: called twice");
   auto& group = *group_;
   const int ranks = group.size(), me = group.rank();
-  if (fed_ < shard_.end)
+  // Every rank sees the same count, so all of them throw together.
+  if (fed_ != prompt_bytes_)
     throw std::invalid_argument("context-parallel engine: prefill() saw " + std::to_string(fed_) + " bytes, the prompt has " +
-                                std::to_string(shard_.end) + "+ (every rank streams the whole prompt)");
+                                std::to_string(prompt_bytes_) + " (every rank streams the whole prompt, and only it)");
   if (start_state_.empty()) start_state_ = scan_state(true), start_runs_ = state_.completed_runs;  // an empty shard
 
   // Round 1: each rank's boundary states, counts, leading merges and dropped sample.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -211,8 +212,8 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
   if (entries == 0) throw invalid("no entries");
   std::uint64_t pos = cd_offset;
   const std::uint64_t cd_end = cd_offset + cd_size;
-  std::string folder;                         // the first entry's folder: LibTorch looks up every record under it
-  std::map<std::string, std::string> versions;  // "FOLDER/version" and "FOLDER/.data/version": their contents
+  std::string folder, lowercase_folder;        // the first entry's folder: LibTorch looks up every record under it
+  std::map<std::string, std::string> versions;  // "folder/version" and "folder/.data/version" (lower case): contents
   for (std::uint64_t e = 0; e < entries; ++e) {
     const std::string where = "entry " + std::to_string(e + 1);
     if (cd_end - pos < 46 || le(d + pos, 4) != 0x02014b50) throw invalid(where + ": bad central directory header");
@@ -222,10 +223,15 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
     std::uint64_t local = le(d + pos + 42, 4);
     if (cd_end - pos - 46 < name_len + extra_len + comment_len) throw invalid(where + ": central directory header overruns");
     const std::string name(reinterpret_cast<const char*>(d + pos + 46), name_len);
+    // LibTorch passes names on as C strings (a NUL would cut them) and miniz matches them without regard to
+    // case: names it would read differently from this check are refused.
+    if (name.find('\0') != std::string::npos) throw invalid(where + ": name contains a NUL byte");
     if (e == 0) {
       const auto slash = name.find('/');
       if (slash == std::string::npos) throw invalid(where + " (" + name + "): not inside a folder");
       folder = name.substr(0, slash);
+      lowercase_folder = folder;
+      std::transform(folder.begin(), folder.end(), lowercase_folder.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     }
     // Zip64 sizes and offset, in this order, for the fields that hold 0xFFFFFFFF.
     for (std::uint64_t x = pos + 46 + name_len, x_end = x + extra_len; x + 4 <= x_end;) {
@@ -261,17 +267,20 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
     if (local_name != name_len || std::memcmp(d + local + 30, name.data(), name_len) != 0)
       throw invalid(where + " (" + name + "): local header names another file");
     const auto damaged = [&] { return std::runtime_error(path + ": checksum mismatch, the file is corrupted (the CRC-32 of " + name + " differs from the one written with it)"); };
-    const bool version = name == folder + "/version" || name == folder + "/.data/version";
+    std::string lower = name;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const bool version = lower == lowercase_folder + "/version" || lower == lowercase_folder + "/.data/version";
+    if (version && versions.count(lower) != 0) throw invalid(where + " (" + name + "): a second version record");
     if (method == 0) {
       if (crc32(d + start, compressed) != crc) throw damaged();
-      if (version) versions[name].assign(reinterpret_cast<const char*>(d + start), std::min<std::uint64_t>(compressed, 64));
+      if (version) versions[lower].assign(reinterpret_cast<const char*>(d + start), std::min<std::uint64_t>(compressed, 64));
     } else if (inflate != nullptr) {  // deflate: LibTorch compresses only its small TorchScript sources
       if (uncompressed > (std::uint64_t{1} << 30)) throw invalid(where + " (" + name + "): compressed entry larger than 1 GiB");
       std::vector<unsigned char> plain(static_cast<std::size_t>(uncompressed));
       if (!inflate(d + start, compressed, plain.data(), plain.size()) || crc32(plain.data(), plain.size()) != crc) throw damaged();
-      if (version) versions[name].assign(reinterpret_cast<const char*>(plain.data()), std::min<std::size_t>(plain.size(), 64));
+      if (version) versions[lower].assign(reinterpret_cast<const char*>(plain.data()), std::min<std::size_t>(plain.size(), 64));
     } else if (version) {
-      versions[name] = std::to_string(kMinArchiveVersion);  // unreadable here without INFLATE: its presence is checked
+      versions[lower] = std::to_string(kMinArchiveVersion);  // unreadable here without INFLATE: its presence is checked
     }
     pos += 46 + name_len + extra_len + comment_len;
   }
@@ -279,8 +288,8 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
   // LibTorch's reader throws on a missing or unsupported version record after allocating state it never
   // frees (a leak per file, found by fuzz_checkpoint), so that record is checked here as it reads it:
   // FOLDER/.data/version first, else FOLDER/version; a decimal number in the supported range.
-  auto found = versions.find(folder + "/.data/version");
-  if (found == versions.end()) found = versions.find(folder + "/version");
+  auto found = versions.find(lowercase_folder + "/.data/version");
+  if (found == versions.end()) found = versions.find(lowercase_folder + "/version");
   if (found == versions.end()) throw invalid("no version record (" + folder + "/version)");
   const std::string& text = found->second;
   std::size_t digits = 0;

@@ -157,6 +157,32 @@ TEST(ContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
   EXPECT_EQ(right, total);  // the answers compared are real answers, not empty ones
 }
 
+// Shards shorter than a line (12 ranks over about 160 bytes: some ranks hold no entry and merges pass
+// over them) or than the halo (3 ranks).
+TEST(ContextParallel, TinyShardsAnswerAsOneEngine) {
+  const auto p = make_problem(1, false, 160, 34);
+  const auto o = options(true, 512);
+  EngineStats single_stats;
+  Engine::BackgroundSample single_background;
+  std::vector<Entry> single_entries;
+  const auto single = one_engine(p, o, &single_stats, &single_background, &single_entries);
+  for (const int n : {3, 12}) {
+    const auto results = ranks(p, o, n);
+    std::vector<Entry> entries;
+    int empty = 0;
+    for (const auto& r : results) {
+      ASSERT_EQ(r.error, "") << n << " ranks";
+      entries.insert(entries.end(), r.entries.begin(), r.entries.end());
+      empty += r.entries.empty();
+    }
+    EXPECT_TRUE(entries == single_entries) << n << " ranks";
+    EXPECT_EQ(results[0].answers, single) << n << " ranks";
+    if (n == 12) {
+      EXPECT_GT(empty, 0) << "some shard holds no entry";
+    }
+  }
+}
+
 TEST(ContextParallel, AHaloTooShortIsAnErrorOnEveryRank) {
   const auto p = make_problem(1, false, 20000, 33);
   const auto results = ranks(p, options(false, 0), 2);

@@ -162,6 +162,7 @@ class Engine {
   // Context parallel.
   dist::ProcessGroup* group_ = nullptr;
   Shard shard_;
+  std::uint64_t prompt_bytes_ = 0;   // the whole prompt's length (given to the constructor)
   std::uint64_t fed_ = 0;            // bytes of the prompt seen by prefill() so far
   std::string start_state_;          // scan_state() at the shard's first byte (as the halo left it)
   std::uint64_t start_runs_ = 0;     // state_.completed_runs there
