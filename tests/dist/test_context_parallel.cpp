@@ -75,6 +75,15 @@ std::vector<std::string> one_engine(const Problem& p, const EngineOptions& o, En
   return engine.answer(p.prefixes, p.limit);
 }
 
+// Rank r of n, a thread of this process, joining the group at 127.0.0.1:port.
+std::unique_ptr<dist::ProcessGroup> join_rank(int r, int n, int port) {
+  dist::DistEnv env;
+  env.rank = env.local_rank = r;
+  env.world_size = n;
+  env.master_port = port;
+  return dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+}
+
 struct RankResult {
   std::vector<std::string> answers;  // rank 0
   Engine::BackgroundSample background;  // rank 0
@@ -92,11 +101,7 @@ std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n) {
     threads.emplace_back([&, r] {
       auto& out = results[static_cast<std::size_t>(r)];
       try {
-        dist::DistEnv env;
-        env.rank = env.local_rank = r;
-        env.world_size = n;
-        env.master_port = port;
-        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        auto group = join_rank(r, n, port);
         Engine engine(train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model, *group, p.prompt.size(), o);
         for (std::size_t at = 0; at < p.prompt.size(); at += 7919) engine.prefill(std::string_view(p.prompt).substr(at, 7919));
         engine.finish_prompt();
@@ -203,11 +208,7 @@ TEST(ContextParallel, ByteCollectivesCarryAnyLength) {
   for (int r = 0; r < n; ++r)
     threads.emplace_back([&, r] {
       try {
-        dist::DistEnv env;
-        env.rank = env.local_rank = r;
-        env.world_size = n;
-        env.master_port = port;
-        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        auto group = join_rank(r, n, port);
         for (std::size_t i = 0; i < sizes.size(); ++i) {
           // Ranks send different lengths in one call (rank r: sizes[(i + r) % 6]).
           const auto all = group->all_gather_bytes(message(r, sizes[(i + static_cast<std::size_t>(r)) % sizes.size()]), "test");
