@@ -5,7 +5,6 @@
 #include <limits>
 #include <stdexcept>
 
-#include "hashhop/core/mix64.h"
 #include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/inference.h"
@@ -283,13 +282,7 @@ void Engine::finish_prompt() {
       stride = std::max(stride, x.dropped_stride);
       for (const auto& d : x.dropped) sample_.dropped.push_back(d);
     }
-    const std::size_t max_dropped = 2 * std::max<std::size_t>(1, options_.background_samples);
-    const auto off = [&](const Dropped& d) { return (core::mix64(d.position) & (stride - 1)) != 0; };
-    std::erase_if(sample_.dropped, off);
-    while (sample_.dropped.size() >= max_dropped) {
-      stride *= 2;
-      std::erase_if(sample_.dropped, off);
-    }
+    thin_dropped(sample_.dropped, stride);
     dropped_stride_ = stride;
     set_final_state(s.back().end, completed);
   }

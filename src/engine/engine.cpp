@@ -122,13 +122,10 @@ void Engine::scan(std::string_view text, bool record) {
       if (!record) continue;  // a halo only learns the state (the previous rank records these)
       ++dropped_seen_;
       const std::uint64_t position = first_position + t;
-      if ((core::mix64(position) & (dropped_stride_ - 1)) != 0) continue;
+      if (!on_stride(position, dropped_stride_)) continue;
       dropped_.push_back({position, std::string(runs.letters(chunk.prev_run[t])), std::string(runs.letters(chunk.last_run[t])),
                           log_gates[t]});
-      while (dropped_.size() >= max_dropped) {  // full: keep the half whose hash is a multiple of twice the stride
-        dropped_stride_ *= 2;
-        std::erase_if(dropped_, [&](const Dropped& d) { return (core::mix64(d.position) & (dropped_stride_ - 1)) != 0; });
-      }
+      if (dropped_.size() >= max_dropped) thin_dropped(dropped_, dropped_stride_);  // full: double the stride
       continue;
     }
     const std::uint64_t key_id = run_id(chunk.prev_run[t]), value_id = run_id(chunk.last_run[t]);
@@ -157,6 +154,18 @@ void Engine::scan(std::string_view text, bool record) {
   prev_ = std::move(next_prev);
   last_ = std::move(next_last);
   open_letters_ = std::move(next_open);
+}
+
+bool Engine::on_stride(std::uint64_t position, std::uint64_t stride) { return (core::mix64(position) & (stride - 1)) == 0; }
+
+void Engine::thin_dropped(std::vector<Dropped>& sample, std::uint64_t& stride) const {
+  const std::size_t max_dropped = 2 * std::max<std::size_t>(1, options_.background_samples);
+  const auto off = [&](const Dropped& d) { return !on_stride(d.position, stride); };
+  std::erase_if(sample, off);
+  while (sample.size() >= max_dropped) {
+    stride *= 2;
+    std::erase_if(sample, off);
+  }
 }
 
 Engine::BackgroundSample Engine::local_background() const {

@@ -130,6 +130,10 @@ class Engine {
   void feed_shard(std::string_view text);
   std::uint32_t stored_run(std::uint64_t id, std::string_view letters);
   BackgroundSample local_background() const;
+  // The dropped sample's rule, one engine's and the merged ranks': a position is kept while mix64 of it is
+  // a multiple of the stride; thin_dropped keeps those, doubling the stride while 2S or more remain.
+  static bool on_stride(std::uint64_t position, std::uint64_t stride);
+  void thin_dropped(std::vector<Dropped>& sample, std::uint64_t& stride) const;
   std::vector<Found> lookup(const std::vector<std::string>& asked);
   std::vector<Found> local_lookup(const std::vector<std::string>& asked) const;
   static std::string encode_found(const std::vector<Found>& found);
