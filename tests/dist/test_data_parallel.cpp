@@ -66,6 +66,13 @@ Child start(const std::vector<std::string>& args, const std::vector<std::string>
   return child;
 }
 
+// Polls LOG until it contains TEXT, for at most `limit` (the caller's next checks fail if it never does).
+void wait_for_text(const std::string& log, const std::string& text, std::chrono::seconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline && slurp(log).find(text) == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
 // Waits at most `limit`; a child still running then is killed and the test fails (never a hung test).
 int wait_for(Child& child, std::chrono::seconds limit) {
   const auto deadline = Clock::now() + limit;
@@ -157,9 +164,7 @@ void expect_peer_failure_detected(int signal, const std::string& expected) {
   auto rank0 = start(args, {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".0.log");
   auto rank1 = start(args, {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".1.log");
   // Let the ranks join and take some steps.
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (Clock::now() < deadline && slurp(out + ".0.log").find("2 ranks") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for_text(out + ".0.log", "2 ranks", std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const auto killed_at = Clock::now();
   ::kill(rank1.pid, signal);
@@ -191,9 +196,7 @@ TEST(ContextParallel, KilledRankEndsTheRun) {
   auto rank0 = start(args, {"RANK=0", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".0.log", "engine-bench");
   auto rank1 = start(args, {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", port, "OMP_NUM_THREADS=1"}, out + ".1.log", "engine-bench");
   // Rank 0 prints its table's header once both ranks have joined.
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < deadline && slurp(out + ".0.log").find("| chars |") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for_text(out + ".0.log", "| chars |", std::chrono::seconds(60));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const auto killed_at = Clock::now();
   ::kill(rank1.pid, SIGKILL);
@@ -212,9 +215,7 @@ TEST(DataParallel, LauncherReportsAKilledRank) {
   const std::string out = scratch("launcher");
   auto launcher = start({"--config", "bytes-tiny", "--steps", "100000", "--out", out, "--nproc", "2", "--dist-timeout", "3"},
                         {}, out + ".log");
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (Clock::now() < deadline && slurp(out + ".log").find("2 ranks") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for_text(out + ".log", "2 ranks", std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   // The launcher's children, in fork order: rank 0 then rank 1.
   std::istringstream children(slurp("/proc/" + std::to_string(launcher.pid) + "/task/" + std::to_string(launcher.pid) + "/children"));
@@ -237,9 +238,7 @@ namespace {
 TEST(DataParallel, LauncherForwardsSigint) {
   const std::string out = scratch("sigint");
   auto launcher = start({"--config", "bytes-tiny", "--steps", "100000", "--out", out, "--nproc", "2"}, {}, out + ".log");
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (Clock::now() < deadline && slurp(out + ".log").find("2 ranks") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  wait_for_text(out + ".log", "2 ranks", std::chrono::seconds(30));
   std::istringstream children(slurp("/proc/" + std::to_string(launcher.pid) + "/task/" + std::to_string(launcher.pid) + "/children"));
   std::vector<pid_t> ranks;
   for (pid_t pid; children >> pid;) ranks.push_back(pid);
