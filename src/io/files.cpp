@@ -155,6 +155,12 @@ std::uint64_t le(const unsigned char* p, int bytes) {
   return v;
 }
 
+// miniz compares entry names without regard to ASCII case.
+std::string ascii_lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
 // The file's bytes, mapped read-only for the check.
 struct Mapped {
   const unsigned char* data = nullptr;
@@ -230,8 +236,7 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
       const auto slash = name.find('/');
       if (slash == std::string::npos) throw invalid(where + " (" + name + "): not inside a folder");
       folder = name.substr(0, slash);
-      lowercase_folder = folder;
-      std::transform(folder.begin(), folder.end(), lowercase_folder.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      lowercase_folder = ascii_lower(folder);
     }
     // Zip64 sizes and offset, in this order, for the fields that hold 0xFFFFFFFF.
     for (std::uint64_t x = pos + 46 + name_len, x_end = x + extra_len; x + 4 <= x_end;) {
@@ -267,8 +272,7 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
     if (local_name != name_len || std::memcmp(d + local + 30, name.data(), name_len) != 0)
       throw invalid(where + " (" + name + "): local header names another file");
     const auto damaged = [&] { return std::runtime_error(path + ": checksum mismatch, the file is corrupted (the CRC-32 of " + name + " differs from the one written with it)"); };
-    std::string lower = name;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string lower = ascii_lower(name);
     const bool version = lower == lowercase_folder + "/version" || lower == lowercase_folder + "/.data/version";
     if (version && versions.count(lower) != 0) throw invalid(where + " (" + name + "): a second version record");
     if (method == 0) {
