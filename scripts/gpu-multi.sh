@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Issue 14 on one multi-GPU host (docs/distributed.md): the context-parallel engine (engine-bench --nproc 1..N)
+# and data-parallel training over NCCL (train --nproc 1 vs N), each GPU's memory sampled by nvidia-smi.
+# Run there: scripts/gpu-multi.sh cp|dp [SIZES]   (carry .gpu-deps: scripts/gpu-deps.sh). Files land in $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
+what="${1:?usage: scripts/gpu-multi.sh cp|dp [SIZES]}"
+sizes="${2:-100M,300M,1G}"
+out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out"
+gpus=$(nvidia-smi -L | wc -l)
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+# The build stays on a warm machine between calls: only the first call pays for it.
+start=$(date +%s)
+if [ ! -x build-gpu/hashhop-torch ]; then
+  cmake --preset gpu > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+  grep -i "nccl" "$out/configure.log" || true
+  cmake --build --preset gpu --target hashhop hashhop-torch -- -j "$(nproc)" > "$out/build.log" 2>&1 ||
+    { grep -B2 -A12 "error" "$out/build.log" | head -80; exit 1; }
+fi
+echo "build: $(( $(date +%s) - start )) s"
+
+# Each GPU's memory every 200 ms (index, MiB); the peak per GPU is printed after each command.
+sample_memory() {  # $1: label
+  nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits -lms 200 > "$out/memory-$1.csv" &
+  sampler=$!
+}
+report_memory() {  # $1: label
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  awk -F', *' '{ if ($2 > peak[$1]) peak[$1] = $2 } END { for (g in peak) printf "peak memory GPU %s: %d MiB\n", g, peak[g] }' \
+    "$out/memory-$1.csv" | sort | tee -a "$out/memory-peaks.txt" | sed "s/^/$1: /"
+}
+trap 'kill "${sampler:-0}" 2>/dev/null || true' EXIT
+
+ranks_list="1"; n=2; while [ "$n" -le "$gpus" ]; do ranks_list="$ranks_list $n"; n=$((n * 2)); done
+
+if [ "$what" = cp ]; then
+  # Context parallel: the same prompts and queries on 1, 2, 4… ranks, one GPU each (rank r on GPU r).
+  for ranks in $ranks_list; do
+    label="cp-${ranks}rank"
+    sample_memory "$label"
+    t0=$(date +%s)
+    build-gpu/hashhop engine-bench --device cuda --nproc "$ranks" --sizes "$sizes" --baseline 4K --hops 1 \
+      --queries 128 --single-queries 16 --dense-max 0 --json "$out/$label.json" | tee "$out/$label.md"
+    echo "$label: wall $(( $(date +%s) - t0 )) s"
+    report_memory "$label"
+  done
+elif [ "$what" = dp ]; then
+  # Data parallel over NCCL: the per-GPU batch held fixed (N ranks train batch N×B), so samples per second
+  # compare like for like; throughput from the metrics' first and last logged steps (start-up excluded).
+  for family in bytes letters; do
+    for ranks in $ranks_list; do
+      label="dp-$family-${ranks}gpu"
+      if [ "$family" = bytes ]; then per_gpu=32; base='"family": "bytes", "base": "bytes-h100"'
+        curriculum='[{"from_step": 0, "min_chars": 400, "max_chars": 1200, "hops": [1, 2, 3, 4], "hash_lens": [4, 8, 12, 16], "cot_fraction": 0.75, "queries": 8}]'
+      else per_gpu=64; base='"base": "h100"'
+        curriculum='[{"from_step": 0, "min_chars": 2000, "max_chars": 8000, "hops": [1, 2, 3, 4], "hash_lens": [8, 16], "cot_fraction": 0.5, "queries": 16}]'
+      fi
+      printf '{%s, "name": "%s", "train": {"batch": %d, "log_every": 10, "checkpoint_every": 100000, "curriculum": %s}}\n' \
+        "$base" "$label" $((per_gpu * ranks)) "$curriculum" > "/tmp/$label.json"
+      rm -rf "/tmp/$label"
+      sample_memory "$label"
+      build-gpu/hashhop train --config "/tmp/$label.json" --out "/tmp/$label" --device cuda --nproc "$ranks" \
+        --time-limit "${DP_SECONDS:-45}" > "$out/$label.log" 2>&1 || { tail -20 "$out/$label.log"; exit 1; }
+      report_memory "$label"
+      cp "/tmp/$label/metrics.jsonl" "$out/$label-metrics.jsonl"
+      python3 - "$out/$label-metrics.jsonl" "$label" $((per_gpu * ranks)) <<'EOF' | tee -a "$out/dp-throughput.txt"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+a, b = rows[0], rows[-1]
+rate = (b["step"] - a["step"]) / (b["seconds"] - a["seconds"])
+print(f"{sys.argv[2]}: batch {sys.argv[3]}, steps {a['step']}..{b['step']} in {b['seconds'] - a['seconds']:.1f} s: "
+      f"{rate:.2f} steps/s, {rate * int(sys.argv[3]):.0f} samples/s")
+EOF
+    done
+  done
+else
+  echo "scripts/gpu-multi.sh: unknown mode '$what' (cp or dp)" >&2; exit 2
+fi
+echo "total: $(( $(date +%s) - start )) s"
