@@ -61,6 +61,7 @@ ByteAttentionImpl::ByteAttentionImpl(const ByteModelConfig& config, char kind) :
     gate_->weight.normal_(0.0, 0.02);
     gate_->bias.fill_(4.0);
   }
+  if (kind != 'L' && config.global_qk_norm) qk_gain_ = register_parameter("qk_gain", torch::ones({config.heads}));
   if (kind == 'H')
     hash_projection_ = register_module("hash_projection",
                                        torch::nn::Linear(torch::nn::LinearOptions(config.dim, config.dim).bias(false)));
@@ -80,6 +81,15 @@ torch::Tensor ByteAttentionImpl::rotate(const torch::Tensor& x, std::int64_t fir
   auto rotated = torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
   if (rotated_ == head_dim_) return rotated;
   return torch::cat({rotated, x.narrow(-1, rotated_, head_dim_ - rotated_)}, -1);
+}
+
+torch::Tensor ByteAttentionImpl::normalize(const torch::Tensor& x, bool query) const {
+  if (!qk_gain_.defined()) return x;
+  // The mean of squares in float32, as RMSNorm kernels take it, whatever the autocast dtype.
+  const auto x32 = x.to(torch::kFloat32);
+  auto y = x32 * torch::rsqrt(x32.square().mean(-1, true) + 1e-6);
+  if (query) y = y * qk_gain_.to(torch::kFloat32).view({1, -1, 1, 1});
+  return y.to(x.scalar_type());
 }
 
 torch::Tensor ByteAttentionImpl::extend(const torch::Tensor& x, const torch::Tensor& column) const {
@@ -179,7 +189,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     query_column = torch::ones({b, t}, x.options());
   }
   const auto query_base = q_->forward(x);
-  auto k = extend(rotate(split(k_->forward(x)), first), key_column);
+  auto k = extend(rotate(normalize(split(k_->forward(x)), false), first), key_column);
   auto v = extend(split(v_->forward(x)), torch::Tensor());
   const std::int64_t past_length = past && past->keys.defined() ? past->keys.size(2) : 0;
   if (past_length > 0 && record && kind_ != 'L') {
@@ -227,7 +237,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     reads_nothing = seen.logical_not().view({b, 1, t, 1});
   }
   const auto ask = [&](const torch::Tensor& query) {
-    const auto read = attend(extend(rotate(split(query), first), query_column), k, v, past_length);
+    const auto read = attend(extend(rotate(normalize(split(query), true), first), query_column), k, v, past_length);
     return merge(hard_gate ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));

@@ -131,7 +131,7 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_rope_fraction", c.model.global_rope_fraction}, {"rope_base", c.model.rope_base},
                     {"global_rope_max_wavelength", c.model.global_rope_max_wavelength},
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
-                    {"gate_threshold", c.model.gate_threshold},
+                    {"gate_threshold", c.model.gate_threshold}, {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}}},
                   {"train", train_to_json(c.train)}};
   return j.dump(2) + "\n";
@@ -170,6 +170,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "global_topk", c.model.global_topk, w);
     read_field(m, "topk_in_training", c.model.topk_in_training, w);
     read_field(m, "gate_threshold", c.model.gate_threshold, w);
+    read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
     read_field(m, "hops", c.model.hops, w);
     read_field(m, "hash_gate", c.model.hash_gate, w);

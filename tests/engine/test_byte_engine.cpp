@@ -40,9 +40,12 @@ Prompt problem(std::uint64_t chars, std::uint64_t seed) {
   return out;
 }
 
+// "+qknorm" after the layer letters turns on global_qk_norm.
 model::ByteModel random_model(const std::string& layers, std::uint64_t seed) {
   torch::manual_seed(seed);
-  model::ByteModel net(small_config(layers));
+  auto config = small_config(layers.substr(0, layers.find('+')));
+  config.global_qk_norm = layers.ends_with("+qknorm");
+  model::ByteModel net(config);
   // Peaked, varied weights, so that gates spread over (0, 1) and greedy answers are not all alike.
   torch::NoGradGuard no_grad;
   for (auto& p : net->parameters()) p.mul_(4.0);
@@ -52,7 +55,7 @@ model::ByteModel random_model(const std::string& layers, std::uint64_t seed) {
 
 TEST(ByteEngine, ChunkedPrefillEqualsOnePrefill) {
   const auto prompt = problem(300, 5);
-  for (const std::string layers : {"LG", "GLH", "LLGG"}) {
+  for (const std::string layers : {"LG", "GLH", "LLGG", "GLH+qknorm"}) {
     auto net = random_model(layers, 31);
     const auto whole = model::prefill_prompt(net, prompt.text, torch::kCPU);
     const auto expected = model::answer_queries_bytes(net, whole, 1, false, prompt.keys, torch::kCPU);

@@ -114,6 +114,54 @@ TEST(ByteModel, GateColumnEqualsAnExplicitLogSigmoidBias) {
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
 }
 
+TEST(ByteModel, QkNormScoresAreGainTimesCosinePlusGate) {
+  // global_qk_norm: score = gain_h·sqrt(hd)·cos(q, k) + log σ(gate), checked against that textbook form in
+  // float64 with gains far from 1 and a varying gate; then scaling W_k by 7 and W_q by 3 must change
+  // nothing (the point of the norm: a key's length cannot buy it a score). Tolerance: float32 rounding.
+  auto config = small_config("G");
+  config.global_rope_fraction = 0.0;
+  config.global_qk_norm = true;
+  torch::manual_seed(24);
+  hm::ByteAttention attention(config, 'G');
+  torch::NoGradGuard no_grad;
+  auto params = attention->named_parameters();
+  params["gate.weight"].normal_(0.0, 1.0);
+  params["gate.bias"].fill_(0.0);
+  params["qk_gain"].copy_(torch::tensor({0.5, 1.0, 2.0, 3.0}));
+  const auto x = torch::randn({2, 17, config.dim});
+  const auto got = attention->forward(x).to(torch::kFloat64);
+  const auto xd = x.to(torch::kFloat64);
+  const auto proj = [&](const std::string& name) {
+    return torch::matmul(xd, params[name].to(torch::kFloat64).t()).view({2, 17, config.heads, -1}).transpose(1, 2);
+  };
+  // RMS 1 with the model's eps of 1e-6 inside the root: q̂·k̂/sqrt(hd) is then sqrt(hd)·cos up to that eps.
+  const auto unit = [](const torch::Tensor& t) { return t * torch::rsqrt(t.square().mean(-1, true) + 1e-6); };
+  const auto q = unit(proj("q.weight")), k = unit(proj("k.weight")), v = proj("v.weight");
+  const auto gain = params["qk_gain"].to(torch::kFloat64).view({1, config.heads, 1, 1});
+  const auto gate = torch::log_sigmoid(torch::matmul(xd, params["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) +
+                                       params["gate.bias"].to(torch::kFloat64));
+  const double hd = static_cast<double>(config.dim / config.heads);
+  auto scores = gain * torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(hd) + gate.view({2, 1, 1, 17});
+  scores = scores.masked_fill(torch::ones({17, 17}, torch::kBool).triu(1), -INFINITY);
+  const auto read = torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({2, 17, config.dim});
+  const auto want = torch::matmul(read, params["out.weight"].to(torch::kFloat64).t());
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
+  params["k.weight"].mul_(7.0);
+  params["q.weight"].mul_(3.0);
+  const auto scaled = attention->forward(x).to(torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(scaled, got, 1e-5, 1e-5)) << (scaled - got).abs().max().item<double>();
+  auto plain = config;  // without the norm the same rescaling does change the output
+  plain.global_qk_norm = false;
+  torch::manual_seed(24);
+  hm::ByteAttention dot(plain, 'G');
+  auto dot_params = dot->named_parameters();
+  dot_params["gate.weight"].normal_(0.0, 1.0);
+  const auto before = dot->forward(x);
+  dot_params["k.weight"].mul_(7.0);
+  dot_params["q.weight"].mul_(3.0);
+  EXPECT_FALSE(torch::allclose(dot->forward(x), before, 1e-3, 1e-3));
+}
+
 TEST(ByteModel, WavelengthCapBelowEveryPairIsPositionFree) {
   // With a cap under the shortest wavelength (2π bytes) no global pair rotates: the same weights must
   // give exactly what global_rope_fraction = 0 gives, and a cap above every wavelength what no cap gives.
@@ -140,9 +188,10 @@ TEST(ByteModel, WavelengthCapBelowEveryPairIsPositionFree) {
 TEST(ByteModel, PrefilledCacheContinuesExactly) {
   // hidden_after(prefill(text), more) must equal the last rows of hidden(text + more) for every block
   // kind, canon tails included, at split points inside and beyond the local window and conv kernel.
-  for (const std::string layers : {"L", "G", "H", "LGH"}) {
-    auto config = small_config(layers);
+  for (const std::string layers : {"L", "G", "H", "LGH", "LGH+qknorm"}) {
+    auto config = small_config(layers.substr(0, layers.find('+')));
     config.global_rope_max_wavelength = 20.0;
+    config.global_qk_norm = layers.ends_with("+qknorm");
     torch::manual_seed(23);
     hm::ByteModel net(config);
     net->eval();

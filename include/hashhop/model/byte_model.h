@@ -76,6 +76,8 @@ class ByteAttentionImpl : public torch::nn::Module {
                        std::int64_t past_length) const;
   torch::Tensor rotate(const torch::Tensor& x, std::int64_t first) const;  // [B, H, T, hd]
   torch::Tensor extend(const torch::Tensor& x, const torch::Tensor& column) const;  // [B, H, T, padded]
+  // With global_qk_norm: x [B, H, T, hd] at RMS 1 per head, a query also times its head's gain; else x.
+  torch::Tensor normalize(const torch::Tensor& x, bool query) const;
   // Each query's softmax over only its global_topk best visible keys, in row chunks (inference only).
   torch::Tensor attend_topk(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                             std::int64_t past_length, double scale) const;
@@ -85,6 +87,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   int head_dim_, rotated_, padded_dim_;
   mutable torch::Tensor inverse_frequencies_;  // float64 [rotated / 2], 0 beyond the wavelength cap; moves to x's device
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr}, gate_{nullptr}, hash_projection_{nullptr};
+  torch::Tensor qk_gain_;  // [heads], global_qk_norm only
   torch::Tensor last_log_gate_;
 };
 TORCH_MODULE(ByteAttention);
