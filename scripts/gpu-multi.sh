@@ -2,6 +2,7 @@
 # Issue 14 on one multi-GPU host (docs/distributed.md): the context-parallel engine (engine-bench --nproc 1..N)
 # and data-parallel training over NCCL (train --nproc 1 vs N), each GPU's memory sampled by nvidia-smi.
 # Run there: scripts/gpu-multi.sh cp|dp [SIZES]   (carry .gpu-deps: scripts/gpu-deps.sh). Files land in $OUT.
+# dp reads DP_SECONDS (45), DP_FAMILIES ("bytes letters"), BYTES_PER_GPU (32), LETTERS_PER_GPU (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -50,19 +51,20 @@ if [ "$what" = cp ]; then
 elif [ "$what" = dp ]; then
   # Data parallel over NCCL: the per-GPU batch held fixed (N ranks train batch N×B), so samples per second
   # compare like for like; throughput from the metrics' first and last logged steps (start-up excluded).
-  for family in bytes letters; do
+  for family in ${DP_FAMILIES:-bytes letters}; do
     for ranks in $ranks_list; do
-      label="dp-$family-${ranks}gpu"
-      if [ "$family" = bytes ]; then per_gpu=32; base='"family": "bytes", "base": "bytes-h100"'
+      if [ "$family" = bytes ]; then per_gpu=${BYTES_PER_GPU:-32}; base='"family": "bytes", "base": "bytes-h100"'
         curriculum='[{"from_step": 0, "min_chars": 400, "max_chars": 1200, "hops": [1, 2, 3, 4], "hash_lens": [4, 8, 12, 16], "cot_fraction": 0.75, "queries": 8}]'
-      else per_gpu=64; base='"base": "h100"'
+      else per_gpu=${LETTERS_PER_GPU:-64}; base='"base": "h100"'
         curriculum='[{"from_step": 0, "min_chars": 2000, "max_chars": 8000, "hops": [1, 2, 3, 4], "hash_lens": [8, 16], "cot_fraction": 0.5, "queries": 16}]'
       fi
+      label="dp-$family-${ranks}gpu-b$per_gpu"
       printf '{%s, "name": "%s", "train": {"batch": %d, "log_every": 10, "checkpoint_every": 100000, "curriculum": %s}}\n' \
         "$base" "$label" $((per_gpu * ranks)) "$curriculum" > "/tmp/$label.json"
       rm -rf "/tmp/$label"
       sample_memory "$label"
-      build-gpu/hashhop train --config "/tmp/$label.json" --out "/tmp/$label" --device cuda --nproc "$ranks" \
+      # timeout: a rank that never exits (a hung NCCL shutdown) fails this run instead of the whole call.
+      timeout $(( ${DP_SECONDS:-45} + 120 )) build-gpu/hashhop train --config "/tmp/$label.json" --out "/tmp/$label" --device cuda --nproc "$ranks" \
         --time-limit "${DP_SECONDS:-45}" > "$out/$label.log" 2>&1 || { tail -20 "$out/$label.log"; exit 1; }
       report_memory "$label"
       cp "/tmp/$label/metrics.jsonl" "$out/$label-metrics.jsonl"

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -80,7 +81,22 @@ struct ProcessGroup::Impl {
 };
 
 ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-ProcessGroup::~ProcessGroup() = default;
+ProcessGroup::~ProcessGroup() {
+#if defined(HASHHOP_WITH_TORCH_CUDA) && defined(USE_C10D_NCCL)
+  // NCCL's communicators want an explicit end (PyTorch's destroy_process_group; without it LibTorch warns
+  // at exit that resources may leak). A normal end shuts down; while an error unwinds (a peer may be dead,
+  // so a shutdown could wait on it) abort instead. Gloo needs neither.
+  if (impl_ && impl_->device.is_cuda() && impl_->backend) {
+    try {
+      if (std::uncaught_exceptions() == 0)
+        impl_->backend->shutdown();
+      else
+        impl_->backend->abort();
+    } catch (...) {  // a destructor must not throw; the process is ending its use of the group anyway
+    }
+  }
+#endif
+}
 int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::size() const { return impl_->env.world_size; }
 
