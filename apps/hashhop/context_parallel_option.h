@@ -35,11 +35,11 @@ struct ContextParallelOption {
   // With --nproc N and no torchrun variables, runs this command line as N ranks and returns nullopt (the
   // caller is done). Otherwise returns this rank's group (Gloo: the engine exchanges host data), or null
   // for one process. Ranks other than 0 print nothing on stdout.
-  std::optional<std::unique_ptr<dist::ProcessGroup>> join_or_launch() const {
+  std::optional<std::unique_ptr<dist::ProcessGroup>> join_or_launch(dist::SignalRoute signals = dist::SignalRoute::every_rank) const {
     if (!(timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
     const auto env = dist::dist_env_from_environment();
     if (nproc > 1 && !env) {
-      dist::launch_ranks(nproc);  // throws when a rank fails, naming it
+      dist::launch_ranks(nproc, signals);  // throws when a rank fails, naming it
       return std::nullopt;
     }
     if (env && nproc > 0 && nproc != env->world_size)

@@ -12,6 +12,7 @@
 
 #include "answer_path.h"
 #include "command.h"
+#include "context_parallel_option.h"
 #include "device_option.h"
 #include "hashhop/serve/api_server.h"
 #include "hashhop/serve/model_backend.h"
@@ -29,25 +30,38 @@ struct Options {
   std::size_t cache_entries = 8;
   std::string cache_bytes = "8G";
   AnswerPath path;
+  ContextParallelOption ranks;
 };
 
-int run_serve(Options o) {
+int run_serve(Options o, const CLI::App& app) {
+  if (o.ranks.nproc > 1 || dist::dist_env_from_environment()) {  // refused before any rank starts
+    if (o.path.engine == "off") throw std::invalid_argument(o.ranks.named() + ": every prompt goes through the engine; drop --engine off");
+    if (app.count("--cache-bytes") > 0)
+      throw std::invalid_argument(o.ranks.named() + ": --cache-bytes does not apply (the ranks keep the same prompts, bounded by --cache-entries)");
+  }
   // SIGINT/SIGTERM are taken by one thread (sigwait) that stops the server; blocked here, before the
-  // model loads and the server starts threads, so every thread inherits the mask and none dies of them.
+  // process group and the model start threads, so every thread inherits the mask and none dies of them.
+  // Not in the --nproc launcher itself: it must still receive them to forward them to rank 0.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGUSR1);  // our own wake-up when the server ends by itself
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!(o.ranks.nproc > 1 && !dist::dist_env_from_environment())) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A stop signal goes to rank 0, whose server finishes its requests and then releases the other ranks.
+  auto joined = o.ranks.join_or_launch(dist::SignalRoute::rank_zero);
+  if (!joined) return 0;  // --nproc launched the ranks, and they have finished
+  const std::unique_ptr<dist::ProcessGroup> group = std::move(*joined);
   // A client that hangs up before its reply arrives must cost that reply only, not the server.
   ::signal(SIGPIPE, SIG_IGN);
 
   o.server.max_request_bytes = parse_size("--max-request-bytes", o.max_request_bytes);
   if (o.server.max_request_bytes == 0) throw std::invalid_argument("--max-request-bytes: must be > 0");
-  const auto device = parse_device(o.device);
+  const auto device = ContextParallelOption::device_for(parse_device(o.device), group.get());
   serve::BackendOptions backend_options;
-  backend_options.device = device.is_cuda() ? "cuda" : "cpu";
+  backend_options.device = device.str();
+  backend_options.group = group.get();
+  backend_options.heartbeat_seconds = o.ranks.timeout / 4;
   backend_options.chunk_bytes = o.path.chunk;
   backend_options.gated_only = o.path.gated_only;
   backend_options.cache_entries = o.cache_entries;
@@ -56,6 +70,10 @@ int run_serve(Options o) {
   path.uses_engine(0);  // a bad --engine-above fails now, not on the first request
   backend_options.use_engine = [path](std::size_t bytes) { return path.uses_engine(bytes); };
   serve::ModelBackend backend(o.model_dir, backend_options);
+  if (group && group->rank() != 0) {  // the other ranks hold shards and serve rank 0's lookups; no socket
+    backend.follow();
+    return 0;
+  }
   if (backend.family() == "bytes" && (o.path.engine == "on" || o.path.gated_only))
     throw std::invalid_argument("--engine on / --gated-only: serve does not run the byte-level model's engine yet; eval does (" + o.model_dir + ")");
   o.server.model_name = o.model_name.empty() ? o.model_dir : o.model_name;
@@ -81,6 +99,7 @@ int run_serve(Options o) {
   finished = true;
   if (!caught) pthread_kill(waiter.native_handle(), SIGUSR1);
   waiter.join();
+  backend.finish();  // context parallel: releases the other ranks
   std::fprintf(stderr, "hashhop serve: stopped\n");
   return 0;
 }
@@ -107,7 +126,8 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_flag("--log-requests", o->server.log_requests, "Print one line per request on stderr");
   o->path.add_options(app);
-  return {app, [o] { return run_serve(*o); }};
+  o->ranks.add(app, "Lexer family: ");
+  return {app, [o, app] { return run_serve(*o, *app); }};
 }
 
 }  // namespace hashhop::cli

@@ -29,12 +29,16 @@ constexpr int kMaxRanks = 256;
 volatile sig_atomic_t g_forwarded_signal = 0;
 pid_t g_children[kMaxRanks];
 volatile sig_atomic_t g_child_count = 0;
+volatile sig_atomic_t g_signal_targets = 0;  // the ranks a user's signal goes to: all, or rank 0 alone
 
 // Async-signal-safe: kill() only.
+void kill_ranks(int sig, int count) {
+  for (int i = 0; i < count; ++i)
+    if (g_children[i] > 0) ::kill(g_children[i], sig);
+}
 void forward_signal(int sig) {
   g_forwarded_signal = sig;
-  for (int i = 0; i < g_child_count; ++i)
-    if (g_children[i] > 0) ::kill(g_children[i], sig);
+  kill_ranks(sig, g_signal_targets);
 }
 
 std::vector<std::string> own_command_line() {
@@ -84,7 +88,7 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-void launch_ranks(int nproc) {
+void launch_ranks(int nproc, SignalRoute route) {
   if (nproc < 1 || nproc > kMaxRanks) throw std::invalid_argument("--nproc: must be in [1, " + std::to_string(kMaxRanks) + "]");
   const auto args = own_command_line();
   std::vector<char*> argv;
@@ -139,9 +143,10 @@ void launch_ranks(int nproc) {
     if (pid < 0) {
       const int error = errno;
       ::sigprocmask(SIG_SETMASK, &before, nullptr);
-      forward_signal(SIGKILL);
+      kill_ranks(SIGKILL, r);
       for (int i = 0; i < r; ++i) ::waitpid(g_children[i], nullptr, 0);
       g_child_count = 0;
+      g_signal_targets = 0;
       ::sigaction(SIGINT, &old_int, nullptr);
       ::sigaction(SIGTERM, &old_term, nullptr);
       ::sigaction(SIGHUP, &old_hup, nullptr);
@@ -161,6 +166,7 @@ void launch_ranks(int nproc) {
     }
     g_children[r] = pid;
     g_child_count = r + 1;
+    g_signal_targets = route == SignalRoute::rank_zero ? 1 : r + 1;
   }
   ::sigprocmask(SIG_SETMASK, &before, nullptr);  // a signal that came meanwhile is forwarded now
 
@@ -175,7 +181,7 @@ void launch_ranks(int nproc) {
     if (pid < 0 && errno == ECHILD) break;
     if (pid <= 0) {
       if (std::chrono::steady_clock::now() > kill_deadline) {
-        forward_signal(SIGKILL);
+        kill_ranks(SIGKILL, nproc);
         kill_deadline = std::chrono::steady_clock::time_point::max();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -190,18 +196,19 @@ void launch_ranks(int nproc) {
     if (!ok && failure.empty()) {
       failure = "rank " + std::to_string(rank) + " of " + std::to_string(nproc) + " " + describe(status);
       if (running > 0) {
-        const int user_signal = g_forwarded_signal;
-        forward_signal(SIGTERM);
-        g_forwarded_signal = user_signal;  // our own stop is not the user's signal
+        kill_ranks(SIGTERM, nproc);  // our own stop, not the user's signal
         kill_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
     }
   }
   g_child_count = 0;
+  g_signal_targets = 0;
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGHUP, &old_hup, nullptr);
-  if (g_forwarded_signal != 0)
+  // Rank 0 alone got the user's signal to end the run its own way (serve stops the others): ranks that
+  // then all exit 0 are a clean stop.
+  if (g_forwarded_signal != 0 && route == SignalRoute::every_rank)
     throw std::runtime_error("interrupted by signal " + std::to_string(g_forwarded_signal) + " (" +
                              ::sigdescr_np(g_forwarded_signal) + "), forwarded to every rank");
   if (!failure.empty()) throw std::runtime_error(failure + "; the other ranks were stopped");

@@ -2,20 +2,27 @@
 // answer path needs from the prompt: for the lexer family the dense path's PromptMemory (encoded memory,
 // lexer state, run carry) or the engine's prefilled Engine (its hash index); for the byte family the
 // ByteCache of every block (keys, values, canon tails). A query then costs only its own decoding.
-// Tested by tests/python/test_serve.py.
+// Context parallel (--nproc): rank 0 broadcasts each request's command (the prompt's key, and the prompt when the
+// ranks do not hold it yet), every rank prefills its shard, and rank 0 answers while the others serve its
+// lookups. Tested by tests/python/test_serve.py.
 #include "hashhop/serve/model_backend.h"
 
 #include <openssl/evp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <list>
 #include <mutex>
+#include <thread>
 #include <stdexcept>
 #include <variant>
 
 #include <torch/torch.h>
 
+#include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/train/byte_config.h"
@@ -75,8 +82,30 @@ struct ModelBackend::Impl {
     change(stats);
   }
 
-  std::shared_ptr<Prefilled> prefill(std::string_view body) {
-    const std::string key = sha256(body);
+  // Context parallel: rank 0's commands to the others, one broadcast each. 'P' + key + prompt: prefill it and
+  // answer; 'A' + key: a prompt every rank holds, answer; 'H': idle, nothing to do; 'S': stop.
+  std::condition_variable wake;  // the heartbeat's sleep, cut short by finish()
+  std::thread heartbeat;
+  bool finished = false;
+  std::chrono::steady_clock::time_point last_command = std::chrono::steady_clock::now();
+  void send(std::string command) {
+    options.group->broadcast_bytes(command, 0, "request for the other ranks");
+    last_command = std::chrono::steady_clock::now();
+  }
+  bool holds(const std::string& key) const {
+    for (const auto& entry : cache)
+      if (entry.key == key) return true;
+    return false;
+  }
+  // A failed collective leaves the group unusable and the other ranks exiting: so does rank 0, in one line.
+  [[noreturn]] static void group_failed(const std::exception& e) {
+    std::fprintf(stderr, "hashhop serve: error: %s\n", e.what());
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+
+  std::shared_ptr<Prefilled> prefill(std::string_view body) { return prefill(sha256(body), body); }
+  std::shared_ptr<Prefilled> prefill(const std::string& key, std::string_view body) {
     for (auto it = cache.begin(); it != cache.end(); ++it) {
       if (it->key != key) continue;
       cache.splice(cache.begin(), cache, it);
@@ -90,6 +119,11 @@ struct ModelBackend::Impl {
     text += '\n';  // the prompt ends where the completion starts
     if (bytes_family) {
       entry->emplace<model::ByteCache>(model::prefill_prompt(bytes.net, body, device));
+    } else if (options.group != nullptr) {
+      auto e = std::make_unique<engine::Engine>(lexer.model, *options.group, text.size());
+      e->prefill(text);
+      e->finish_prompt();
+      entry->emplace<std::unique_ptr<engine::Engine>>(std::move(e));
     } else if (options.use_engine && options.use_engine(body.size())) {
       auto e = std::make_unique<engine::Engine>(lexer.model);
       e->prefill(text);
@@ -107,7 +141,9 @@ struct ModelBackend::Impl {
     // Least recently used first out, by count and by bytes; the new entry always stays (this request
     // needs it, and a prompt over --cache-bytes must still be answered).
     std::uint64_t evicted = 0;
-    while (cache.size() > 1 && (cache.size() > std::max<std::size_t>(1, options.cache_entries) || cache_bytes > options.cache_bytes)) {
+    // Context parallel: by count only, so that every rank drops the same prompts.
+    const auto over_bytes = [&] { return options.group == nullptr && cache_bytes > options.cache_bytes; };
+    while (cache.size() > 1 && (cache.size() > std::max<std::size_t>(1, options.cache_entries) || over_bytes())) {
       cache_bytes -= cache.back().bytes;
       cache.pop_back();
       ++evicted;
@@ -125,7 +161,7 @@ struct ModelBackend::Impl {
 ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options) : impl_(std::make_unique<Impl>()) {
   auto& m = *impl_;
   m.options = std::move(options);
-  m.device = m.options.device == "cuda" ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  m.device = torch::Device(m.options.device);  // cpu, cuda, cuda:N
   m.bytes_family = train::is_byte_config(model_dir + "/config.json");
   if (m.bytes_family) {
     m.bytes = train::load_byte_model(model_dir, m.device);
@@ -137,9 +173,70 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
     m.lexer = train::load_model(model_dir, m.device);
     m.limits = m.lexer.config.model;
   }
+  if (m.options.group != nullptr && m.bytes_family)
+    throw std::invalid_argument("--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel yet (" + model_dir + ")");
+  if (m.options.group != nullptr && m.options.group->rank() == 0) {
+    // Rank 0's heartbeat: while no request comes, an empty command every heartbeat_seconds keeps the other
+    // ranks' wait (bounded by --dist-timeout) from expiring. It takes the model's mutex like a request.
+    m.heartbeat = std::thread([&m] {
+      const auto period = std::chrono::duration<double>(std::max(0.05, m.options.heartbeat_seconds));
+      std::unique_lock lock(m.mutex);
+      while (!m.finished) {
+        m.wake.wait_for(lock, period);
+        if (m.finished || std::chrono::steady_clock::now() - m.last_command < period) continue;
+        try {
+          m.send("H");
+        } catch (const std::exception& e) {
+          Impl::group_failed(e);
+        }
+      }
+    });
+  }
 }
 
-ModelBackend::~ModelBackend() = default;
+ModelBackend::~ModelBackend() {
+  if (impl_->options.group != nullptr && impl_->options.group->rank() == 0) {
+    try {
+      finish();
+    } catch (const std::exception&) {  // a destructor must not throw; the others time out and exit
+    }
+  }
+}
+
+void ModelBackend::finish() {
+  auto& m = *impl_;
+  if (m.options.group == nullptr || m.options.group->rank() != 0) return;
+  {
+    std::lock_guard lock(m.mutex);
+    if (!m.finished) {
+      m.finished = true;
+      m.send("S");
+    }
+  }
+  m.wake.notify_all();
+  if (m.heartbeat.joinable()) m.heartbeat.join();
+}
+
+void ModelBackend::follow() {
+  auto& m = *impl_;
+  if (m.options.group == nullptr || m.options.group->rank() == 0) throw std::logic_error("follow(): context parallel ranks other than 0 only");
+  const auto who = "rank " + std::to_string(m.options.group->rank());
+  torch::NoGradGuard no_grad;
+  for (;;) {
+    std::string command;
+    m.options.group->broadcast_bytes(command, 0, "the next request from rank 0");
+    const char op = command.empty() ? '?' : command[0];
+    if (op == 'H') continue;
+    if (op == 'S') return;
+    constexpr std::size_t kKey = 32;  // SHA-256
+    if ((op != 'P' && op != 'A') || command.size() < 1 + kKey) throw std::runtime_error(who + ": unreadable request from rank 0");
+    const std::string key = command.substr(1, kKey);
+    if (op == 'A' && !m.holds(key)) throw std::runtime_error(who + ": its prefix cache is out of step with rank 0's");
+    std::lock_guard lock(m.mutex);
+    const auto entry = m.prefill(key, std::string_view(command).substr(1 + kKey));
+    std::get<std::unique_ptr<engine::Engine>>(*entry)->serve();
+  }
+}
 
 void ModelBackend::check(const RawQuery& query) const {
   model::check_query_hops(impl_->limits, query.hops, query.cot);
@@ -151,6 +248,20 @@ std::string ModelBackend::answer(const RawQuery& query) {
   check(query);
   std::lock_guard lock(m.mutex);
   torch::NoGradGuard no_grad;
+  if (m.options.group != nullptr) {
+    const int max_bytes = model::answer_byte_limit(m.limits, query.hops, query.cot);
+    try {
+      const std::string key = sha256(query.body);
+      const bool held = m.holds(key);
+      m.send((held ? "A" : "P") + key + (held ? std::string() : std::string(query.body)));
+      auto& engine = *std::get<std::unique_ptr<engine::Engine>>(*m.prefill(key, query.body));
+      const auto answer = engine.answer({query.completion}, max_bytes).at(0);
+      engine.end_answers();
+      return answer;
+    } catch (const std::exception& e) {
+      Impl::group_failed(e);
+    }
+  }
   const auto entry = m.prefill(query.body);
   if (m.bytes_family) {
     // The byte family reads the query from header + "KEY = '" (answered lines before it are not passed on).

@@ -76,6 +76,7 @@ check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 l
 check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
 check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
 check "eval --nproc with a byte model" 1 "--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel" -- "$bin" eval --nproc 2 --device cpu --model "$work/bytes_run" --data "$work/tiny.jsonl"
+check "serve --nproc with a byte model" 1 "--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel" -- "$bin" serve --nproc 2 --device cpu --model "$work/bytes_run"
 # Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
 # sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
 cp -r "$work/bytes_run" "$work/bytes_hard"

@@ -92,6 +92,8 @@ done
 check "answer --nproc 3" 0 "^COMPLETION:" -- "$bin" answer --engine on --device cpu --nproc 3 --model "$data/../../models/demo" --prompt "$work/cp_one.txt"
 cmp -s "$work/cp_one_1.txt" "$work/out" && passed=$((passed + 1)) || { echo "FAIL answer --nproc 3: completion differs from one process"; failed=$((failed + 1)); }
 check "eval --nproc --engine off" 1 "--engine off: --nproc runs the context-parallel engine on every record" -- "$bin" eval --engine off --device cpu --nproc 2 --model "$data/../../models/demo" --data "$work/cp.jsonl"
+check "serve --nproc --engine off" 1 "--nproc: every prompt goes through the engine; drop --engine off" -- "$bin" serve --engine off --nproc 2 --model "$data/../../models/demo"
+check "serve --nproc --cache-bytes" 1 "--nproc: --cache-bytes does not apply" -- "$bin" serve --cache-bytes 1G --nproc 2 --model "$data/../../models/demo"
 check "engine-bench --nproc 2" 0 "\| 20000 \| 1 \| engine, 2 ranks \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --device cpu --nproc 2
 check "answer missing prompt" 1 "missing.txt: cannot read" -- "$bin" answer --model "$work/run" --prompt "$work/missing.txt"
 

@@ -181,6 +181,36 @@ def test_endpoint_eval_matches_local_eval(cli, server, data, local, tmp_path, ap
     assert all(line["latency_s"] > 0 and line["prompt_tokens"] > 0 and line["attempts"] == 1 for line in lines)
 
 
+def test_context_parallel_serve_answers_as_one_engine(cli, data, records, tmp_path):
+    # serve --nproc 3: each prompt sharded over 3 ranks (Gloo). eval --endpoint must get exactly the answers of
+    # one server whose engine holds the whole prompt (--engine on); idle longer than --dist-timeout, the
+    # heartbeat keeps the ranks; a repeated prompt hits every rank's cache; SIGTERM stops all three, exit 0.
+    def answers(server, name):
+        preds = tmp_path / f"{name}.jsonl"
+        r = run([cli, "eval", "--endpoint", server.url, "--data", data, "--json", "--parallel", "4", "--predictions", preds])
+        assert r.returncode == 0, r.stderr
+        return {(x["line"], x["key"]): x["answer"] for x in map(json.loads, preds.read_text().splitlines())}
+
+    one = Server(cli, "--engine", "on")
+    try:
+        expected = answers(one, "one")
+    finally:
+        one.stop()
+    s = Server(cli, "--nproc", "3", "--dist-timeout", "3", "--cache-entries", "16")  # heartbeat every 0.75 s
+    try:
+        got = answers(s, "ranks")
+        assert len(got) == sum(len(queries(rec)) for rec in records) and got == expected
+        time.sleep(5)  # no request for longer than --dist-timeout
+        rec = records[0]
+        status, body, _ = s.post("/v1/completions", {"model": "demo", "prompt": raw_prompt(rec, queries(rec)[0]), "max_tokens": 64})
+        assert status == 200, body
+        health = s.health()
+        assert health["cache"]["misses"] == len(records) and health["cache"]["hits"] == len(got) + 1 - len(records), health
+    finally:
+        rc, err = s.stop()
+    assert rc == 0 and "stopped" in err, err
+
+
 def test_byte_family_serves_the_answers_of_local_eval(cli, tmp_path):
     # A tiny byte-level model trained for a second: whatever it answers, the server must answer the same.
     model, data = tmp_path / "bytes", tmp_path / "bytes.jsonl"
