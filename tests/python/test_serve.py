@@ -211,6 +211,27 @@ def test_context_parallel_serve_answers_as_one_engine(cli, data, records, tmp_pa
     assert rc == 0 and "stopped" in err, err
 
 
+def test_context_parallel_serve_ends_when_a_rank_dies(cli):
+    # SIGKILL one of the ranks behind a serving --nproc 2: the whole server must end with exit 1 and one line
+    # naming that rank, well within --dist-timeout plus the launcher's 5 s grace, never a hang.
+    s = Server(cli, "--nproc", "2", "--dist-timeout", "3")
+    ranks = {}
+    for pid in subprocess.run(["pgrep", "-P", str(s.proc.pid)], capture_output=True, text=True).stdout.split():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        ranks[next(v[5:].decode() for v in environ if v.startswith(b"RANK="))] = int(pid)
+    assert sorted(ranks) == ["0", "1"], ranks
+    start = time.time()
+    os.kill(ranks["1"], signal.SIGKILL)
+    try:
+        rc = s.proc.wait(timeout=30)
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+    err = s.proc.stderr.read()
+    assert rc == 1 and "rank 1 of 2 was killed by signal 9" in err, err
+    assert time.time() - start < 15
+
+
 def test_byte_family_serves_the_answers_of_local_eval(cli, tmp_path):
     # A tiny byte-level model trained for a second: whatever it answers, the server must answer the same.
     model, data = tmp_path / "bytes", tmp_path / "bytes.jsonl"
