@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Issue 14 on one multi-GPU host (docs/distributed.md): the context-parallel engine (engine-bench --nproc 1..N)
 # and data-parallel training over NCCL (train --nproc 1 vs N), each GPU's memory sampled by nvidia-smi.
-# Run there: scripts/gpu-multi.sh cp|dp [SIZES]   (carry .gpu-deps: scripts/gpu-deps.sh). Files land in $OUT.
+# Run there: scripts/gpu-multi.sh cp|dp|dp-check [SIZES]   (carry .gpu-deps: scripts/gpu-deps.sh). Files land in $OUT.
 # dp reads DP_SECONDS (45), DP_FAMILIES ("bytes letters"), BYTES_PER_GPU (32), LETTERS_PER_GPU (64).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-what="${1:?usage: scripts/gpu-multi.sh cp|dp [SIZES]}"
+what="${1:?usage: scripts/gpu-multi.sh cp|dp|dp-check [SIZES]}"
 sizes="${2:-100M,300M,1G}"
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out"
 gpus=$(nvidia-smi -L | wc -l)
@@ -29,11 +29,11 @@ sample_memory() {  # $1: label
   sampler=$!
 }
 report_memory() {  # $1: label
-  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+  kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; sampler=""
   awk -F', *' '{ if ($2 > peak[$1]) peak[$1] = $2 } END { for (g in peak) printf "peak memory GPU %s: %d MiB\n", g, peak[g] }' \
     "$out/memory-$1.csv" | sort | tee -a "$out/memory-peaks.txt" | sed "s/^/$1: /"
 }
-trap 'kill "${sampler:-0}" 2>/dev/null || true' EXIT
+trap 'if [ -n "${sampler:-}" ]; then kill "$sampler" 2>/dev/null || true; fi' EXIT
 
 ranks_list="1"; n=2; while [ "$n" -le "$gpus" ]; do ranks_list="$ranks_list $n"; n=$((n * 2)); done
 
@@ -78,7 +78,24 @@ print(f"{sys.argv[2]}: batch {sys.argv[3]}, steps {a['step']}..{b['step']} in {b
 EOF
     done
   done
+elif [ "$what" = dp-check ]; then
+  # The same 30 steps of the byte model at batch 64 on 1 GPU and on 2 (32 each, NCCL): the losses must agree
+  # step by step up to bf16 autocast's rounding (on the CPU, with Gloo, tests/dist checks the weights exactly).
+  printf '{"family": "bytes", "base": "bytes-h100", "name": "dp-check", "train": {"batch": 64, "log_every": 1, "curriculum": [{"from_step": 0, "min_chars": 400, "max_chars": 1200, "hops": [1, 2], "hash_lens": [4, 8], "cot_fraction": 0.5, "queries": 8}]}}\n' > /tmp/dp-check.json
+  for ranks in 1 2; do
+    rm -rf "/tmp/dp-check-$ranks"
+    timeout 300 build-gpu/hashhop train --config /tmp/dp-check.json --out "/tmp/dp-check-$ranks" --device cuda --nproc "$ranks" \
+      --stop-after 30 > "$out/dp-check-$ranks.log" 2>&1 || { tail -20 "$out/dp-check-$ranks.log"; exit 1; }
+    cp "/tmp/dp-check-$ranks/metrics.jsonl" "$out/dp-check-$ranks-metrics.jsonl"
+  done
+  python3 - "$out/dp-check-1-metrics.jsonl" "$out/dp-check-2-metrics.jsonl" <<'EOF2' | tee "$out/dp-check.txt"
+import json, sys
+one, two = ([json.loads(l) for l in open(p) if l.strip()] for p in sys.argv[1:])
+worst = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(one, two))
+print(f"{len(one)} steps; loss step 1: {one[0]['loss']:.5f} vs {two[0]['loss']:.5f}; last: {one[-1]['loss']:.5f} vs {two[-1]['loss']:.5f}; "
+      f"largest relative difference {worst:.2e}")
+EOF2
 else
-  echo "scripts/gpu-multi.sh: unknown mode '$what' (cp or dp)" >&2; exit 2
+  echo "scripts/gpu-multi.sh: unknown mode '$what' (cp, dp or dp-check)" >&2; exit 2
 fi
 echo "total: $(( $(date +%s) - start )) s"
