@@ -34,7 +34,9 @@ struct Options {
 };
 
 int run_serve(Options o, const CLI::App& app) {
-  if (o.ranks.nproc > 1 || dist::dist_env_from_environment()) {  // refused before any rank starts
+  const auto env = dist::dist_env_from_environment();
+  const bool launcher = o.ranks.nproc > 1 && !env;  // this process only starts the ranks
+  if (launcher || (env && env->world_size > 1)) {  // refused before any rank starts
     if (o.path.engine == "off") throw std::invalid_argument(o.ranks.named() + ": every prompt goes through the engine; drop --engine off");
     if (app.count("--cache-bytes") > 0)
       throw std::invalid_argument(o.ranks.named() + ": --cache-bytes does not apply (the ranks keep the same prompts, bounded by --cache-entries)");
@@ -47,7 +49,7 @@ int run_serve(Options o, const CLI::App& app) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGUSR1);  // our own wake-up when the server ends by itself
-  if (!(o.ranks.nproc > 1 && !dist::dist_env_from_environment())) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!launcher) pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   // A stop signal goes to rank 0, whose server finishes its requests and then releases the other ranks.
   auto joined = o.ranks.join_or_launch(dist::SignalRoute::rank_zero);
   if (!joined) return 0;  // --nproc launched the ranks, and they have finished

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <limits>
 #include <list>
 #include <mutex>
@@ -206,15 +207,21 @@ ModelBackend::~ModelBackend() {
 void ModelBackend::finish() {
   auto& m = *impl_;
   if (m.options.group == nullptr || m.options.group->rank() != 0) return;
+  std::exception_ptr failed;  // a dead peer fails the send: the heartbeat thread must still be joined
   {
     std::lock_guard lock(m.mutex);
     if (!m.finished) {
       m.finished = true;
-      m.send("S");
+      try {
+        m.send("S");
+      } catch (...) {
+        failed = std::current_exception();
+      }
     }
   }
   m.wake.notify_all();
   if (m.heartbeat.joinable()) m.heartbeat.join();
+  if (failed) std::rethrow_exception(failed);
 }
 
 void ModelBackend::follow() {
