@@ -3,6 +3,7 @@
 #include "hashhop/dist/process_group.h"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
@@ -200,6 +201,10 @@ std::unique_ptr<ProcessGroup> ProcessGroup::join(const DistEnv& env, const torch
   impl->timeout = timeout;
   impl->device = device;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  // A write to a dead peer's socket (Gloo's, the store's) must fail as EPIPE, which wait() reports as "a
+  // peer died" in one line; the default SIGPIPE would kill this rank silently (exit 141) whenever the write
+  // comes before the read that notices the closed connection.
+  ::signal(SIGPIPE, SIG_IGN);
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(env.master_port);

@@ -41,7 +41,7 @@ check "plot bad results" 1 "^hashhop plot: error: .*ok.jsonl.*(not valid JSON|fo
 no_file "plot bad results" "$work/bad.png"
 check "plot missing results" 1 "^hashhop plot: error: .*nope.json: cannot open" -- "$bin" plot "$work/nope.json" -o "$work/bad.png"
 check "plot bad extension" 1 "expected a .png, .svg or .pdf" -- "$bin" plot "$work/sweep.json" -o "$work/fig.gif"
-check "plot without python3" 1 "^hashhop plot: error: python3: cannot run" -- env PATH=/nonexistent "$bin" plot "$work/sweep.json" -o "$work/fig2.png"
+check "plot without python3" 1 "^hashhop plot: error: /nonexistent/python3: cannot run" -- env HASHHOP_PYTHON=/nonexistent/python3 "$bin" plot "$work/sweep.json" -o "$work/fig2.png"
 
 # score: codelion-style predictions, records without completion, hash length rows.
 printf '{"qWerTy": "LkjHgf", "MnbVcx": "AsdFgh"}\n{"qWerTy": "AsdFgh = LkjHgf", "MnbVcx": "PoiUyt = PoiUyt"}\n' >"$work/codelion.jsonl"
