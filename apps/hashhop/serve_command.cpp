@@ -43,7 +43,9 @@ int run_serve(Options o, const CLI::App& app) {
   }
   // SIGINT/SIGTERM are taken by one thread (sigwait) that stops the server; blocked here, before the
   // process group and the model start threads, so every thread inherits the mask and none dies of them.
-  // Not in the --nproc launcher itself: it must still receive them to forward them to rank 0.
+  // Not in the --nproc launcher itself: it must still receive them to forward them to rank 0. The other ranks
+  // keep them blocked too: torchrun's stop sends SIGTERM to every rank, and they must outlive rank 0's last
+  // requests; they exit when rank 0 releases them, or within a collective of rank 0's death.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);

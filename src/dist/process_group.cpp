@@ -53,8 +53,8 @@ struct ProcessGroup::Impl {
       const std::string cause = first_line(e.what());
       // A dead peer closes its sockets at once; a hung one (stopped, deadlocked, on a lost host) runs out the clock.
       if (cause.find("closed") != std::string::npos || cause.find("reset") != std::string::npos)
-        throw std::runtime_error(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " + cause);
-      throw std::runtime_error(who() + ": peer did not answer within " + seconds(timeout) + " (" + verb + " of " + what +
+        throw GroupError(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " + cause);
+      throw GroupError(who() + ": peer did not answer within " + seconds(timeout) + " (" + verb + " of " + what +
                                "; a rank hung or was stopped): " + cause);
     }
   }
@@ -66,8 +66,8 @@ struct ProcessGroup::Impl {
     try {
       work = start();
     } catch (const std::exception& e) {
-      throw std::runtime_error(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " +
-                               first_line(e.what()));
+      throw GroupError(who() + ": a peer died (its connection closed) during the " + verb + " of " + what + ": " +
+                       first_line(e.what()));
     }
     finish(work, verb, what);
   }

@@ -226,7 +226,7 @@ void Engine::finish_prompt() {
   // equals the state the previous shard ended in (then, by induction, every shard is).
   for (int q = 1; q < ranks; ++q)
     if (s[static_cast<std::size_t>(q)].start != s[static_cast<std::size_t>(q - 1)].end) {
-      throw std::runtime_error("context-parallel engine: rank " + std::to_string(q) + "'s scan state at byte " +
+      throw HaloTooShort("context-parallel engine: rank " + std::to_string(q) + "'s scan state at byte " +
                                std::to_string(shard_of(fed_, q, ranks, 0).begin) + " differs from where rank " +
                                std::to_string(q - 1) + " ended (the " + std::to_string(options_.halo_bytes) +
                                "-byte halo did not reach it; raise halo_bytes)");
@@ -343,12 +343,27 @@ void Engine::end_answers() {
   group_->broadcast_bytes(done, 0, "the end of the answers");
 }
 
+std::unique_ptr<Engine> prefill_sharded(model::HashHopTransformer model, const std::vector<std::string_view>& pieces,
+                                        EngineOptions options, dist::ProcessGroup& group) {
+  std::uint64_t total = 0;
+  for (const auto piece : pieces) total += piece.size();
+  for (;;) {
+    auto engine = std::make_unique<Engine>(model, group, total, options);
+    for (const auto piece : pieces) engine->prefill(piece);
+    try {
+      engine->finish_prompt();
+      return engine;
+    } catch (const HaloTooShort&) {
+      if (options.halo_bytes >= total) throw;  // cannot happen: a halo from byte 0 scans what one engine scans
+      options.halo_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(total, std::max<std::uint64_t>(std::uint64_t{options.halo_bytes} * 8, 4096)));
+    }
+  }
+}
+
 std::string answer_queries(model::HashHopTransformer& model, std::string_view prompt, int hops, bool cot,
                            const std::vector<std::string>& keys, const EngineOptions& options, dist::ProcessGroup& group) {
-  Engine engine(model, group, prompt.size() + 1, options);
-  engine.prefill(prompt);
-  engine.prefill("\n");
-  engine.finish_prompt();
+  const auto sharded = prefill_sharded(model, {prompt, "\n"}, options, group);
+  auto& engine = *sharded;
   if (group.rank() != 0) {
     engine.serve();
     return "";

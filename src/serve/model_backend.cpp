@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -98,6 +99,24 @@ struct ModelBackend::Impl {
       if (entry.key == key) return true;
     return false;
   }
+  // After each request's prefill every rank tells the others whether it failed, so an error that every rank
+  // raises at the same point (a prompt the engine cannot shard) costs that request only: the ranks drop it
+  // together and serve the next. Ranks that disagree are out of step, and the group with them.
+  // Returns the first rank's error ("" when none failed).
+  std::string agree(const std::string& error) {
+    const auto all = options.group->all_gather_bytes(error.empty() ? "K" : "E" + error, "the request's outcome");
+    std::string first;
+    int failed = 0, failed_rank = -1;
+    for (std::size_t q = 0; q < all.size(); ++q) {
+      if (all[q].empty() || all[q][0] != 'E') continue;
+      if (failed++ == 0) first = all[q].substr(1), failed_rank = static_cast<int>(q);
+    }
+    if (failed != 0 && failed != options.group->size())
+      throw dist::GroupError("rank " + std::to_string(options.group->rank()) + " of " + std::to_string(options.group->size()) +
+                             ": the ranks are out of step: rank " + std::to_string(failed_rank) + " failed a request the others served (" +
+                             first + ")");
+    return first;
+  }
   // A failed collective leaves the group unusable and the other ranks exiting: so does rank 0, in one line.
   [[noreturn]] static void group_failed(const std::exception& e) {
     std::fprintf(stderr, "hashhop serve: error: %s\n", e.what());
@@ -121,10 +140,7 @@ struct ModelBackend::Impl {
     if (bytes_family) {
       entry->emplace<model::ByteCache>(model::prefill_prompt(bytes.net, body, device));
     } else if (options.group != nullptr) {
-      auto e = std::make_unique<engine::Engine>(lexer.model, *options.group, text.size());
-      e->prefill(text);
-      e->finish_prompt();
-      entry->emplace<std::unique_ptr<engine::Engine>>(std::move(e));
+      entry->emplace<std::unique_ptr<engine::Engine>>(engine::prefill_sharded(lexer.model, {text}, {}, *options.group));
     } else if (options.use_engine && options.use_engine(body.size())) {
       auto e = std::make_unique<engine::Engine>(lexer.model);
       e->prefill(text);
@@ -181,10 +197,12 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
     // ranks' wait (bounded by --dist-timeout) from expiring. It takes the model's mutex like a request.
     m.heartbeat = std::thread([&m] {
       const auto period = std::chrono::duration<double>(std::max(0.05, m.options.heartbeat_seconds));
+      const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
       std::unique_lock lock(m.mutex);
       while (!m.finished) {
-        m.wake.wait_for(lock, period);
-        if (m.finished || std::chrono::steady_clock::now() - m.last_command < period) continue;
+        // A period after the last command, whatever sent it: the others never wait longer than that.
+        m.wake.wait_until(lock, m.last_command + every);
+        if (m.finished || std::chrono::steady_clock::now() - m.last_command < every) continue;
         try {
           m.send("H");
         } catch (const std::exception& e) {
@@ -240,7 +258,16 @@ void ModelBackend::follow() {
     const std::string key = command.substr(1, kKey);
     if (op == 'A' && !m.holds(key)) throw std::runtime_error(who + ": its prefix cache is out of step with rank 0's");
     std::lock_guard lock(m.mutex);
-    const auto entry = m.prefill(key, std::string_view(command).substr(1 + kKey));
+    std::shared_ptr<Prefilled> entry;
+    std::string error;
+    try {
+      entry = m.prefill(key, std::string_view(command).substr(1 + kKey));
+    } catch (const dist::GroupError&) {
+      throw;
+    } catch (const std::exception& e) {  // rank 0 has it too and replies with it (agree)
+      error = e.what();
+    }
+    if (!m.agree(error).empty()) continue;
     std::get<std::unique_ptr<engine::Engine>>(*entry)->serve();
   }
 }
@@ -256,18 +283,43 @@ std::string ModelBackend::answer(const RawQuery& query) {
   std::lock_guard lock(m.mutex);
   torch::NoGradGuard no_grad;
   if (m.options.group != nullptr) {
+    // Only a failed collective ends the server. A prefill error comes from every rank at once (agree) and an
+    // answer error from rank 0 alone, after which end_answers() still releases the others: either is this
+    // request's reply (400 or 500, as one process would give it) and the ranks go on together.
     const int max_bytes = model::answer_byte_limit(m.limits, query.hops, query.cot);
+    std::exception_ptr failed;
     try {
       const std::string key = sha256(query.body);
       const bool held = m.holds(key);
       m.send((held ? "A" : "P") + key + (held ? std::string() : std::string(query.body)));
-      auto& engine = *std::get<std::unique_ptr<engine::Engine>>(*m.prefill(key, query.body));
-      const auto answer = engine.answer({query.completion}, max_bytes).at(0);
-      engine.end_answers();
-      return answer;
-    } catch (const std::exception& e) {
+      std::shared_ptr<Prefilled> entry;
+      std::string error;
+      try {
+        entry = m.prefill(key, query.body);
+      } catch (const dist::GroupError&) {
+        throw;
+      } catch (const std::exception& e) {
+        failed = std::current_exception();
+        error = e.what();
+      }
+      m.agree(error);
+      if (!failed) {
+        auto& engine = *std::get<std::unique_ptr<engine::Engine>>(*entry);
+        std::string answer;
+        try {
+          answer = engine.answer({query.completion}, max_bytes).at(0);
+        } catch (const dist::GroupError&) {
+          throw;
+        } catch (const std::exception&) {
+          failed = std::current_exception();
+        }
+        engine.end_answers();
+        if (!failed) return answer;
+      }
+    } catch (const dist::GroupError& e) {
       Impl::group_failed(e);
     }
+    std::rethrow_exception(failed);
   }
   const auto entry = m.prefill(query.body);
   if (m.bytes_family) {

@@ -92,8 +92,9 @@ struct RankResult {
   std::string error;
 };
 
-// N ranks as threads, each streaming the whole prompt in odd-sized pieces.
-std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n) {
+// N ranks as threads, each streaming the whole prompt in odd-sized pieces; with `widen`, through
+// prefill_sharded (a halo that is too short grows until it reaches).
+std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n, bool widen = false) {
   std::vector<RankResult> results(static_cast<std::size_t>(n));
   const int port = dist::free_port();
   std::vector<std::thread> threads;
@@ -102,9 +103,18 @@ std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n) {
       auto& out = results[static_cast<std::size_t>(r)];
       try {
         auto group = join_rank(r, n, port);
-        Engine engine(train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model, *group, p.prompt.size(), o);
-        for (std::size_t at = 0; at < p.prompt.size(); at += 7919) engine.prefill(std::string_view(p.prompt).substr(at, 7919));
-        engine.finish_prompt();
+        std::vector<std::string_view> pieces;
+        for (std::size_t at = 0; at < p.prompt.size(); at += 7919) pieces.push_back(std::string_view(p.prompt).substr(at, 7919));
+        const auto model = train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model;
+        std::unique_ptr<Engine> built;
+        if (widen) {
+          built = prefill_sharded(model, pieces, o, *group);
+        } else {
+          built = std::make_unique<Engine>(model, *group, p.prompt.size(), o);
+          for (const auto piece : pieces) built->prefill(piece);
+          built->finish_prompt();
+        }
+        auto& engine = *built;
         out.stats = engine.stats();
         out.entries = entries_of(engine.store());
         if (r == 0) {
@@ -192,6 +202,22 @@ TEST(ContextParallel, AHaloTooShortIsAnErrorOnEveryRank) {
   const auto p = make_problem(1, false, 20000, 33);
   const auto results = ranks(p, options(false, 0), 2);
   for (const auto& r : results) EXPECT_NE(r.error.find("halo did not reach it"), std::string::npos) << r.error;
+}
+
+// The same prompt through prefill_sharded: the ranks widen the halo together (0, then 4 KB, ...) until
+// every boundary's state is reached, and answer as one engine. (serve --nproc prefills this way.)
+TEST(ContextParallel, PrefillShardedWidensAShortHalo) {
+  const auto p = make_problem(1, false, 20000, 33);
+  const auto o = options(false, 0);
+  EngineStats stats;
+  Engine::BackgroundSample background;
+  std::vector<Entry> entries;
+  const auto expected = one_engine(p, o, &stats, &background, &entries);
+  for (const int n : {2, 3}) {
+    const auto results = ranks(p, o, n, true);
+    for (const auto& r : results) ASSERT_EQ(r.error, "");
+    EXPECT_EQ(results[0].answers, expected) << n << " ranks";
+  }
 }
 
 // Messages of every size: empty, within the one-collective slot, at its edge and past it (two rounds).

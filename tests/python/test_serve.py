@@ -183,29 +183,36 @@ def test_endpoint_eval_matches_local_eval(cli, server, data, local, tmp_path, ap
 
 def test_context_parallel_serve_answers_as_one_engine(cli, data, records, tmp_path):
     # serve --nproc 3: each prompt sharded over 3 ranks (Gloo). eval --endpoint must get exactly the answers of
-    # one server whose engine holds the whole prompt (--engine on); idle longer than --dist-timeout, the
-    # heartbeat keeps the ranks; a repeated prompt hits every rank's cache; SIGTERM stops all three, exit 0.
+    # one server whose engine holds the whole prompt (--engine on); so must a prompt with a line longer than the
+    # 64 KB halo (the ranks widen it together). A 2-entry prefix cache evicts on every rank alike; idle longer
+    # than --dist-timeout, the heartbeat keeps the ranks; SIGTERM stops all three, exit 0.
     def answers(server, name):
         preds = tmp_path / f"{name}.jsonl"
         r = run([cli, "eval", "--endpoint", server.url, "--data", data, "--json", "--parallel", "4", "--predictions", preds])
         assert r.returncode == 0, r.stderr
         return {(x["line"], x["key"]): x["answer"] for x in map(json.loads, preds.read_text().splitlines())}
 
+    rec = records[0]
+    long_line = rec["prompt"].replace("\n", "\n" + "x" * 200000 + " = yy\n", 1) + "\n" + header(rec["hops"], rec["cot"])
+    long_prompt = {"model": "demo", "prompt": long_line + queries(rec)[0] + " = '", "max_tokens": 64}
     one = Server(cli, "--engine", "on")
     try:
         expected = answers(one, "one")
+        status, body, _ = one.post("/v1/completions", long_prompt)
+        assert status == 200, body
+        expected_long = json.loads(body)["choices"][0]["text"]
     finally:
         one.stop()
-    s = Server(cli, "--nproc", "3", "--dist-timeout", "3", "--cache-entries", "16")  # heartbeat every 0.75 s
+    s = Server(cli, "--nproc", "3", "--dist-timeout", "3", "--cache-entries", "2")  # heartbeat every 0.75 s
     try:
         got = answers(s, "ranks")
         assert len(got) == sum(len(queries(rec)) for rec in records) and got == expected
         time.sleep(5)  # no request for longer than --dist-timeout
-        rec = records[0]
-        status, body, _ = s.post("/v1/completions", {"model": "demo", "prompt": raw_prompt(rec, queries(rec)[0]), "max_tokens": 64})
-        assert status == 200, body
-        health = s.health()
-        assert health["cache"]["misses"] == len(records) and health["cache"]["hits"] == len(got) + 1 - len(records), health
+        status, body, _ = s.post("/v1/completions", long_prompt)
+        assert status == 200 and json.loads(body)["choices"][0]["text"] == expected_long, body
+        health = s.health()["cache"]
+        assert health["hits"] + health["misses"] == len(got) + 1 and health["misses"] >= len(records) + 1, health
+        assert health["entries"] == 2 and health["evictions"] == health["misses"] - 2, health
     finally:
         rc, err = s.stop()
     assert rc == 0 and "stopped" in err, err

@@ -6,12 +6,20 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "hashhop/dist/dist_env.h"
 
 namespace hashhop::dist {
+
+// A collective that failed (a dead or hung peer): the group is unusable after it. Callers that survive
+// errors every rank raises at the same point (a bad prompt) still end on this one.
+class GroupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class ProcessGroup {
  public:
@@ -25,7 +33,7 @@ class ProcessGroup {
 
   int rank() const;
   int size() const;
-  // Sums `tensor` (one dense tensor) over the ranks, in place; `what` names it in errors.
+  // Collectives throw GroupError. Sums `tensor` (one dense tensor) over the ranks, in place; `what` names it in errors.
   void all_reduce_sum(torch::Tensor& tensor, const std::string& what);
   // Element-wise max, in place.
   void all_reduce_max(torch::Tensor& tensor, const std::string& what);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,13 @@ class ProcessGroup;
 }
 
 namespace hashhop::engine {
+
+// Context parallel: a boundary's scan state lay beyond the halo (a line longer than halo_bytes). Every
+// rank throws it from the same finish_prompt(), so all can retry with a longer halo together.
+class HaloTooShort : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct EngineOptions {
   std::size_t chunk_bytes = 1 << 20;  // bytes lexed per step of the scan (memory: ~30 bytes each)
@@ -87,7 +95,7 @@ class Engine {
   // Appends prompt text; call as often as needed (the scan carries its state across calls).
   void prefill(std::string_view text);
   // Context parallel only, on every rank after the whole prompt went through prefill(). Throws
-  // std::runtime_error when a boundary's state was not reached within the halo.
+  // HaloTooShort when a boundary's state was not reached within the halo.
   void finish_prompt();
 
   // Greedy answers for completion prefixes ("...KEY = '"), as model::greedy_answers gives them.
@@ -175,6 +183,12 @@ class Engine {
   EngineStats stats_;
   std::shared_ptr<const attn::Retriever> retriever_;  // options_.retrieval
 };
+
+// Context parallel: every rank builds its shard of the text made of `pieces` (prefill, then finish_prompt).
+// When a line is longer than options.halo_bytes (HaloTooShort, on every rank at once) all ranks rescan
+// with an 8× longer halo, at most the whole text, which is always exact: any prompt one engine takes.
+std::unique_ptr<Engine> prefill_sharded(model::HashHopTransformer model, const std::vector<std::string_view>& pieces,
+                                        EngineOptions options, dist::ProcessGroup& group);
 
 // Answers queries about a Magic-format prompt (without the "\n" before the completion) with the
 // engine, in Magic's completion layout (what model::answer_queries gives with the dense path).
