@@ -22,13 +22,20 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOpt
 }
 
 void ByteEngine::prefill(std::string_view prompt) {
+  if (group_ != nullptr) return prefill_sharded(prompt);
   torch::NoGradGuard no_grad;
   model::AutocastScope autocast(device_.is_cuda());  // as prefill_prompt: the answers run under the same scope
   cache_ = {};
   stats_ = {};
   const std::string text = std::string(prompt) + "\n";
+  stream(text);
+  stats_.bytes = text.size();
+  stats_.cache_bytes = cache_.bytes();
+}
+
+void ByteEngine::stream(std::string_view text) {
   for (std::size_t begin = 0; begin < text.size(); begin += options_.chunk_bytes) {
-    const auto piece = std::string_view(text).substr(begin, options_.chunk_bytes);
+    const auto piece = text.substr(begin, options_.chunk_bytes);
     net_->extend(cache_, model::as_bytes(piece, device_));
     drop_ungated(static_cast<std::int64_t>(piece.size()));
   }
@@ -41,8 +48,6 @@ void ByteEngine::prefill(std::string_view prompt) {
     layer.key_store = layer.value_store = torch::Tensor();
     layer.store_length.reset();
   }
-  stats_.bytes = text.size();
-  stats_.cache_bytes = cache_.bytes();
 }
 
 void ByteEngine::drop_ungated(std::int64_t chunk_length) {
@@ -89,6 +94,7 @@ void ByteEngine::drop_ungated(std::int64_t chunk_length) {
 }
 
 std::string ByteEngine::answer(int hops, bool cot, const std::vector<std::string>& keys) {
+  if (group_ != nullptr) return answer_sharded(hops, cot, keys);
   return model::answer_queries_bytes(net_, cache_, hops, cot, keys, device_);
 }
 

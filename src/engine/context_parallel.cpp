@@ -8,55 +8,10 @@
 #include "hashhop/dist/process_group.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/inference.h"
+#include "wire.h"
 
 namespace hashhop::engine {
 namespace {
-
-// Plain bytes for the collectives: every rank runs the same binary, so native layout is fine.
-class Writer {
- public:
-  template <typename T>
-  void put(T value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    out_.append(reinterpret_cast<const char*>(&value), sizeof value);
-  }
-  void put_string(std::string_view text) {
-    put<std::uint64_t>(text.size());
-    out_.append(text);
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  std::string out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <typename T>
-  T get() {
-    T value;
-    need(sizeof value);
-    std::memcpy(&value, in_.data() + at_, sizeof value);
-    at_ += sizeof value;
-    return value;
-  }
-  bool done() const { return at_ == in_.size(); }
-  std::string get_string() {
-    const auto n = get<std::uint64_t>();
-    need(n);
-    std::string text(in_.substr(at_, n));
-    at_ += n;
-    return text;
-  }
-
- private:
-  void need(std::size_t n) const {
-    if (in_.size() - at_ < n) throw std::runtime_error("context-parallel engine: a rank sent a truncated message");
-  }
-  std::string_view in_;
-  std::size_t at_ = 0;
-};
 
 constexpr std::uint64_t kNoRun = std::numeric_limits<std::uint64_t>::max() - 2;  // ids at or above: no run yet
 

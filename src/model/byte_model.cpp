@@ -38,6 +38,40 @@ std::int64_t ByteCache::bytes() const {
   return total;
 }
 
+RemoteRead read_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
+                         std::int64_t past_length) {
+  const auto b = q.size(0), h = q.size(1), t = q.size(2), n_all = k.size(2);
+  RemoteRead read{torch::zeros({b, h, t, v.size(3)}, q.options().dtype(torch::kFloat32)),
+                  torch::full({b, h, t}, -std::numeric_limits<float>::infinity(), q.options().dtype(torch::kFloat32))};
+  if (t == 0 || n_all == 0) return read;
+  const std::int64_t rows = std::max<std::int64_t>(1, (std::int64_t{1} << 27) / std::max<std::int64_t>(1, b * h * n_all));
+  const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
+  for (std::int64_t r0 = 0; r0 < t; r0 += rows) {
+    const auto c = std::min(rows, t - r0);
+    const auto n = std::min(n_all, past_length + r0 + c);  // keys after the block's last row are masked for all of it
+    if (n <= 0) continue;
+    auto scores = torch::matmul(q.narrow(2, r0, c).to(torch::kFloat32), k.narrow(2, 0, n).to(torch::kFloat32).transpose(-1, -2)).mul_(scale);
+    const auto diff = (torch::arange(c, opts) + past_length + r0).view({c, 1}) - torch::arange(n, opts).view({1, n});
+    scores.masked_fill_(diff < 0, -std::numeric_limits<float>::infinity());
+    const auto lse = torch::logsumexp(scores, -1);  // [B, H, c]
+    const auto seen = torch::isfinite(lse);
+    // A row with no visible key (all masked, or all dropped by the hard gate) reads 0, not NaN.
+    const auto weights = torch::exp(scores - torch::where(seen, lse, torch::zeros_like(lse)).unsqueeze(-1));
+    read.out.narrow(2, r0, c).copy_(torch::matmul(weights, v.narrow(2, 0, n).to(torch::kFloat32)));
+    read.lse.narrow(2, r0, c).copy_(lse);
+  }
+  return read;
+}
+
+RemoteRead merge_reads(const RemoteRead& a, const RemoteRead& b) {
+  const auto top = torch::maximum(a.lse, b.lse);
+  const auto base = torch::where(torch::isfinite(top), top, torch::zeros_like(top));  // both empty: weights 0, out 0
+  const auto wa = torch::exp(a.lse - base), wb = torch::exp(b.lse - base);
+  const auto total = wa + wb;
+  const auto safe = torch::where(total > 0, total, torch::ones_like(total));
+  return {(a.out * wa.unsqueeze(-1) + b.out * wb.unsqueeze(-1)) / safe.unsqueeze(-1), base + torch::log(total)};
+}
+
 ByteAttentionImpl::ByteAttentionImpl(const ByteModelConfig& config, char kind) : config_(config), kind_(kind) {
   head_dim_ = config.dim / config.heads;
   const double fraction = kind == 'L' ? 1.0 : config.global_rope_fraction;
@@ -106,6 +140,12 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
                                         std::int64_t past_length) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   const auto t = q.size(2), n = k.size(2);
+  if (kind_ != 'L' && remote_) {
+    // Context parallel: this rank's keys (causal) and the other ranks' (all earlier), one softmax.
+    TORCH_CHECK(config_.global_topk == 0, "byte model: a context-parallel engine reads every key (global_topk must be 0)");
+    const auto read = merge_reads(read_with_lse(q, k, v, scale, past_length), remote_(q));
+    return read.out.to(q.scalar_type()).narrow(-1, 0, head_dim_);
+  }
   if (kind_ != 'L' && config_.global_topk > 0 && (!is_training() || config_.topk_in_training) && n > config_.global_topk)
     return attend_topk(q, k, v, past_length, scale).narrow(-1, 0, head_dim_);
   const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());
@@ -231,14 +271,14 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     record->values = v.narrow(2, n - kept, kept).detach().contiguous();
   }
   torch::Tensor reads_nothing;  // [B, 1, T, 1]: rows whose visible keys are all dropped by the hard gate
-  if (hard_gate) {
+  if (hard_gate && !remote_) {  // with remote reads, merge_reads zeroes those rows (no key anywhere)
     auto seen = (key_column > -std::numeric_limits<double>::infinity()).cumsum(1) > 0;  // [B, T]
     if (past_length > 0) seen = seen | torch::isfinite(past->keys.select(-1, head_dim_).select(1, 0)).any(1, true).to(seen.device());
     reads_nothing = seen.logical_not().view({b, 1, t, 1});
   }
   const auto ask = [&](const torch::Tensor& query) {
     const auto read = attend(extend(rotate(normalize(split(query), true), first), query_column), k, v, past_length);
-    return merge(hard_gate ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
+    return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));
   std::vector<torch::Tensor> reads;
@@ -316,6 +356,16 @@ void ByteModelImpl::set_gate_threshold(double threshold) {
   config_.gate_threshold = threshold;
   for (auto& block : blocks_) block->attention()->set_gate_threshold(threshold);
 }
+
+void ByteModelImpl::set_remote_attention(const RemoteAttention& remote) {
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    if (config_.layers[i] == 'L') continue;
+    if (remote) blocks_[i]->attention()->set_remote([remote, i](const torch::Tensor& q) { return remote(i, q); });
+    else blocks_[i]->attention()->set_remote({});
+  }
+}
+
+double ByteModelImpl::attention_scale() const { return 1.0 / std::sqrt(static_cast<double>(config_.dim / config_.heads)); }
 
 torch::Tensor ByteModelImpl::hidden(const torch::Tensor& bytes) { return run(bytes, nullptr, nullptr); }
 

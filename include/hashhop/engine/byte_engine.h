@@ -1,17 +1,22 @@
 // The long-context engine for the byte-level model: streams a prompt through the model in chunks and keeps,
 // in each gated global block, only the reference points its hard hash gate selects (the model config's
 // gate_threshold; 0 keeps every position). Answers equal the model's own (float32; bf16 rounds chunked and
-// whole runs apart). Run: ctest -R ByteEngine
+// whole runs apart). Context parallel over a process group: byte_context_parallel.cpp. Run: ctest -R ByteEngine
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "hashhop/model/byte_model.h"
+
+namespace hashhop::dist {
+class ProcessGroup;
+}
 
 namespace hashhop::engine {
 
@@ -29,6 +34,13 @@ struct ByteEngineStats {
 class ByteEngine {
  public:
   ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options = {});
+  // Context parallel (docs/distributed.md): every rank of `group` builds one over the same model and calls
+  // prefill() and answer() with the same arguments. Rank r keeps its shard's global keys only (memory grows
+  // with shards, not with one GPU); the ranks take turns in prompt order, each continuing from the previous
+  // one's local state (window keys, canon tails) while the others serve its global blocks' reads of their
+  // keys (an exact log-sum-exp merge). The last rank decodes; answer() returns the completion on every rank.
+  // The net must be this engine's alone while it runs (its global blocks read through the group).
+  ByteEngine(model::ByteModel net, torch::Device device, dist::ProcessGroup& group, ByteEngineOptions options = {});
 
   // Streams prompt + "\n" (the line the completion block starts on) through the model, chunk by chunk:
   // each chunk continues from the state the earlier ones left (window keys, canon tails, kept global
@@ -42,6 +54,14 @@ class ByteEngine {
 
  private:
   void drop_ungated(std::int64_t chunk_length);
+  void stream(std::string_view text);  // extends cache_ chunk by chunk
+  // Context parallel: rank `driver` runs the model while the others serve its remote reads until it is done.
+  void prefill_sharded(std::string_view prompt);
+  std::string answer_sharded(int hops, bool cot, const std::vector<std::string>& keys);
+  void serve_reads(int driver);
+  void drive(const std::function<void()>& work);
+
+  dist::ProcessGroup* group_ = nullptr;
 
   model::ByteModel net_;
   torch::Device device_;

@@ -5,9 +5,9 @@
 
 #include <torch/torch.h>
 
-#include <memory>
-
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "hashhop/model/byte_config.h"
@@ -52,6 +52,22 @@ struct ByteCache {
   std::int64_t bytes() const;            // device memory held, for reports
 };
 
+// Context parallel (engine/byte_engine.h): a global block's read of keys that other ranks hold, all of
+// them before the queries. `out` [1, H, T, padded head dim] float32, already normalized, and its log-sum-exp
+// `lse` [1, H, T] (-inf, with out 0, where no key is visible).
+struct RemoteRead {
+  torch::Tensor out, lse;
+};
+// (block index, the block's queries [1, H, T, padded head dim] as SDPA gets them) -> those keys' read.
+using RemoteAttention = std::function<RemoteRead(std::size_t block, const torch::Tensor& queries)>;
+
+// Softmax attention with its log-sum-exp, in float32 and row blocks (scores near 2^27 elements at once):
+// query row i sees key j when j <= i + past_length. A row that sees no key reads 0 with lse -inf.
+RemoteRead read_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
+                         std::int64_t past_length);
+// One read over the union of two reads' keys: the softmax of all of them, exactly.
+RemoteRead merge_reads(const RemoteRead& a, const RemoteRead& b);
+
 // Attention of one block. Local: causal window, RoPE on every dim. Global: causal over all earlier
 // bytes, RoPE on global_rope_fraction of the dims (pairs up to global_rope_max_wavelength), keys biased by
 // log σ(gate). Hop: global, asked `hops` times with query_h+1 = W_q x + P(read_h).
@@ -70,6 +86,8 @@ class ByteAttentionImpl : public torch::nn::Module {
   char kind() const { return kind_; }
   void set_global_topk(int topk) { config_.global_topk = topk; }
   void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
+  // Global blocks: every read also merges `remote`'s (context parallel); an empty function stops that.
+  void set_remote(std::function<RemoteRead(const torch::Tensor&)> remote) { remote_ = std::move(remote); }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -89,6 +107,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr}, gate_{nullptr}, hash_projection_{nullptr};
   torch::Tensor qk_gain_;  // [heads], global_qk_norm only
   torch::Tensor last_log_gate_;
+  std::function<RemoteRead(const torch::Tensor&)> remote_;
 };
 TORCH_MODULE(ByteAttention);
 
@@ -121,6 +140,11 @@ class ByteModelImpl : public torch::nn::Module {
   void set_global_topk(int topk);
   // Makes the hash gate hard at inference (ByteModelConfig::gate_threshold; 0 = soft).
   void set_gate_threshold(double threshold);
+  // Context parallel: every global block's attention also reads what `remote` returns for its queries
+  // (keys before this text's first byte, held by other ranks); an empty function turns that off.
+  void set_remote_attention(const RemoteAttention& remote);
+  // The attention scale of global blocks (1/sqrt(head dim)), for ranks that serve remote reads.
+  double attention_scale() const;
   // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
   ByteCache prefill(const torch::Tensor& bytes);
   // Hidden states [1, s, dim] of bytes [1, s] that follow the prefilled text: equal to the last s rows of

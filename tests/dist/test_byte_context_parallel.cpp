@@ -1,0 +1,165 @@
+// The byte model's context-parallel engine on the CPU with Gloo (ranks as threads): 2 and 3 ranks give the
+// answers of one ByteEngine, and together hold exactly its global keys. Run: ctest -R ByteContextParallel
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hashhop/bench/generator.h"
+#include "hashhop/dist/dist_env.h"
+#include "hashhop/dist/launcher.h"
+#include "hashhop/dist/process_group.h"
+#include "hashhop/engine/byte_engine.h"
+#include "hashhop/engine/engine.h"
+#include "hashhop/model/byte_model.h"
+#include "../model/small_byte_config.h"
+
+namespace hashhop::engine {
+namespace {
+
+struct Prompt {
+  std::string text;
+  std::vector<std::string> keys;
+};
+
+Prompt problem(std::uint64_t chars, std::uint64_t seed) {
+  bench::GenConfig gen;
+  gen.n_chars = chars;
+  gen.hops = 2;
+  gen.hash_len = 4;
+  gen.num_queries = 3;
+  gen.seed = seed;
+  const bench::HashHopProblem p(gen);
+  Prompt out{p.prompt(), {}};
+  for (std::uint64_t c = 0; c < gen.num_queries; ++c) out.keys.push_back(p.hash(c, 0));
+  return out;
+}
+
+// The same weights for every call (seeded: build them on one thread, since the seed is global). Each rank
+// needs a model of its own: its engine sets the global blocks' remote reads.
+// "+hard" centres the gates and drops keys with σ(gate) <= 1/2; "+qknorm" turns on global_qk_norm.
+model::ByteModel random_model(const std::string& spec) {
+  torch::manual_seed(41);
+  auto config = model::testing::small_byte_config(spec.substr(0, spec.find('+')));
+  config.global_rope_max_wavelength = 20.0;
+  config.hops = 2;
+  config.global_qk_norm = spec.find("+qknorm") != std::string::npos;
+  model::ByteModel net(config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : net->parameters()) p.mul_(4.0);  // peaked weights: varied gates and answers
+  if (spec.find("+hard") != std::string::npos) {
+    for (auto& item : net->named_parameters())
+      if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
+    net->set_gate_threshold(0.5);
+  }
+  net->eval();
+  return net;
+}
+
+struct RankResult {
+  std::string completion;
+  std::vector<torch::Tensor> global_keys;  // per global block, this rank's
+  std::string error;
+};
+
+std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int n, std::size_t chunk) {
+  std::vector<RankResult> results(static_cast<std::size_t>(n));
+  std::vector<model::ByteModel> nets;
+  for (int r = 0; r < n; ++r) nets.push_back(random_model(spec));
+  const int port = dist::free_port();
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      auto& out = results[static_cast<std::size_t>(r)];
+      try {
+        dist::DistEnv env;
+        env.rank = env.local_rank = r;
+        env.world_size = n;
+        env.master_port = port;
+        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        auto& net = nets[static_cast<std::size_t>(r)];
+        ByteEngine engine(net, torch::kCPU, *group, {chunk});
+        engine.prefill(p.text);
+        for (std::size_t i = 0; i < engine.cache().layers.size(); ++i)
+          if (net->config().layers[i] != 'L') out.global_keys.push_back(engine.cache().layers[i].keys);
+        out.completion = engine.answer(2, false, p.keys);
+      } catch (const std::exception& e) {
+        out.error = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
+  const auto p = problem(400, 7);
+  for (const std::string spec : {"LGHG", "GLH+qknorm", "LGHG+hard"}) {
+    auto net = random_model(spec);
+    ByteEngine one(net, torch::kCPU, {64});
+    one.prefill(p.text);
+    const auto expected = one.answer(2, false, p.keys);
+    std::vector<torch::Tensor> whole;
+    for (std::size_t i = 0; i < one.cache().layers.size(); ++i)
+      if (net->config().layers[i] != 'L') whole.push_back(one.cache().layers[i].keys);
+    for (const int n : {2, 3}) {
+      const auto results = run_ranks(spec, p, n, 64);
+      for (const auto& r : results) ASSERT_EQ(r.error, "") << spec << ", " << n << " ranks";
+      for (const auto& r : results) EXPECT_EQ(r.completion, expected) << spec << ", " << n << " ranks";
+      // The ranks' keys, in rank order, are the one engine's (the kept ones, with the hard gate): each
+      // global key was computed once, on the rank whose shard holds its byte, from the same inputs.
+      for (std::size_t g = 0; g < whole.size(); ++g) {
+        std::vector<torch::Tensor> parts;
+        for (const auto& r : results) parts.push_back(r.global_keys[g]);
+        const auto joined = torch::cat(parts, 2);
+        ASSERT_EQ(joined.sizes(), whole[g].sizes()) << spec << ", " << n << " ranks, global block " << g;
+        EXPECT_TRUE(torch::allclose(joined, whole[g], 1e-4, 1e-4))
+            << spec << ", " << n << " ranks, global block " << g << ": " << (joined - whole[g]).abs().max().item<double>();
+        for (int r = 0; r < n; ++r) {  // each rank holds its shard's keys only
+          const auto shard = shard_of(p.text.size() + 1, r, n, 0);
+          EXPECT_LE(results[static_cast<std::size_t>(r)].global_keys[g].size(2), static_cast<std::int64_t>(shard.end - shard.begin));
+        }
+      }
+    }
+  }
+}
+
+// Shards shorter than the local window and the canon kernel: the local state a rank hands on must carry
+// what the ranks before it handed on (and an empty shard passes it through unchanged).
+TEST(ByteContextParallel, ShardsShorterThanTheWindowAnswerAsOneEngine) {
+  Prompt p{"ab = cd\nef = gh", {"ab", "ef"}};  // 16 bytes with the "\n": 5 ranks, 3 or 4 bytes each
+  auto net = random_model("LGH");
+  ByteEngine one(net, torch::kCPU, {3});
+  one.prefill(p.text);
+  const auto expected = one.answer(2, false, p.keys);
+  for (const int n : {5}) {
+    const auto results = run_ranks("LGH", p, n, 3);
+    for (const auto& r : results) ASSERT_EQ(r.error, "");
+    for (const auto& r : results) EXPECT_EQ(r.completion, expected) << n << " ranks";
+  }
+}
+
+// The log-sum-exp merge is exact: reading keys split in two parts and merging equals reading them at once.
+TEST(ByteContextParallel, MergedReadsEqualOneRead) {
+  torch::manual_seed(3);
+  const auto q = torch::randn({1, 2, 5, 8}, torch::kFloat64), k = torch::randn({1, 2, 9, 8}, torch::kFloat64);
+  const auto v = torch::randn({1, 2, 9, 8}, torch::kFloat64);
+  const auto all = model::read_with_lse(q, k, v, 0.35, 9);
+  const auto merged = model::merge_reads(model::read_with_lse(q, k.narrow(2, 0, 4), v.narrow(2, 0, 4), 0.35, 9),
+                                         model::read_with_lse(q, k.narrow(2, 4, 5), v.narrow(2, 4, 5), 0.35, 9));
+  EXPECT_TRUE(torch::allclose(merged.out.to(torch::kFloat64), all.out.to(torch::kFloat64), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(merged.lse, all.lse, 1e-5, 1e-6));
+  // Against the definition, in float64: softmax(q k^T scale) v.
+  const auto want = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) * 0.35, -1).matmul(v);
+  EXPECT_TRUE(torch::allclose(all.out.to(torch::kFloat64), want, 1e-5, 1e-5));
+  // No key visible (causal past_length -5 hides all from the first rows): out 0 and lse -inf, not NaN.
+  const auto none = model::read_with_lse(q, k, v, 0.35, -5);
+  EXPECT_FALSE(torch::isnan(none.out).any().item<bool>());
+  EXPECT_TRUE(torch::isinf(none.lse.select(2, 0)).all().item<bool>());
+  const auto with_empty = model::merge_reads(all, none);
+  EXPECT_TRUE(torch::allclose(with_empty.out.to(torch::kFloat64), all.out.to(torch::kFloat64), 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace hashhop::engine
