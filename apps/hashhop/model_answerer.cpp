@@ -20,8 +20,6 @@ namespace hashhop::cli {
 ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& device, const AnswerPath& path)
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
-  if (byte_family_ && path.group != nullptr)
-    throw std::invalid_argument("--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel yet (" + model_dir + ")");
   if (byte_family_) {
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
@@ -68,9 +66,11 @@ std::string ModelAnswerer::answer(const bench::DataRecord& record) {
   std::vector<std::string> keys;
   for (const auto& q : expected.queries) keys.push_back(q.key);
   if (byte_family_) {
-    if (!path_.uses_engine(record.prompt.size()))
+    if (path_.group == nullptr && !path_.uses_engine(record.prompt.size()))
       return model::answer_queries_bytes(bytes_.net, record.prompt, expected.hops, expected.cot, keys, device_);
-    engine::ByteEngine engine(bytes_.net, device_, {path_.chunk});  // same answers, prefilled chunk by chunk
+    // Same answers, prefilled chunk by chunk; context parallel (--nproc): every rank holds its shard's keys.
+    auto engine = path_.group != nullptr ? engine::ByteEngine(bytes_.net, device_, *path_.group, {path_.chunk})
+                                         : engine::ByteEngine(bytes_.net, device_, {path_.chunk});
     engine.prefill(record.prompt);
     const auto& stats = engine.stats();
     ++engine_records_;

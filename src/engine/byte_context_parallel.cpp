@@ -167,7 +167,16 @@ void ByteEngine::prefill_sharded(std::string_view prompt) {
     if (turn + 1 == me) cache_ = from_local_state(state, device_);
   }
   stats_.bytes = text.size();
-  stats_.cache_bytes = cache_.bytes();
+  stats_.cache_bytes = cache_.bytes();  // this rank's
+  // Reference points of the whole prompt: every rank's, summed.
+  Writer w;
+  for (const auto kept : stats_.reference_points) w.put<std::int64_t>(kept);
+  const auto all = group.all_gather_bytes(w.take(), "the ranks' reference point counts");
+  stats_.reference_points.assign(stats_.reference_points.size(), 0);
+  for (const auto& counts : all) {
+    Reader r(counts);
+    for (auto& kept : stats_.reference_points) kept += r.get<std::int64_t>();
+  }
 }
 
 std::string ByteEngine::answer_sharded(int hops, bool cot, const std::vector<std::string>& keys) {

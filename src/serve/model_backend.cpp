@@ -191,7 +191,7 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
     m.limits = m.lexer.config.model;
   }
   if (m.options.group != nullptr && m.bytes_family)
-    throw std::invalid_argument("--nproc / WORLD_SIZE: the byte-level model's engine is not context parallel yet (" + model_dir + ")");
+    throw std::invalid_argument("--nproc / WORLD_SIZE: serve does not run the byte-level model's context-parallel engine yet; eval does (" + model_dir + ")");
   if (m.options.group != nullptr && m.options.group->rank() == 0) {
     // Rank 0's heartbeat: while no request comes, an empty command every heartbeat_seconds keeps the other
     // ranks' wait (bounded by --dist-timeout) from expiring. It takes the model's mutex like a request.
