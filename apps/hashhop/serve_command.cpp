@@ -74,12 +74,15 @@ int run_serve(Options o, const CLI::App& app) {
   path.uses_engine(0);  // a bad --engine-above fails now, not on the first request
   backend_options.use_engine = [path](std::size_t bytes) { return path.uses_engine(bytes); };
   serve::ModelBackend backend(o.model_dir, backend_options);
+  // Every rank refuses alike, before rank 0 would leave the others waiting. Context parallel, the byte family
+  // runs its engine (sharded); in one process it answers from a ByteCache.
+  if (backend.family() == "bytes" && ((o.path.engine == "on" && !group) || o.path.gated_only))
+    throw std::invalid_argument("--engine on / --gated-only: serve does not run the byte-level model's one-process engine; eval does (" +
+                                o.model_dir + ")");
   if (group && group->rank() != 0) {  // the other ranks hold shards and serve rank 0's lookups; no socket
     backend.follow();
     return 0;
   }
-  if (backend.family() == "bytes" && (o.path.engine == "on" || o.path.gated_only))
-    throw std::invalid_argument("--engine on / --gated-only: serve does not run the byte-level model's engine yet; eval does (" + o.model_dir + ")");
   o.server.model_name = o.model_name.empty() ? o.model_dir : o.model_name;
   serve::ApiServer server(backend, o.server);
   const int port = server.bind();

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <list>
@@ -25,6 +26,7 @@
 #include <torch/torch.h>
 
 #include "hashhop/dist/process_group.h"
+#include "hashhop/engine/byte_engine.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/train/byte_config.h"
@@ -43,7 +45,8 @@ std::string sha256(std::string_view text) {
   return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
-using Prefilled = std::variant<model::PromptMemory, std::unique_ptr<engine::Engine>, model::ByteCache>;
+using Prefilled = std::variant<model::PromptMemory, std::unique_ptr<engine::Engine>, model::ByteCache,
+                               std::unique_ptr<engine::ByteEngine>>;
 
 std::uint64_t tensor_bytes(const torch::Tensor& t) {
   return t.defined() ? static_cast<std::uint64_t>(t.numel()) * t.element_size() : 0;
@@ -55,7 +58,59 @@ std::uint64_t entry_bytes(const Prefilled& entry) {
     return tensor_bytes(memory->memory.keys) + tensor_bytes(memory->memory.log_gate) + tensor_bytes(memory->memory.value_rows) +
            tensor_bytes(memory->memory.run_values);
   if (const auto* cache = std::get_if<model::ByteCache>(&entry)) return static_cast<std::uint64_t>(cache->bytes());
+  if (const auto* bytes = std::get_if<std::unique_ptr<engine::ByteEngine>>(&entry))
+    return static_cast<std::uint64_t>((*bytes)->stats().cache_bytes);  // this rank's shard
   return std::get<std::unique_ptr<engine::Engine>>(entry)->stats().store.total();
+}
+
+// Context parallel: a request as rank 0 broadcasts it. 'P' (prefill the prompt, then answer) or 'A' (a prompt
+// every rank holds), the prompt's SHA-256, the query (the byte family's ranks all decode it), then the
+// prompt itself after 'P'.
+struct Request {
+  char op = '?';
+  std::string sha;
+  std::uint32_t hops = 0;
+  bool cot = false;
+  std::string key;
+  std::string_view body;
+};
+constexpr std::size_t kSha = 32;
+
+std::string encode(const Request& r) {
+  std::string out(1, r.op);
+  out += r.sha;
+  const std::uint32_t key_size = static_cast<std::uint32_t>(r.key.size());
+  out.append(reinterpret_cast<const char*>(&r.hops), sizeof r.hops);
+  out += r.cot ? '1' : '0';
+  out.append(reinterpret_cast<const char*>(&key_size), sizeof key_size);
+  out += r.key;
+  out += r.body;
+  return out;
+}
+
+// `text` must outlive the result (its body views it); throws on anything rank 0 would not have sent.
+Request decode(std::string_view text, const std::string& who) {
+  const auto fail = [&] { return std::runtime_error(who + ": unreadable request from rank 0"); };
+  constexpr std::size_t kFixed = 1 + kSha + sizeof(std::uint32_t) + 1 + sizeof(std::uint32_t);
+  if (text.size() < kFixed || (text[0] != 'P' && text[0] != 'A')) throw fail();
+  Request r;
+  r.op = text[0];
+  r.sha = std::string(text.substr(1, kSha));
+  std::uint32_t key_size = 0;
+  std::memcpy(&r.hops, text.data() + 1 + kSha, sizeof r.hops);
+  r.cot = text[1 + kSha + sizeof r.hops] == '1';
+  std::memcpy(&key_size, text.data() + 1 + kSha + sizeof r.hops + 1, sizeof key_size);
+  if (text.size() - kFixed < key_size) throw fail();
+  r.key = std::string(text.substr(kFixed, key_size));
+  r.body = text.substr(kFixed + key_size);
+  return r;
+}
+
+// The byte family's answer to its one query: the value of its line in the completion ("" when none).
+std::string answer_of(const std::string& completion, const std::string& key) {
+  const auto answers = bench::parse_answer_lines(completion);
+  const auto found = answers.find(key);
+  return found == answers.end() ? std::string() : found->second;
 }
 
 struct CacheEntry {
@@ -84,8 +139,8 @@ struct ModelBackend::Impl {
     change(stats);
   }
 
-  // Context parallel: rank 0's commands to the others, one broadcast each. 'P' + key + prompt: prefill it and
-  // answer; 'A' + key: a prompt every rank holds, answer; 'H': idle, nothing to do; 'S': stop.
+  // Context parallel: rank 0's commands to the others, one broadcast each: a Request ('P': prefill the prompt
+  // and answer; 'A': a prompt every rank holds, answer); 'H': idle, nothing to do; 'S': stop.
   std::condition_variable wake;  // the heartbeat's sleep, cut short by finish()
   std::thread heartbeat;
   bool finished = false;
@@ -137,7 +192,11 @@ struct ModelBackend::Impl {
     auto entry = std::make_shared<Prefilled>();
     std::string text(body);
     text += '\n';  // the prompt ends where the completion starts
-    if (bytes_family) {
+    if (bytes_family && options.group != nullptr) {
+      auto e = std::make_unique<engine::ByteEngine>(bytes.net, device, *options.group);
+      e->prefill(body);
+      entry->emplace<std::unique_ptr<engine::ByteEngine>>(std::move(e));
+    } else if (bytes_family) {
       entry->emplace<model::ByteCache>(model::prefill_prompt(bytes.net, body, device));
     } else if (options.group != nullptr) {
       entry->emplace<std::unique_ptr<engine::Engine>>(engine::prefill_sharded(lexer.model, {text}, {}, *options.group));
@@ -190,8 +249,6 @@ ModelBackend::ModelBackend(const std::string& model_dir, BackendOptions options)
     m.lexer = train::load_model(model_dir, m.device);
     m.limits = m.lexer.config.model;
   }
-  if (m.options.group != nullptr && m.bytes_family)
-    throw std::invalid_argument("--nproc / WORLD_SIZE: serve does not run the byte-level model's context-parallel engine yet; eval does (" + model_dir + ")");
   if (m.options.group != nullptr && m.options.group->rank() == 0) {
     // Rank 0's heartbeat: while no request comes, an empty command every heartbeat_seconds keeps the other
     // ranks' wait (bounded by --dist-timeout) from expiring. It takes the model's mutex like a request.
@@ -253,22 +310,23 @@ void ModelBackend::follow() {
     const char op = command.empty() ? '?' : command[0];
     if (op == 'H') continue;
     if (op == 'S') return;
-    constexpr std::size_t kKey = 32;  // SHA-256
-    if ((op != 'P' && op != 'A') || command.size() < 1 + kKey) throw std::runtime_error(who + ": unreadable request from rank 0");
-    const std::string key = command.substr(1, kKey);
-    if (op == 'A' && !m.holds(key)) throw std::runtime_error(who + ": its prefix cache is out of step with rank 0's");
+    const Request request = decode(command, who);
+    if (request.op == 'A' && !m.holds(request.sha)) throw std::runtime_error(who + ": its prefix cache is out of step with rank 0's");
     std::lock_guard lock(m.mutex);
     std::shared_ptr<Prefilled> entry;
     std::string error;
     try {
-      entry = m.prefill(key, std::string_view(command).substr(1 + kKey));
+      entry = m.prefill(request.sha, request.body);
     } catch (const dist::GroupError&) {
       throw;
     } catch (const std::exception& e) {  // rank 0 has it too and replies with it (agree)
       error = e.what();
     }
     if (!m.agree(error).empty()) continue;
-    std::get<std::unique_ptr<engine::Engine>>(*entry)->serve();
+    if (auto* bytes = std::get_if<std::unique_ptr<engine::ByteEngine>>(entry.get()))
+      (*bytes)->answer(static_cast<int>(request.hops), request.cot, {request.key});  // the last rank decodes; all read
+    else
+      std::get<std::unique_ptr<engine::Engine>>(*entry)->serve();
   }
 }
 
@@ -291,7 +349,8 @@ std::string ModelBackend::answer(const RawQuery& query) {
     try {
       const std::string key = sha256(query.body);
       const bool held = m.holds(key);
-      m.send((held ? "A" : "P") + key + (held ? std::string() : std::string(query.body)));
+      m.send(encode({held ? 'A' : 'P', key, static_cast<std::uint32_t>(query.hops), query.cot, query.key,
+                     held ? std::string_view() : query.body}));
       std::shared_ptr<Prefilled> entry;
       std::string error;
       try {
@@ -303,6 +362,10 @@ std::string ModelBackend::answer(const RawQuery& query) {
         error = e.what();
       }
       m.agree(error);
+      if (!failed && m.bytes_family) {  // every rank decodes with the last one (no rank-0-only error path)
+        auto& engine = *std::get<std::unique_ptr<engine::ByteEngine>>(*entry);
+        return answer_of(engine.answer(query.hops, query.cot, {query.key}), query.key);
+      }
       if (!failed) {
         auto& engine = *std::get<std::unique_ptr<engine::Engine>>(*entry);
         std::string answer;
@@ -325,10 +388,7 @@ std::string ModelBackend::answer(const RawQuery& query) {
   if (m.bytes_family) {
     // The byte family reads the query from header + "KEY = '" (answered lines before it are not passed on).
     const auto& cache = std::get<model::ByteCache>(*entry);
-    const std::string completion = model::answer_queries_bytes(m.bytes.net, cache, query.hops, query.cot, {query.key}, m.device);
-    const auto answers = bench::parse_answer_lines(completion);
-    const auto found = answers.find(query.key);
-    return found == answers.end() ? std::string() : found->second;
+    return answer_of(model::answer_queries_bytes(m.bytes.net, cache, query.hops, query.cot, {query.key}, m.device), query.key);
   }
   const int max_bytes = model::answer_byte_limit(m.limits, query.hops, query.cot);
   if (auto* memory = std::get_if<model::PromptMemory>(entry.get()))

@@ -75,7 +75,6 @@ check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 l
 # The byte-level family answers through eval too, with no max_run cap (a 3-step model: the pipeline, not accuracy).
 check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
 check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
-check "serve --nproc with a byte model" 1 "--nproc / WORLD_SIZE: serve does not run the byte-level model's context-parallel engine yet" -- "$bin" serve --nproc 2 --device cpu --model "$work/bytes_run"
 # Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
 # sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
 cp -r "$work/bytes_run" "$work/bytes_hard"

@@ -248,19 +248,23 @@ def test_byte_family_serves_the_answers_of_local_eval(cli, tmp_path):
     r = run([cli, "eval", "--model", model, "--data", data, "--json", "--predictions", tmp_path / "local.jsonl"])
     assert r.returncode == 0, r.stderr
     local_answers = [dict(ANSWER_LINE.findall(json.loads(line)["completion"])) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
-    s = Server(cli, model=model)
-    try:
-        r = run([cli, "eval", "--endpoint", s.url, "--data", data, "--json", "--predictions", tmp_path / "remote.jsonl"])
-        assert r.returncode == 0, r.stderr
-        health = s.health()
-        assert health["family"] == "bytes"
-        # The prefix cache: each of the 3 prompts is prefilled once (its ByteCache), its other 2 queries hit.
-        assert health["cache"]["misses"] == 3 and health["cache"]["hits"] == 6, health
-        assert health["cache"]["entries"] == 3 and health["cache"]["bytes"] > 0, health
-    finally:
-        s.stop()
-    remote = [json.loads(line) for line in (tmp_path / "remote.jsonl").read_text().splitlines()]
-    assert len(remote) == 9 and all(local_answers[x["line"] - 1][x["key"]] == x["answer"] for x in remote)
+    # One process (a ByteCache per prompt), then 3 ranks (the context-parallel byte engine: each rank holds
+    # its shard's keys, the last one decodes): the same answers, and the same cache counts on every rank.
+    for name, extra in (("remote", ()), ("ranks", ("--nproc", "3"))):
+        s = Server(cli, *extra, model=model)
+        try:
+            r = run([cli, "eval", "--endpoint", s.url, "--data", data, "--json", "--predictions", tmp_path / f"{name}.jsonl"])
+            assert r.returncode == 0, r.stderr
+            health = s.health()
+            assert health["family"] == "bytes"
+            # The prefix cache: each of the 3 prompts is prefilled once, its other 2 queries hit.
+            assert health["cache"]["misses"] == 3 and health["cache"]["hits"] == 6, health
+            assert health["cache"]["entries"] == 3 and health["cache"]["bytes"] > 0, health
+        finally:
+            rc, err = s.stop()
+        assert rc == 0, err
+        remote = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        assert len(remote) == 9 and all(local_answers[x["line"] - 1][x["key"]] == x["answer"] for x in remote), name
 
 
 def test_sweep_endpoint_matches_local_sweep(cli, server):
