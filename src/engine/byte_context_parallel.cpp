@@ -78,33 +78,51 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, dist::Process
   group_ = &group;
 }
 
-// While `work` runs the model on this rank, every global block's read also asks the other ranks: its queries
-// are broadcast, each rank returns the read of its own keys (all of them earlier in the prompt) or nothing,
-// and the reads merge in rank order. Then kDone lets the others go on.
-void ByteEngine::drive(const std::function<void()>& work) {
+// One global block's read of every other rank's keys, for the queries `q` of the rank whose turn it is. The
+// queries reach every rank as a sum with zeros (exact), each rank reads its own keys (or nothing), and two
+// all-reduces merge the reads: the max of the log-sum-exps, then the sums of the reads and weights rescaled to
+// it, which is the softmax over all those keys at once. Collectives of device tensors (NCCL on GPUs), plus one
+// small host broadcast of the block and the query shape.
+model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const torch::Tensor& q) {
   auto& group = *group_;
-  const int me = group.rank();
-  net_->set_remote_attention([&](std::size_t block, const torch::Tensor& q) {
-    Writer w;
-    w.put(kRead);
-    w.put<std::uint64_t>(block);
-    put_tensor(w, q);
-    std::string request = w.take();
-    group.broadcast_bytes(request, me, "a global block's queries");
-    const auto reads = group.all_gather_bytes("", "the ranks' reads of their keys");
-    const auto f32 = q.options().dtype(torch::kFloat32);
-    model::RemoteRead merged{torch::zeros({q.size(0), q.size(1), q.size(2), q.size(3)}, f32),
-                             torch::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(), f32)};
-    for (const auto& bytes : reads) {
-      if (bytes.empty()) continue;
-      Reader r(bytes);
-      model::RemoteRead read;
-      read.out = get_tensor(r, q.device());
-      read.lse = get_tensor(r, q.device());
-      merged = model::merge_reads(merged, read);
-    }
-    return merged;
-  });
+  const bool driving = group.rank() == driver;
+  Writer w;
+  w.put(kRead);
+  w.put<std::uint64_t>(block);
+  for (int d = 0; d < 4; ++d) w.put<std::int64_t>(driving ? q.size(d) : 0);
+  std::string header = driving ? w.take() : std::string();
+  group.broadcast_bytes(header, driver, "a global block's query shape");
+  if (header.size() == 1 && header[0] == kDone) return {};
+  Reader r(header);
+  if (r.get<char>() != kRead) throw std::runtime_error("context-parallel byte engine: unreadable request from rank " + std::to_string(driver));
+  block = r.get<std::uint64_t>();
+  std::vector<std::int64_t> sizes(4);
+  for (auto& size : sizes) size = r.get<std::int64_t>();
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+  auto queries = driving ? q.to(f32).contiguous() : torch::zeros(sizes, f32);
+  group.all_reduce_sum(queries, "a global block's queries");
+
+  model::RemoteRead mine{torch::zeros(sizes, f32), torch::full({sizes[0], sizes[1], sizes[2]}, -std::numeric_limits<float>::infinity(), f32)};
+  // Ranks before the driver hold their shards; every key there comes before every query (no mask).
+  if (!driving && group.rank() < driver && block < cache_.layers.size() && cache_.layers[block].keys.defined()) {
+    const auto& layer = cache_.layers[block];
+    mine = model::read_with_lse(queries, layer.keys, layer.values, net_->attention_scale(), layer.keys.size(2));
+  }
+  auto top = mine.lse.clone();
+  group.all_reduce_max(top, "the ranks' log-sum-exps");
+  const auto base = torch::where(torch::isfinite(top), top, torch::zeros_like(top));
+  const auto weight = torch::exp(mine.lse - base).unsqueeze(-1);  // 0 where this rank read nothing
+  auto sums = torch::cat({mine.out * weight, weight}, -1).contiguous();
+  group.all_reduce_sum(sums, "the ranks' reads of their keys");
+  const auto total = sums.narrow(-1, sizes[3], 1);
+  return {sums.narrow(-1, 0, sizes[3]) / torch::where(total > 0, total, torch::ones_like(total)), base + torch::log(total.squeeze(-1))};
+}
+
+// While `work` runs the model on this rank, every global block's read also reads the other ranks' keys
+// (remote_read); then kDone lets the others go on.
+void ByteEngine::drive(const std::function<void()>& work) {
+  const int me = group_->rank();
+  net_->set_remote_attention([this, me](std::size_t block, const torch::Tensor& q) { return remote_read(me, block, q); });
   try {
     work();
   } catch (...) {
@@ -113,32 +131,12 @@ void ByteEngine::drive(const std::function<void()>& work) {
   }
   net_->set_remote_attention({});
   std::string done(1, kDone);
-  group.broadcast_bytes(done, me, "the end of a rank's turn");
+  group_->broadcast_bytes(done, me, "a global block's query shape");
 }
 
-// Reads for `driver` until it is done: of this rank's keys when it holds its shard already, else nothing.
+// Takes part in `driver`'s reads until it is done.
 void ByteEngine::serve_reads(int driver) {
-  auto& group = *group_;
-  const double scale = net_->attention_scale();
-  for (;;) {
-    std::string request;
-    group.broadcast_bytes(request, driver, "a global block's queries");
-    if (request.size() == 1 && request[0] == kDone) return;
-    Reader r(request);
-    if (r.get<char>() != kRead) throw std::runtime_error("context-parallel byte engine: unreadable request from rank " + std::to_string(driver));
-    const auto block = r.get<std::uint64_t>();
-    const auto q = get_tensor(r, device_);
-    std::string reply;
-    if (block < cache_.layers.size() && cache_.layers[block].keys.defined() && group.rank() < driver) {
-      const auto& layer = cache_.layers[block];
-      // Every key here comes before every query of the driver: no mask (past_length = the key count).
-      const auto read = model::read_with_lse(q, layer.keys, layer.values, scale, layer.keys.size(2));
-      Writer w;
-      put_tensor(w, read.out);
-      put_tensor(w, read.lse);
-      reply = w.take();
-    }
-    group.all_gather_bytes(reply, "the ranks' reads of their keys");
+  while (remote_read(driver, 0, torch::Tensor()).out.defined()) {
   }
 }
 

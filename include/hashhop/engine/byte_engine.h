@@ -59,6 +59,7 @@ class ByteEngine {
   void prefill_sharded(std::string_view prompt);
   std::string answer_sharded(int hops, bool cot, const std::vector<std::string>& keys);
   void serve_reads(int driver);
+  model::RemoteRead remote_read(int driver, std::size_t block, const torch::Tensor& q);
   void drive(const std::function<void()>& work);
 
   dist::ProcessGroup* group_ = nullptr;
