@@ -108,6 +108,7 @@ model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const t
     const auto& layer = cache_.layers[block];
     mine = model::read_with_lse(queries, layer.keys, layer.values, net_->attention_scale(), layer.keys.size(2));
   }
+  if (!driving && group.rank() < driver) mine = model::merge_reads(mine, read_spilled(block, queries));
   auto top = mine.lse.clone();
   group.all_reduce_max(top, "the ranks' log-sum-exps");
   const auto base = torch::where(torch::isfinite(top), top, torch::zeros_like(top));
@@ -118,11 +119,12 @@ model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const t
   return {sums.narrow(-1, 0, sizes[3]) / torch::where(total > 0, total, torch::ones_like(total)), base + torch::log(total.squeeze(-1))};
 }
 
-// While `work` runs the model on this rank, every global block's read also reads the other ranks' keys
-// (remote_read); then kDone lets the others go on.
-void ByteEngine::drive(const std::function<void()>& work) {
-  const int me = group_->rank();
-  net_->set_remote_attention([this, me](std::size_t block, const torch::Tensor& q) { return remote_read(me, block, q); });
+void ByteEngine::with_reads(const std::function<void()>& work) {
+  if (group_ == nullptr && options_.device_bytes <= 0) return work();
+  net_->set_remote_attention([this](std::size_t block, const torch::Tensor& q) {
+    auto read = read_spilled(block, q);
+    return group_ == nullptr ? read : model::merge_reads(read, remote_read(group_->rank(), block, q));
+  });
   try {
     work();
   } catch (...) {
@@ -130,8 +132,14 @@ void ByteEngine::drive(const std::function<void()>& work) {
     throw;
   }
   net_->set_remote_attention({});
+}
+
+// While `work` runs the model on this rank, every global block's read also reads the other ranks' keys
+// (remote_read); then kDone lets the others go on.
+void ByteEngine::drive(const std::function<void()>& work) {
+  with_reads(work);
   std::string done(1, kDone);
-  group_->broadcast_bytes(done, me, "a global block's query shape");
+  group_->broadcast_bytes(done, group_->rank(), "a global block's query shape");
 }
 
 // Takes part in `driver`'s reads until it is done.
@@ -147,6 +155,7 @@ void ByteEngine::prefill_sharded(std::string_view prompt) {
   const int ranks = group.size(), me = group.rank();
   cache_ = {};
   stats_ = {};
+  spilled_.clear();
   const std::string text = std::string(prompt) + "\n";
   const auto& layers = net_->config().layers;
   // Rank r's turn: it continues the text from rank r - 1's local state while every other rank serves its

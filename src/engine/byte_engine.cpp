@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include "hashhop/dist/process_group.h"
 #include "hashhop/model/autocast.h"
 #include "hashhop/model/byte_inference.h"
 
@@ -12,7 +14,7 @@ namespace hashhop::engine {
 
 double ByteEngineStats::bytes_per_reference_point() const {
   const std::int64_t most = reference_points.empty() ? 0 : *std::max_element(reference_points.begin(), reference_points.end());
-  return most > 0 ? static_cast<double>(cache_bytes) / static_cast<double>(most) : 0.0;
+  return most > 0 ? static_cast<double>(cache_bytes + host_bytes) / static_cast<double>(most) : 0.0;
 }
 
 ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)
@@ -27,8 +29,9 @@ void ByteEngine::prefill(std::string_view prompt) {
   model::AutocastScope autocast(device_.is_cuda());  // as prefill_prompt: the answers run under the same scope
   cache_ = {};
   stats_ = {};
+  spilled_.clear();
   const std::string text = std::string(prompt) + "\n";
-  stream(text);
+  with_reads([&] { stream(text); });
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();
 }
@@ -38,6 +41,7 @@ void ByteEngine::stream(std::string_view text) {
     const auto piece = text.substr(begin, options_.chunk_bytes);
     net_->extend(cache_, model::as_bytes(piece, device_));
     drop_ungated(static_cast<std::int64_t>(piece.size()));
+    spill();
   }
   // The stores extend grew hold up to twice the keys; the prompt is complete, so keep exact copies (one
   // more pass over the keys) and give the spare capacity back before any query runs.
@@ -89,13 +93,73 @@ void ByteEngine::drop_ungated(std::int64_t chunk_length) {
       }
     }
     if (stats_.reference_points.size() <= gated) stats_.reference_points.push_back(0);
-    stats_.reference_points[gated++] = layer.keys.size(2);
+    std::int64_t spilled = 0;  // the block's keys already in host memory
+    if (i < spilled_.size())
+      for (const auto& part : spilled_[i]) spilled += part.keys.size(2);
+    stats_.reference_points[gated++] = layer.keys.size(2) + spilled;
   }
 }
 
 std::string ByteEngine::answer(int hops, bool cot, const std::vector<std::string>& keys) {
   if (group_ != nullptr) return answer_sharded(hops, cot, keys);
-  return model::answer_queries_bytes(net_, cache_, hops, cot, keys, device_);
+  std::string completion;
+  with_reads([&] { completion = model::answer_queries_bytes(net_, cache_, hops, cot, keys, device_); });
+  return completion;
+}
+
+torch::Tensor ByteEngine::hidden_after(std::string_view text) {
+  torch::NoGradGuard no_grad;
+  model::AutocastScope autocast(device_.is_cuda());
+  torch::Tensor hidden;
+  const auto run = [&] { hidden = net_->hidden_after(cache_, model::as_bytes(text, device_)); };
+  if (group_ == nullptr) with_reads(run);
+  else if (group_->rank() + 1 == group_->size()) drive(run);  // the last rank holds the prompt's end
+  else serve_reads(group_->size() - 1);
+  return hidden;
+}
+
+void ByteEngine::spill() {
+  if (options_.device_bytes <= 0) return;
+  const auto& layers = net_->config().layers;
+  std::int64_t held = 0;
+  for (std::size_t i = 0; i < cache_.layers.size(); ++i)
+    if (layers[i] != 'L' && cache_.layers[i].keys.defined())
+      held += (cache_.layers[i].keys.numel() + cache_.layers[i].values.numel()) * cache_.layers[i].keys.element_size();
+  if (held <= options_.device_bytes) return;
+  // All of them at once: the device then holds at most a budget plus a chunk, and every spilled slice is
+  // older than every key left, so the model's causal mask over the ones left stays right.
+  spilled_.resize(cache_.layers.size());
+  for (std::size_t i = 0; i < cache_.layers.size(); ++i) {
+    auto& layer = cache_.layers[i];
+    if (layers[i] == 'L' || !layer.keys.defined() || layer.keys.size(2) == 0) continue;
+    const auto to_host = [&](const torch::Tensor& t) {
+      auto host = t.to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+      return device_.is_cuda() ? host.pin_memory() : host;
+    };
+    spilled_[i].push_back({to_host(layer.keys), to_host(layer.values)});
+    stats_.host_bytes += (layer.keys.numel() + layer.values.numel()) * layer.keys.element_size();
+    layer.keys = layer.values = layer.key_store = layer.value_store = torch::Tensor();
+    layer.store_length.reset();
+  }
+}
+
+model::RemoteRead ByteEngine::read_spilled(std::size_t block, const torch::Tensor& q) const {
+  const auto f32 = q.options().dtype(torch::kFloat32);
+  model::RemoteRead read{torch::zeros(q.sizes(), f32), torch::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(), f32)};
+  if (block >= spilled_.size()) return read;
+  const double scale = net_->attention_scale();
+  // Slices of at most device_bytes (each key and value row once), so a read never holds more on the device.
+  for (const auto& part : spilled_[block]) {
+    const auto row_bytes = std::max<std::int64_t>(1, 2 * part.keys.size(1) * part.keys.size(3) * part.keys.element_size());
+    const auto rows = std::max<std::int64_t>(1, options_.device_bytes / row_bytes);
+    for (std::int64_t r0 = 0; r0 < part.keys.size(2); r0 += rows) {
+      const auto n = std::min(rows, part.keys.size(2) - r0);
+      const auto k = part.keys.narrow(2, r0, n).to(q.device(), /*non_blocking=*/true);
+      const auto v = part.values.narrow(2, r0, n).to(q.device(), /*non_blocking=*/true);
+      read = model::merge_reads(read, model::read_with_lse(q, k, v, scale, n));
+    }
+  }
+  return read;
 }
 
 }  // namespace hashhop::engine

@@ -60,11 +60,14 @@ model::ByteModel random_model(const std::string& spec) {
 
 struct RankResult {
   std::string completion;
+  torch::Tensor hidden;  // the last rank's, after the prompt (ByteEngine::hidden_after)
   std::vector<torch::Tensor> global_keys;  // per global block, this rank's
   std::string error;
 };
 
-std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int n, std::size_t chunk) {
+const std::string kTail = "\nCOMPLETION:\nHops=2\n\nCoT=False\n\nab = '";
+
+std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int n, std::size_t chunk, std::int64_t device_bytes = 0) {
   std::vector<RankResult> results(static_cast<std::size_t>(n));
   std::vector<model::ByteModel> nets;
   for (int r = 0; r < n; ++r) nets.push_back(random_model(spec));
@@ -80,11 +83,12 @@ std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int 
         env.master_port = port;
         auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
         auto& net = nets[static_cast<std::size_t>(r)];
-        ByteEngine engine(net, torch::kCPU, *group, {chunk});
+        ByteEngine engine(net, torch::kCPU, *group, {chunk, device_bytes});
         engine.prefill(p.text);
         for (std::size_t i = 0; i < engine.cache().layers.size(); ++i)
           if (net->config().layers[i] != 'L') out.global_keys.push_back(engine.cache().layers[i].keys);
         out.completion = engine.answer(2, false, p.keys);
+        out.hidden = engine.hidden_after(kTail);
       } catch (const std::exception& e) {
         out.error = e.what();
       }
@@ -100,6 +104,7 @@ TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
     ByteEngine one(net, torch::kCPU, {64});
     one.prefill(p.text);
     const auto expected = one.answer(2, false, p.keys);
+    const auto expected_hidden = one.hidden_after(kTail);
     std::vector<torch::Tensor> whole;
     for (std::size_t i = 0; i < one.cache().layers.size(); ++i)
       if (net->config().layers[i] != 'L') whole.push_back(one.cache().layers[i].keys);
@@ -107,6 +112,9 @@ TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
       const auto results = run_ranks(spec, p, n, 64);
       for (const auto& r : results) ASSERT_EQ(r.error, "") << spec << ", " << n << " ranks";
       for (const auto& r : results) EXPECT_EQ(r.completion, expected) << spec << ", " << n << " ranks";
+      const auto& hidden = results.back().hidden;
+      EXPECT_TRUE(torch::allclose(hidden, expected_hidden, 1e-4, 1e-4))
+          << spec << ", " << n << " ranks: " << (hidden - expected_hidden).abs().max().item<double>();
       // The ranks' keys, in rank order, are the one engine's (the kept ones, with the hard gate): each
       // global key was computed once, on the rank whose shard holds its byte, from the same inputs.
       for (std::size_t g = 0; g < whole.size(); ++g) {
@@ -122,6 +130,24 @@ TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
         }
       }
     }
+  }
+}
+
+// Context parallel with a device budget far below each shard's keys: every rank spills its keys to host
+// memory and serves the others' reads from there too.
+TEST(ByteContextParallel, RanksThatSpillToHostAnswerAsOneEngine) {
+  const auto p = problem(400, 7);
+  for (const std::string spec : {"LGHG", "LGHG+hard"}) {
+    auto net = random_model(spec);
+    ByteEngine one(net, torch::kCPU, {64});
+    one.prefill(p.text);
+    const auto expected = one.answer(2, false, p.keys);
+    const auto expected_hidden = one.hidden_after(kTail);
+    const auto results = run_ranks(spec, p, 3, 64, 4096);
+    for (const auto& r : results) ASSERT_EQ(r.error, "") << spec;
+    for (const auto& r : results) EXPECT_EQ(r.completion, expected) << spec;
+    EXPECT_TRUE(torch::allclose(results.back().hidden, expected_hidden, 1e-4, 1e-4))
+        << spec << ": " << (results.back().hidden - expected_hidden).abs().max().item<double>();
   }
 }
 

@@ -126,6 +126,44 @@ TEST(ByteEngine, HardGateKeepsOnlyKeptKeysAndAnswersAsTheModel) {
   EXPECT_GT(hard.stats().bytes_per_reference_point(), 0.0);
 }
 
+// With a device budget far below the prompt's keys, the engine moves them to host memory chunk after chunk
+// and reads them back a slice at a time: the same answers (soft and hard gate), the same reference points,
+// the device holding at most about a budget plus a chunk, the rest counted as host bytes.
+TEST(ByteEngine, KeysSpilledToHostAnswerAsKeysKept) {
+  const auto prompt = problem(600, 8);
+  for (const bool hard : {false, true}) {
+    auto net = random_model("LGHG", 33);
+    if (hard) {
+      torch::NoGradGuard no_grad;
+      for (auto& item : net->named_parameters())
+        if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
+      net->set_gate_threshold(0.5);
+    }
+    ByteEngine kept(net, torch::kCPU, {64});
+    kept.prefill(prompt.text);
+    const auto expected = kept.answer(1, false, prompt.keys);
+    for (const std::int64_t budget : {4096, 200000}) {
+      ByteEngine spilling(net, torch::kCPU, {64, budget});
+      spilling.prefill(prompt.text);
+      const auto& s = spilling.stats();
+      EXPECT_EQ(spilling.answer(1, false, prompt.keys), expected) << "hard " << hard << ", budget " << budget;
+      const std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
+      const auto got = spilling.hidden_after(tail), want = kept.hidden_after(tail);
+      EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << "hard " << hard << ", budget " << budget << ": "
+                                                          << (got - want).abs().max().item<double>();
+      EXPECT_EQ(s.reference_points, kept.stats().reference_points) << "hard " << hard << ", budget " << budget;
+      EXPECT_GT(s.host_bytes, 0) << "hard " << hard << ", budget " << budget;
+      EXPECT_LT(s.cache_bytes, kept.stats().cache_bytes) << "hard " << hard << ", budget " << budget;
+      // Global keys on the device: at most the budget plus one chunk's (64 rows of 3 blocks, keys and values).
+      std::int64_t global = 0;
+      for (std::size_t i = 0; i < spilling.cache().layers.size(); ++i)
+        if (net->config().layers[i] != 'L' && spilling.cache().layers[i].keys.defined())
+          global += 2 * spilling.cache().layers[i].keys.numel() * 4;
+      EXPECT_LE(global, budget + 3 * 2 * 64 * 4 * 16 * 4) << "hard " << hard << ", budget " << budget;
+    }
+  }
+}
+
 // extend() writes only the new rows of a global layer, into stores that double when full: 40 extends of a
 // 400-byte text reallocate a handful of times, not 40, and end equal to one prefill. A copy of the cache
 // taken before an extend, extended itself afterwards, gets stores of its own: both continuations stay right.

@@ -22,13 +22,18 @@ namespace hashhop::engine {
 
 struct ByteEngineOptions {
   std::size_t chunk_bytes = 65536;  // prompt bytes per forward pass; answers do not depend on it
+  // Device memory for the global blocks' keys and values; when a chunk takes them past it, they move to host
+  // memory (pinned on CUDA) and later reads fetch them back a slice at a time, merged by log-sum-exp (exact).
+  // 0: no limit, everything stays on the device (and reads take SDPA's fused kernels).
+  std::int64_t device_bytes = 0;
 };
 
 struct ByteEngineStats {
   std::uint64_t bytes = 0;                   // prompt bytes streamed (with the "\n" the completion starts at)
   std::vector<std::int64_t> reference_points;  // keys kept, per gated global block (context parallel: all ranks')
   std::int64_t cache_bytes = 0;              // device memory of the whole cache (every block; context parallel: this rank's)
-  double bytes_per_reference_point() const;  // cache_bytes over the largest reference_points
+  std::int64_t host_bytes = 0;               // global keys and values spilled to host memory (device_bytes)
+  double bytes_per_reference_point() const;  // (cache_bytes + host_bytes) over the largest reference_points
 };
 
 class ByteEngine {
@@ -48,6 +53,9 @@ class ByteEngine {
   void prefill(std::string_view prompt);
   // The completion block with the greedy answer for every key (model::answer_queries_bytes's protocol).
   std::string answer(int hops, bool cot, const std::vector<std::string>& keys);
+  // Hidden states [1, n, dim] of `text` continuing the prompt, read as answer() reads it. Context parallel:
+  // every rank calls it; the last rank gets them, the others an undefined tensor.
+  torch::Tensor hidden_after(std::string_view text);
 
   const model::ByteCache& cache() const { return cache_; }
   const ByteEngineStats& stats() const { return stats_; }
@@ -55,6 +63,13 @@ class ByteEngine {
  private:
   void drop_ungated(std::int64_t chunk_length);
   void stream(std::string_view text);  // extends cache_ chunk by chunk
+  // Moves every global block's keys and values to host memory once they pass options_.device_bytes.
+  void spill();
+  // A global block's read of its spilled keys (all before q), a device-sized slice at a time.
+  model::RemoteRead read_spilled(std::size_t block, const torch::Tensor& q) const;
+  // Runs `work` with the model's global blocks also reading the spilled keys and (context parallel) the
+  // other ranks' keys; with neither possible it runs the model as it is.
+  void with_reads(const std::function<void()>& work);
   // Context parallel: rank `driver` runs the model while the others serve its remote reads until it is done.
   void prefill_sharded(std::string_view prompt);
   std::string answer_sharded(int hops, bool cot, const std::vector<std::string>& keys);
@@ -68,6 +83,10 @@ class ByteEngine {
   torch::Device device_;
   ByteEngineOptions options_;
   model::ByteCache cache_;
+  struct Spilled {
+    torch::Tensor keys, values;  // [1, H, n, padded head dim], host
+  };
+  std::vector<std::vector<Spilled>> spilled_;  // per block, in prompt order
   ByteEngineStats stats_;
 };
 
