@@ -16,6 +16,7 @@ struct AnswerPathOptions {
   std::string engine_above = "1M";
   std::size_t chunk = 1 << 16;          // dense path: bytes per forward pass
   bool gated_only = false;              // dense path: keep only gated positions
+  std::string device_bytes = "0";       // byte model's engine: device memory for global keys, then host (0: no limit)
 
   void add_options(CLI::App* app) {
     app->add_option("--engine", engine, "Answer with the long-context engine: auto, on or off")
@@ -28,6 +29,10 @@ struct AnswerPathOptions {
         ->check(at_least(1))
         ->capture_default_str();
     app->add_flag("--gated-only", gated_only, "Keep only the positions the hash gate selects (lexer model: dense path; byte model: its gate made hard at 1/2)");
+    app->add_option("--device-bytes", device_bytes,
+                    "Byte model's engine: device memory for the global keys (K/M/G suffixes); beyond it they move to host "
+                    "memory and are read back a slice at a time (same answers). 0: no limit")
+        ->capture_default_str();
   }
 
   bool uses_engine(std::size_t prompt_chars) const {

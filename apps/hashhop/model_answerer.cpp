@@ -21,6 +21,7 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
   if (byte_family_) {
+    parse_size("--device-bytes", path.device_bytes);  // a bad value fails before the first record, not at it
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
     // the model's config.json already sets gate_threshold; the engine then stores only those keys.
@@ -69,15 +70,16 @@ std::string ModelAnswerer::answer(const bench::DataRecord& record) {
     if (path_.group == nullptr && !path_.uses_engine(record.prompt.size()))
       return model::answer_queries_bytes(bytes_.net, record.prompt, expected.hops, expected.cot, keys, device_);
     // Same answers, prefilled chunk by chunk; context parallel (--nproc): every rank holds its shard's keys.
-    auto engine = path_.group != nullptr ? engine::ByteEngine(bytes_.net, device_, *path_.group, {path_.chunk})
-                                         : engine::ByteEngine(bytes_.net, device_, {path_.chunk});
+    const engine::ByteEngineOptions options{path_.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path_.device_bytes))};
+    auto engine = path_.group != nullptr ? engine::ByteEngine(bytes_.net, device_, *path_.group, options)
+                                         : engine::ByteEngine(bytes_.net, device_, options);
     engine.prefill(record.prompt);
     const auto& stats = engine.stats();
     ++engine_records_;
     engine_bytes_ += stats.bytes;
     engine_kept_.resize(stats.reference_points.size());
     for (std::size_t b = 0; b < engine_kept_.size(); ++b) engine_kept_[b] += static_cast<std::uint64_t>(stats.reference_points[b]);
-    engine_cache_bytes_ += static_cast<double>(stats.cache_bytes);
+    engine_cache_bytes_ += static_cast<double>(stats.cache_bytes + stats.host_bytes);
     return engine.answer(expected.hops, expected.cot, keys);
   }
   return path_.answer(loaded_.model, record.prompt, expected.hops, expected.cot, keys);

@@ -86,7 +86,11 @@ for model in bytes_run bytes_hard; do
   # Context parallel (issue 14): 3 ranks (Gloo) hold the shards' keys and write the same predictions.
   check "byte engine $model --nproc 3" 0 "all \\(" -- "$bin" eval --model "$work/$model" --data "$work/tiny.jsonl" --device cpu --nproc 3 --chunk 7 --predictions "$work/$model.cp.jsonl"
   if cmp -s "$work/$model.dense.jsonl" "$work/$model.cp.jsonl"; then passed=$((passed + 1)); else echo "FAIL byte engine $model --nproc 3: answers differ from the dense path"; failed=$((failed + 1)); fi
+  # Global keys beyond 4 KB of device memory go to host memory: the same predictions.
+  check "byte engine $model --device-bytes 4K" 0 "all \\(" -- "$bin" eval --model "$work/$model" --data "$work/tiny.jsonl" --engine on --chunk 7 --device-bytes 4K --predictions "$work/$model.spill.jsonl"
+  if cmp -s "$work/$model.dense.jsonl" "$work/$model.spill.jsonl"; then passed=$((passed + 1)); else echo "FAIL byte engine $model --device-bytes 4K: answers differ from the dense path"; failed=$((failed + 1)); fi
 done
+check "byte engine bad --device-bytes" 1 "--device-bytes: expected a size" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl" --engine on --device-bytes lots
 check "byte engine keeps no key above the hard gate" 0 "kept per gated block: 0.0%" -- "$bin" eval --model "$work/bytes_hard" --data "$work/tiny.jsonl" --engine on
 size=$(stat -c %s "$work/bytes_run/model.pt")
 printf '\377\377\377\377\377\377\377\377' | dd of="$work/bytes_run/model.pt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
