@@ -13,8 +13,10 @@
 #include "device_option.h"
 #include "hashhop/bench/magic_format.h"
 #include "hashhop/io/files.h"
+#include "hashhop/train/byte_config.h"
 #include "hashhop/train/checkpoint.h"
 #include "hashhop/model/inference.h"
+#include "model_answerer.h"
 #include "size_option.h"
 
 namespace hashhop::cli {
@@ -70,13 +72,31 @@ int run_answer(const Options& o) {
   } catch (const bench::FormatError& e) {
     throw std::invalid_argument(o.prompt_path + ": not a HashHop prompt: " + e.what());
   }
-  auto loaded = train::load_model(o.model_dir, ContextParallelOption::device_for(parse_device(o.device), group.get()));
-  try {
-    model::check_query_hops(loaded.config.model, hops, cot);
-    model::check_query_keys(loaded.config.model, keys);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument((completion_at != std::string::npos ? o.prompt_path + ": " : std::string("--")) + e.what());
+  const auto device = ContextParallelOption::device_for(parse_device(o.device), group.get());
+  const auto check_queries = [&](const model::ModelConfig& limits) {
+    try {
+      model::check_query_hops(limits, hops, cot);
+      model::check_query_keys(limits, keys);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument((completion_at != std::string::npos ? o.prompt_path + ": " : std::string("--")) + e.what());
+    }
+  };
+  if (train::is_byte_config(o.model_dir + "/config.json")) {
+    // The byte family answers as eval answers it (ModelAnswerer: its dense path, its engine, or with
+    // --nproc the context-parallel engine, where every rank takes part and rank 0 prints).
+    ModelAnswerer answerer(o.model_dir, device, path);
+    check_queries(answerer.limits());
+    bench::DataRecord record;
+    record.prompt = prompt;
+    record.expected.hops = hops;
+    record.expected.cot = cot;
+    for (const auto& key : keys) record.expected.queries.push_back({key, ""});
+    const std::string completion = answerer.answer(record);
+    if (group == nullptr || group->rank() == 0) std::printf("%s", completion.c_str());
+    return 0;
   }
+  auto loaded = train::load_model(o.model_dir, device);
+  check_queries(loaded.config.model);
   std::printf("%s", path.answer(loaded.model, prompt, hops, cot, keys).c_str());
   return 0;
 }

@@ -29,6 +29,8 @@ class ModelAnswerer {
   std::string answer(const bench::DataRecord& record);
 
   const torch::Device& device() const { return device_; }
+  // What check() holds queries to: the model's own max_hops and max_run (the byte family: no run cap).
+  const model::ModelConfig& limits() const { return loaded_.config.model; }
   // The byte-level engine's memory over the records it prefilled: bytes, reference points kept, cache
   // size and bytes per reference point; empty when it did not run.
   std::string engine_summary() const;

@@ -91,6 +91,13 @@ for model in bytes_run bytes_hard; do
   if cmp -s "$work/$model.dense.jsonl" "$work/$model.spill.jsonl"; then passed=$((passed + 1)); else echo "FAIL byte engine $model --device-bytes 4K: answers differ from the dense path"; failed=$((failed + 1)); fi
 done
 check "byte engine bad --device-bytes" 1 "--device-bytes: expected a size" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl" --engine on --device-bytes lots
+# answer takes the byte family too: its dense path, and the context-parallel engine on 3 ranks, print one completion.
+"$bin" gen --chars 2K --hops 2 --cot --queries 3 --hash-len 4 --seed 3 --format text --out "$work/byte_one.txt"
+check "answer with a byte model" 0 "^COMPLETION:" -- "$bin" answer --model "$work/bytes_run" --prompt "$work/byte_one.txt" --engine off
+cp "$work/out" "$work/byte_one_dense.txt"
+check "answer --nproc 3 with a byte model" 0 "^COMPLETION:" -- "$bin" answer --model "$work/bytes_run" --prompt "$work/byte_one.txt" --device cpu --nproc 3
+cmp -s "$work/byte_one_dense.txt" "$work/out" && passed=$((passed + 1)) || { echo "FAIL answer --nproc 3 with a byte model: completion differs from the dense path"; failed=$((failed + 1)); }
+check "answer byte model hops beyond its reach" 1 "--hops: 99 is more than this model's max_hops" -- "$bin" answer --model "$work/bytes_run" --prompt "$work/bare.txt" --query abc --hops 99
 check "byte engine keeps no key above the hard gate" 0 "kept per gated block: 0.0%" -- "$bin" eval --model "$work/bytes_hard" --data "$work/tiny.jsonl" --engine on
 size=$(stat -c %s "$work/bytes_run/model.pt")
 printf '\377\377\377\377\377\377\377\377' | dd of="$work/bytes_run/model.pt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
