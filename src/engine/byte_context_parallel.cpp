@@ -175,7 +175,10 @@ void ByteEngine::prefill_sharded(std::string_view prompt) {
   }
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();  // this rank's
-  // Reference points of the whole prompt: every rank's, summed.
+  // Reference points of the whole prompt: every rank's, summed (a rank with an empty shard counted none).
+  const auto& config = net_->config();
+  const auto gated = config.hash_gate ? std::count_if(layers.begin(), layers.end(), [](char kind) { return kind != 'L'; }) : 0;
+  stats_.reference_points.resize(static_cast<std::size_t>(gated), 0);
   Writer w;
   for (const auto kept : stats_.reference_points) w.put<std::int64_t>(kept);
   const auto all = group.all_gather_bytes(w.take(), "the ranks' reference point counts");

@@ -152,17 +152,21 @@ TEST(ByteContextParallel, RanksThatSpillToHostAnswerAsOneEngine) {
 }
 
 // Shards shorter than the local window and the canon kernel: the local state a rank hands on must carry
-// what the ranks before it handed on (and an empty shard passes it through unchanged).
+// what the ranks before it handed on, and a rank with an empty shard passes it on unchanged.
 TEST(ByteContextParallel, ShardsShorterThanTheWindowAnswerAsOneEngine) {
-  Prompt p{"ab = cd\nef = gh", {"ab", "ef"}};  // 16 bytes with the "\n": 5 ranks, 3 or 4 bytes each
-  auto net = random_model("LGH");
-  ByteEngine one(net, torch::kCPU, {3});
-  one.prefill(p.text);
-  const auto expected = one.answer(2, false, p.keys);
-  for (const int n : {5}) {
+  // 16 bytes with the "\n" on 5 ranks (3 or 4 each); 6 bytes on 8 ranks (2 of them hold nothing).
+  const std::vector<std::pair<Prompt, int>> cases = {{{"ab = cd\nef = gh", {"ab", "ef"}}, 5}, {{"a = b", {"a"}}, 8}};
+  for (const auto& [p, n] : cases) {
+    auto net = random_model("LGH");
+    ByteEngine one(net, torch::kCPU, {3});
+    one.prefill(p.text);
+    const auto expected = one.answer(2, false, p.keys);
+    const auto expected_hidden = one.hidden_after(kTail);
     const auto results = run_ranks("LGH", p, n, 3);
-    for (const auto& r : results) ASSERT_EQ(r.error, "");
+    for (std::size_t r = 0; r < results.size(); ++r) ASSERT_EQ(results[r].error, "") << "rank " << r << " of " << n;
     for (const auto& r : results) EXPECT_EQ(r.completion, expected) << n << " ranks";
+    EXPECT_TRUE(torch::allclose(results.back().hidden, expected_hidden, 1e-4, 1e-4))
+        << n << " ranks: " << (results.back().hidden - expected_hidden).abs().max().item<double>();
   }
 }
 
