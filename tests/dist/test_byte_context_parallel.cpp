@@ -7,56 +7,24 @@
 #include <thread>
 #include <vector>
 
-#include "hashhop/bench/generator.h"
 #include "hashhop/dist/dist_env.h"
 #include "hashhop/dist/launcher.h"
 #include "hashhop/dist/process_group.h"
 #include "hashhop/engine/byte_engine.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/byte_model.h"
-#include "../model/small_byte_config.h"
+#include "../engine/byte_engine_fixtures.h"
+#include "join_rank.h"
 
 namespace hashhop::engine {
 namespace {
 
-struct Prompt {
-  std::string text;
-  std::vector<std::string> keys;
-};
+using testing::problem;
+using testing::Prompt;
 
-Prompt problem(std::uint64_t chars, std::uint64_t seed) {
-  bench::GenConfig gen;
-  gen.n_chars = chars;
-  gen.hops = 2;
-  gen.hash_len = 4;
-  gen.num_queries = 3;
-  gen.seed = seed;
-  const bench::HashHopProblem p(gen);
-  Prompt out{p.prompt(), {}};
-  for (std::uint64_t c = 0; c < gen.num_queries; ++c) out.keys.push_back(p.hash(c, 0));
-  return out;
-}
-
-// The same weights for every call (seeded: build them on one thread, since the seed is global). Each rank
-// needs a model of its own: its engine sets the global blocks' remote reads.
-// "+hard" centres the gates and drops keys with σ(gate) <= 1/2; "+qknorm" turns on global_qk_norm.
-model::ByteModel random_model(const std::string& spec) {
-  torch::manual_seed(41);
-  auto config = model::testing::small_byte_config(spec.substr(0, spec.find('+')));
-  config.global_rope_max_wavelength = 20.0;
-  config.hops = 2;
-  config.global_qk_norm = spec.find("+qknorm") != std::string::npos;
-  model::ByteModel net(config);
-  torch::NoGradGuard no_grad;
-  for (auto& p : net->parameters()) p.mul_(4.0);  // peaked weights: varied gates and answers
-  if (spec.find("+hard") != std::string::npos) {
-    for (auto& item : net->named_parameters())
-      if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
-    net->set_gate_threshold(0.5);
-  }
-  net->eval();
-  return net;
-}
+// The same weights for every call (built on one thread: the seed is global). Each rank needs a model of its
+// own: its engine sets the global blocks' remote reads.
+model::ByteModel random_model(const std::string& spec) { return testing::random_model(spec, 41); }
 
 struct RankResult {
   std::string completion;
@@ -77,11 +45,7 @@ std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int 
     threads.emplace_back([&, r] {
       auto& out = results[static_cast<std::size_t>(r)];
       try {
-        dist::DistEnv env;
-        env.rank = env.local_rank = r;
-        env.world_size = n;
-        env.master_port = port;
-        auto group = dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
+        auto group = join_rank(r, n, port);
         auto& net = nets[static_cast<std::size_t>(r)];
         ByteEngine engine(net, torch::kCPU, *group, {chunk, device_bytes});
         engine.prefill(p.text);
@@ -98,7 +62,7 @@ std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int 
 }
 
 TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
-  const auto p = problem(400, 7);
+  const auto p = problem(400, 7, 2);
   for (const std::string spec : {"LGHG", "GLH+qknorm", "LGHG+hard"}) {
     auto net = random_model(spec);
     ByteEngine one(net, torch::kCPU, {64});
@@ -136,7 +100,7 @@ TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
 // Context parallel with a device budget far below each shard's keys: every rank spills its keys to host
 // memory and serves the others' reads from there too.
 TEST(ByteContextParallel, RanksThatSpillToHostAnswerAsOneEngine) {
-  const auto p = problem(400, 7);
+  const auto p = problem(400, 7, 2);
   for (const std::string spec : {"LGHG", "LGHG+hard"}) {
     auto net = random_model(spec);
     ByteEngine one(net, torch::kCPU, {64});

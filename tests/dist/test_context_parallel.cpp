@@ -15,6 +15,7 @@
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/inference.h"
 #include "hashhop/train/checkpoint.h"
+#include "join_rank.h"
 
 namespace hashhop::engine {
 namespace {
@@ -73,15 +74,6 @@ std::vector<std::string> one_engine(const Problem& p, const EngineOptions& o, En
   *background = engine.background_sample();
   *entries = entries_of(engine.store());
   return engine.answer(p.prefixes, p.limit);
-}
-
-// Rank r of n, a thread of this process, joining the group at 127.0.0.1:port.
-std::unique_ptr<dist::ProcessGroup> join_rank(int r, int n, int port) {
-  dist::DistEnv env;
-  env.rank = env.local_rank = r;
-  env.world_size = n;
-  env.master_port = port;
-  return dist::ProcessGroup::join(env, torch::kCPU, std::chrono::seconds(60));
 }
 
 struct RankResult {

@@ -7,51 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "hashhop/bench/generator.h"
 #include "hashhop/engine/byte_engine.h"
 #include "hashhop/model/byte_inference.h"
-#include "../model/small_byte_config.h"
+#include "byte_engine_fixtures.h"
 
 namespace hashhop::engine {
 namespace {
 
-model::ByteModelConfig small_config(const std::string& layers) {
-  auto c = model::testing::small_byte_config(layers);
-  c.global_rope_max_wavelength = 20.0;  // p-RoPE as the trained models have it
-  c.hops = 2;
-  return c;
-}
-
-struct Prompt {
-  std::string text;
-  std::vector<std::string> keys;
-};
-
-Prompt problem(std::uint64_t chars, std::uint64_t seed) {
-  bench::GenConfig gen;
-  gen.n_chars = chars;
-  gen.hops = 1;
-  gen.hash_len = 4;
-  gen.num_queries = 3;
-  gen.seed = seed;
-  const bench::HashHopProblem p(gen);
-  Prompt out{p.prompt(), {}};
-  for (std::uint64_t c = 0; c < gen.num_queries; ++c) out.keys.push_back(p.hash(c, 0));
-  return out;
-}
-
-// "+qknorm" after the layer letters turns on global_qk_norm.
-model::ByteModel random_model(const std::string& layers, std::uint64_t seed) {
-  torch::manual_seed(seed);
-  auto config = small_config(layers.substr(0, layers.find('+')));
-  config.global_qk_norm = layers.ends_with("+qknorm");
-  model::ByteModel net(config);
-  // Peaked, varied weights, so that gates spread over (0, 1) and greedy answers are not all alike.
-  torch::NoGradGuard no_grad;
-  for (auto& p : net->parameters()) p.mul_(4.0);
-  net->eval();
-  return net;
-}
+using testing::problem;
+using testing::random_model;
 
 TEST(ByteEngine, ChunkedPrefillEqualsOnePrefill) {
   const auto prompt = problem(300, 5);
@@ -132,13 +96,7 @@ TEST(ByteEngine, HardGateKeepsOnlyKeptKeysAndAnswersAsTheModel) {
 TEST(ByteEngine, KeysSpilledToHostAnswerAsKeysKept) {
   const auto prompt = problem(600, 8);
   for (const bool hard : {false, true}) {
-    auto net = random_model("LGHG", 33);
-    if (hard) {
-      torch::NoGradGuard no_grad;
-      for (auto& item : net->named_parameters())
-        if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
-      net->set_gate_threshold(0.5);
-    }
+    auto net = random_model(hard ? "LGHG+hard" : "LGHG", 33);
     ByteEngine kept(net, torch::kCPU, {64});
     kept.prefill(prompt.text);
     const auto expected = kept.answer(1, false, prompt.keys);
