@@ -13,6 +13,7 @@
 
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
+#include "hashhop/train/byte_config.h"
 
 namespace hashhop::train {
 namespace {
@@ -205,6 +206,10 @@ LoadedModel load_model(const std::string& dir, const torch::Device& device) {
   const std::string config_path = dir + "/config.json", weights_path = dir + "/model.pt";
   if (!io::file_exists(config_path)) throw std::invalid_argument(config_path + ": no such file (is " + dir + " a model directory?)");
   if (!io::file_exists(weights_path)) throw std::invalid_argument(weights_path + ": no such file");
+  // Say which family it is, rather than "field 'family': unknown field" from the lexer config's reader.
+  if (is_byte_config(config_path))
+    throw std::invalid_argument(dir + ": a byte-level model (\"family\": \"bytes\"); this command runs the lexer family only "
+                                "(eval, answer, serve and sweep take both)");
   LoadedModel loaded;
   loaded.config = load_run_config(config_path);
   try {

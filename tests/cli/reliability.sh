@@ -97,6 +97,7 @@ check "answer with a byte model" 0 "^COMPLETION:" -- "$bin" answer --model "$wor
 cp "$work/out" "$work/byte_one_dense.txt"
 check "answer --nproc 3 with a byte model" 0 "^COMPLETION:" -- "$bin" answer --model "$work/bytes_run" --prompt "$work/byte_one.txt" --device cpu --nproc 3
 cmp -s "$work/byte_one_dense.txt" "$work/out" && passed=$((passed + 1)) || { echo "FAIL answer --nproc 3 with a byte model: completion differs from the dense path"; failed=$((failed + 1)); }
+check "engine-bench with a byte model" 1 "a byte-level model \\(\"family\": \"bytes\"\\); this command runs the lexer family only" -- "$bin" engine-bench --model "$work/bytes_run" --sizes 4K --device cpu
 check "answer byte model hops beyond its reach" 1 "--hops: 99 is more than this model's max_hops" -- "$bin" answer --model "$work/bytes_run" --prompt "$work/bare.txt" --query abc --hops 99
 check "byte engine keeps no key above the hard gate" 0 "kept per gated block: 0.0%" -- "$bin" eval --model "$work/bytes_hard" --data "$work/tiny.jsonl" --engine on
 size=$(stat -c %s "$work/bytes_run/model.pt")
