@@ -16,7 +16,9 @@
 namespace hashhop::engine {
 namespace {
 
-constexpr char kRead = 'R', kDone = 'D';
+// A turn's messages from the rank that runs the model: a read's header, the end of its turn, or the error
+// that ended it (then every rank throws it, so all leave the turn together).
+constexpr char kRead = 'R', kDone = 'D', kFail = 'F';
 
 // A tensor as float32 host bytes (its dtype, shape, then data), and back in its dtype on `device`.
 void put_tensor(Writer& w, const torch::Tensor& t) {
@@ -81,8 +83,8 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, dist::Process
 // One global block's read of every other rank's keys, for the queries `q` of the rank whose turn it is. The
 // queries reach every rank as a sum with zeros (exact), each rank reads its own keys (or nothing), and two
 // all-reduces merge the reads: the max of the log-sum-exps, then the sums of the reads and weights rescaled to
-// it, which is the softmax over all those keys at once. Collectives of device tensors (NCCL on GPUs), plus one
-// small host broadcast of the block and the query shape.
+// it, which is the softmax over all those keys at once. All-reduces over the engine's Gloo group (host
+// copies of the tensors), plus one small broadcast of the block and the query shape.
 model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const torch::Tensor& q) {
   auto& group = *group_;
   const bool driving = group.rank() == driver;
@@ -93,14 +95,22 @@ model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const t
   std::string header = driving ? w.take() : std::string();
   group.broadcast_bytes(header, driver, "a global block's query shape");
   if (header.size() == 1 && header[0] == kDone) return {};
+  if (!header.empty() && header[0] == kFail) throw std::runtime_error(header.substr(1));
   Reader r(header);
   if (r.get<char>() != kRead) throw std::runtime_error("context-parallel byte engine: unreadable request from rank " + std::to_string(driver));
   block = r.get<std::uint64_t>();
   std::vector<std::int64_t> sizes(4);
   for (auto& size : sizes) size = r.get<std::int64_t>();
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+  // The engine's group is Gloo (ranks may share a GPU), so its collectives take host tensors.
+  const auto reduce = [&](torch::Tensor& t, bool max, const char* what) {
+    auto host = t.to(torch::kCPU).contiguous();
+    if (max) group.all_reduce_max(host, what);
+    else group.all_reduce_sum(host, what);
+    t = host.to(device_);
+  };
   auto queries = driving ? q.to(f32).contiguous() : torch::zeros(sizes, f32);
-  group.all_reduce_sum(queries, "a global block's queries");
+  reduce(queries, false, "a global block's queries");
 
   model::RemoteRead mine{torch::zeros(sizes, f32), torch::full({sizes[0], sizes[1], sizes[2]}, -std::numeric_limits<float>::infinity(), f32)};
   // Ranks before the driver hold their shards; every key there comes before every query (no mask).
@@ -110,11 +120,11 @@ model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const t
   }
   if (!driving && group.rank() < driver) mine = model::merge_reads(mine, read_spilled(block, queries));
   auto top = mine.lse.clone();
-  group.all_reduce_max(top, "the ranks' log-sum-exps");
+  reduce(top, true, "the ranks' log-sum-exps");
   const auto base = torch::where(torch::isfinite(top), top, torch::zeros_like(top));
   const auto weight = torch::exp(mine.lse - base).unsqueeze(-1);  // 0 where this rank read nothing
   auto sums = torch::cat({mine.out * weight, weight}, -1).contiguous();
-  group.all_reduce_sum(sums, "the ranks' reads of their keys");
+  reduce(sums, false, "the ranks' reads of their keys");
   const auto total = sums.narrow(-1, sizes[3], 1);
   return {sums.narrow(-1, 0, sizes[3]) / torch::where(total > 0, total, torch::ones_like(total)), base + torch::log(total.squeeze(-1))};
 }
@@ -137,9 +147,19 @@ void ByteEngine::with_reads(const std::function<void()>& work) {
 // While `work` runs the model on this rank, every global block's read also reads the other ranks' keys
 // (remote_read); then kDone lets the others go on.
 void ByteEngine::drive(const std::function<void()>& work) {
-  with_reads(work);
-  std::string done(1, kDone);
-  group_->broadcast_bytes(done, group_->rank(), "a global block's query shape");
+  std::string end(1, kDone);
+  try {
+    with_reads(work);
+  } catch (const dist::GroupError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Between reads (the model's own work failed: out of memory, a bad input): the others are waiting for
+    // the next header, so they get this error instead and throw it too.
+    end = std::string(1, kFail) + e.what();
+    group_->broadcast_bytes(end, group_->rank(), "a global block's query shape");
+    throw;
+  }
+  group_->broadcast_bytes(end, group_->rank(), "a global block's query shape");
 }
 
 // Takes part in `driver`'s reads until it is done.

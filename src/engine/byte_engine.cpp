@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "hashhop/dist/process_group.h"
 #include "hashhop/model/autocast.h"
@@ -20,6 +21,8 @@ double ByteEngineStats::bytes_per_reference_point() const {
 ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)
     : net_(std::move(net)), device_(device), options_(options) {
   options_.chunk_bytes = std::max<std::size_t>(options_.chunk_bytes, 1);
+  if (options_.device_bytes > 0 && net_->config().global_topk != 0)
+    throw std::invalid_argument("byte engine: a device budget (--device-bytes) reads every key; the model's global_topk must be 0");
   net_->eval();
 }
 

@@ -2,6 +2,8 @@
 // causal kernels for global layers (the gate rides in an extra head dim), banded row chunks for local ones.
 #include "hashhop/model/byte_model.h"
 
+#include "hashhop/model/autocast.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -40,6 +42,7 @@ std::int64_t ByteCache::bytes() const {
 
 RemoteRead read_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                          std::int64_t past_length) {
+  NoAutocast float32;  // inside the engine's AutocastScope too: scores, log-sum-exps and reads all in float32
   const auto b = q.size(0), h = q.size(1), t = q.size(2), n_all = k.size(2);
   RemoteRead read{torch::zeros({b, h, t, v.size(3)}, q.options().dtype(torch::kFloat32)),
                   torch::full({b, h, t}, -std::numeric_limits<float>::infinity(), q.options().dtype(torch::kFloat32))};

@@ -323,9 +323,14 @@ void ModelBackend::follow() {
       error = e.what();
     }
     if (!m.agree(error).empty()) continue;
-    if (auto* bytes = std::get_if<std::unique_ptr<engine::ByteEngine>>(entry.get()))
-      (*bytes)->answer(static_cast<int>(request.hops), request.cot, {request.key});  // the last rank decodes; all read
-    else
+    if (auto* bytes = std::get_if<std::unique_ptr<engine::ByteEngine>>(entry.get())) {
+      try {
+        (*bytes)->answer(static_cast<int>(request.hops), request.cot, {request.key});  // the last rank decodes; all read
+      } catch (const dist::GroupError&) {
+        throw;
+      } catch (const std::exception&) {  // the decoding rank's error, on every rank: rank 0 replies with it
+      }
+    } else
       std::get<std::unique_ptr<engine::Engine>>(*entry)->serve();
   }
 }

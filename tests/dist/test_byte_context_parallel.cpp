@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,10 +36,12 @@ struct RankResult {
 
 const std::string kTail = "\nCOMPLETION:\nHops=2\n\nCoT=False\n\nab = '";
 
-std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int n, std::size_t chunk, std::int64_t device_bytes = 0) {
+// `rank1_spec`, when given, is rank 1's model instead (a fault: its blocks do not match the others').
+std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int n, std::size_t chunk, std::int64_t device_bytes = 0,
+                                  const std::string& rank1_spec = "") {
   std::vector<RankResult> results(static_cast<std::size_t>(n));
   std::vector<model::ByteModel> nets;
-  for (int r = 0; r < n; ++r) nets.push_back(random_model(spec));
+  for (int r = 0; r < n; ++r) nets.push_back(random_model(r == 1 && !rank1_spec.empty() ? rank1_spec : spec));
   const int port = dist::free_port();
   std::vector<std::thread> threads;
   for (int r = 0; r < n; ++r)
@@ -132,6 +135,19 @@ TEST(ByteContextParallel, ShardsShorterThanTheWindowAnswerAsOneEngine) {
     EXPECT_TRUE(torch::allclose(results.back().hidden, expected_hidden, 1e-4, 1e-4))
         << n << " ranks: " << (results.back().hidden - expected_hidden).abs().max().item<double>();
   }
+}
+
+// A rank whose own work fails in its turn (here: a model of other blocks than the state it is handed) sends
+// its error to the others, which are waiting for its reads: every rank ends with that one error at once,
+// not with a timeout (a server then replies with it and goes on, docs/serving.md).
+TEST(ByteContextParallel, AFailedTurnIsEveryRanksError) {
+  const auto p = problem(200, 7, 2);
+  const auto start = std::chrono::steady_clock::now();
+  const auto results = run_ranks("LGHG", p, 3, 64, 0, "LGHGG");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (std::size_t r = 0; r < results.size(); ++r)
+    EXPECT_NE(results[r].error.find("the cache belongs to another model"), std::string::npos) << "rank " << r << ": " << results[r].error;
+  EXPECT_LT(seconds, 30.0);  // the group's timeout is 60 s
 }
 
 // The log-sum-exp merge is exact: reading keys split in two parts and merging equals reading them at once.

@@ -28,4 +28,14 @@ struct AutocastScope {
   at::ScalarType was_dtype_ = at::kBFloat16;
 };
 
+// The opposite, for code that must stay float32 inside an AutocastScope (the byte engine's log-sum-exp reads:
+// autocast would run their matmuls in bf16 whatever the inputs' dtype).
+struct NoAutocast {
+  NoAutocast() : was_enabled_(at::autocast::is_autocast_enabled(at::kCUDA)) { at::autocast::set_autocast_enabled(at::kCUDA, false); }
+  ~NoAutocast() { at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_); }
+  NoAutocast(const NoAutocast&) = delete;
+  NoAutocast& operator=(const NoAutocast&) = delete;
+  bool was_enabled_;
+};
+
 }  // namespace hashhop::model
