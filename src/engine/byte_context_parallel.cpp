@@ -194,17 +194,22 @@ void ByteEngine::prefill_sharded(std::string_view prompt) {
     if (turn + 1 == me) cache_ = from_local_state(state, device_);
   }
   stats_.bytes = text.size();
-  stats_.cache_bytes = cache_.bytes();  // this rank's
-  // Reference points of the whole prompt: every rank's, summed (a rank with an empty shard counted none).
+  stats_.cache_bytes = cache_.bytes();
+  // The whole prompt's reference points and memory: every rank's, summed (an empty shard counted none).
   const auto& config = net_->config();
   const auto gated = config.hash_gate ? std::count_if(layers.begin(), layers.end(), [](char kind) { return kind != 'L'; }) : 0;
   stats_.reference_points.resize(static_cast<std::size_t>(gated), 0);
   Writer w;
+  w.put<std::int64_t>(stats_.cache_bytes);
+  w.put<std::int64_t>(stats_.host_bytes);
   for (const auto kept : stats_.reference_points) w.put<std::int64_t>(kept);
   const auto all = group.all_gather_bytes(w.take(), "the ranks' reference point counts");
   stats_.reference_points.assign(stats_.reference_points.size(), 0);
+  stats_.cache_bytes = stats_.host_bytes = 0;
   for (const auto& counts : all) {
     Reader r(counts);
+    stats_.cache_bytes += r.get<std::int64_t>();
+    stats_.host_bytes += r.get<std::int64_t>();
     for (auto& kept : stats_.reference_points) kept += r.get<std::int64_t>();
   }
 }

@@ -59,7 +59,7 @@ std::uint64_t entry_bytes(const Prefilled& entry) {
            tensor_bytes(memory->memory.run_values);
   if (const auto* cache = std::get_if<model::ByteCache>(&entry)) return static_cast<std::uint64_t>(cache->bytes());
   if (const auto* bytes = std::get_if<std::unique_ptr<engine::ByteEngine>>(&entry))
-    return static_cast<std::uint64_t>((*bytes)->stats().cache_bytes);  // this rank's shard
+    return static_cast<std::uint64_t>((*bytes)->stats().cache_bytes);  // every rank's shard
   return std::get<std::unique_ptr<engine::Engine>>(entry)->stats().store.total();
 }
 

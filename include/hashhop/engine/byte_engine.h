@@ -31,8 +31,8 @@ struct ByteEngineOptions {
 struct ByteEngineStats {
   std::uint64_t bytes = 0;                   // prompt bytes streamed (with the "\n" the completion starts at)
   std::vector<std::int64_t> reference_points;  // keys kept, per gated global block (context parallel: all ranks')
-  std::int64_t cache_bytes = 0;              // device memory of the whole cache (every block; context parallel: this rank's)
-  std::int64_t host_bytes = 0;               // global keys and values spilled to host memory (device_bytes)
+  std::int64_t cache_bytes = 0;              // device memory of the whole cache (every block; context parallel: all ranks')
+  std::int64_t host_bytes = 0;               // global keys and values spilled to host memory (device_bytes; likewise)
   double bytes_per_reference_point() const;  // (cache_bytes + host_bytes) over the largest reference_points
 };
 
