@@ -3,18 +3,20 @@
 // Tests: tests/dist (ByteContextParallel).
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <stdexcept>
 
 #include "hashhop/dist/process_group.h"
+#include "hashhop/dist/wire.h"
 #include "hashhop/engine/byte_engine.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/autocast.h"
 #include "hashhop/model/byte_inference.h"
-#include "wire.h"
 
 namespace hashhop::engine {
 namespace {
+
+using dist::Reader;
+using dist::Writer;
 
 // A turn's messages from the rank that runs the model: a read's header, the end of its turn, or the error
 // that ended it (then every rank throws it, so all leave the turn together).
@@ -112,7 +114,7 @@ model::RemoteRead ByteEngine::remote_read(int driver, std::size_t block, const t
   auto queries = driving ? q.to(f32).contiguous() : torch::zeros(sizes, f32);
   reduce(queries, false, "a global block's queries");
 
-  model::RemoteRead mine{torch::zeros(sizes, f32), torch::full({sizes[0], sizes[1], sizes[2]}, -std::numeric_limits<float>::infinity(), f32)};
+  auto mine = model::empty_read(sizes, f32);
   // Ranks before the driver hold their shards; every key there comes before every query (no mask).
   if (!driving && group.rank() < driver && block < cache_.layers.size() && cache_.layers[block].keys.defined()) {
     const auto& layer = cache_.layers[block];

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 
 #include "hashhop/dist/process_group.h"
@@ -147,8 +146,7 @@ void ByteEngine::spill() {
 }
 
 model::RemoteRead ByteEngine::read_spilled(std::size_t block, const torch::Tensor& q) const {
-  const auto f32 = q.options().dtype(torch::kFloat32);
-  model::RemoteRead read{torch::zeros(q.sizes(), f32), torch::full({q.size(0), q.size(1), q.size(2)}, -std::numeric_limits<float>::infinity(), f32)};
+  auto read = model::empty_read(q.sizes(), q.options());
   if (block >= spilled_.size()) return read;
   const double scale = net_->attention_scale();
   // Slices of at most device_bytes (each key and value row once), so a read never holds more on the device.

@@ -6,12 +6,15 @@
 #include <stdexcept>
 
 #include "hashhop/dist/process_group.h"
+#include "hashhop/dist/wire.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/model/inference.h"
-#include "wire.h"
 
 namespace hashhop::engine {
 namespace {
+
+using dist::Reader;
+using dist::Writer;
 
 constexpr std::uint64_t kNoRun = std::numeric_limits<std::uint64_t>::max() - 2;  // ids at or above: no run yet
 

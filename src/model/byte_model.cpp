@@ -40,12 +40,16 @@ std::int64_t ByteCache::bytes() const {
   return total;
 }
 
+RemoteRead empty_read(torch::IntArrayRef sizes, const torch::TensorOptions& options) {
+  const auto f32 = options.dtype(torch::kFloat32);
+  return {torch::zeros(sizes, f32), torch::full({sizes[0], sizes[1], sizes[2]}, -std::numeric_limits<float>::infinity(), f32)};
+}
+
 RemoteRead read_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,
                          std::int64_t past_length) {
   NoAutocast float32;  // inside the engine's AutocastScope too: scores, log-sum-exps and reads all in float32
   const auto b = q.size(0), h = q.size(1), t = q.size(2), n_all = k.size(2);
-  RemoteRead read{torch::zeros({b, h, t, v.size(3)}, q.options().dtype(torch::kFloat32)),
-                  torch::full({b, h, t}, -std::numeric_limits<float>::infinity(), q.options().dtype(torch::kFloat32))};
+  RemoteRead read = empty_read({b, h, t, v.size(3)}, q.options());
   if (t == 0 || n_all == 0) return read;
   const std::int64_t rows = std::max<std::int64_t>(1, (std::int64_t{1} << 27) / std::max<std::int64_t>(1, b * h * n_all));
   const auto opts = torch::TensorOptions().dtype(torch::kInt64).device(q.device());

@@ -14,7 +14,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <limits>
 #include <list>
@@ -26,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "hashhop/dist/process_group.h"
+#include "hashhop/dist/wire.h"
 #include "hashhop/engine/byte_engine.h"
 #include "hashhop/engine/engine.h"
 #include "hashhop/bench/magic_format.h"
@@ -74,35 +74,33 @@ struct Request {
   std::string key;
   std::string_view body;
 };
-constexpr std::size_t kSha = 32;
 
 std::string encode(const Request& r) {
-  std::string out(1, r.op);
-  out += r.sha;
-  const std::uint32_t key_size = static_cast<std::uint32_t>(r.key.size());
-  out.append(reinterpret_cast<const char*>(&r.hops), sizeof r.hops);
-  out += r.cot ? '1' : '0';
-  out.append(reinterpret_cast<const char*>(&key_size), sizeof key_size);
-  out += r.key;
-  out += r.body;
-  return out;
+  dist::Writer w;
+  w.put(r.op);
+  w.put_string(r.sha);
+  w.put(r.hops);
+  w.put(r.cot);
+  w.put_string(r.key);
+  w.put_string(r.body);
+  return w.take();
 }
 
 // `text` must outlive the result (its body views it); throws on anything rank 0 would not have sent.
 Request decode(std::string_view text, const std::string& who) {
-  const auto fail = [&] { return std::runtime_error(who + ": unreadable request from rank 0"); };
-  constexpr std::size_t kFixed = 1 + kSha + sizeof(std::uint32_t) + 1 + sizeof(std::uint32_t);
-  if (text.size() < kFixed || (text[0] != 'P' && text[0] != 'A')) throw fail();
   Request r;
-  r.op = text[0];
-  r.sha = std::string(text.substr(1, kSha));
-  std::uint32_t key_size = 0;
-  std::memcpy(&r.hops, text.data() + 1 + kSha, sizeof r.hops);
-  r.cot = text[1 + kSha + sizeof r.hops] == '1';
-  std::memcpy(&key_size, text.data() + 1 + kSha + sizeof r.hops + 1, sizeof key_size);
-  if (text.size() - kFixed < key_size) throw fail();
-  r.key = std::string(text.substr(kFixed, key_size));
-  r.body = text.substr(kFixed + key_size);
+  try {
+    dist::Reader in(text);
+    r.op = in.get<char>();
+    r.sha = in.get_string();
+    r.hops = in.get<std::uint32_t>();
+    r.cot = in.get<bool>();
+    r.key = in.get_string();
+    r.body = in.get_view();
+    if ((r.op != 'P' && r.op != 'A') || !in.done()) throw std::runtime_error("bad request");
+  } catch (const std::runtime_error&) {
+    throw std::runtime_error(who + ": unreadable request from rank 0");
+  }
   return r;
 }
 

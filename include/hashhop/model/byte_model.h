@@ -61,6 +61,10 @@ struct RemoteRead {
 // (block index, the block's queries [1, H, T, padded head dim] as SDPA gets them) -> those keys' read.
 using RemoteAttention = std::function<RemoteRead(std::size_t block, const torch::Tensor& queries)>;
 
+// A read of no key, out [B, H, T, D] = `sizes`: out 0 and lse -inf (float32, on `options`' device), the
+// identity of merge_reads.
+RemoteRead empty_read(torch::IntArrayRef sizes, const torch::TensorOptions& options);
+
 // Softmax attention with its log-sum-exp, in float32 and row blocks (scores near 2^27 elements at once):
 // query row i sees key j when j <= i + past_length. A row that sees no key reads 0 with lse -inf.
 RemoteRead read_with_lse(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale,

@@ -1,5 +1,5 @@
-// Plain bytes for the context-parallel engines' collectives (context_parallel.cpp, byte_context_parallel.cpp):
-// a Writer appends trivially copyable values and strings, a Reader takes them back or throws on a short message.
+// Plain bytes for messages between ranks (the context-parallel engines, serve --nproc's requests): a Writer
+// appends trivially copyable values and strings, a Reader takes them back or throws on a short message.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +9,7 @@
 #include <string_view>
 #include <type_traits>
 
-namespace hashhop::engine {
+namespace hashhop::dist {
 
 // Plain bytes for the collectives: every rank runs the same binary, so native layout is fine.
 class Writer {
@@ -41,10 +41,12 @@ class Reader {
     return value;
   }
   bool done() const { return at_ == in_.size(); }
-  std::string get_string() {
+  std::string get_string() { return std::string(get_view()); }
+  // The same without a copy: a view into the message, valid as long as it is.
+  std::string_view get_view() {
     const auto n = get<std::uint64_t>();
     need(n);
-    std::string text(in_.substr(at_, n));
+    const auto text = in_.substr(at_, n);
     at_ += n;
     return text;
   }
@@ -57,4 +59,4 @@ class Reader {
   std::size_t at_ = 0;
 };
 
-}  // namespace hashhop::engine
+}  // namespace hashhop::dist
