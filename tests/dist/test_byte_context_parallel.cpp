@@ -42,25 +42,17 @@ std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int 
   std::vector<RankResult> results(static_cast<std::size_t>(n));
   std::vector<model::ByteModel> nets;
   for (int r = 0; r < n; ++r) nets.push_back(random_model(r == 1 && !rank1_spec.empty() ? rank1_spec : spec));
-  const int port = dist::free_port();
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      auto& out = results[static_cast<std::size_t>(r)];
-      try {
-        auto group = join_rank(r, n, port);
-        auto& net = nets[static_cast<std::size_t>(r)];
-        ByteEngine engine(net, torch::kCPU, *group, {chunk, device_bytes});
-        engine.prefill(p.text);
-        for (std::size_t i = 0; i < engine.cache().layers.size(); ++i)
-          if (net->config().layers[i] != 'L') out.global_keys.push_back(engine.cache().layers[i].keys);
-        out.completion = engine.answer(2, false, p.keys);
-        out.hidden = engine.hidden_after(kTail);
-      } catch (const std::exception& e) {
-        out.error = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
+  const auto errors = on_ranks(n, [&](int r, dist::ProcessGroup& group) {
+    auto& out = results[static_cast<std::size_t>(r)];
+    auto& net = nets[static_cast<std::size_t>(r)];
+    ByteEngine engine(net, torch::kCPU, group, {chunk, device_bytes});
+    engine.prefill(p.text);
+    for (std::size_t i = 0; i < engine.cache().layers.size(); ++i)
+      if (net->config().layers[i] != 'L') out.global_keys.push_back(engine.cache().layers[i].keys);
+    out.completion = engine.answer(2, false, p.keys);
+    out.hidden = engine.hidden_after(kTail);
+  });
+  for (int r = 0; r < n; ++r) results[static_cast<std::size_t>(r)].error = errors[static_cast<std::size_t>(r)];
   return results;
 }
 

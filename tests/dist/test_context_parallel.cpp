@@ -88,39 +88,31 @@ struct RankResult {
 // prefill_sharded (a halo that is too short grows until it reaches).
 std::vector<RankResult> ranks(const Problem& p, const EngineOptions& o, int n, bool widen = false) {
   std::vector<RankResult> results(static_cast<std::size_t>(n));
-  const int port = dist::free_port();
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      auto& out = results[static_cast<std::size_t>(r)];
-      try {
-        auto group = join_rank(r, n, port);
-        std::vector<std::string_view> pieces;
-        for (std::size_t at = 0; at < p.prompt.size(); at += 7919) pieces.push_back(std::string_view(p.prompt).substr(at, 7919));
-        const auto model = train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model;
-        std::unique_ptr<Engine> built;
-        if (widen) {
-          built = prefill_sharded(model, pieces, o, *group);
-        } else {
-          built = std::make_unique<Engine>(model, *group, p.prompt.size(), o);
-          for (const auto piece : pieces) built->prefill(piece);
-          built->finish_prompt();
-        }
-        auto& engine = *built;
-        out.stats = engine.stats();
-        out.entries = entries_of(engine.store());
-        if (r == 0) {
-          out.background = engine.background_sample();
-          out.answers = engine.answer(p.prefixes, p.limit);
-          engine.end_answers();
-        } else {
-          engine.serve();
-        }
-      } catch (const std::exception& e) {
-        out.error = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
+  const auto errors = on_ranks(n, [&](int r, dist::ProcessGroup& group) {
+    auto& out = results[static_cast<std::size_t>(r)];
+    std::vector<std::string_view> pieces;
+    for (std::size_t at = 0; at < p.prompt.size(); at += 7919) pieces.push_back(std::string_view(p.prompt).substr(at, 7919));
+    const auto model = train::load_model(HASHHOP_DEMO_MODEL, torch::kCPU).model;
+    std::unique_ptr<Engine> built;
+    if (widen) {
+      built = prefill_sharded(model, pieces, o, group);
+    } else {
+      built = std::make_unique<Engine>(model, group, p.prompt.size(), o);
+      for (const auto piece : pieces) built->prefill(piece);
+      built->finish_prompt();
+    }
+    auto& engine = *built;
+    out.stats = engine.stats();
+    out.entries = entries_of(engine.store());
+    if (r == 0) {
+      out.background = engine.background_sample();
+      out.answers = engine.answer(p.prefixes, p.limit);
+      engine.end_answers();
+    } else {
+      engine.serve();
+    }
+  });
+  for (int r = 0; r < n; ++r) results[static_cast<std::size_t>(r)].error = errors[static_cast<std::size_t>(r)];
   return results;
 }
 
@@ -214,34 +206,25 @@ TEST(ContextParallel, PrefillShardedWidensAShortHalo) {
 
 // Messages of every size: empty, within the one-collective slot, at its edge and past it (two rounds).
 TEST(ContextParallel, ByteCollectivesCarryAnyLength) {
-  const int n = 3, port = dist::free_port();
+  const int n = 3;
   const std::vector<std::size_t> sizes = {0, 1, 4087, 4088, 4089, 100000};
   const auto message = [](int rank, std::size_t size) {
     std::string m(size, '\0');
     for (std::size_t i = 0; i < size; ++i) m[i] = static_cast<char>((i * 131 + static_cast<std::size_t>(rank) * 7) & 0xFF);
     return m;
   };
-  std::vector<std::string> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        auto group = join_rank(r, n, port);
-        for (std::size_t i = 0; i < sizes.size(); ++i) {
-          // Ranks send different lengths in one call (rank r: sizes[(i + r) % 6]).
-          const auto all = group->all_gather_bytes(message(r, sizes[(i + static_cast<std::size_t>(r)) % sizes.size()]), "test");
-          for (int q = 0; q < n; ++q)
-            if (all[static_cast<std::size_t>(q)] != message(q, sizes[(i + static_cast<std::size_t>(q)) % sizes.size()]))
-              throw std::runtime_error("all_gather_bytes: rank " + std::to_string(q) + "'s message differs, size " + std::to_string(sizes[i]));
-          std::string b = r == 1 ? message(1, sizes[i]) : std::string("stale");
-          group->broadcast_bytes(b, 1, "test");
-          if (b != message(1, sizes[i])) throw std::runtime_error("broadcast_bytes differs, size " + std::to_string(sizes[i]));
-        }
-      } catch (const std::exception& e) {
-        errors[static_cast<std::size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
+  const auto errors = on_ranks(n, [&](int r, dist::ProcessGroup& group) {
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      // Ranks send different lengths in one call (rank r: sizes[(i + r) % 6]).
+      const auto all = group.all_gather_bytes(message(r, sizes[(i + static_cast<std::size_t>(r)) % sizes.size()]), "test");
+      for (int q = 0; q < n; ++q)
+        if (all[static_cast<std::size_t>(q)] != message(q, sizes[(i + static_cast<std::size_t>(q)) % sizes.size()]))
+          throw std::runtime_error("all_gather_bytes: rank " + std::to_string(q) + "'s message differs, size " + std::to_string(sizes[i]));
+      std::string b = r == 1 ? message(1, sizes[i]) : std::string("stale");
+      group.broadcast_bytes(b, 1, "test");
+      if (b != message(1, sizes[i])) throw std::runtime_error("broadcast_bytes differs, size " + std::to_string(sizes[i]));
+    }
+  });
   for (const auto& e : errors) EXPECT_EQ(e, "");
 }
 
