@@ -411,4 +411,18 @@ std::vector<double> ByteModelImpl::kept_share(const torch::Tensor& valid) const 
   return shares;
 }
 
+torch::Tensor ByteModelImpl::mean_gate(const torch::Tensor& valid) const {
+  torch::Tensor total;
+  int gated = 0;
+  for (const auto& block : blocks_) {
+    const auto log_gate = block->attention()->last_log_gate();
+    if (!log_gate.defined()) continue;
+    const auto mask = valid.to(log_gate.device()).to(torch::kFloat32);
+    const auto mean = (log_gate.exp() * mask).sum() / mask.sum().clamp_min(1.0);
+    total = total.defined() ? total + mean : mean;
+    ++gated;
+  }
+  return gated ? total / gated : total;
+}
+
 }  // namespace hashhop::model

@@ -131,7 +131,8 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_rope_fraction", c.model.global_rope_fraction}, {"rope_base", c.model.rope_base},
                     {"global_rope_max_wavelength", c.model.global_rope_max_wavelength},
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
-                    {"gate_threshold", c.model.gate_threshold}, {"global_qk_norm", c.model.global_qk_norm},
+                    {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
+                    {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}}},
                   {"train", train_to_json(c.train)}};
   return j.dump(2) + "\n";
@@ -170,6 +171,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "global_topk", c.model.global_topk, w);
     read_field(m, "topk_in_training", c.model.topk_in_training, w);
     read_field(m, "gate_threshold", c.model.gate_threshold, w);
+    read_field(m, "gate_sparsity", c.model.gate_sparsity, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
     read_field(m, "hops", c.model.hops, w);
@@ -191,6 +193,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(!m.topk_in_training || m.global_topk > 0, w, "topk_in_training", "needs global_topk > 0");
   require(m.gate_threshold >= 0 && m.gate_threshold < 1, w, "gate_threshold", "must be in [0, 1) (0 = soft gate)");
   require(m.gate_threshold == 0 || m.hash_gate, w, "gate_threshold", "needs hash_gate");
+  require(m.gate_sparsity >= 0 && m.gate_sparsity <= 100, w, "gate_sparsity", "must be in [0, 100] (0 = none)");
+  require(m.gate_sparsity == 0 || m.hash_gate, w, "gate_sparsity", "needs hash_gate");
   require(m.canon_kernel >= 0 && m.canon_kernel <= 256, w, "canon_kernel", "must be in [0, 256]");
   require(m.hops >= 1 && m.hops <= 16, w, "hops", "must be in [1, 16]");
   if (j.contains("train")) {

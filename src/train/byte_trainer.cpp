@@ -36,6 +36,13 @@ torch::optim::AdamW make_optimizer(model::ByteModel& net, const train::TrainConf
   return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
 }
 
+// What the optimiser minimises: the answer bytes' cross-entropy, plus the gate sparsity penalty (mean σ of
+// the hash gates; ByteModelConfig::gate_sparsity). The logged loss stays the cross-entropy alone.
+torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& model) {
+  if (model.gate_sparsity <= 0 || !scores.mean_gate.defined()) return scores.loss;
+  return scores.loss + model.gate_sparsity * scores.mean_gate;
+}
+
 nlohmann::json scores_json(const ByteScores& s) {
   nlohmann::json by = nlohmann::json::object();
   for (const auto& [key, value] : s.exact_by_hops_cot)
@@ -115,6 +122,7 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     double sum = 0;
     for (double v : shares) sum += v;
     scores.kept_share = sum / static_cast<double>(shares.size());
+    scores.mean_gate = net->mean_gate(valid);
   }
   return scores;
 }
@@ -200,7 +208,7 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
       // Loss terms of this rank's share (answer bytes); summed over ranks they are the 1-process batch's.
       // Byte, answer and first-byte counts are summed too; exact-by-hops and kept share stay rank 0's.
       const auto terms = static_cast<double>(scores.bytes);
-      (scores.loss * terms).backward();
+      (objective(scores, config.model) * terms).backward();
       const double local_loss = scores.loss.item<double>();
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const auto total = all_reduce_step(*options.group, net->parameters(),
@@ -216,7 +224,7 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
       scores.first_right = std::llround(total[5]);
       out_of_time = total[6] > 0;  // every rank stops at the same step, or the others would wait for it
     } else {
-      scores.loss.backward();
+      objective(scores, config.model).backward();
       loss = scores.loss.item<double>();
     }
     torch::nn::utils::clip_grad_norm_(net->parameters(), tc.grad_clip);

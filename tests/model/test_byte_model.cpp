@@ -13,6 +13,7 @@
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/train/batch.h"
 #include "hashhop/train/byte_config.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
@@ -316,6 +317,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"topk_in_training": true}})", "'topk_in_training'");
   expect_error(R"({"family": "bytes", "model": {"gate_threshold": 1}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"gate_threshold": 0.5, "hash_gate": false}})", "'gate_threshold'");
+  expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
+  expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");
@@ -363,6 +366,47 @@ TEST(ByteTrainer, TinyRunLeavesChance) {
   }
   EXPECT_EQ(lines, config.train.steps / config.train.log_every);
   std::system(("rm -rf " + options.out_dir).c_str());
+}
+
+TEST(ByteTrainer, GateSparsityLowersTheGates) {
+  // Same seed, same batches: the run with the penalty must end with lower gates than the run without,
+  // and ByteModel::mean_gate must be the mean of σ over the valid positions of every gated block.
+  auto config = ht::load_byte_run_config("bytes-tiny");
+  config.train.steps = 20;
+  const auto run = [&](double sparsity) {
+    auto c = config;
+    c.model.gate_sparsity = sparsity;
+    ht::TrainOptions options;
+    options.out_dir = temp_dir("sparsity");
+    options.quiet = true;
+    ht::train_bytes(c, options);
+    auto loaded = ht::load_byte_model(options.out_dir, torch::kCPU);
+    std::system(("rm -rf " + options.out_dir).c_str());
+    const auto samples = ht::make_batch(c.train, hm::ModelConfig{}, 999, 0, 4);
+    torch::NoGradGuard no_grad;
+    const auto scores = ht::score_byte_batch(loaded.net, samples, torch::kCPU);
+    return scores.mean_gate.item<double>();
+  };
+  const double plain = run(0.0), sparse = run(50.0);
+  EXPECT_LT(sparse, plain - 0.02) << "gates: " << sparse << " with the penalty, " << plain << " without";
+
+  torch::manual_seed(3);
+  hm::ByteModel net(config.model);
+  const auto input = torch::randint(0, 256, {2, 9}, torch::kLong);
+  net->hidden(input);
+  auto valid = torch::ones({2, 9}, torch::kBool);
+  valid.index_put_({1, torch::indexing::Slice(5)}, false);
+  double expected = 0;
+  int gated = 0;
+  for (const auto& module : net->modules(false)) {
+    const auto* attention = module->as<hm::ByteAttention>();
+    if (!attention || !attention->last_log_gate().defined()) continue;
+    const auto g = attention->last_log_gate().exp();
+    expected += (g.index({0}).sum() + g.index({1, torch::indexing::Slice(0, 5)}).sum()).item<double>() / 14.0;
+    ++gated;
+  }
+  ASSERT_GT(gated, 0);
+  EXPECT_NEAR(net->mean_gate(valid).item<double>(), expected / gated, 1e-6);
 }
 
 TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {

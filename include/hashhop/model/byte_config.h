@@ -31,6 +31,10 @@ struct ByteModelConfig {
   // At inference, a global key whose σ(gate) is at most this is dropped (its score -inf): the hash gate made
   // hard, so the engine (engine/byte_engine.h) stores only the kept keys and answers as this model does. 0 = soft.
   double gate_threshold = 0.0;
+  // Training only: the loss adds gate_sparsity × the mean σ(gate) over every gated block's text positions.
+  // Without it the gates keep nearly every byte (learning-log §12: 73–100%), so a hard gate at inference
+  // drops keys the model reads; with it the model keeps few reference points and lets the rest go to 0.
+  double gate_sparsity = 0.0;
   // Global and hop layers normalise each head's query and key to RMS 1 (the query then times a learned gain
   // per head), so a score is gain·sqrt(head dim)·cos(q, k): no key can outscore the match by its length
   // alone, however many keys a long prompt holds (learning-log §13). Local layers keep plain dot products.

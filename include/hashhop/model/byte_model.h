@@ -162,6 +162,9 @@ class ByteModelImpl : public torch::nn::Module {
   // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
   // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;
+  // Mean σ(gate) over the `valid` positions of the last forward, averaged over gated blocks; differentiable
+  // (the gate_sparsity penalty). Undefined without gates.
+  torch::Tensor mean_gate(const torch::Tensor& valid) const;
   const ByteModelConfig& config() const { return config_; }
 
  private:
