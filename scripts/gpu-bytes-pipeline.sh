@@ -41,7 +41,15 @@ train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a seco
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || status=1; done
-  for c in "$@"; do n=$(name_of "$c"); log "$n: $(tail -1 "pipeline/train-$n.log")"; cp "runs/$n/metrics.jsonl" "pipeline/$n-metrics.jsonl"; done
+  for c in "$@"; do
+    n=$(name_of "$c"); log "$n: $(tail -1 "pipeline/train-$n.log")"; cp "runs/$n/metrics.jsonl" "pipeline/$n-metrics.jsonl"
+    # The curve in the call's output too, in case the files do not come back: every 5th logged step.
+    python3 -c 'import json, sys
+for i, l in enumerate(open(sys.argv[1])):
+    j = json.loads(l)
+    if i % 5 == 4: print(j["step"] + 1, "loss %.3f first %.3f exact %.3f kept %s" % (j["loss"], j["first_byte"], j["exact"], j["kept_share"]))' \
+      "runs/$n/metrics.jsonl" || true
+  done
   return "$status"
 }
 

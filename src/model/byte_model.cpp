@@ -328,13 +328,23 @@ ByteModelImpl::ByteModelImpl(const ByteModelConfig& config) : config_(config) {
   head_ = register_module("head", torch::nn::Linear(config.dim, 256));
   torch::NoGradGuard no_grad;
   embed_->weight.normal_(0.0, 0.02);
-  // Output projections start small so every block starts close to the identity (GPT-2's scaling).
-  const double scale = 0.02 / std::sqrt(2.0 * static_cast<double>(config.layers.size()));
+  // Output projections start smaller so every block starts close to the identity (GPT-2's 1/sqrt(2·layers)).
+  const double residual = 1.0 / std::sqrt(2.0 * static_cast<double>(config.layers.size()));
+  const bool fan_in = config.init == "fan_in";
   for (auto& item : named_parameters()) {
     const auto& name = item.key();
     auto& p = item.value();
-    if (p.dim() == 2 && name.find("embed") == std::string::npos && name.find("gate") == std::string::npos)
-      p.normal_(0.0, (name.find(".out.") != std::string::npos || name.find(".down.") != std::string::npos) ? scale : 0.02);
+    const bool output = name.find(".out.") != std::string::npos || name.find(".down.") != std::string::npos;
+    if (p.dim() == 2 && name.find("embed") == std::string::npos && name.find("gate") == std::string::npos) {
+      // fan_in: std 1/sqrt(inputs), so a d=256 model's first scores and logits are not ~10x too small (with
+      // a fixed 0.02 every from-scratch run since run 5 sat on the "closing quote only" plateau:
+      // learning-log §14). gpt2: the fixed 0.02 that runs 1-11 were trained with.
+      const double std = fan_in ? 1.0 / std::sqrt(static_cast<double>(p.size(1))) : 0.02;
+      p.normal_(0.0, output ? std * residual : std);
+    } else if (fan_in && p.dim() == 1 && name.ends_with(".bias") && name.find("norm") == std::string::npos &&
+               name.find("gate") == std::string::npos) {
+      p.zero_();  // linear and canon biases: no constant offsets that drown the 0.02-sized byte embedding
+    }
   // (dim() == 2 skips the canon convs' [dim, 1, kernel] weights, which keep their default init.)
   }
 }

@@ -133,7 +133,7 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
                     {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
                     {"global_qk_norm", c.model.global_qk_norm},
-                    {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}}},
+                    {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init}}},
                   {"train", train_to_json(c.train)}};
   return j.dump(2) + "\n";
 }
@@ -176,6 +176,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
     read_field(m, "hops", c.model.hops, w);
     read_field(m, "hash_gate", c.model.hash_gate, w);
+    read_field(m, "init", c.model.init, w);
   }
   const auto& m = c.model;
   const std::string w = origin + " (model)";
@@ -197,6 +198,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.gate_sparsity == 0 || m.hash_gate, w, "gate_sparsity", "needs hash_gate");
   require(m.canon_kernel >= 0 && m.canon_kernel <= 256, w, "canon_kernel", "must be in [0, 256]");
   require(m.hops >= 1 && m.hops <= 16, w, "hops", "must be in [1, 16]");
+  require(m.init == "fan_in" || m.init == "gpt2", w, "init", "must be \"fan_in\" or \"gpt2\"");
   if (j.contains("train")) {
     // The lexer family's reader checks every training field; fields the file leaves out keep the preset's.
     json train = train_to_json(c.train);

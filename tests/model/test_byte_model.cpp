@@ -246,6 +246,7 @@ TEST(ByteModel, TopKReadsOnlyTheBestKeysAtInference) {
   // first 24 rows of every layer, so of the output); later rows differ; training ignores the setting;
   // and a prefilled cache continues exactly under top-k too.
   auto config = small_config("LGH");
+  config.init = "gpt2";  // the ×20 below is sized for std-0.02 matrices: sharp reads, but not one-hot
   torch::manual_seed(25);
   hm::ByteModel net(config);
   torch::NoGradGuard no_grad;
@@ -319,6 +320,7 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"gate_threshold": 0.5, "hash_gate": false}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
+  expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");
@@ -327,6 +329,37 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   const auto c = ht::byte_run_config_from_json(R"({"family": "bytes", "base": "bytes-h100", "train": {"steps": 7}})", "ok.json");
   EXPECT_EQ(c.train.steps, 7);
   EXPECT_EQ(c.train.curriculum.size(), ht::load_byte_run_config("bytes-h100").train.curriculum.size());
+}
+
+TEST(ByteModel, InitScalesMatricesByFanInOrFixedGpt2) {
+  // fan_in: a matrix with n inputs has std 1/sqrt(n) (output projections / sqrt(2·layers)), biases outside
+  // norms and gates are 0; gpt2: std 0.02 (0.02 / sqrt(2·layers) for outputs), canon biases as PyTorch draws them.
+  auto config = small_byte_config("LG");
+  config.dim = 128;
+  for (const std::string init : {"fan_in", "gpt2"}) {
+    config.init = init;
+    torch::manual_seed(5);
+    hm::ByteModel net(config);
+    const double residual = 1.0 / std::sqrt(4.0);
+    auto params = net->named_parameters();
+    const auto std_of = [&](const std::string& name) { return params[name].std().item<double>(); };
+    const double q = init == "fan_in" ? 1.0 / std::sqrt(128.0) : 0.02;
+    const double down = init == "fan_in" ? 1.0 / std::sqrt(128.0 * config.mlp_mult) * residual : 0.02 * residual;
+    EXPECT_NEAR(std_of("block1.attention.q.weight"), q, 0.05 * q) << init;
+    EXPECT_NEAR(std_of("block1.down.weight"), down, 0.05 * down) << init;
+    EXPECT_NEAR(std_of("embed.weight"), 0.02, 0.002) << init;
+    EXPECT_EQ(params["block1.attention.gate.bias"].item<double>(), 4.0) << init;
+    EXPECT_TRUE(torch::equal(params["block1.norm_attn.weight"], torch::ones({128}))) << init;
+    const auto canon_bias = params["block0.canon_attn.conv.bias"].abs().max().item<double>();
+    const auto up_bias = params["block0.up.bias"].abs().max().item<double>();
+    if (init == "fan_in") {
+      EXPECT_EQ(canon_bias, 0.0);
+      EXPECT_EQ(up_bias, 0.0);
+    } else {
+      EXPECT_GT(canon_bias, 0.1);
+      EXPECT_GT(up_bias, 0.0);
+    }
+  }
 }
 
 TEST(ByteTrainer, ResumeIsExact) {

@@ -42,6 +42,9 @@ struct ByteModelConfig {
   int canon_kernel = 4;                // causal depthwise conv before attention and MLP; 0 = none
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores
+  // Initialisation of a fresh model (loaded weights replace it): "fan_in" (matrices N(0, 1/fan_in), output
+  // projections also / sqrt(2·layers), biases 0) or "gpt2" (matrices N(0, 0.02²), as runs 1-11 were trained).
+  std::string init = "fan_in";
 };
 
 }  // namespace hashhop::model
