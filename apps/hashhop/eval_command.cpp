@@ -173,7 +173,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--limit", o->endpoint.limit, "--endpoint: only the first N records (0: all)");
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   o->path.add_options(app);
-  o->ranks.add(app, "--model, lexer family: ");
+  o->ranks.add(app, "--model (either family): ");
   app->add_flag("--json", o->json, "Print the score as JSON");
   app->callback([o] {
     if (o->model_dir.empty() && o->endpoint.endpoint.empty()) throw CLI::RequiredError("--model or --endpoint");

@@ -133,7 +133,7 @@ Command add_serve_command(CLI::App& root) {
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_flag("--log-requests", o->server.log_requests, "Print one line per request on stderr");
   o->path.add_options(app);
-  o->ranks.add(app, "Lexer family: ");
+  o->ranks.add(app, "Either model family: ");
   return {app, [o, app] { return run_serve(*o, *app); }};
 }
 
