@@ -158,6 +158,10 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
       train::to_json(train::load_byte_run_config(config_path)) != train::to_json(config))
     throw std::invalid_argument(options.out_dir + ": holds a checkpoint of a different config (" + config_path +
                                 "); use another --out or the same config");
+  // The penalty is a mean over the whole batch's positions; ranks would each take their share's mean,
+  // and the data-parallel step would no longer equal the one-process step (the --nproc guarantee).
+  if (options.group && config.model.gate_sparsity > 0)
+    throw std::invalid_argument("gate_sparsity: not supported with --nproc (data-parallel steps equal one process's only without it)");
   torch::manual_seed(tc.seed);
   model::ByteModel net(config.model);
   if (!init_from.empty() && !resuming) {
