@@ -222,9 +222,30 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   const auto split = [&](const torch::Tensor& y) { return y.view({b, t, config_.heads, head_dim_}).transpose(1, 2); };
   const auto merge = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b, t, config_.dim}); };
   torch::Tensor key_column, query_column;
-  const bool hard_gate = gate_ && config_.gate_threshold > 0 && !is_training();
-  if (gate_) {
+  const bool concrete = gate_ && config_.gate == "hard_concrete";
+  const bool hard_gate = gate_ && !is_training() && (config_.gate_threshold > 0 || concrete);
+  if (gate_ && concrete) {
+    // Hard concrete (Louizos et al. 2018, L0 gates): z = clamp(s·(ζ - γ) + γ, 0, 1) with s = σ((logit + noise)/β)
+    // in training (logistic noise) and s = σ(logit) at inference. z is exactly 0 for a dropped key and exactly 1
+    // for a fully kept one, so the level is pinned: a needed key whose z hits 0 costs loss, and the engine
+    // stores only z > 0 (logit > -ln 11). Training floors z at 1e-6 (a bias of -13.8, not -inf: no NaN rows).
+    constexpr double beta = 2.0 / 3.0, gamma = -0.1, zeta = 1.1;
+    const auto logit = gate_->forward(x).squeeze(-1).to(torch::kFloat32);  // [B, T]
+    last_log_gate_ = torch::log_sigmoid(logit - beta * std::log(-gamma / zeta));  // log P(z != 0): the L0 penalty's
+    last_kept_ = logit > std::log(-gamma / zeta);  // z > 0 at inference: σ(logit) > -γ/(ζ - γ) = 1/12, logit > -ln 11
+    torch::Tensor stretched;
+    if (is_training()) {
+      const auto u = torch::rand_like(logit).clamp(1e-6, 1.0 - 1e-6);
+      stretched = torch::sigmoid((torch::log(u) - torch::log1p(-u) + logit) / beta);
+    } else {
+      stretched = torch::sigmoid(logit);
+    }
+    const auto z = (stretched * (zeta - gamma) + gamma).clamp(0.0, 1.0);
+    key_column = (is_training() ? torch::log(z.clamp_min(1e-6)) : torch::log(z)) * std::sqrt(static_cast<double>(head_dim_));
+    query_column = torch::ones({b, t}, x.options());
+  } else if (gate_) {
     last_log_gate_ = torch::log_sigmoid(gate_->forward(x).squeeze(-1).to(torch::kFloat32));  // [B, T]
+    last_kept_ = last_log_gate_ > std::log(config_.gate_threshold > 0 ? config_.gate_threshold : 0.5);
     key_column = last_log_gate_ * std::sqrt(static_cast<double>(head_dim_));
     if (hard_gate) {
       // A dropped key scores -inf, so it is never read, whatever else a query sees. A query that sees no
@@ -413,10 +434,10 @@ torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return h
 std::vector<double> ByteModelImpl::kept_share(const torch::Tensor& valid) const {
   std::vector<double> shares;
   for (const auto& block : blocks_) {
-    const auto gate = block->attention()->last_log_gate();
-    if (!gate.defined()) continue;
-    const auto mask = valid.to(gate.device());
-    shares.push_back(((gate > std::log(0.5)) & mask).sum().item<double>() / std::max<double>(1.0, mask.sum().item<double>()));
+    const auto kept = block->attention()->last_kept();
+    if (!kept.defined()) continue;
+    const auto mask = valid.to(kept.device());
+    shares.push_back((kept & mask).sum().item<double>() / std::max<double>(1.0, mask.sum().item<double>()));
   }
   return shares;
 }

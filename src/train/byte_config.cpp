@@ -131,7 +131,7 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_rope_fraction", c.model.global_rope_fraction}, {"rope_base", c.model.rope_base},
                     {"global_rope_max_wavelength", c.model.global_rope_max_wavelength},
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
-                    {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
+                    {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity}, {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init}}},
                   {"train", train_to_json(c.train)}};
@@ -172,6 +172,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "topk_in_training", c.model.topk_in_training, w);
     read_field(m, "gate_threshold", c.model.gate_threshold, w);
     read_field(m, "gate_sparsity", c.model.gate_sparsity, w);
+    read_field(m, "gate", c.model.gate, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
     read_field(m, "hops", c.model.hops, w);
@@ -196,6 +197,10 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.gate_threshold == 0 || m.hash_gate, w, "gate_threshold", "needs hash_gate");
   require(m.gate_sparsity >= 0 && m.gate_sparsity <= 100, w, "gate_sparsity", "must be in [0, 100] (0 = none)");
   require(m.gate_sparsity == 0 || m.hash_gate, w, "gate_sparsity", "needs hash_gate");
+  require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");
+  require(m.gate == "sigmoid" || m.hash_gate, w, "gate", "needs hash_gate");
+  require(m.gate == "sigmoid" || m.gate_threshold == 0, w, "gate_threshold",
+          "must be 0 with gate \"hard_concrete\" (its z = 0 is the threshold)");
   require(m.canon_kernel >= 0 && m.canon_kernel <= 256, w, "canon_kernel", "must be in [0, 256]");
   require(m.hops >= 1 && m.hops <= 16, w, "hops", "must be in [1, 16]");
   require(m.init == "fan_in" || m.init == "gpt2", w, "init", "must be \"fan_in\" or \"gpt2\"");

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "hashhop/core/mix64.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
@@ -162,6 +163,8 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
   // and the data-parallel step would no longer equal the one-process step (the --nproc guarantee).
   if (options.group && config.model.gate_sparsity > 0)
     throw std::invalid_argument("gate_sparsity: not supported with --nproc (data-parallel steps equal one process's only without it)");
+  if (options.group && config.model.gate == "hard_concrete")
+    throw std::invalid_argument("gate \"hard_concrete\": not supported with --nproc (each rank would draw other gate noise)");
   torch::manual_seed(tc.seed);
   model::ByteModel net(config.model);
   if (!init_from.empty() && !resuming) {
@@ -200,6 +203,8 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
     const double lr = learning_rate(tc, step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const auto samples = make_batch(tc, model::ModelConfig{}, step, shard.first, shard.second);
+    // Randomness inside a step (the hard concrete gate's noise) comes from (seed, step) alone: resume is exact.
+    torch::manual_seed(core::mix64(tc.seed * 0x9E3779B97F4A7C15ULL + static_cast<std::uint64_t>(step) + 1));
     ByteScores scores;
     {
       AutocastScope autocast(bf16);

@@ -58,7 +58,7 @@ std::vector<RankResult> run_ranks(const std::string& spec, const Prompt& p, int 
 
 TEST(ByteContextParallel, TwoAndThreeRanksAnswerAsOneEngine) {
   const auto p = problem(400, 7, 2);
-  for (const std::string spec : {"LGHG", "GLH+qknorm", "LGHG+hard"}) {
+  for (const std::string spec : {"LGHG", "GLH+qknorm", "LGHG+hard", "LGHG+l0"}) {
     auto net = random_model(spec);
     ByteEngine one(net, torch::kCPU, {64});
     one.prefill(p.text);

@@ -33,7 +33,8 @@ inline Prompt problem(std::uint64_t chars, std::uint64_t seed, int hops = 1) {
 }
 
 // `spec`: the layer letters, then "+qknorm" (global_qk_norm) and/or "+hard" (gates centred at σ = 1/2 and
-// made hard there, so about half the keys drop). Seeded through torch's global generator: build models
+// made hard there, so about half the keys drop) or "+l0" (hard concrete gates centred at logit 0: the keys
+// with a logit below -ln 11 drop). Seeded through torch's global generator: build models
 // on one thread.
 inline model::ByteModel random_model(const std::string& spec, std::uint64_t seed) {
   torch::manual_seed(seed);
@@ -41,14 +42,16 @@ inline model::ByteModel random_model(const std::string& spec, std::uint64_t seed
   config.global_rope_max_wavelength = 20.0;  // p-RoPE as the trained models have it
   config.hops = 2;
   config.global_qk_norm = spec.find("+qknorm") != std::string::npos;
+  if (spec.find("+l0") != std::string::npos) config.gate = "hard_concrete";
   model::ByteModel net(config);
   torch::NoGradGuard no_grad;
   // Peaked, varied weights, so that gates spread over (0, 1) and greedy answers are not all alike.
   for (auto& p : net->parameters()) p.mul_(4.0);
-  if (spec.find("+hard") != std::string::npos) {
+  const bool hard = spec.find("+hard") != std::string::npos;
+  if (hard || config.gate == "hard_concrete") {
     for (auto& item : net->named_parameters())
       if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
-    net->set_gate_threshold(0.5);
+    if (hard) net->set_gate_threshold(0.5);
   }
   net->eval();
   return net;

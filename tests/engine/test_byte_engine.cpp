@@ -48,46 +48,44 @@ TEST(ByteEngine, ChunkedPrefillEqualsOnePrefill) {
 }
 
 TEST(ByteEngine, HardGateKeepsOnlyKeptKeysAndAnswersAsTheModel) {
-  // With gate_threshold the model's attention drops keys with σ(gate) at most the threshold, and the engine
-  // stores only the others: for every chunk size its continuation must equal the whole text run through
-  // the model, and the keys it holds must be exactly those above the threshold.
-  const auto prompt = problem(300, 6);
-  auto net = random_model("LGHG", 32);
-  {
-    torch::NoGradGuard no_grad;  // gates start at σ(4): centre them so about half the keys fall below 1/2
-    for (auto& item : net->named_parameters())
-      if (item.key().find("gate.bias") != std::string::npos) item.value().zero_();
+  // With gate_threshold the model's attention drops keys with σ(gate) at most the threshold (with a hard
+  // concrete gate, those whose z is 0), and the engine stores only the others: for every chunk size its
+  // continuation must equal the whole text run through the model, and the keys it holds must be exactly
+  // those the gate keeps.
+  for (const std::string spec : {"LGHG+hard", "LGHG+l0"}) {
+    SCOPED_TRACE(spec);
+    const auto prompt = problem(300, 6);
+    auto net = random_model(spec, 32);
+    const std::string text = prompt.text + "\n";
+    std::vector<std::int64_t> all(text.begin(), text.end());
+    const std::vector<std::int64_t> tail{'a', 'B', ' ', '=', ' ', '\''};
+    all.insert(all.end(), tail.begin(), tail.end());
+    torch::NoGradGuard no_grad;
+    const auto whole = net->hidden(torch::tensor(all).view({1, -1}));
+    std::vector<std::int64_t> kept;  // per gated block, from the whole run's gates over the prompt's bytes
+    const auto valid = torch::arange(static_cast<std::int64_t>(all.size())).lt(static_cast<std::int64_t>(text.size())).view({1, -1});
+    for (const double share : net->kept_share(valid))
+      kept.push_back(std::llround(share * static_cast<double>(text.size())));
+    ASSERT_EQ(kept.size(), 3u);
+    EXPECT_GT(kept[0], 0);
+    EXPECT_LT(kept[0], static_cast<std::int64_t>(text.size())) << "the test needs some keys dropped";
+    const auto expected = model::answer_queries_bytes(net, prompt.text, 1, false, prompt.keys, torch::kCPU);
+    for (const std::size_t chunk : {1, 7, 64, 100000}) {
+      ByteEngine engine(net, torch::kCPU, {chunk});
+      engine.prefill(prompt.text);
+      EXPECT_EQ(engine.stats().reference_points, kept) << "chunk " << chunk;
+      const auto got = net->hidden_after(engine.cache(), torch::tensor(tail).view({1, -1}));
+      const auto want = whole.narrow(1, whole.size(1) - static_cast<std::int64_t>(tail.size()), static_cast<std::int64_t>(tail.size()));
+      EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << "chunk " << chunk << ": " << (got - want).abs().max().item<double>();
+      EXPECT_EQ(engine.answer(1, false, prompt.keys), expected) << "chunk " << chunk;
+    }
+    ByteEngine soft(random_model("LGHG", 32), torch::kCPU, {64});
+    soft.prefill(prompt.text);
+    ByteEngine hard(net, torch::kCPU, {64});
+    hard.prefill(prompt.text);
+    EXPECT_LT(hard.stats().cache_bytes, soft.stats().cache_bytes);
+    EXPECT_GT(hard.stats().bytes_per_reference_point(), 0.0);
   }
-  net->set_gate_threshold(0.5);
-  const std::string text = prompt.text + "\n";
-  std::vector<std::int64_t> all(text.begin(), text.end());
-  const std::vector<std::int64_t> tail{'a', 'B', ' ', '=', ' ', '\''};
-  all.insert(all.end(), tail.begin(), tail.end());
-  torch::NoGradGuard no_grad;
-  const auto whole = net->hidden(torch::tensor(all).view({1, -1}));
-  std::vector<std::int64_t> kept;  // per gated block, from the whole run's gates over the prompt's bytes
-  const auto valid = torch::arange(static_cast<std::int64_t>(all.size())).lt(static_cast<std::int64_t>(text.size())).view({1, -1});
-  for (const double share : net->kept_share(valid))
-    kept.push_back(std::llround(share * static_cast<double>(text.size())));
-  ASSERT_EQ(kept.size(), 3u);
-  EXPECT_GT(kept[0], 0);
-  EXPECT_LT(kept[0], static_cast<std::int64_t>(text.size())) << "the test needs some keys dropped";
-  const auto expected = model::answer_queries_bytes(net, prompt.text, 1, false, prompt.keys, torch::kCPU);
-  for (const std::size_t chunk : {1, 7, 64, 100000}) {
-    ByteEngine engine(net, torch::kCPU, {chunk});
-    engine.prefill(prompt.text);
-    EXPECT_EQ(engine.stats().reference_points, kept) << "chunk " << chunk;
-    const auto got = net->hidden_after(engine.cache(), torch::tensor(tail).view({1, -1}));
-    const auto want = whole.narrow(1, whole.size(1) - static_cast<std::int64_t>(tail.size()), static_cast<std::int64_t>(tail.size()));
-    EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << "chunk " << chunk << ": " << (got - want).abs().max().item<double>();
-    EXPECT_EQ(engine.answer(1, false, prompt.keys), expected) << "chunk " << chunk;
-  }
-  ByteEngine soft(random_model("LGHG", 32), torch::kCPU, {64});
-  soft.prefill(prompt.text);
-  ByteEngine hard(net, torch::kCPU, {64});
-  hard.prefill(prompt.text);
-  EXPECT_LT(hard.stats().cache_bytes, soft.stats().cache_bytes);
-  EXPECT_GT(hard.stats().bytes_per_reference_point(), 0.0);
 }
 
 // With a device budget far below the prompt's keys, the engine moves them to host memory chunk after chunk
@@ -95,8 +93,10 @@ TEST(ByteEngine, HardGateKeepsOnlyKeptKeysAndAnswersAsTheModel) {
 // the device holding at most about a budget plus a chunk, the rest counted as host bytes.
 TEST(ByteEngine, KeysSpilledToHostAnswerAsKeysKept) {
   const auto prompt = problem(600, 8);
-  for (const bool hard : {false, true}) {
-    auto net = random_model(hard ? "LGHG+hard" : "LGHG", 33);
+  for (const std::string spec : {"LGHG", "LGHG+hard", "LGHG+l0"}) {
+    const bool hard = spec != "LGHG";
+    SCOPED_TRACE(spec);
+    auto net = random_model(spec, 33);
     ByteEngine kept(net, torch::kCPU, {64});
     kept.prefill(prompt.text);
     const auto expected = kept.answer(1, false, prompt.keys);

@@ -115,6 +115,63 @@ TEST(ByteModel, GateColumnEqualsAnExplicitLogSigmoidBias) {
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
 }
 
+TEST(ByteModel, HardConcreteGateIsLogOfAClampedStretchedSigmoid) {
+  // At inference the hard concrete gate's bias is log z, z = clamp(1.2 σ(g) - 0.1, 0, 1): -inf (the key
+  // dropped) for g <= -ln 11, 0 for g >= ln 11. Checked against that formula in float64, with the gate spread
+  // so that keys of all three kinds occur; rows that see no kept key read 0. In training z is drawn with
+  // noise (finite: floored at 1e-6) and gradients reach the gate.
+  auto config = small_config("G");
+  config.global_rope_fraction = 0.0;
+  config.gate = "hard_concrete";
+  torch::manual_seed(22);
+  hm::ByteAttention attention(config, 'G');
+  {
+    torch::NoGradGuard no_grad;
+    auto params = attention->named_parameters();
+    params["gate.weight"].normal_(0.0, 1.0);
+    params["gate.bias"].fill_(0.0);
+  }
+  const auto x = torch::randn({2, 17, config.dim});
+  attention->eval();
+  torch::Tensor got;
+  {
+    torch::NoGradGuard no_grad;
+    got = attention->forward(x).to(torch::kFloat64);
+  }
+  auto p = attention->named_parameters();
+  const auto xd = x.to(torch::kFloat64);
+  const auto proj = [&](const std::string& name) {
+    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({2, 17, config.heads, -1}).transpose(1, 2);
+  };
+  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
+  const auto logit = torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) + p["gate.bias"].to(torch::kFloat64);
+  const auto z = (torch::sigmoid(logit) * 1.2 - 0.1).clamp(0.0, 1.0);
+  ASSERT_GT((z == 0).sum().item<int>(), 3) << "the test needs dropped keys";
+  ASSERT_GT((z == 1).sum().item<int>(), 3) << "the test needs fully kept keys";
+  ASSERT_GT(((z > 0) & (z < 1)).sum().item<int>(), 3) << "the test needs partly kept keys";
+  EXPECT_TRUE(torch::equal(attention->last_kept(), (z > 0).to(torch::kBool)));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + torch::log(z).view({2, 1, 1, 17});
+  scores = scores.masked_fill(torch::ones({17, 17}, torch::kBool).triu(1), -INFINITY);
+  auto weights = torch::softmax(scores, -1);
+  weights = weights.masked_fill(torch::isnan(weights), 0.0);  // a row that sees no kept key reads nothing
+  const auto read = torch::matmul(weights, v).transpose(1, 2).reshape({2, 17, config.dim});
+  const auto want = torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
+  EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
+
+  attention->train();
+  torch::manual_seed(1);
+  const auto a = attention->forward(x);
+  torch::manual_seed(2);
+  const auto b = attention->forward(x);
+  EXPECT_TRUE(torch::isfinite(a).all().item<bool>() && torch::isfinite(b).all().item<bool>());
+  EXPECT_FALSE(torch::allclose(a, b, 1e-4, 1e-4)) << "training draws z with noise";
+  // The L0 term: log P(z != 0) = log σ(g - β ln(-γ/ζ)), β = 2/3, γ = -0.1, ζ = 1.1.
+  const auto expected = torch::log_sigmoid(logit - 2.0 / 3.0 * std::log(0.1 / 1.1));
+  EXPECT_TRUE(torch::allclose(attention->last_log_gate().to(torch::kFloat64), expected, 1e-5, 1e-5));
+  (a.square().sum() + attention->last_log_gate().exp().sum()).backward();
+  EXPECT_GT(p["gate.weight"].grad().abs().sum().item<double>(), 0.0);
+}
+
 TEST(ByteModel, QkNormScoresAreGainTimesCosinePlusGate) {
   // global_qk_norm: score = gain_h·sqrt(hd)·cos(q, k) + log σ(gate), checked against that textbook form in
   // float64 with gains far from 1 and a varying gate; then scaling W_k by 7 and W_q by 3 must change
@@ -246,7 +303,6 @@ TEST(ByteModel, TopKReadsOnlyTheBestKeysAtInference) {
   // first 24 rows of every layer, so of the output); later rows differ; training ignores the setting;
   // and a prefilled cache continues exactly under top-k too.
   auto config = small_config("LGH");
-  config.init = "gpt2";  // the ×20 below is sized for std-0.02 matrices: sharp reads, but not one-hot
   torch::manual_seed(25);
   hm::ByteModel net(config);
   torch::NoGradGuard no_grad;
@@ -321,6 +377,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
+  expect_error(R"({"family": "bytes", "model": {"gate": "relu"}})", "'gate'");
+  expect_error(R"({"family": "bytes", "model": {"gate": "hard_concrete", "gate_threshold": 0.5}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
   expect_error(R"({"family": "bytes", "model": {"hops": 4294967298}})", "'hops'");
   expect_error(R"({"family": "bytes", "train": {"batch": 0}})", "'batch'");

@@ -32,9 +32,16 @@ struct ByteModelConfig {
   // hard, so the engine (engine/byte_engine.h) stores only the kept keys and answers as this model does. 0 = soft.
   double gate_threshold = 0.0;
   // Training only: the loss adds gate_sparsity × the mean σ(gate) over every gated block's text positions.
-  // Without it the gates keep nearly every byte (learning-log §12: 73–100%), so a hard gate at inference
-  // drops keys the model reads; with it the model keeps few reference points and lets the rest go to 0.
+  // Without it the gates keep nearly every byte (learning-log §12: 73–100%). Alone it does not make a hard
+  // gate work: a softmax ignores a shift common to every key's log σ(g), so the penalty lowers all gates
+  // alike (run 12b': every gate below 1/2 within 300 steps; learning-log §14). Not with --nproc.
   double gate_sparsity = 0.0;
+  // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
+  // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training
+  // and σ(g)·1.2 - 0.1 at inference, so z is exactly 0 for a dropped key; gate_sparsity then weighs the
+  // expected share of nonzero z. Its level is pinned (a needed key at z = 0 costs loss), so hard at inference
+  // means what training saw. Not with --nproc (each rank would draw other noise).
+  std::string gate = "sigmoid";
   // Global and hop layers normalise each head's query and key to RMS 1 (the query then times a learned gain
   // per head), so a score is gain·sqrt(head dim)·cos(q, k): no key can outscore the match by its length
   // alone, however many keys a long prompt holds (learning-log §13). Local layers keep plain dot products.

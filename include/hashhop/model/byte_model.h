@@ -86,7 +86,11 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, std::int64_t first = 0, const ByteLayerCache* past = nullptr,
                         ByteLayerCache* record = nullptr);
   // log σ(gate) per position of the last forward ([B, T]); undefined for local layers or without a gate.
+  // With gate "hard_concrete": log P(z != 0), the L0 penalty's term.
   torch::Tensor last_log_gate() const { return last_log_gate_; }
+  // [B, T] bool: the keys of the last forward that the gate keeps at inference (σ > gate_threshold, or 1/2
+  // when soft; hard_concrete: z > 0); undefined without a gate.
+  torch::Tensor last_kept() const { return last_kept_; }
   char kind() const { return kind_; }
   void set_global_topk(int topk) { config_.global_topk = topk; }
   void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
@@ -110,7 +114,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   mutable torch::Tensor inverse_frequencies_;  // float64 [rotated / 2], 0 beyond the wavelength cap; moves to x's device
   torch::nn::Linear q_{nullptr}, k_{nullptr}, v_{nullptr}, out_{nullptr}, gate_{nullptr}, hash_projection_{nullptr};
   torch::Tensor qk_gain_;  // [heads], global_qk_norm only
-  torch::Tensor last_log_gate_;
+  torch::Tensor last_log_gate_, last_kept_;
   std::function<RemoteRead(const torch::Tensor&)> remote_;
 };
 TORCH_MODULE(ByteAttention);
