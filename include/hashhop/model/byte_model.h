@@ -163,8 +163,9 @@ class ByteModelImpl : public torch::nn::Module {
   // write only the new rows, into stores that double when full (ByteLayerCache), so n bytes cost O(n)
   // copying in any chunk size; local layers keep their window.
   void extend(ByteCache& cache, const torch::Tensor& bytes);
-  // Share of positions whose hash gate σ(g) > 1/2 in each gated block of the last forward, over the
-  // positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
+  // Share of positions whose key the gate keeps at inference (ByteAttention::last_kept: σ(g) above the
+  // threshold, 1/2 when soft; z > 0 for a hard concrete gate) in each gated block of the last forward, over
+  // the positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;
   // Mean σ(gate) over the `valid` positions of the last forward, averaged over gated blocks; differentiable
   // (the gate_sparsity penalty). Undefined without gates.

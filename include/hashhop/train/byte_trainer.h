@@ -28,7 +28,7 @@ struct ByteScores {
   std::int64_t answers = 0, answers_exact = 0, first_right = 0;
   std::map<std::pair<int, bool>, std::pair<std::int64_t, std::int64_t>> exact_by_hops_cot;  // (hops, cot) -> (exact, total)
   bool gated = false;       // the model has hash gates (kept_share means something)
-  double kept_share = 1.0;  // mean share of text positions the hash gates keep (σ > 1/2)
+  double kept_share = 1.0;  // mean share of text positions the hash gates keep (ByteModel::kept_share)
   torch::Tensor mean_gate;  // differentiable mean σ(gate) (ByteModel::mean_gate); undefined without gates
   void add(const ByteScores& other);
   double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
