@@ -37,8 +37,9 @@ torch::optim::AdamW make_optimizer(model::ByteModel& net, const train::TrainConf
   return torch::optim::AdamW(std::move(groups), torch::optim::AdamWOptions(c.lr));
 }
 
-// What the optimiser minimises: the answer bytes' cross-entropy, plus the gate sparsity penalty (mean σ of
-// the hash gates; ByteModelConfig::gate_sparsity). The logged loss stays the cross-entropy alone.
+// What the optimiser minimises: the answer bytes' cross-entropy, plus the gate sparsity penalty (the mean σ
+// of the hash gates, or their expected share of nonzero z for a hard concrete gate; ByteModelConfig::
+// gate_sparsity). The logged loss stays the cross-entropy alone.
 torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& model) {
   if (model.gate_sparsity <= 0 || !scores.mean_gate.defined()) return scores.loss;
   return scores.loss + model.gate_sparsity * scores.mean_gate;

@@ -167,8 +167,9 @@ class ByteModelImpl : public torch::nn::Module {
   // threshold, 1/2 when soft; z > 0 for a hard concrete gate) in each gated block of the last forward, over
   // the positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;
-  // Mean σ(gate) over the `valid` positions of the last forward, averaged over gated blocks; differentiable
-  // (the gate_sparsity penalty). Undefined without gates.
+  // Mean of exp(last_log_gate) (σ(gate); P(z != 0) for a hard concrete gate) over the `valid` positions of
+  // the last forward, averaged over gated blocks; differentiable (the gate_sparsity penalty). Undefined
+  // without gates.
   torch::Tensor mean_gate(const torch::Tensor& valid) const;
   const ByteModelConfig& config() const { return config_; }
 

@@ -29,7 +29,7 @@ struct ByteScores {
   std::map<std::pair<int, bool>, std::pair<std::int64_t, std::int64_t>> exact_by_hops_cot;  // (hops, cot) -> (exact, total)
   bool gated = false;       // the model has hash gates (kept_share means something)
   double kept_share = 1.0;  // mean share of text positions the hash gates keep (ByteModel::kept_share)
-  torch::Tensor mean_gate;  // differentiable mean σ(gate) (ByteModel::mean_gate); undefined without gates
+  torch::Tensor mean_gate;  // differentiable (ByteModel::mean_gate): the gate_sparsity penalty's term; undefined without gates
   void add(const ByteScores& other);
   double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
   double exact_rate() const { return answers ? static_cast<double>(answers_exact) / answers : 0.0; }
