@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <unistd.h>
 
@@ -31,6 +32,38 @@ hm::ByteModelConfig small_config(const std::string& layers) { return small_byte_
 torch::Tensor random_bytes(std::int64_t batch, std::int64_t length, std::uint64_t seed) {
   torch::manual_seed(seed);
   return torch::randint(0, 256, {batch, length}, torch::kInt64);
+}
+
+// A global attention layer (seeded) whose gate logits really vary (N(0, |x|²) per key), so a wrong gate
+// bias cannot pass a check.
+hm::ByteAttention spread_gate_attention(const hm::ByteModelConfig& config, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  hm::ByteAttention attention(config, 'G');
+  torch::NoGradGuard no_grad;
+  auto params = attention->named_parameters();
+  params["gate.weight"].normal_(0.0, 1.0);
+  params["gate.bias"].fill_(0.0);
+  return attention;
+}
+
+// The textbook form of a position-free global layer in float64: softmax(q·k/sqrt(hd) + bias(gate logit of the
+// key), causal) v, then the output projection; a row whose keys all have bias -inf reads 0. x: [B, T, dim].
+torch::Tensor float64_global_read(hm::ByteAttention& attention, const torch::Tensor& x, int heads,
+                                  const std::function<torch::Tensor(const torch::Tensor&)>& bias_of_logit) {
+  auto p = attention->named_parameters();
+  const auto b = x.size(0), t = x.size(1), dim = x.size(2);
+  const auto xd = x.to(torch::kFloat64);
+  const auto proj = [&](const std::string& name) {
+    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({b, t, heads, -1}).transpose(1, 2);
+  };
+  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
+  const auto logit = torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) + p["gate.bias"].to(torch::kFloat64);
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + bias_of_logit(logit).view({b, 1, 1, t});
+  scores = scores.masked_fill(torch::ones({t, t}, torch::kBool).triu(1), -INFINITY);
+  auto weights = torch::softmax(scores, -1);
+  weights = weights.masked_fill(torch::isnan(weights), 0.0);
+  const auto read = torch::matmul(weights, v).transpose(1, 2).reshape({b, t, dim});
+  return torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
 }
 
 std::string temp_dir(const std::string& tag) {
@@ -90,28 +123,11 @@ TEST(ByteModel, GateColumnEqualsAnExplicitLogSigmoidBias) {
   // form: softmax(q·k/sqrt(hd) + log σ(gate(x_key)), causal) v, in float64. Tolerance: float32 rounding.
   auto config = small_config("G");
   config.global_rope_fraction = 0.0;  // no rotation, so q and k are plain projections
-  torch::manual_seed(21);
-  hm::ByteAttention attention(config, 'G');
+  auto attention = spread_gate_attention(config, 21);
   torch::NoGradGuard no_grad;
-  {  // a gate that really varies, so a wrong bias cannot pass
-    auto params = attention->named_parameters();
-    params["gate.weight"].normal_(0.0, 1.0);
-    params["gate.bias"].fill_(0.0);
-  }
   const auto x = torch::randn({2, 17, config.dim});
   const auto got = attention->forward(x).to(torch::kFloat64);
-  auto p = attention->named_parameters();
-  const auto xd = x.to(torch::kFloat64);
-  const auto proj = [&](const std::string& name) {
-    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({2, 17, config.heads, -1}).transpose(1, 2);
-  };
-  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
-  const auto gate = torch::log_sigmoid(torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) +
-                                       p["gate.bias"].to(torch::kFloat64));
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + gate.view({2, 1, 1, 17});
-  scores = scores.masked_fill(torch::ones({17, 17}, torch::kBool).triu(1), -INFINITY);
-  const auto read = torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({2, 17, config.dim});
-  const auto want = torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
+  const auto want = float64_global_read(attention, x, config.heads, [](const torch::Tensor& g) { return torch::log_sigmoid(g); });
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
 }
 
@@ -123,14 +139,7 @@ TEST(ByteModel, HardConcreteGateIsLogOfAClampedStretchedSigmoid) {
   auto config = small_config("G");
   config.global_rope_fraction = 0.0;
   config.gate = "hard_concrete";
-  torch::manual_seed(22);
-  hm::ByteAttention attention(config, 'G');
-  {
-    torch::NoGradGuard no_grad;
-    auto params = attention->named_parameters();
-    params["gate.weight"].normal_(0.0, 1.0);
-    params["gate.bias"].fill_(0.0);
-  }
+  auto attention = spread_gate_attention(config, 22);
   const auto x = torch::randn({2, 17, config.dim});
   attention->eval();
   torch::Tensor got;
@@ -139,23 +148,16 @@ TEST(ByteModel, HardConcreteGateIsLogOfAClampedStretchedSigmoid) {
     got = attention->forward(x).to(torch::kFloat64);
   }
   auto p = attention->named_parameters();
-  const auto xd = x.to(torch::kFloat64);
-  const auto proj = [&](const std::string& name) {
-    return torch::matmul(xd, p[name].to(torch::kFloat64).t()).view({2, 17, config.heads, -1}).transpose(1, 2);
-  };
-  const auto q = proj("q.weight"), k = proj("k.weight"), v = proj("v.weight");
-  const auto logit = torch::matmul(xd, p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) + p["gate.bias"].to(torch::kFloat64);
+  const auto logit = torch::matmul(x.to(torch::kFloat64), p["gate.weight"].to(torch::kFloat64).t()).squeeze(-1) +
+                     p["gate.bias"].to(torch::kFloat64);
   const auto z = (torch::sigmoid(logit) * 1.2 - 0.1).clamp(0.0, 1.0);
   ASSERT_GT((z == 0).sum().item<int>(), 3) << "the test needs dropped keys";
   ASSERT_GT((z == 1).sum().item<int>(), 3) << "the test needs fully kept keys";
   ASSERT_GT(((z > 0) & (z < 1)).sum().item<int>(), 3) << "the test needs partly kept keys";
   EXPECT_TRUE(torch::equal(attention->last_kept(), (z > 0).to(torch::kBool)));
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1))) + torch::log(z).view({2, 1, 1, 17});
-  scores = scores.masked_fill(torch::ones({17, 17}, torch::kBool).triu(1), -INFINITY);
-  auto weights = torch::softmax(scores, -1);
-  weights = weights.masked_fill(torch::isnan(weights), 0.0);  // a row that sees no kept key reads nothing
-  const auto read = torch::matmul(weights, v).transpose(1, 2).reshape({2, 17, config.dim});
-  const auto want = torch::matmul(read, p["out.weight"].to(torch::kFloat64).t());
+  const auto want = float64_global_read(attention, x, config.heads, [](const torch::Tensor& g) {
+    return torch::log((torch::sigmoid(g) * 1.2 - 0.1).clamp(0.0, 1.0));  // rows that see no kept key read 0
+  });
   EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5)) << (got - want).abs().max().item<double>();
 
   attention->train();
@@ -179,12 +181,9 @@ TEST(ByteModel, QkNormScoresAreGainTimesCosinePlusGate) {
   auto config = small_config("G");
   config.global_rope_fraction = 0.0;
   config.global_qk_norm = true;
-  torch::manual_seed(24);
-  hm::ByteAttention attention(config, 'G');
+  auto attention = spread_gate_attention(config, 24);
   torch::NoGradGuard no_grad;
   auto params = attention->named_parameters();
-  params["gate.weight"].normal_(0.0, 1.0);
-  params["gate.bias"].fill_(0.0);
   params["qk_gain"].copy_(torch::tensor({0.5, 1.0, 2.0, 3.0}));
   const auto x = torch::randn({2, 17, config.dim});
   const auto got = attention->forward(x).to(torch::kFloat64);
