@@ -233,7 +233,8 @@ bool get_bool(const std::string& file, const JsonlRecord& record, const char* fi
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  out += nlohmann::json(std::string(s)).dump();
+  // A byte-level model may write any byte, and a JSON string holds only UTF-8: replace, never throw.
+  out += nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace hashhop::io

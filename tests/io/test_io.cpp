@@ -292,3 +292,12 @@ TEST(Jsonl, StreamingReaderChecksDroppedStrings) {
   reader.skip_fields({"prompt"});
   EXPECT_NE(error_of([&] { reader.next(); }), "no error");
 }
+
+TEST(Jsonl, StringsThatAreNotUtf8StayValidJson) {
+  // A byte model's completion may hold any byte (0x9A broke `eval --predictions` once): the bytes that are
+  // not UTF-8 become U+FFFD, the rest (UTF-8 included) survive, and the line parses.
+  std::string line;
+  hashhop::io::append_json_string(line, std::string("ab\x9A\xff") + "\"q\"\n\xc3\xa9");
+  const auto parsed = nlohmann::json::parse(line);
+  EXPECT_EQ(parsed.get<std::string>(), "ab\xEF\xBF\xBD\xEF\xBF\xBD\"q\"\n\xc3\xa9");
+}

@@ -81,7 +81,8 @@ std::string get_string(const std::string& file, const JsonlRecord& record, const
 std::int64_t get_int(const std::string& file, const JsonlRecord& record, const char* field);
 bool get_bool(const std::string& file, const JsonlRecord& record, const char* field);
 
-// Appends s as a JSON string literal (with quotes) to out.
+// Appends s as a JSON string literal (with quotes) to out. Bytes that are not UTF-8 (a byte-level model's
+// completion may hold any) become U+FFFD, so the line stays valid JSON.
 void append_json_string(std::string& out, std::string_view s);
 
 }  // namespace hashhop::io
