@@ -24,11 +24,12 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     parse_size("--device-bytes", path.device_bytes);  // a bad value fails before the first record, not at it
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
-    // the model's config.json already sets gate_threshold; the engine then stores only those keys.
+    // the model's gate is hard already (config.json's gate_threshold, or a hard concrete gate); the engine
+    // then stores only those keys.
     if (path.gated_only) {
       if (!bytes_.config.model.hash_gate)
         throw std::invalid_argument("--gated-only: this byte-level model has no hash gate (" + model_dir + ")");
-      if (bytes_.config.model.gate_threshold == 0) bytes_.net->set_gate_threshold(0.5);
+      if (!bytes_.config.model.gate_drops_keys()) bytes_.net->set_gate_threshold(0.5);
     }
     // No max_run cap; no-CoT hops up to 15 (kMaxHopsFeature), the most any model here is asked.
     loaded_.config.model.max_hops = model::kMaxHopsFeature;

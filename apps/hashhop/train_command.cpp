@@ -78,13 +78,7 @@ int run_train(const Options& o) {
     throw std::invalid_argument("--time-limit: must be a number of seconds >= 0 (0: no limit), got " + std::to_string(o.time_limit));
   if (o.nproc > 1 && !dist::dist_env_from_environment() && !o.print_config) {
     // Refused here too, so the one-line error comes before N ranks each print it (train_bytes checks it).
-    if (train::is_byte_config(o.config)) {
-      const auto model = train::load_byte_run_config(o.config).model;
-      if (model.gate_sparsity > 0)
-        throw std::invalid_argument(o.config + ": field 'gate_sparsity': not supported with --nproc (data-parallel steps equal one process's only without it)");
-      if (model.gate == "hard_concrete")
-        throw std::invalid_argument(o.config + ": field 'gate': \"hard_concrete\" is not supported with --nproc (each rank would draw other gate noise)");
-    }
+    if (train::is_byte_config(o.config)) train::refuse_data_parallel(train::load_byte_run_config(o.config), o.config);
     dist::launch_ranks(o.nproc);  // this command line again as N ranks; throws when one fails
     return 0;
   }

@@ -59,8 +59,7 @@ void ByteEngine::stream(std::string_view text) {
 void ByteEngine::drop_ungated(std::int64_t chunk_length) {
   const auto& config = net_->config();
   const std::int64_t head_dim = config.dim / config.heads;
-  // The model's attention drops keys too: a threshold on σ, or a hard concrete gate's z = 0.
-  const bool hard = config.gate_threshold > 0.0 || (config.hash_gate && config.gate == "hard_concrete");
+  const bool hard = config.gate_drops_keys();  // the model's attention drops them too
   std::size_t gated = 0;
   for (std::size_t i = 0; i < cache_.layers.size(); ++i) {
     if (config.layers[i] == 'L' || !config.hash_gate) continue;

@@ -223,7 +223,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   const auto merge = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b, t, config_.dim}); };
   torch::Tensor key_column, query_column;
   const bool concrete = gate_ && config_.gate == "hard_concrete";
-  const bool hard_gate = gate_ && !is_training() && (config_.gate_threshold > 0 || concrete);
+  const bool hard_gate = gate_ && !is_training() && config_.gate_drops_keys();
   if (gate_ && concrete) {
     // Hard concrete (Louizos et al. 2018, L0 gates): z = clamp(s·(ζ - γ) + γ, 0, 1) with s = σ((logit + noise)/β)
     // in training (logistic noise) and s = σ(logit) at inference. z is exactly 0 for a dropped key and exactly 1

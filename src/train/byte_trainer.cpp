@@ -149,6 +149,13 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
   return loaded;
 }
 
+void refuse_data_parallel(const train::ByteRunConfig& config, const std::string& where) {
+  if (config.model.gate_sparsity > 0)
+    throw std::invalid_argument(where + ": field 'gate_sparsity': not supported with --nproc (data-parallel steps equal one process's only without it)");
+  if (config.model.gate == "hard_concrete")
+    throw std::invalid_argument(where + ": field 'gate': \"hard_concrete\" is not supported with --nproc (each rank would draw other gate noise)");
+}
+
 TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
   const auto& tc = config.train;
   FreshRunCleanup cleanup(options.out_dir);
@@ -162,10 +169,7 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
                                 "); use another --out or the same config");
   // The penalty is a mean over the whole batch's positions; ranks would each take their share's mean,
   // and the data-parallel step would no longer equal the one-process step (the --nproc guarantee).
-  if (options.group && config.model.gate_sparsity > 0)
-    throw std::invalid_argument("gate_sparsity: not supported with --nproc (data-parallel steps equal one process's only without it)");
-  if (options.group && config.model.gate == "hard_concrete")
-    throw std::invalid_argument("gate \"hard_concrete\": not supported with --nproc (each rank would draw other gate noise)");
+  if (options.group) refuse_data_parallel(config, "train config '" + config.name + "'");
   torch::manual_seed(tc.seed);
   model::ByteModel net(config.model);
   if (!init_from.empty() && !resuming) {

@@ -42,6 +42,9 @@ struct ByteModelConfig {
   // expected share of nonzero z. Its level is pinned (a needed key at z = 0 costs loss), so hard at inference
   // means what training saw. Not with --nproc (each rank would draw other noise).
   std::string gate = "sigmoid";
+  // Whether the gated blocks drop keys at inference (a dropped key scores -inf, and the engine stores only
+  // the others): a threshold on σ, or a hard concrete gate, which is hard by construction.
+  bool gate_drops_keys() const { return hash_gate && (gate_threshold > 0 || gate == "hard_concrete"); }
   // Global and hop layers normalise each head's query and key to RMS 1 (the query then times a learned gain
   // per head), so a score is gain·sqrt(head dim)·cos(q, k): no key can outscore the match by its length
   // alone, however many keys a long prompt holds (learning-log §13). Local layers keep plain dot products.

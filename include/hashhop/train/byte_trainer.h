@@ -48,6 +48,11 @@ struct LoadedByteModel {
 };
 LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& device);
 
+// Throws, naming `where` and the field, when the config cannot train data parallel (--nproc): the gate
+// sparsity penalty (a whole-batch mean) and the hard concrete gate (per-rank noise) would make the ranks' step
+// differ from one process's. train_bytes calls it with a group; `train --nproc` before it launches ranks.
+void refuse_data_parallel(const train::ByteRunConfig& config, const std::string& where);
+
 // Trains (or resumes from OUT/checkpoint.pt); `init_from` (a byte model directory) seeds the weights of
 // a fresh run, for fine-tuning one configuration from another. Writes OUT/metrics.jsonl with loss,
 // byte accuracy, first-byte accuracy and exact match per logged window.
