@@ -7,6 +7,9 @@
 #                   runs/prope side by side (ARM_SECONDS, 420)
 #   eval ARM...     each ARM on SETS, soft and hard gate; with ENGINE_ARM, the engine at ENGINE_CHARS (1M)
 #                   with keys kept and spilled (time, peak GPU memory)
+# TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
+# arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
+# metrics come back as pipeline/twin-NAME-metrics.jsonl.
 # SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt). The PACK runs'
 # models (default: every ARM of scratch, ENGINE_ARM of eval) come back in <16 MB pieces (cat model.pt.* >
 # model.pt); metrics, logs and the eval table in logs.tar.gz. Run there: scripts/gpu-bytes-pipeline.sh PHASE [ARM configs...]   (carry .gpu-deps); files in $OUT.
@@ -96,7 +99,24 @@ case "$phase" in
 scratch)
   [ $# -ge 1 ] || { echo "scratch: name at least one ARM config" >&2; exit 2; }
   build
+  twins=()
+  if [ -n "${TWINS:-}" ]; then
+    for c in 700 900 1100; do
+      $h gen --chars $c --hops 1 --hash-len 8 --queries 8 --samples 60000 --seed $((700000 + c)) --out pipeline/data/twin-$c.jsonl
+    done
+    paste -d '\n' pipeline/data/twin-700.jsonl pipeline/data/twin-900.jsonl pipeline/data/twin-1100.jsonl > pipeline/data/twin.jsonl
+    IFS=';' read -ra specs <<< "$TWINS"
+    for s in "${specs[@]}"; do
+      n="${s%%:*}"
+      # shellcheck disable=SC2086
+      python3 scripts/init-reference.py data=pipeline/data/twin.jsonl device=cuda threads=2 seconds="${ARM_SECONDS:-400}" \
+        steps=100000 metrics="pipeline/twin-$n-metrics.jsonl" ${s#*:} > "pipeline/twin-$n.log" 2>&1 &
+      twins+=($!)
+    done
+  fi
   train_arms "" "$@" || log "a training failed"
+  for p in "${twins[@]}"; do wait "$p" || log "a twin failed"; done
+  for s in "${specs[@]:-}"; do [ -n "$s" ] && log "twin ${s%%:*}: $(tail -1 "pipeline/twin-${s%%:*}.log")"; done
   eval_arms "$@"
   names=(); for c in "$@"; do names+=("$(name_of "$c")"); done
   pack ${PACK:-${names[@]}}

@@ -3,39 +3,43 @@
 # schedule and answer-byte loss), to compare initialisations outside the C++ code (learning-log section 14).
 # Run: hashhop gen --chars 80 --hops 1 --hash-len 4 --queries 4 --seed 1000 --samples 40000 --out D.jsonl;
 #      scripts/init-reference.py data=D.jsonl init=ours|torch|fanin [embed_std=0.02] [steps=600]  (needs torch)
-import json, math, sys, torch, torch.nn as nn, torch.nn.functional as F
-torch.manual_seed(0); torch.set_num_threads(1)
+#      on a GPU: ... device=cuda dim=256 heads=8 layers=6 batch=64 lr=1e-3 seconds=400 metrics=M.jsonl
+import itertools, json, math, sys, time, torch, torch.nn as nn, torch.nn.functional as F
 args = dict(a.split('=') for a in sys.argv[1:])
-D, H, L = int(args.get('dim', 64)), int(args.get('heads', 4)), int(args.get('layers', 3))
+torch.manual_seed(int(args.get('seed', 0))); torch.set_num_threads(int(args.get('threads', 1)))
+DEV = torch.device(args.get('device', 'cpu')); SECONDS = float(args.get('seconds', 0))
+METRICS = open(args['metrics'], 'w') if 'metrics' in args else None
+D, H, L = int(args.get('dim', 64)), int(args.get('heads', 4)), int(args.get('layers', 3)); MLP = int(args.get('mlp', 2))
 EMB = float(args.get('embed_std', 0.02)); CANON = int(args.get('canon', 4)); CBIAS = args.get('cbias', '1') == '1'
-LR, B, STEPS = float(args.get('lr', 3e-3)), int(args.get('batch', 32)), int(args.get('steps', 600))
-recs = [json.loads(l) for l in open(args['data'])]
+LR, B, STEPS = float(args.get('lr', 3e-3)), int(args.get('batch', 32)), int(args.get('steps', 600)); WARMUP = int(args.get('warmup', 50))
 def sample(r):
     t = r['prompt'] + '\n' + r['completion']; b = t.encode()
-    pos = []; start = t.index('COMPLETION:')
+    pos = []; firsts = []; start = t.index('COMPLETION:')
     i = start
     while True:
         q = t.find(" = '", i)
         if q < 0: break
         o = q + 3  # opening quote
         e = t.index("'", o + 1)
-        pos += list(range(o, e))  # predict value bytes and closing quote
+        firsts.append(len(pos)); pos += list(range(o, e))  # predict value bytes and closing quote
         i = e + 1
-    return b, pos
-data = [sample(r) for r in recs]
+    return b, pos, firsts
+# The file is read as a stream and cycled, so a GPU run can take more samples than fit in memory parsed.
+data = (sample(json.loads(l)) for l in itertools.cycle(open(args['data']).readlines()))
 class Canon(nn.Module):
     def __init__(s): super().__init__(); s.c = nn.Conv1d(D, D, CANON, groups=D, bias=CBIAS)
     def forward(s, x): return x + s.c(F.pad(x.transpose(1, 2), (CANON - 1, 0))).transpose(1, 2)
 def rope(x):
     T, hd = x.shape[2], x.shape[3]; half = hd // 2
-    inv = 10000 ** (-torch.arange(half) * 2.0 / hd); ang = torch.outer(torch.arange(T).float(), inv)
+    inv = 10000 ** (-torch.arange(half, device=x.device) * 2.0 / hd)
+    ang = torch.outer(torch.arange(T, device=x.device).float(), inv)
     c, s_ = ang.cos(), ang.sin(); x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * c - x2 * s_, x1 * s_ + x2 * c], -1)
 class Block(nn.Module):
     def __init__(s):
         super().__init__(); s.n1, s.n2 = nn.LayerNorm(D), nn.LayerNorm(D)
         s.q, s.k, s.v, s.o = [nn.Linear(D, D, bias=False) for _ in range(4)]
-        s.up, s.down = nn.Linear(D, 2 * D), nn.Linear(2 * D, D)
+        s.up, s.down = nn.Linear(D, MLP * D), nn.Linear(MLP * D, D)
         s.c1, s.c2 = (Canon(), Canon()) if CANON else (nn.Identity(), nn.Identity())
     def forward(s, x):
         Bn, T, _ = x.shape; x = s.c1(x); y = s.n1(x)
@@ -63,21 +67,31 @@ class M(nn.Module):
         x = s.e(x)
         for b in s.b: x = b(x)
         return s.h(s.n(x))
-m = M()
+m = M().to(DEV)
 dec = [p for n, p in m.named_parameters() if p.dim() == 2 and not n.startswith('e.')]
 rest = [p for n, p in m.named_parameters() if not (p.dim() == 2 and not n.startswith('e.'))]
 opt = torch.optim.AdamW([{'params': dec, 'weight_decay': 0.1}, {'params': rest, 'weight_decay': 0}], lr=LR, betas=(0.9, 0.95))
+t0 = time.time(); seen_first = seen_right = 0
 for step in range(STEPS):
-    lr = LR * min(1, (step + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / STEPS)))
+    if SECONDS and time.time() - t0 > SECONDS: break
+    lr = LR * min(1, (step + 1) / WARMUP) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / STEPS)))
     for g in opt.param_groups: g['lr'] = lr
-    batch = data[step * B:(step + 1) * B]; T = max(len(b) for b, _ in batch)
+    batch = [next(data) for _ in range(B)]; T = max(len(b) for b, _, _ in batch)
     x = torch.zeros(B, T, dtype=torch.long)
-    rows, tg = [], []
-    for i, (b, pos) in enumerate(batch):
+    rows, tg, first = [], [], []
+    for i, (b, pos, firsts) in enumerate(batch):
+        first += [len(rows) + f for f in firsts]
         x[i, :len(b)] = torch.tensor(list(b)); rows += [i * T + p for p in pos]; tg += [b[p + 1] for p in pos]
-    logits = m(x).view(B * T, 256)[torch.tensor(rows)]
-    loss = F.cross_entropy(logits, torch.tensor(tg))
+    x, rows, tg = x.to(DEV), torch.tensor(rows, device=DEV), torch.tensor(tg, device=DEV)
+    with torch.autocast(DEV.type, dtype=torch.bfloat16, enabled=DEV.type == 'cuda'):
+        logits = m(x).view(B * T, 256)[rows].float()
+    loss = F.cross_entropy(logits, tg)
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
-    if (step + 1) % 100 == 0:
-        acc = (logits.argmax(-1) == torch.tensor(tg)).float().mean().item()
-        print(f"step {step + 1} loss {loss.item():.4f} byte {acc:.3f}", flush=True)
+    right = logits.argmax(-1) == tg
+    if (step + 1) % 10 == 0:
+        seen_first += len(first); seen_right += right[torch.tensor(first, device=DEV)].sum().item()
+    if (step + 1) % 100 == 0:  # first-byte accuracy over every 10th step of the last 100 (the lookup, not the copy)
+        acc = right.float().mean().item(); fb = seen_right / max(1, seen_first)
+        print(f"step {step + 1} loss {loss.item():.4f} byte {acc:.3f} first {fb:.3f} s {time.time() - t0:.0f}", flush=True)
+        if METRICS: print(json.dumps(dict(step=step + 1, loss=loss.item(), byte=acc, first_byte=fb, seconds=time.time() - t0)), file=METRICS, flush=True)
+        seen_first = seen_right = 0

@@ -348,7 +348,7 @@ ByteModelImpl::ByteModelImpl(const ByteModelConfig& config) : config_(config) {
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.dim})));
   head_ = register_module("head", torch::nn::Linear(config.dim, 256));
   torch::NoGradGuard no_grad;
-  embed_->weight.normal_(0.0, 0.02);
+  embed_->weight.normal_(0.0, config.embed_std);
   // Output projections start smaller so every block starts close to the identity (GPT-2's 1/sqrt(2·layers)).
   const double residual = 1.0 / std::sqrt(2.0 * static_cast<double>(config.layers.size()));
   const bool fan_in = config.init == "fan_in";

@@ -133,7 +133,8 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
                     {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity}, {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
-                    {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init}}},
+                    {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init},
+                    {"embed_std", c.model.embed_std}}},
                   {"train", train_to_json(c.train)}};
   return j.dump(2) + "\n";
 }
@@ -178,6 +179,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "hops", c.model.hops, w);
     read_field(m, "hash_gate", c.model.hash_gate, w);
     read_field(m, "init", c.model.init, w);
+    read_field(m, "embed_std", c.model.embed_std, w);
   }
   const auto& m = c.model;
   const std::string w = origin + " (model)";
@@ -204,6 +206,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.canon_kernel >= 0 && m.canon_kernel <= 256, w, "canon_kernel", "must be in [0, 256]");
   require(m.hops >= 1 && m.hops <= 16, w, "hops", "must be in [1, 16]");
   require(m.init == "fan_in" || m.init == "gpt2", w, "init", "must be \"fan_in\" or \"gpt2\"");
+  require(m.embed_std > 0 && m.embed_std <= 10, w, "embed_std", "must be in (0, 10]");
   if (j.contains("train")) {
     // The lexer family's reader checks every training field; fields the file leaves out keep the preset's.
     json train = train_to_json(c.train);

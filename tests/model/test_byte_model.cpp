@@ -376,6 +376,7 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
+  expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
   expect_error(R"({"family": "bytes", "model": {"gate": "relu"}})", "'gate'");
   expect_error(R"({"family": "bytes", "model": {"gate": "hard_concrete", "gate_threshold": 0.5}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"dim": 256.7}})", "'dim'");
@@ -405,6 +406,9 @@ TEST(ByteModel, InitScalesMatricesByFanInOrFixedGpt2) {
     EXPECT_NEAR(std_of("block1.attention.q.weight"), q, 0.05 * q) << init;
     EXPECT_NEAR(std_of("block1.down.weight"), down, 0.05 * down) << init;
     EXPECT_NEAR(std_of("embed.weight"), 0.02, 0.002) << init;
+    config.embed_std = 1.0;  // PyTorch's nn.Embedding default, for either init
+    EXPECT_NEAR(hm::ByteModel(config)->named_parameters()["embed.weight"].std().item<double>(), 1.0, 0.05) << init;
+    config.embed_std = 0.02;
     EXPECT_EQ(params["block1.attention.gate.bias"].item<double>(), 4.0) << init;
     EXPECT_TRUE(torch::equal(params["block1.norm_attn.weight"], torch::ones({128}))) << init;
     const auto canon_bias = params["block0.canon_attn.conv.bias"].abs().max().item<double>();

@@ -55,6 +55,10 @@ struct ByteModelConfig {
   // Initialisation of a fresh model (loaded weights replace it): "fan_in" (matrices N(0, 1/fan_in), output
   // projections also / sqrt(2·layers), biases 0) or "gpt2" (matrices N(0, 0.02²), as runs 1-11 were trained).
   std::string init = "fan_in";
+  // The byte embedding's std at initialisation (either init). PyTorch's nn.Embedding default is 1; 0.02 is
+  // what runs 1-12 used. Under pre-norm layers it sets how loud a byte's identity is next to what the first
+  // blocks add to the residual stream.
+  double embed_std = 0.02;
 };
 
 }  // namespace hashhop::model
