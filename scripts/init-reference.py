@@ -93,5 +93,5 @@ for step in range(STEPS):
     if (step + 1) % 100 == 0:  # first-byte accuracy over every 10th step of the last 100 (the lookup, not the copy)
         acc = right.float().mean().item(); fb = seen_right / max(1, seen_first)
         print(f"step {step + 1} loss {loss.item():.4f} byte {acc:.3f} first {fb:.3f} s {time.time() - t0:.0f}", flush=True)
-        if METRICS: print(json.dumps(dict(step=step + 1, loss=loss.item(), byte=acc, first_byte=fb, seconds=time.time() - t0)), file=METRICS, flush=True)
+        if METRICS: print(json.dumps(dict(step=step, loss=loss.item(), byte=acc, first_byte=fb, seconds=time.time() - t0)), file=METRICS, flush=True)
         seen_first = seen_right = 0
