@@ -19,6 +19,7 @@ inline constexpr TorchCommand kTorchCommands[] = {
     {"eval", "Answer every query of a HashHop JSONL with a trained model and score it"},
     {"answer", "Answer the queries of one prompt with a trained model"},
     {"engine-bench", "Benchmark the long-context engine against the dense path: prefill, latency, memory, accuracy"},
+    {"signature-recall", "Recall of a byte model's own top-k keys by learned bit signatures (HashAttention's maps)"},
     {"serve", "Serve a trained model over an OpenAI-compatible API (/v1/completions, /v1/chat/completions)"},
     // Only --model needs LibTorch: sweeps against an endpoint or the solver run in the lean binary.
     {"sweep", "Accuracy and latency of a model over context sizes x hops x CoT (one results JSON)", "--model"},

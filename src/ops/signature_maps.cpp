@@ -55,18 +55,29 @@ double signature_topk_recall(const torch::Tensor& q_signs, const torch::Tensor& 
 
 std::vector<double> train_signature_maps(SignatureMap& phi_q, SignatureMap& phi_k, const torch::Tensor& queries,
                                          const torch::Tensor& keys, const SignatureTrainOptions& o) {
-  TORCH_CHECK(queries.dim() == 2 && keys.dim() == 2 && queries.size(1) == keys.size(1),
-              "train_signature_maps: queries [n, dim] and keys [m, dim] must share dim");
+  return train_signature_maps(phi_q, phi_k, std::vector<SignatureGroup>{{queries, keys}}, o);
+}
+
+std::vector<double> train_signature_maps(SignatureMap& phi_q, SignatureMap& phi_k, const std::vector<SignatureGroup>& groups,
+                                         const SignatureTrainOptions& o) {
+  TORCH_CHECK(!groups.empty(), "train_signature_maps: no groups of queries and keys");
+  std::vector<torch::Tensor> dense;
+  for (const auto& g : groups) {
+    TORCH_CHECK(g.queries.dim() == 2 && g.keys.dim() == 2 && g.queries.size(1) == g.keys.size(1) && g.queries.size(0) > 0,
+                "train_signature_maps: queries [n, dim] and keys [m, dim] must share dim");
+    dense.push_back(torch::matmul(g.queries, g.keys.t()));
+  }
   torch::manual_seed(o.seed);
   std::vector<torch::Tensor> parameters = phi_q->parameters();
   for (const auto& p : phi_k->parameters()) parameters.push_back(p);
   torch::optim::Adam optimizer(parameters, torch::optim::AdamOptions(o.learning_rate));
-  const auto dense = torch::matmul(queries, keys.t());
   std::vector<double> losses;
   for (int step = 0; step < o.steps; ++step) {
-    const auto rows = torch::randint(queries.size(0), {std::min(o.batch_queries, queries.size(0))}, torch::kInt64);
-    const auto loss = signature_bce_loss(phi_q(queries.index_select(0, rows)), phi_k(keys), dense.index_select(0, rows), o.top_k,
-                                         o.scale, o.threshold);
+    const auto& g = groups[static_cast<std::size_t>(step) % groups.size()];
+    const auto& scores = dense[static_cast<std::size_t>(step) % groups.size()];
+    const auto rows = torch::randint(g.queries.size(0), {std::min(o.batch_queries, g.queries.size(0))}, torch::kInt64);
+    const auto loss = signature_bce_loss(phi_q(g.queries.index_select(0, rows)), phi_k(g.keys), scores.index_select(0, rows),
+                                         o.top_k, o.scale, o.threshold);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step();

@@ -75,6 +75,11 @@ check "answer hash longer than max_run" 1 "--hash_len: query 'abcdefghi' has 9 l
 # The byte-level family answers through eval too, with no max_run cap (a 3-step model: the pipeline, not accuracy).
 check "byte model trains" 0 "steps 0..3 of 3" -- "$bin" train --config bytes-tiny --steps 3 --out "$work/bytes_run"
 check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_run" --data "$work/tiny.jsonl"
+# Learned signatures on that model's own global queries and keys: a table row per global block, and --json.
+check "signature-recall" 0 "\\| 1 \\| G \\| [0-9]+ \\| [01]\\.[0-9]{3} \\| [01]\\.[0-9]{3} \\|" -- "$bin" signature-recall --model "$work/bytes_run" \
+  --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu
+check "signature-recall --json" 0 '"recall_learned": [01]\.' -- "$bin" signature-recall --model "$work/bytes_run" \
+  --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu --json
 # Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
 # sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
 cp -r "$work/bytes_run" "$work/bytes_hard"

@@ -18,6 +18,7 @@
 #include "hashhop/train/byte_config.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
+#include "hashhop/model/global_vectors.h"
 #include "hashhop/train/byte_trainer.h"
 #include "small_byte_config.h"
 
@@ -526,4 +527,79 @@ TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {
     ASSERT_TRUE(answers.count(key)) << completion;
     EXPECT_LE(answers.at(key).size(), static_cast<std::size_t>(gen.hops * (gen.hash_len + 3) + 2));
   }
+}
+
+// The captured vectors are the ones the model scores with: for a lone global block (no canon conv, so
+// its input is LayerNorm(embedding)), softmax(q·kᵀ/sqrt(hd)) over earlier keys, times the cached values and
+// the out projection, gives the block's own attention output; the gate's bias rides in q·k.
+TEST(GlobalVectors, QueriesAndKeysScoreAsTheBlockReads) {
+  auto config = small_byte_config("G");
+  config.canon_kernel = 0;
+  torch::manual_seed(11);
+  hm::ByteModel net(config);
+  auto modules = net->named_modules();
+  auto attention = std::dynamic_pointer_cast<hm::ByteAttentionImpl>(modules["block0.attention"]);
+  ASSERT_TRUE(attention);
+  torch::NoGradGuard no_grad;
+  attention->named_parameters()["gate.weight"].normal_(0.0, 1.0);  // gate biases that differ per key
+  const std::int64_t t = 40, hd = config.dim / config.heads;
+  const auto bytes = random_bytes(1, t, 12);
+  std::vector<std::int64_t> rows(t);
+  for (std::int64_t i = 0; i < t; ++i) rows[i] = i;
+  const auto captured = hm::capture_global_vectors(net, bytes, rows, t);
+  ASSERT_EQ(captured.size(), 1u);
+  const auto& v = captured[0];
+  ASSERT_EQ(v.queries.sizes(), torch::IntArrayRef({config.heads, t, v.keys.size(2)}));
+  ASSERT_EQ(v.keys.size(1), t);  // a soft gate keeps every key
+  EXPECT_TRUE(net->is_training());  // restored
+  net->eval();
+  auto params = net->named_parameters();
+  const auto x = torch::layer_norm(torch::embedding(params["embed.weight"], bytes), {config.dim}, params["block0.norm_attn.weight"],
+                                   params["block0.norm_attn.bias"]);
+  const auto expected = attention->forward(x);  // [1, T, dim]
+  const auto values = net->prefill(bytes).layers[0].values[0].narrow(-1, 0, hd);  // [H, T, hd]
+  auto scores = torch::matmul(v.queries, v.keys.transpose(1, 2)) / std::sqrt(static_cast<double>(hd));
+  scores.masked_fill_(torch::ones({t, t}, torch::kBool).triu(1), -std::numeric_limits<float>::infinity());
+  const auto read = torch::matmul(torch::softmax(scores, -1), values).transpose(0, 1).reshape({1, t, config.dim});
+  const auto got = torch::matmul(read, params["block0.attention.out.weight"].t());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-5)) << (got - expected).abs().max().item<double>();
+}
+
+// With a hard gate, only kept keys are candidates (the engine stores no other), at their text positions.
+TEST(GlobalVectors, HardGateKeysAreOnlyTheKeptOnes) {
+  auto config = small_byte_config("LG");
+  config.gate_threshold = 0.5;
+  torch::manual_seed(13);
+  hm::ByteModel net(config);
+  auto modules = net->named_modules();
+  auto attention = std::dynamic_pointer_cast<hm::ByteAttentionImpl>(modules["block1.attention"]);
+  ASSERT_TRUE(attention);
+  const auto bytes = random_bytes(1, 60, 14);
+  {
+    // Gate logits that vary, centred so about half the keys are kept: bias = -(their median).
+    torch::NoGradGuard no_grad;
+    auto params = attention->named_parameters();
+    params["gate.weight"].normal_(0.0, 1.0);
+    params["gate.bias"].fill_(0.0);
+    net->eval();
+    net->prefill(bytes);
+    const auto log_gate = attention->last_log_gate()[0];
+    params["gate.bias"].fill_(-(log_gate - torch::log1p(-torch::exp(log_gate))).median().item<double>());
+    net->train();
+  }
+  const auto captured = hm::capture_global_vectors(net, bytes, {50, 59}, 50);
+  ASSERT_EQ(captured.size(), 1u);
+  const auto& v = captured[0];
+  EXPECT_EQ(v.block, 1u);
+  EXPECT_EQ(v.queries.size(1), 2);
+  std::vector<std::int64_t> expected;  // the keys this forward's gate kept, among the first 50 rows
+  const auto kept = attention->last_kept()[0];
+  for (std::int64_t p = 0; p < 50; ++p)
+    if (kept[p].item<bool>()) expected.push_back(p);
+  EXPECT_EQ(v.key_positions, expected);
+  EXPECT_GT(expected.size(), 10u);
+  EXPECT_LT(expected.size(), 40u);
+  EXPECT_EQ(v.keys.size(1), static_cast<std::int64_t>(expected.size()));
+  EXPECT_TRUE(torch::isfinite(v.keys).all().item<bool>());
+  EXPECT_THROW(hm::capture_global_vectors(net, bytes, {60}, 50), c10::Error);
 }

@@ -53,4 +53,12 @@ struct SignatureTrainOptions {
 std::vector<double> train_signature_maps(SignatureMap& phi_q, SignatureMap& phi_k, const torch::Tensor& queries,
                                          const torch::Tensor& keys, const SignatureTrainOptions& options);
 
+// The same over several key sets (say, one per text and head): step s trains on group s mod groups.size(),
+// its queries [n, dim] against its own keys [m, dim] (m > top_k). With one group it is the call above.
+struct SignatureGroup {
+  torch::Tensor queries, keys;
+};
+std::vector<double> train_signature_maps(SignatureMap& phi_q, SignatureMap& phi_k, const std::vector<SignatureGroup>& groups,
+                                         const SignatureTrainOptions& options);
+
 }  // namespace hashhop::ops
