@@ -3,6 +3,7 @@
 # schedule and answer-byte loss), to compare initialisations outside the C++ code (learning-log section 14).
 # Run: hashhop gen --chars 80 --hops 1 --hash-len 4 --queries 4 --seed 1000 --samples 40000 --out D.jsonl;
 #      scripts/init-reference.py data=D.jsonl init=ours|torch|fanin [embed_std=0.02] [steps=600]  (needs torch)
+#      data=synthetic:30-48 makes 1-hop records of 30-48 pairs of 8-letter hashes here (no hashhop build needed)
 #      on a GPU: ... device=cuda dim=256 heads=8 layers=6 batch=64 lr=1e-3 seconds=400 metrics=M.jsonl
 import itertools, json, math, sys, time, torch, torch.nn as nn, torch.nn.functional as F
 args = dict(a.split('=') for a in sys.argv[1:])
@@ -25,7 +26,24 @@ def sample(r):
         i = e + 1
     return b, pos, firsts
 # The file is read as a stream and cycled, so a GPU run can take more samples than fit in memory parsed.
-data = (sample(json.loads(l)) for l in itertools.cycle(open(args['data']).readlines()))
+def synthetic(rng, lo, hi, n_queries=8, hash_len=8):
+    # data=synthetic:LO-HI: 1-hop records in `hashhop gen`'s layout (shuffled "KEY = 'VALUE'" lines, then the
+    # completion block), LO-HI pairs of fresh 8-letter hashes each, made here so a GPU call needs no build.
+    letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+    while True:
+        n = rng.randint(lo, hi); hashes = set()
+        while len(hashes) < 2 * n: hashes.add(''.join(rng.choice(letters) for _ in range(hash_len)))
+        hashes = list(hashes); pairs = list(zip(hashes[:n], hashes[n:]))
+        prompt = '\n'.join(f"{k} = '{v}'" for k, v in pairs)
+        asked = rng.sample(pairs, min(n_queries, n))
+        completion = 'COMPLETION:\nHops=1\n\nCoT=False\n\n' + ''.join(f"{k} = '{v}'\n" for k, v in asked)
+        yield sample(dict(prompt=prompt, completion=completion))
+if args['data'].startswith('synthetic:'):
+    import random
+    lo, hi = map(int, args['data'].split(':')[1].split('-'))
+    data = synthetic(random.Random(int(args.get('seed', 0))), lo, hi)
+else:
+    data = (sample(json.loads(l)) for l in itertools.cycle(open(args['data']).readlines()))
 class Canon(nn.Module):
     def __init__(s): super().__init__(); s.c = nn.Conv1d(D, D, CANON, groups=D, bias=CBIAS)
     def forward(s, x): return x + s.c(F.pad(x.transpose(1, 2), (CANON - 1, 0))).transpose(1, 2)

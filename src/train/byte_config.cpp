@@ -205,7 +205,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
           "must be 0 with gate \"hard_concrete\" (its z = 0 is the threshold)");
   require(m.canon_kernel >= 0 && m.canon_kernel <= 256, w, "canon_kernel", "must be in [0, 256]");
   require(m.hops >= 1 && m.hops <= 16, w, "hops", "must be in [1, 16]");
-  require(m.init == "fan_in" || m.init == "gpt2", w, "init", "must be \"fan_in\" or \"gpt2\"");
+  require(m.init == "fan_in" || m.init == "gpt2" || m.init == "torch", w, "init", "must be \"fan_in\", \"gpt2\" or \"torch\"");
   require(m.embed_std > 0 && m.embed_std <= 10, w, "embed_std", "must be in (0, 10]");
   if (j.contains("train")) {
     // The lexer family's reader checks every training field; fields the file leaves out keep the preset's.

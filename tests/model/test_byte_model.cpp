@@ -377,6 +377,7 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
+  EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
   expect_error(R"({"family": "bytes", "model": {"gate": "relu"}})", "'gate'");
   expect_error(R"({"family": "bytes", "model": {"gate": "hard_concrete", "gate_threshold": 0.5}})", "'gate_threshold'");
@@ -390,20 +391,23 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   EXPECT_EQ(c.train.curriculum.size(), ht::load_byte_run_config("bytes-h100").train.curriculum.size());
 }
 
-TEST(ByteModel, InitScalesMatricesByFanInOrFixedGpt2) {
+TEST(ByteModel, InitDrawsFanInGpt2OrLibTorchDefaults) {
   // fan_in: a matrix with n inputs has std 1/sqrt(n) (output projections / sqrt(2·layers)), biases outside
   // norms and gates are 0; gpt2: std 0.02 (0.02 / sqrt(2·layers) for outputs), canon biases as PyTorch draws them.
   auto config = small_byte_config("LG");
   config.dim = 128;
-  for (const std::string init : {"fan_in", "gpt2"}) {
+  for (const std::string init : {"fan_in", "gpt2", "torch"}) {
     config.init = init;
     torch::manual_seed(5);
     hm::ByteModel net(config);
     const double residual = 1.0 / std::sqrt(4.0);
     auto params = net->named_parameters();
     const auto std_of = [&](const std::string& name) { return params[name].std().item<double>(); };
-    const double q = init == "fan_in" ? 1.0 / std::sqrt(128.0) : 0.02;
-    const double down = init == "fan_in" ? 1.0 / std::sqrt(128.0 * config.mlp_mult) * residual : 0.02 * residual;
+    // torch: LibTorch's uniform in ±1/sqrt(fan_in), std 1/sqrt(3·fan_in), no output scaling.
+    const double q = init == "fan_in" ? 1.0 / std::sqrt(128.0) : init == "gpt2" ? 0.02 : 1.0 / std::sqrt(3.0 * 128.0);
+    const double down = init == "fan_in" ? 1.0 / std::sqrt(128.0 * config.mlp_mult) * residual
+                        : init == "gpt2" ? 0.02 * residual
+                                         : 1.0 / std::sqrt(3.0 * 128.0 * config.mlp_mult);
     EXPECT_NEAR(std_of("block1.attention.q.weight"), q, 0.05 * q) << init;
     EXPECT_NEAR(std_of("block1.down.weight"), down, 0.05 * down) << init;
     EXPECT_NEAR(std_of("embed.weight"), 0.02, 0.002) << init;

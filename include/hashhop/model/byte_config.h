@@ -53,9 +53,11 @@ struct ByteModelConfig {
   int hops = 2;                        // queries asked by an H block
   bool hash_gate = true;               // log σ(gate(x_key)) added to global scores
   // Initialisation of a fresh model (loaded weights replace it): "fan_in" (matrices N(0, 1/fan_in), output
-  // projections also / sqrt(2·layers), biases 0) or "gpt2" (matrices N(0, 0.02²), as runs 1-11 were trained).
+  // projections also / sqrt(2·layers), biases 0), "gpt2" (matrices N(0, 0.02²), as runs 1-11 were trained) or
+  // "torch" (LibTorch's own defaults, as PyTorch draws them: Linear and conv weights and biases uniform in
+  // ±1/sqrt(fan_in); with embed_std 1 this is the PyTorch twin that learned 1 hop in 1,400 steps, run 13d).
   std::string init = "fan_in";
-  // The byte embedding's std at initialisation (either init). PyTorch's nn.Embedding default is 1; 0.02 is
+  // The byte embedding's std at initialisation (every init; PyTorch's own draw for "torch" would be 1). PyTorch's nn.Embedding default is 1; 0.02 is
   // what runs 1-12 used. Under pre-norm layers it sets how loud a byte's identity is next to what the first
   // blocks add to the residual stream.
   double embed_std = 0.02;
