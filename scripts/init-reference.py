@@ -31,9 +31,11 @@ def synthetic(rng, lo, hi, n_queries=8, hash_len=8):
     # completion block), LO-HI pairs of fresh 8-letter hashes each, made here so a GPU call needs no build.
     letters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
     while True:
-        n = rng.randint(lo, hi); hashes = set()
-        while len(hashes) < 2 * n: hashes.add(''.join(rng.choice(letters) for _ in range(hash_len)))
-        hashes = list(hashes); pairs = list(zip(hashes[:n], hashes[n:]))
+        n = rng.randint(lo, hi); hashes = []
+        while len(hashes) < 2 * n:  # distinct, in drawing order (a set's order would follow PYTHONHASHSEED)
+            h = ''.join(rng.choice(letters) for _ in range(hash_len))
+            if h not in hashes: hashes.append(h)
+        pairs = list(zip(hashes[:n], hashes[n:]))
         prompt = '\n'.join(f"{k} = '{v}'" for k, v in pairs)
         asked = rng.sample(pairs, min(n_queries, n))
         completion = 'COMPLETION:\nHops=1\n\nCoT=False\n\n' + ''.join(f"{k} = '{v}'\n" for k, v in asked)
@@ -85,6 +87,8 @@ class M(nn.Module):
         x = s.e(x)
         for b in s.b: x = b(x)
         return s.h(s.n(x))
+if args.get('init', 'ours') not in ('ours', 'torch', 'fanin'):
+    sys.exit(f"init={args['init']}: expected ours, torch or fanin (torch keeps PyTorch's draws, embedding N(0, 1); embed_std applies to the others)")
 m = M().to(DEV)
 dec = [p for n, p in m.named_parameters() if p.dim() == 2 and not n.startswith('e.')]
 rest = [p for n, p in m.named_parameters() if not (p.dim() == 2 and not n.startswith('e.'))]

@@ -1,5 +1,6 @@
 // `hashhop signature-recall --model DIR`: how well learned bit signatures (HashAttention's φq, φk trained
 // with its BCE objective) find a byte model's own top-k keys, block by block, on held-out generated texts.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -13,6 +14,7 @@
 
 #include "command.h"
 #include "device_option.h"
+#include "hashhop/bench/generator.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/global_vectors.h"
 #include "hashhop/model/hashhop_model.h"
@@ -77,13 +79,25 @@ int run_signature_recall(const Options& o) {
   if (!std::ifstream(o.model_dir + "/config.json")) throw std::invalid_argument("--model " + o.model_dir + ": no config.json there");
   if (!train::is_byte_config(o.model_dir + "/config.json"))
     throw std::invalid_argument("--model " + o.model_dir + ": not a byte-family model (config.json family \"bytes\")");
-  if (o.train_texts < 1 || o.test_texts < 1) throw std::invalid_argument("--train-texts and --test-texts: must be >= 1");
-  if (o.top_k < 1 || o.budget < o.top_k) throw std::invalid_argument("--budget: must be >= --top-k >= 1");
-  if (o.bits < 1 || o.bits > 1024 || o.hidden < 1) throw std::invalid_argument("--bits: must be in [1, 1024]; --hidden >= 1");
+  // Every option is checked before the model loads, each error naming its option.
+  if (o.train_texts < 1) throw std::invalid_argument("--train-texts: must be >= 1");
+  if (o.test_texts < 1) throw std::invalid_argument("--test-texts: must be >= 1");
+  if (o.top_k < 1) throw std::invalid_argument("--top-k: must be >= 1");
+  if (o.budget < o.top_k) throw std::invalid_argument("--budget: must be >= --top-k (" + std::to_string(o.top_k) + ")");
+  if (o.bits < 1 || o.bits > 1024) throw std::invalid_argument("--bits: must be in [1, 1024]");
+  if (o.hidden < 1) throw std::invalid_argument("--hidden: must be >= 1");
+  if (o.steps < 1) throw std::invalid_argument("--steps: must be >= 1");
+  const auto n_chars = parse_size("--chars", o.chars);
+  bench::GenConfig gen;
+  gen.n_chars = n_chars;
+  gen.hops = o.hops;
+  gen.hash_len = o.hash_len;
+  gen.num_queries = o.queries;
+  bench::GenFieldNames names;
+  names.n_chars = "--chars", names.num_queries = "--queries", names.hops = "--hops", names.hash_len = "--hash-len";
+  bench::validate(gen, names);
   const auto device = parse_device(o.device);
   auto loaded = train::load_byte_model(o.model_dir, device);
-  const auto n_chars = parse_size("--chars", o.chars);
-  if (n_chars < 1) throw std::invalid_argument("--chars: must be >= 1");
   torch::NoGradGuard no_grad;
   Texts texts;
   {
@@ -96,10 +110,12 @@ int run_signature_recall(const Options& o) {
   }
   const auto& layers = loaded.config.model.layers;
   nlohmann::json rows = nlohmann::json::array();
-  std::printf("top-%lld recall within each query's %lld keys of best signature agreement (%lld bits), %d held-out texts of %s chars:\n",
+  std::printf("top-%lld recall within each query's %lld keys of best signature agreement (%lld bits), %d held-out texts of %s chars;\n"
+              "queries at the answer positions (an H block: its first hop), keys the prompt's rows the gate keeps:\n",
               static_cast<long long>(o.top_k), static_cast<long long>(o.budget), static_cast<long long>(o.bits), o.test_texts,
               o.chars.c_str());
-  std::printf("| block | kind | keys kept per text | learned φ | SimHash | BCE loss first -> last |\n|---:|---|---:|---:|---:|---|\n");
+  std::printf("| block | kind | keys kept per text | learned φ | SimHash | BCE loss, first -> last pass over the groups |\n"
+              "|---:|---|---:|---:|---:|---|\n");
   for (auto& [block, groups] : texts.train) {
     const auto dim = groups.front().queries.size(1);
     torch::manual_seed(o.seed);
@@ -117,7 +133,9 @@ int run_signature_recall(const Options& o) {
       losses = ops::train_signature_maps(phi_q, phi_k, usable, train);
       torch::GradMode::set_enabled(false);
     }
-    const auto planes = torch::randn({dim, o.bits});  // SimHash: one random projection for queries and keys
+    // SimHash: one random projection for queries and keys, seeded so the baseline does not move with --steps.
+    torch::manual_seed(o.seed + 1);
+    const auto planes = torch::randn({dim, o.bits});
     const auto sign = [](const torch::Tensor& x) { return torch::where(x >= 0, 1.0, -1.0).to(torch::kFloat32); };
     std::int64_t counted = 0;
     const double learned = recall_of(texts.test[block], [&](const torch::Tensor& x) { return phi_q(x); },
@@ -127,7 +145,18 @@ int run_signature_recall(const Options& o) {
                                      [&](const torch::Tensor& x) { return sign(torch::matmul(x, planes)); }, o.top_k, o.budget,
                                      &counted_simhash);
     const double keys = texts.keys[block] / (o.train_texts + o.test_texts);
-    const std::string loss = losses.empty() ? "-" : std::to_string(losses.front()).substr(0, 5) + " -> " + std::to_string(losses.back()).substr(0, 5);
+    // Step s trains group s mod G, so single steps' losses are not comparable: average the first and the
+    // last G steps (one pass over every group each).
+    const auto pass_mean = [&](bool last) {
+      const std::size_t g = std::min(losses.size(), usable.size());
+      double sum = 0;
+      for (std::size_t i = 0; i < g; ++i) sum += losses[last ? losses.size() - 1 - i : i];
+      return sum / static_cast<double>(g);
+    };
+    const double loss_first = losses.empty() ? 0.0 : pass_mean(false), loss_last = losses.empty() ? 0.0 : pass_mean(true);
+    char loss_text[64] = "-";
+    if (!losses.empty()) std::snprintf(loss_text, sizeof loss_text, "%.3f -> %.3f", loss_first, loss_last);
+    const std::string loss = loss_text;
     if (counted == 0)
       std::printf("| %zu | %c | %.0f | - | - | %s |\n", block, layers[block], keys, loss.c_str());
     else
@@ -135,8 +164,8 @@ int run_signature_recall(const Options& o) {
     rows.push_back({{"block", block}, {"kind", std::string(1, layers[block])}, {"keys_per_text", keys},
                     {"queries_counted", counted}, {"recall_learned", counted ? nlohmann::json(learned) : nlohmann::json()},
                     {"recall_simhash", counted ? nlohmann::json(simhash) : nlohmann::json()},
-                    {"loss_first", losses.empty() ? nlohmann::json() : nlohmann::json(losses.front())},
-                    {"loss_last", losses.empty() ? nlohmann::json() : nlohmann::json(losses.back())}});
+                    {"loss_first_pass", losses.empty() ? nlohmann::json() : nlohmann::json(loss_first)},
+                    {"loss_last_pass", losses.empty() ? nlohmann::json() : nlohmann::json(loss_last)}});
   }
   std::fflush(stdout);
   o.json.emit({{"model", o.model_dir}, {"chars", n_chars}, {"hops", o.hops}, {"hash_len", o.hash_len}, {"queries", o.queries},
@@ -162,7 +191,7 @@ Command add_signature_recall_command(CLI::App& root) {
   app->add_option("--hidden", o->hidden, "Hidden width of each map (Linear, SiLU, Linear)")->capture_default_str();
   app->add_option("--top-k", o->top_k, "The model's top keys by dense score that the signatures must find")->capture_default_str();
   app->add_option("--budget", o->budget, "Keys each query keeps by signature agreement (recall@budget)")->capture_default_str();
-  app->add_option("--steps", o->steps, "Training steps of each block's maps (Adam, HashAttention's BCE)")->capture_default_str();
+  app->add_option("--steps", o->steps, "Training steps of each block's maps (Adam, HashAttention's BCE; one (text, head) group a step)")->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda (the model's forward; the maps train on the CPU)")->capture_default_str();
   o->json.add(app, "the settings and one row per global block");
   return {app, [o] { return run_signature_recall(*o); }};

@@ -63,8 +63,9 @@ std::vector<double> train_signature_maps(SignatureMap& phi_q, SignatureMap& phi_
   TORCH_CHECK(!groups.empty(), "train_signature_maps: no groups of queries and keys");
   std::vector<torch::Tensor> dense;
   for (const auto& g : groups) {
-    TORCH_CHECK(g.queries.dim() == 2 && g.keys.dim() == 2 && g.queries.size(1) == g.keys.size(1) && g.queries.size(0) > 0,
+    TORCH_CHECK(g.queries.dim() == 2 && g.keys.dim() == 2 && g.queries.size(1) == g.keys.size(1),
                 "train_signature_maps: queries [n, dim] and keys [m, dim] must share dim");
+    TORCH_CHECK(g.queries.size(0) > 0, "train_signature_maps: a group has no queries");
     dense.push_back(torch::matmul(g.queries, g.keys.t()));
   }
   torch::manual_seed(o.seed);

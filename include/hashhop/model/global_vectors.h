@@ -24,7 +24,8 @@ struct GlobalVectors {
 // Runs `bytes` [1, T] through the model once (eval mode, no grad, global_topk 0 for this call) and returns, for
 // every global block, the queries at `query_rows` and the keys of rows [0, key_rows). An H block reports its
 // first hop's query. The model's reads take the float32 path of context-parallel reads (ByteModel::
-// set_remote_attention with an empty remote), which equals the SDPA path up to rounding.
+// set_remote_attention with an empty remote), which equals the SDPA path up to rounding. The model must have
+// no remote attention of its own set (a context-parallel rank's): this call replaces it and leaves none.
 std::vector<GlobalVectors> capture_global_vectors(ByteModel& net, const torch::Tensor& bytes,
                                                   const std::vector<std::int64_t>& query_rows, std::int64_t key_rows);
 
