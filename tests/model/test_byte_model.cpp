@@ -533,6 +533,10 @@ TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {
   }
 }
 
+std::shared_ptr<hm::ByteAttentionImpl> attention_of(hm::ByteModel& net, const std::string& block) {
+  return std::dynamic_pointer_cast<hm::ByteAttentionImpl>(net->named_modules()[block + ".attention"]);
+}
+
 // The captured vectors are the ones the model scores with: for a lone global block (no canon conv, so
 // its input is LayerNorm(embedding)), softmax(q·kᵀ/sqrt(hd)) over earlier keys, times the cached values and
 // the out projection, gives the block's own attention output; the gate's bias rides in q·k.
@@ -541,8 +545,7 @@ TEST(GlobalVectors, QueriesAndKeysScoreAsTheBlockReads) {
   config.canon_kernel = 0;
   torch::manual_seed(11);
   hm::ByteModel net(config);
-  auto modules = net->named_modules();
-  auto attention = std::dynamic_pointer_cast<hm::ByteAttentionImpl>(modules["block0.attention"]);
+  const auto attention = attention_of(net, "block0");
   ASSERT_TRUE(attention);
   torch::NoGradGuard no_grad;
   attention->named_parameters()["gate.weight"].normal_(0.0, 1.0);  // gate biases that differ per key
@@ -575,8 +578,7 @@ TEST(GlobalVectors, HardGateKeysAreOnlyTheKeptOnes) {
   config.gate_threshold = 0.5;
   torch::manual_seed(13);
   hm::ByteModel net(config);
-  auto modules = net->named_modules();
-  auto attention = std::dynamic_pointer_cast<hm::ByteAttentionImpl>(modules["block1.attention"]);
+  const auto attention = attention_of(net, "block1");
   ASSERT_TRUE(attention);
   const auto bytes = random_bytes(1, 60, 14);
   {
