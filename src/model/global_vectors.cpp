@@ -14,8 +14,17 @@ std::vector<GlobalVectors> capture_global_vectors(ByteModel& net, const torch::T
   TORCH_CHECK(key_rows >= 1 && key_rows <= t, "capture_global_vectors: key_rows must be in [1, ", t, "], got ", key_rows);
   for (const auto row : query_rows)
     TORCH_CHECK(row >= 0 && row < t, "capture_global_vectors: query row ", row, " is outside the text's ", t, " bytes");
-  const bool was_training = net->is_training();
-  const int topk = net->config().global_topk;
+  // The model's mode, top-k and remote hook are this call's only while it runs, on every exit path.
+  struct Restore {
+    ByteModel& net;
+    bool training;
+    int topk;
+    ~Restore() {
+      net->set_remote_attention({});
+      net->set_global_topk(topk);
+      net->train(training);
+    }
+  } restore{net, net->is_training(), net->config().global_topk};
   net->eval();
   net->set_global_topk(0);  // the dense scores are what a signature's top-k must find
   // Every global read passes its queries through the remote hook; an empty remote read changes nothing
@@ -25,18 +34,7 @@ std::vector<GlobalVectors> capture_global_vectors(ByteModel& net, const torch::T
     if (!first_queries.count(block)) first_queries[block] = q.detach();
     return empty_read(q.sizes(), q.options());
   });
-  ByteCache cache;
-  try {
-    cache = net->prefill(bytes);
-  } catch (...) {
-    net->set_remote_attention({});
-    net->set_global_topk(topk);
-    net->train(was_training);
-    throw;
-  }
-  net->set_remote_attention({});
-  net->set_global_topk(topk);
-  net->train(was_training);
+  const ByteCache cache = net->prefill(bytes);
 
   const auto rows = torch::tensor(query_rows, torch::kInt64).to(bytes.device());
   const int head_dim = net->config().dim / net->config().heads;

@@ -609,3 +609,30 @@ TEST(GlobalVectors, HardGateKeysAreOnlyTheKeptOnes) {
   EXPECT_TRUE(torch::isfinite(v.keys).all().item<bool>());
   EXPECT_THROW(hm::capture_global_vectors(net, bytes, {60}, 50), c10::Error);
 }
+
+// A hop block reports its first hop's queries; without a hash gate every key is a candidate (no gate
+// column); the model's mode and global_topk come back as they were, and a refused call changes neither.
+TEST(GlobalVectors, HopBlocksAndUngatedModelsAndStateRestored) {
+  auto config = small_byte_config("LHG");
+  config.hash_gate = false;
+  config.global_topk = 3;
+  torch::manual_seed(15);
+  hm::ByteModel net(config);
+  net->eval();
+  const auto bytes = random_bytes(1, 30, 16);
+  const auto captured = hm::capture_global_vectors(net, bytes, {20, 25, 29}, 20);
+  ASSERT_EQ(captured.size(), 2u);
+  EXPECT_EQ(captured[0].block, 1u);
+  EXPECT_EQ(captured[1].block, 2u);
+  for (const auto& v : captured) {
+    EXPECT_EQ(v.queries.sizes(), torch::IntArrayRef({config.heads, 3, config.dim / config.heads}));  // no gate column
+    EXPECT_EQ(v.keys.sizes(), torch::IntArrayRef({config.heads, 20, config.dim / config.heads}));
+  }
+  EXPECT_FALSE(net->is_training());
+  EXPECT_EQ(net->config().global_topk, 3);
+  net->train();
+  EXPECT_THROW(hm::capture_global_vectors(net, bytes, {0}, 31), c10::Error);  // key_rows past the text
+  EXPECT_THROW(hm::capture_global_vectors(net, bytes.narrow(1, 0, 0).view({1, 0}), {}, 1), c10::Error);
+  EXPECT_TRUE(net->is_training());
+  EXPECT_EQ(net->config().global_topk, 3);
+}
