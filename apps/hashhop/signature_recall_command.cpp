@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -16,6 +15,7 @@
 #include "device_option.h"
 #include "hashhop/bench/generator.h"
 #include "hashhop/io/progress.h"
+#include "hashhop/model/byte_inference.h"
 #include "hashhop/model/global_vectors.h"
 #include "hashhop/model/hashhop_model.h"
 #include "hashhop/ops/attention_ops.h"
@@ -47,30 +47,33 @@ struct Texts {
 void add_text(Texts& texts, model::ByteModel& net, const train::Sample& sample, const torch::Device& device, bool train) {
   const auto prompt_rows = static_cast<std::int64_t>(sample.text.find("\nCOMPLETION:"));
   if (prompt_rows <= 0) throw std::runtime_error("generated text has no completion block");
-  std::vector<std::uint8_t> raw(sample.text.begin(), sample.text.end());
-  const auto bytes = torch::tensor(std::vector<std::int64_t>(raw.begin(), raw.end()), torch::kInt64).view({1, -1}).to(device);
-  for (auto& v : model::capture_global_vectors(net, bytes, sample.positions, prompt_rows)) {
+  for (auto& v : model::capture_global_vectors(net, model::as_bytes(sample.text, device), sample.positions, prompt_rows)) {
     texts.keys[v.block] += static_cast<double>(v.keys.size(1));
     for (std::int64_t h = 0; h < v.queries.size(0); ++h)
       (train ? texts.train : texts.test)[v.block].push_back({v.queries[h], v.keys[h]});
   }
 }
 
-// Mean recall over groups, weighted by their queries; groups with no more keys than the budget are
-// skipped (every key is read: nothing to find).
-double recall_of(const std::vector<ops::SignatureGroup>& groups, const std::function<torch::Tensor(const torch::Tensor&)>& sq,
-                 const std::function<torch::Tensor(const torch::Tensor&)>& sk, std::int64_t top_k, std::int64_t budget,
-                 std::int64_t* counted) {
-  double sum = 0;
-  std::int64_t n = 0;
+// Recall of the learned maps and of SimHash over the same groups, each a mean weighted by the groups'
+// queries; groups with no more keys than the budget are skipped (every key is read: nothing to find).
+struct Recall {
+  double learned = 0, simhash = 0;
+  std::int64_t queries = 0;  // 0: no group had more keys than the budget
+};
+Recall recall_of(const std::vector<ops::SignatureGroup>& groups, ops::SignatureMap& phi_q, ops::SignatureMap& phi_k,
+                 const torch::Tensor& planes, std::int64_t top_k, std::int64_t budget) {
+  const auto simhash = [&](const torch::Tensor& x) { return torch::where(torch::matmul(x, planes) >= 0, 1.0, -1.0).to(torch::kFloat32); };
+  Recall r;
   for (const auto& g : groups) {
     if (g.keys.size(0) <= budget || g.keys.size(0) <= top_k) continue;
     const auto dense = torch::matmul(g.queries, g.keys.t());
-    sum += ops::signature_topk_recall(sq(g.queries), sk(g.keys), dense, top_k, budget) * g.queries.size(0);
-    n += g.queries.size(0);
+    const auto n = g.queries.size(0);
+    r.learned += ops::signature_topk_recall(phi_q(g.queries), phi_k(g.keys), dense, top_k, budget) * n;
+    r.simhash += ops::signature_topk_recall(simhash(g.queries), simhash(g.keys), dense, top_k, budget) * n;
+    r.queries += n;
   }
-  *counted = n;
-  return n ? sum / n : 0.0;
+  if (r.queries) r.learned /= r.queries, r.simhash /= r.queries;
+  return r;
 }
 
 int run_signature_recall(const Options& o) {
@@ -136,14 +139,9 @@ int run_signature_recall(const Options& o) {
     // SimHash: one random projection for queries and keys, seeded so the baseline does not move with --steps.
     torch::manual_seed(o.seed + 1);
     const auto planes = torch::randn({dim, o.bits});
-    const auto sign = [](const torch::Tensor& x) { return torch::where(x >= 0, 1.0, -1.0).to(torch::kFloat32); };
-    std::int64_t counted = 0;
-    const double learned = recall_of(texts.test[block], [&](const torch::Tensor& x) { return phi_q(x); },
-                                     [&](const torch::Tensor& x) { return phi_k(x); }, o.top_k, o.budget, &counted);
-    std::int64_t counted_simhash = 0;
-    const double simhash = recall_of(texts.test[block], [&](const torch::Tensor& x) { return sign(torch::matmul(x, planes)); },
-                                     [&](const torch::Tensor& x) { return sign(torch::matmul(x, planes)); }, o.top_k, o.budget,
-                                     &counted_simhash);
+    const Recall recall = recall_of(texts.test[block], phi_q, phi_k, planes, o.top_k, o.budget);
+    const auto counted = recall.queries;
+    const double learned = recall.learned, simhash = recall.simhash;
     const double keys = texts.keys[block] / (o.train_texts + o.test_texts);
     // Step s trains group s mod G, so single steps' losses are not comparable: average the first and the
     // last G steps (one pass over every group each).

@@ -349,10 +349,10 @@ ByteModelImpl::ByteModelImpl(const ByteModelConfig& config) : config_(config) {
   head_ = register_module("head", torch::nn::Linear(config.dim, 256));
   torch::NoGradGuard no_grad;
   embed_->weight.normal_(0.0, config.embed_std);
+  if (config.init == "torch") return;  // LibTorch's defaults as drawn (the gate's bias 4 was set with it)
   // Output projections start smaller so every block starts close to the identity (GPT-2's 1/sqrt(2·layers)).
   const double residual = 1.0 / std::sqrt(2.0 * static_cast<double>(config.layers.size()));
   const bool fan_in = config.init == "fan_in";
-  if (config.init == "torch") return;  // LibTorch's defaults as drawn (the gate's bias 4 was set with it)
   for (auto& item : named_parameters()) {
     const auto& name = item.key();
     auto& p = item.value();

@@ -57,9 +57,9 @@ struct ByteModelConfig {
   // "torch" (LibTorch's own defaults, as PyTorch draws them: Linear and conv weights and biases uniform in
   // ±1/sqrt(fan_in); with embed_std 1 this is the PyTorch twin that learned 1 hop in 1,400 steps, run 13d).
   std::string init = "fan_in";
-  // The byte embedding's std at initialisation (every init; PyTorch's own draw for "torch" would be 1). PyTorch's nn.Embedding default is 1; 0.02 is
-  // what runs 1-12 used. Under pre-norm layers it sets how loud a byte's identity is next to what the first
-  // blocks add to the residual stream.
+  // The byte embedding's std at initialisation, for every init (PyTorch's nn.Embedding draws 1; runs 1-12
+  // used 0.02). Under pre-norm layers it sets how loud a byte's identity is next to what the first blocks add
+  // to the residual stream.
   double embed_std = 0.02;
 };
 
