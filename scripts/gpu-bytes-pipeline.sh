@@ -7,6 +7,13 @@
 #                   runs/prope side by side (ARM_SECONDS, 420)
 #   eval ARM...     each ARM on SETS, soft and hard gate; with ENGINE_ARM, the engine at ENGINE_CHARS (1M)
 #                   with keys kept and spilled (time, peak GPU memory)
+#   chain STAGE...  STAGE = config:seconds[:first-byte]: each stage starts from the one before (train --init;
+#                   the first from scratch, or from INIT=DIR, a model carried in), or resumes its own
+#                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
+#                   bar ends the chain, and FALLBACK (one STAGE, from scratch) runs instead. Then eval of
+#                   the last stage on SETS, and its model back in pieces.
+# The binary: a stripped build-gpu/hashhop comes back as hashhop.bin; carried in .gpu-bin/ (cat hashhop.bin.*
+# > .gpu-bin/hashhop) it replaces the ~2-minute build on a fresh machine while the sources are unchanged.
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
@@ -19,6 +26,7 @@ source scripts/gpu-env.sh
 phase="${1:?phase: scratch, base, arms or eval}"; shift
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs pipeline/data
 h=build-gpu/hashhop
+[ -x .gpu-bin/hashhop ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ] && h=.gpu-bin/hashhop
 start=$(date +%s)
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/pipeline.txt"; }
 name_of() { basename "$1" .json; }
@@ -30,7 +38,13 @@ build() {
     cmake --build --preset gpu --target hashhop -- -j "$(nproc)" > pipeline/build.log 2>&1 ||
       { grep -B2 -A12 "error" pipeline/build.log | head -80; exit 1; }
   fi
-  log "built"
+  log "built ($h: $($h --version))"
+}
+
+last_first_byte() {  # the best first-byte accuracy among a run's last three logged windows
+  python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])][-3:]
+print(max((r["first_byte"] for r in rows), default=0))' "$1"
 }
 
 train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a second call resumes each
@@ -160,7 +174,32 @@ eval)
   fi
   pack ${PACK:-${ENGINE_ARM:-}}
   ;;
-*) echo "unknown phase '$phase' (scratch, base, arms, eval)" >&2; exit 2 ;;
+chain)
+  [ $# -ge 1 ] || { echo "chain: name at least one STAGE (config:seconds[:first-byte])" >&2; exit 2; }
+  build
+  from="${INIT:-}"; last=""
+  for st in "$@"; do
+    IFS=':' read -r c secs bar <<< "$st"
+    n=$(name_of "$c")
+    ARM_SECONDS="$secs" train_arms "$from" "$c" || { log "$n: training failed"; break; }
+    last="runs/$n"; from="$last"
+    fb=$(last_first_byte "runs/$n/metrics.jsonl")
+    if [ -n "$bar" ] && python3 -c "import sys; sys.exit(0 if $fb < $bar else 1)"; then
+      log "$n: first byte $fb below $bar: the chain stops here"
+      if [ -n "${FALLBACK:-}" ]; then
+        IFS=':' read -r c secs bar <<< "$FALLBACK"
+        ARM_SECONDS="$secs" train_arms "" "$c" || log "fallback training failed"
+        last="runs/$(name_of "$c")"
+      fi
+      break
+    fi
+  done
+  [ -n "$last" ] && [ -z "${NO_EVAL:-}" ] && eval_arms "$last.json"  # eval_arms takes config paths and uses their names
+  pack ${PACK:-${last#runs/}}
+  strip -o "$out/hashhop.bin" "$h" && [ "$(stat -c %s "$out/hashhop.bin")" -gt 15000000 ] &&
+    { split -b 15M -d "$out/hashhop.bin" "$out/hashhop.bin."; rm "$out/hashhop.bin"; }
+  ;;
+*) echo "unknown phase '$phase' (scratch, base, arms, eval, chain)" >&2; exit 2 ;;
 esac
 tar czf "$out/logs.tar.gz" pipeline/*.log pipeline/*.err pipeline/*.json pipeline/*.jsonl pipeline/*.md 2>/dev/null || true
 log "phase $phase done"
