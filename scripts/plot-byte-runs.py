@@ -18,15 +18,16 @@ def main() -> int:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     fig, (loss_ax, first_ax, exact_ax) = plt.subplots(1, 3, figsize=(17, 4.5), sharex=True)
-    for spec in sys.argv[2:]:
+    for i, spec in enumerate(sys.argv[2:]):
         path, _, label = spec.partition("=")
+        color = f"C{i % 10}"  # one colour per run in every panel, also where a run has no exact line
         rows = [json.loads(line) for line in open(path) if line.strip()]
         steps = [r["step"] + 1 for r in rows]
         label = label or path.rsplit("/", 1)[-1].removesuffix(".jsonl")
-        loss_ax.plot(steps, [r["loss"] for r in rows], label=label)
-        first_ax.plot(steps, [r["first_byte"] for r in rows], label=label)
+        loss_ax.plot(steps, [r["loss"] for r in rows], label=label, color=color)
+        first_ax.plot(steps, [r["first_byte"] for r in rows], label=label, color=color)
         if all("exact" in r for r in rows):  # the PyTorch twin (init-reference.py) logs no exact match
-            exact_ax.plot(steps, [r["exact"] for r in rows], label=label)
+            exact_ax.plot(steps, [r["exact"] for r in rows], label=label, color=color)
     # Chance for the first answer byte: one of 52 letters.
     first_ax.axhline(1 / 52, color="grey", linestyle=":", linewidth=1)
     first_ax.set_title("first answer byte (the lookup itself)")

@@ -1,6 +1,6 @@
 // `hashhop demo`: generates a fresh HashHop benchmark (hops 1-4, CoT on and off, hash lengths 8 and 16),
-// answers it with the trained checkpoint in models/demo on the CPU, and scores it. Run `hashhop demo --help`.
-// Without a model directory it answers with the exact reference solver instead, and says so.
+// answers it with a trained model of either family (default models/demo) on the CPU, and scores it. Run
+// `hashhop demo --help`. Without a model directory it answers with the exact reference solver instead, and says so.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -14,8 +14,7 @@
 #include "hashhop/bench/reference_solver.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/io/files.h"
-#include "hashhop/train/checkpoint.h"
-#include "hashhop/model/inference.h"
+#include "model_answerer.h"
 
 namespace hashhop::cli {
 namespace {
@@ -36,11 +35,12 @@ int run_demo(const Options& o) {
   if (io::file_exists(o.model_dir) && !io::is_directory(o.model_dir))
     throw std::invalid_argument("--model " + o.model_dir + ": not a directory (a model directory holds config.json and model.pt)");
   const bool have_model = io::file_exists(o.model_dir + "/model.pt");
-  train::LoadedModel loaded;
+  std::unique_ptr<ModelAnswerer> answerer;  // eval's answerer: the lexer family or the byte-level one
   if (have_model) {
-    loaded = train::load_model(o.model_dir, device);
-    std::printf("hashhop demo: generate -> answer with the trained model in %s (%lld parameters) -> score\n\n",
-                o.model_dir.c_str(), static_cast<long long>(loaded.model->parameter_count()));
+    answerer = std::make_unique<ModelAnswerer>(o.model_dir, device, AnswerPath{});
+    std::printf("hashhop demo: generate -> answer with the trained %s model in %s (%lld parameters) -> score\n\n",
+                answerer->byte_family() ? "byte-level" : "lexer", o.model_dir.c_str(),
+                static_cast<long long>(answerer->parameter_count()));
   } else {
     std::printf("hashhop demo: no model in %s; answering with the exact reference solver (the ceiling)\n\n",
                 o.model_dir.c_str());
@@ -69,10 +69,10 @@ int run_demo(const Options& o) {
         const auto expected = bench::parse_completion(completion);
         start = std::chrono::steady_clock::now();
         std::string predicted;
-        if (have_model) {
-          std::vector<std::string> keys;
-          for (const auto& q : expected.queries) keys.push_back(q.key);
-          predicted = model::answer_queries(loaded.model, prompt, hops, cot, keys);
+        if (answerer) {
+          const bench::DataRecord record{prompt, expected, config.n_chars};
+          answerer->check("demo", static_cast<std::uint64_t>(seed - o.seed), record);  // the lexer model's caps
+          predicted = answerer->answer(record);
         } else {
           predicted = bench::solve_exactly(prompt, completion);
         }

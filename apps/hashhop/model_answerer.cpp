@@ -39,6 +39,12 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
   }
 }
 
+std::int64_t ModelAnswerer::parameter_count() const {
+  std::int64_t n = 0;
+  for (const auto& p : byte_family_ ? bytes_.net->parameters() : loaded_.model->parameters()) n += p.numel();
+  return n;
+}
+
 void ModelAnswerer::check(const std::string& file, std::uint64_t line, const bench::DataRecord& record) const {
   const auto& config = loaded_.config.model;
   try {

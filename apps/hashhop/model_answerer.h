@@ -29,6 +29,8 @@ class ModelAnswerer {
   std::string answer(const bench::DataRecord& record);
 
   const torch::Device& device() const { return device_; }
+  bool byte_family() const { return byte_family_; }
+  std::int64_t parameter_count() const;
   // What check() holds queries to: the model's own max_hops and max_run (the byte family: no run cap).
   const model::ModelConfig& limits() const { return loaded_.config.model; }
   // The byte-level engine's memory over the records it prefilled: bytes, reference points kept, cache

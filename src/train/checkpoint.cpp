@@ -168,22 +168,48 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const std
   out.commit();
 }
 
-void save_weights(torch::nn::Module& model, const std::string& path) {
+namespace {
+
+// Present in a weights file whose float parameters are stored in bfloat16 (save_weights_bf16).
+constexpr const char* kBf16Key = "hashhop_bf16";
+
+void set_float_parameters(torch::nn::Module& model, torch::ScalarType from, torch::ScalarType to) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters())
+    if (item.value().scalar_type() == from) item.value().set_data(item.value().to(to));
+}
+
+void save_weights_as(torch::nn::Module& model, const std::string& path, bool bf16) {
   torch::serialize::OutputArchive archive;
   model.save(archive);
   archive.write(kChecksumKey, checksum_tensor(model_checksum(model)));
+  if (bf16) archive.write(kBf16Key, torch::tensor(1, torch::kInt64));
   save_archive_atomically(archive, path);
+}
+
+}  // namespace
+
+void save_weights(torch::nn::Module& model, const std::string& path) { save_weights_as(model, path, false); }
+
+void save_weights_bf16(torch::nn::Module& model, const std::string& path) {
+  set_float_parameters(model, torch::kFloat32, torch::kBFloat16);
+  save_weights_as(model, path, true);
 }
 
 void load_weights(torch::nn::Module& model, const std::string& weights_path, const std::string& config_path,
                   const torch::Device& device) {
   const auto want = shapes_of(model);
-  bool has_checksum = false;
+  bool has_checksum = false, bf16 = false;
   std::uint64_t expected = 0;
   io::check_zip_archive(weights_path, inflate_with_miniz);  // structure and CRCs first: LibTorch's reader is not for damaged files
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(weights_path, device);
+    // Module::load keeps each parameter's dtype and takes the file's bytes: a bfloat16 file needs bfloat16
+    // parameters to load into; they become float32 again below, after the checksum of the bytes as stored.
+    torch::Tensor bf16_flag;
+    bf16 = archive.try_read(kBf16Key, bf16_flag);
+    if (bf16) set_float_parameters(model, torch::kFloat32, torch::kBFloat16);
     model.load(archive);
     expected = stored_checksum(archive, has_checksum);
   } catch (const std::exception& e) {
@@ -192,6 +218,7 @@ void load_weights(torch::nn::Module& model, const std::string& weights_path, con
   check_shapes(model, want, weights_path, config_path);
   if (has_checksum && model_checksum(model) != expected)
     throw std::runtime_error(weights_path + ": checksum mismatch, the weights are corrupted");
+  if (bf16) set_float_parameters(model, torch::kBFloat16, torch::kFloat32);  // what every forward pass here expects
 }
 
 void save_model(const std::string& dir, const RunConfig& config, model::HashHopTransformer& model) {

@@ -19,7 +19,7 @@ no_file() {  # no_file NAME PATH: nothing (not even a temporary) was left behind
   if ls "$2"* >/dev/null 2>&1; then echo "FAIL $1: left $(ls "$2"*)"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 }
 
-for sub in "" gen score solve demo attn-check attn-bench train eval answer engine-bench serve signature-recall sweep plot; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
+for sub in "" gen score solve demo attn-check attn-bench train eval answer engine-bench serve signature-recall compact sweep plot; do check "help $sub" 0 "Usage|usage" -- "$bin" $sub --help; done
 check "unknown option" 2 "error: .*--bogus" -- "$bin" gen --chars 100 --bogus
 check "no size" 1 "one of --chars or --tokens" -- "$bin" gen --out "$work/a.jsonl"
 no_file "no size" "$work/a.jsonl"
@@ -50,6 +50,15 @@ no_file "solve bad prompt" "$work/never.jsonl"
 check "demo without a model" 0 "exact reference solver" -- "$bin" demo --model "$work/no-model" --chars 20000
 check "demo solver is exact" 0 "all \(16 records\) +128 +100.00%" -- "$bin" demo --model "$work/no-model" --chars 20000
 check "demo with the committed model" 0 "trained model, greedy decoding" -- "$bin" demo --model "$data/../../models/demo" --chars 2000
+# The committed byte-level model (bfloat16 weights): the demo runs either family; on 1-hop prompts of its
+# training length it answers nearly all (100% when committed; >= 90% allows for another CPU's rounding).
+check "demo with the byte model" 0 "trained byte-level model in .*bytes-demo" -- "$bin" demo --model "$data/../../models/bytes-demo" --chars 1200
+"$bin" gen --chars 900 --hops 1 --hash-len 8 --queries 8 --samples 2 --seed 900000 --out "$work/bytes1.jsonl"
+check "eval the byte model" 0 "all \(2 records\) +16 +(100\.00|9[0-9]\.[0-9]{2})%" -- "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl"
+# compact: bfloat16 weights, the same answers on the magic sample; a second call refuses to overwrite.
+check "compact" 0 "weights in bfloat16" -- "$bin" compact --model "$data/../../models/demo" --out "$work/demo-bf16"
+check "eval compacted model" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$work/demo-bf16" --data "$data/magic_sample.jsonl"
+check "compact refuses an existing model" 1 "already holds a model.pt" -- "$bin" compact --model "$data/../../models/demo" --out "$work/demo-bf16"
 
 # Model commands: train a few steps, evaluate, answer; errors name the file and field.
 check "train unknown config" 1 "nope.json: no such config file" -- "$bin" train --config nope.json --out "$work/run0"

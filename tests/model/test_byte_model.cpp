@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "hashhop/model/byte_model.h"
 #include "hashhop/model/global_vectors.h"
 #include "hashhop/train/byte_trainer.h"
+#include "hashhop/train/checkpoint.h"
 #include "small_byte_config.h"
 
 namespace hm = hashhop::model;
@@ -444,6 +446,39 @@ TEST(ByteTrainer, ResumeIsExact) {
   auto pa = a.net->named_parameters(), pb = b.net->named_parameters();
   for (const auto& item : pa) EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
   std::system(("rm -rf " + whole.out_dir + " " + half.out_dir).c_str());
+}
+
+TEST(ByteTrainer, Bf16WeightsLoadAsFloat32WithinBf16Rounding) {
+  // What `hashhop compact` writes: the parameters rounded to bfloat16, read back as float32 parameters.
+  // Tolerance: bf16 keeps 8 significant bits, so each weight moves by at most 2^-8 of its size; the
+  // logits of a 2-block model then agree to a few hundredths, and the argmax byte of random text rarely moves.
+  auto config = ht::load_byte_run_config("bytes-tiny");
+  torch::manual_seed(3);
+  hm::ByteModel net(config.model);
+  net->eval();
+  const std::string dir = temp_dir("bf16");
+  ht::save_byte_model(dir, config, net);
+  const auto float32_bytes = std::filesystem::file_size(dir + "/model.pt");
+  auto full = ht::load_byte_model(dir, torch::kCPU);
+  ht::save_weights_bf16(*full.net, dir + "/model.pt");
+  std::int64_t numel = 0;
+  for (const auto& p : net->parameters()) numel += p.numel();
+  // Two bytes fewer per parameter, less the zip records' 64-byte alignment and the bf16 marker (a tiny
+  // model's file is mostly the archive's own records, so no ratio): at least 1.9.
+  EXPECT_GE(10 * (static_cast<std::int64_t>(float32_bytes) - static_cast<std::int64_t>(std::filesystem::file_size(dir + "/model.pt"))),
+            19 * numel);
+  auto half = ht::load_byte_model(dir, torch::kCPU);
+  for (const auto& item : half.net->named_parameters()) {
+    const auto& want = net->named_parameters()[item.key()];
+    ASSERT_EQ(item.value().scalar_type(), torch::kFloat32) << item.key();
+    EXPECT_TRUE(torch::equal(item.value(), want.to(torch::kBFloat16).to(torch::kFloat32))) << item.key();
+  }
+  const auto bytes = torch::randint(0, 256, {2, 48}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  const auto a = net->forward(bytes), b = half.net->forward(bytes);
+  EXPECT_LT((a - b).abs().max().item<double>(), 0.05 * a.abs().max().item<double>());
+  EXPECT_GT((a - b).abs().max().item<double>(), 0.0);  // it did round: the file is not the float32 one
+  std::system(("rm -rf " + dir).c_str());
 }
 
 TEST(ByteTrainer, TinyRunLeavesChance) {

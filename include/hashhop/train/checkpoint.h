@@ -31,6 +31,9 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const std
 void save_weights(torch::nn::Module& model, const std::string& path);
 void load_weights(torch::nn::Module& model, const std::string& weights_path, const std::string& config_path,
                   const torch::Device& device);
+// Half the file: every float32 parameter stored as bfloat16 (MODEL's own are converted, so it is spent
+// afterwards); load_weights reads them back as float32. What `hashhop compact` writes for committed models.
+void save_weights_bf16(torch::nn::Module& model, const std::string& path);
 
 void save_model(const std::string& dir, const RunConfig& config, model::HashHopTransformer& model);
 // Throws naming the directory and the missing or broken file.

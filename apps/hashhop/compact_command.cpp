@@ -1,0 +1,55 @@
+// `hashhop compact`: a model directory rewritten with its weights in bfloat16, half the bytes (what the
+// repo commits as a demo model); eval, answer and serve load it as usual. Run `hashhop compact --help`.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "command.h"
+#include "hashhop/io/atomic_output.h"
+#include "hashhop/io/files.h"
+#include "hashhop/train/byte_config.h"
+#include "hashhop/train/byte_trainer.h"
+#include "hashhop/train/checkpoint.h"
+
+namespace hashhop::cli {
+namespace {
+
+struct Options {
+  std::string model_dir, out_dir;
+};
+
+int run_compact(const Options& o) {
+  if (o.out_dir == o.model_dir) throw std::invalid_argument("--out: must differ from --model (" + o.out_dir + ")");
+  if (io::file_exists(o.out_dir + "/model.pt")) throw std::invalid_argument("--out " + o.out_dir + ": already holds a model.pt");
+  const std::string config_path = o.model_dir + "/config.json";
+  const torch::Device cpu(torch::kCPU);
+  std::string config_text;
+  // Load (checks config, shapes and checksum), then write weights first and config.json last: config.json
+  // is what marks OUT as a model, so a failure in between leaves no half-made model behind.
+  if (train::is_byte_config(config_path)) {
+    auto loaded = train::load_byte_model(o.model_dir, cpu);
+    config_text = train::to_json(loaded.config);
+    io::make_directories(o.out_dir);
+    train::save_weights_bf16(*loaded.net, o.out_dir + "/model.pt");
+  } else {
+    auto loaded = train::load_model(o.model_dir, cpu);
+    config_text = train::to_json(loaded.config);
+    io::make_directories(o.out_dir);
+    train::save_weights_bf16(*loaded.model, o.out_dir + "/model.pt");
+  }
+  io::write_file_atomically(o.out_dir + "/config.json", config_text);
+  std::printf("compact: %s -> %s (weights in bfloat16)\n", o.model_dir.c_str(), o.out_dir.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_compact_command(CLI::App& root) {
+  auto o = std::make_shared<Options>();
+  CLI::App* app = root.add_subcommand("compact", "Rewrite a model directory with its weights in bfloat16 (half the bytes)");
+  app->add_option("--model", o->model_dir, "Model directory (config.json + model.pt), either family")->required();
+  app->add_option("--out", o->out_dir, "New model directory (must not hold a model.pt)")->required();
+  return {app, [o] { return run_compact(*o); }};
+}
+
+}  // namespace hashhop::cli
