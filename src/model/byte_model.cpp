@@ -221,14 +221,18 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   TORCH_CHECK(!past || b == 1, "byte model: a cached continuation runs one text at a time");
   const auto split = [&](const torch::Tensor& y) { return y.view({b, t, config_.heads, head_dim_}).transpose(1, 2); };
   const auto merge = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b, t, config_.dim}); };
-  torch::Tensor key_column, query_column;
+  torch::Tensor key_column, query_column, training_dropped;  // training_dropped: [B, T], z = 0 (hard concrete)
   const bool concrete = gate_ && config_.gate == "hard_concrete";
   const bool hard_gate = gate_ && !is_training() && config_.gate_drops_keys();
   if (gate_ && concrete) {
     // Hard concrete (Louizos et al. 2018, L0 gates): z = clamp(s·(ζ - γ) + γ, 0, 1) with s = σ((logit + noise)/β)
     // in training (logistic noise) and s = σ(logit) at inference. z is exactly 0 for a dropped key and exactly 1
-    // for a fully kept one, so the level is pinned: a needed key whose z hits 0 costs loss, and the engine
-    // stores only z > 0 (logit > -ln 11). Training floors z at 1e-6 (a bias of -13.8, not -inf: no NaN rows).
+    // for a fully kept one, and the engine stores only z > 0 (logit > -ln 11). A dropped key is dropped in
+    // training too (a bias of -1e4: weight exactly 0, and finite, so no NaN reaches the backward pass), and
+    // a row that sees no kept key reads nothing, as at inference. So the level is pinned: a needed key at
+    // z = 0 costs loss. A floor shared by every dropped key (once log 1e-6) is a shift common to a row whose
+    // keys are all dropped, which the softmax ignores: the L0 penalty then closed every gate at no cost and
+    // the noise sent the reads to random keys (run 14c, learning-log section 16).
     constexpr double beta = 2.0 / 3.0, gamma = -0.1, zeta = 1.1;
     const auto logit = gate_->forward(x).squeeze(-1).to(torch::kFloat32);  // [B, T]
     last_log_gate_ = torch::log_sigmoid(logit - beta * std::log(-gamma / zeta));  // log P(z != 0): the L0 penalty's
@@ -241,7 +245,9 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
       stretched = torch::sigmoid(logit);
     }
     const auto z = (stretched * (zeta - gamma) + gamma).clamp(0.0, 1.0);
-    key_column = (is_training() ? torch::log(z.clamp_min(1e-6)) : torch::log(z)) * std::sqrt(static_cast<double>(head_dim_));
+    key_column = (is_training() ? torch::where(z > 0, torch::log(z.clamp_min(1e-30)), torch::full_like(z, -1e4)) : torch::log(z)) *
+                 std::sqrt(static_cast<double>(head_dim_));
+    if (is_training()) training_dropped = z.detach() == 0;
     query_column = torch::ones({b, t}, x.options());
   } else if (gate_) {
     last_log_gate_ = torch::log_sigmoid(gate_->forward(x).squeeze(-1).to(torch::kFloat32));  // [B, T]
@@ -299,7 +305,9 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     record->values = v.narrow(2, n - kept, kept).detach().contiguous();
   }
   torch::Tensor reads_nothing;  // [B, 1, T, 1]: rows whose visible keys are all dropped by the hard gate
-  if (hard_gate && !remote_) {  // with remote reads, merge_reads zeroes those rows (no key anywhere)
+  if (training_dropped.defined()) {  // training passes no cache and no remote reads
+    reads_nothing = (training_dropped.logical_not().cumsum(1) > 0).logical_not().view({b, 1, t, 1});
+  } else if (hard_gate && !remote_) {  // with remote reads, merge_reads zeroes those rows (no key anywhere)
     auto seen = (key_column > -std::numeric_limits<double>::infinity()).cumsum(1) > 0;  // [B, T]
     if (past_length > 0) seen = seen | torch::isfinite(past->keys.select(-1, head_dim_).select(1, 0)).any(1, true).to(seen.device());
     reads_nothing = seen.logical_not().view({b, 1, t, 1});
