@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A byte model against the issue's targets, one set per row (fresh `gen` data, seed 900000, 8 queries a prompt):
-# hash lengths 4-64, CoT chains 1-8 hops, 2 hops without CoT, prompt lengths. Run: scripts/byte-battery.sh MODEL_DIR OUT.md [device]
+# hash lengths 4-64, CoT chains 1-8 hops, 2 hops without CoT, prompt lengths; BATTERY_SETS="chars hops cot hash_len samples;..."
+# picks other rows. Run: scripts/byte-battery.sh MODEL_DIR OUT.md [device]
 set -euo pipefail
 model="${1:?model directory}"; out="${2:?output table (.md)}"; device="${3:-cpu}"
 h="${HASHHOP:-build/hashhop}"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 # chars hops cot hash_len samples: what the row measures
-sets="${SETS:-2400 1 0 4 4;2400 1 0 8 4;2400 1 0 16 4;2400 1 0 24 4;2400 1 0 32 4;2400 1 0 64 4;\
+sets="${BATTERY_SETS:-2400 1 0 4 4;2400 1 0 8 4;2400 1 0 16 4;2400 1 0 24 4;2400 1 0 32 4;2400 1 0 64 4;\
 2400 1 1 8 4;2400 2 1 8 4;2400 4 1 8 4;2400 6 1 8 4;2400 8 1 8 4;2400 2 0 8 4;\
 4800 1 0 8 4;9600 1 0 8 3;19200 1 0 8 2}"
 {

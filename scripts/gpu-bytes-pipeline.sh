@@ -12,8 +12,10 @@
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
 #                   bar ends the chain, and FALLBACK (one STAGE, from scratch) runs instead. Then eval of
 #                   the last stage on SETS, and its model back in pieces.
-# The binary: a stripped build-gpu/hashhop comes back as hashhop.bin; carried in .gpu-bin/ (cat hashhop.bin.*
-# > .gpu-bin/hashhop) it replaces the ~2-minute build on a fresh machine while the sources are unchanged.
+# The binary: chain sends a stripped build-gpu/hashhop back in pieces (hashhop.bin.NN) with hashhop.sources, a
+# hash of the sources it was built from. Carried in .gpu-bin/ (`cat hashhop.bin.* > .gpu-bin/hashhop; chmod +x
+# .gpu-bin/hashhop; cp hashhop.sources .gpu-bin/`), it replaces the ~2-minute build on a fresh machine while
+# the sources hash the same; otherwise (or with REBUILD=1) the build runs.
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
@@ -26,7 +28,11 @@ source scripts/gpu-env.sh
 phase="${1:?phase: scratch, base, arms or eval}"; shift
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs pipeline/data
 h=build-gpu/hashhop
-[ -x .gpu-bin/hashhop ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ] && h=.gpu-bin/hashhop
+sources_hash() { find src include apps CMakeLists.txt CMakePresets.json -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1; }
+if [ -x .gpu-bin/hashhop ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ]; then
+  if [ "$(cat .gpu-bin/hashhop.sources 2>/dev/null)" = "$(sources_hash)" ]; then h=.gpu-bin/hashhop
+  else echo "the carried .gpu-bin/hashhop was built from other sources: building" >&2; fi
+fi
 start=$(date +%s)
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/pipeline.txt"; }
 name_of() { basename "$1" .json; }
@@ -104,6 +110,7 @@ PY
 pack() {  # run names: weights in pieces (files back are at most 16 MB each), config
   local n
   for n in "$@"; do
+    [ -f "runs/$n/model.pt" ] || { log "pack: runs/$n has no model.pt"; continue; }
     mkdir -p "$out/$n"; cp "runs/$n/config.json" "$out/$n/"
     split -b 15M -d "runs/$n/model.pt" "$out/$n/model.pt."
   done
@@ -188,16 +195,16 @@ chain)
       log "$n: first byte $fb below $bar: the chain stops here"
       if [ -n "${FALLBACK:-}" ]; then
         IFS=':' read -r c secs bar <<< "$FALLBACK"
-        ARM_SECONDS="$secs" train_arms "" "$c" || log "fallback training failed"
-        last="runs/$(name_of "$c")"
+        if ARM_SECONDS="$secs" train_arms "" "$c"; then last="runs/$(name_of "$c")"; else log "fallback training failed"; fi
       fi
       break
     fi
   done
   [ -n "$last" ] && [ -z "${NO_EVAL:-}" ] && eval_arms "$last.json"  # eval_arms takes config paths and uses their names
   pack ${PACK:-${last#runs/}}
-  strip -o "$out/hashhop.bin" "$h" && [ "$(stat -c %s "$out/hashhop.bin")" -gt 15000000 ] &&
-    { split -b 15M -d "$out/hashhop.bin" "$out/hashhop.bin."; rm "$out/hashhop.bin"; }
+  strip -o pipeline/hashhop.stripped "$h" && split -b 15M -d pipeline/hashhop.stripped "$out/hashhop.bin." &&
+    sources_hash > "$out/hashhop.sources"
+  rm -f pipeline/hashhop.stripped
   ;;
 *) echo "unknown phase '$phase' (scratch, base, arms, eval, chain)" >&2; exit 2 ;;
 esac

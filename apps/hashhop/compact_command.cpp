@@ -7,7 +7,7 @@
 #include "command.h"
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
-#include "hashhop/train/byte_config.h"
+#include "hashhop/train/byte_config.h"  // is_byte_config
 #include "hashhop/train/byte_trainer.h"
 #include "hashhop/train/checkpoint.h"
 
@@ -23,21 +23,19 @@ int run_compact(const Options& o) {
   if (io::file_exists(o.out_dir + "/model.pt")) throw std::invalid_argument("--out " + o.out_dir + ": already holds a model.pt");
   const std::string config_path = o.model_dir + "/config.json";
   const torch::Device cpu(torch::kCPU);
-  std::string config_text;
   // Load (checks config, shapes and checksum), then write weights first and config.json last: config.json
-  // is what marks OUT as a model, so a failure in between leaves no half-made model behind.
+  // is what marks OUT as a model, so a failure in between leaves no half-made model behind. The config is
+  // copied byte for byte (what it was loaded from, read once the load has checked it).
   if (train::is_byte_config(config_path)) {
     auto loaded = train::load_byte_model(o.model_dir, cpu);
-    config_text = train::to_json(loaded.config);
     io::make_directories(o.out_dir);
     train::save_weights_bf16(*loaded.net, o.out_dir + "/model.pt");
   } else {
     auto loaded = train::load_model(o.model_dir, cpu);
-    config_text = train::to_json(loaded.config);
     io::make_directories(o.out_dir);
     train::save_weights_bf16(*loaded.model, o.out_dir + "/model.pt");
   }
-  io::write_file_atomically(o.out_dir + "/config.json", config_text);
+  io::write_file_atomically(o.out_dir + "/config.json", io::read_file_limited(config_path, 1 << 20, "--model"));
   std::printf("compact: %s -> %s (weights in bfloat16)\n", o.model_dir.c_str(), o.out_dir.c_str());
   return 0;
 }

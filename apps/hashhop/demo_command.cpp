@@ -37,7 +37,9 @@ int run_demo(const Options& o) {
   const bool have_model = io::file_exists(o.model_dir + "/model.pt");
   std::unique_ptr<ModelAnswerer> answerer;  // eval's answerer: the lexer family or the byte-level one
   if (have_model) {
-    answerer = std::make_unique<ModelAnswerer>(o.model_dir, device, AnswerPath{});
+    AnswerPath path;
+    path.engine = "off";  // the dense path at every --chars, as the demo always answered
+    answerer = std::make_unique<ModelAnswerer>(o.model_dir, device, path);
     std::printf("hashhop demo: generate -> answer with the trained %s model in %s (%lld parameters) -> score\n\n",
                 answerer->byte_family() ? "byte-level" : "lexer", o.model_dir.c_str(),
                 static_cast<long long>(answerer->parameter_count()));

@@ -478,7 +478,7 @@ TEST(ByteTrainer, ResumeIsExact) {
 TEST(ByteTrainer, Bf16WeightsLoadAsFloat32WithinBf16Rounding) {
   // What `hashhop compact` writes: the parameters rounded to bfloat16, read back as float32 parameters.
   // Tolerance: bf16 keeps 8 significant bits, so each weight moves by at most 2^-8 of its size; the
-  // logits of a 2-block model then agree to a few hundredths, and the argmax byte of random text rarely moves.
+  // logits of this 2-block model then agree within 5% of their largest.
   auto config = ht::load_byte_run_config("bytes-tiny");
   torch::manual_seed(3);
   hm::ByteModel net(config.model);
