@@ -205,7 +205,12 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
   if (eocd == UINT64_MAX) throw invalid("no end-of-central-directory record");
   std::uint64_t entries = le(d + eocd + 10, 2), cd_size = le(d + eocd + 12, 4), cd_offset = le(d + eocd + 16, 4);
   std::uint64_t cd_end_limit = eocd;
-  if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {  // zip64
+  // Zip64 whenever its locator precedes the end record, as miniz (LibTorch's reader) decides, not only when a
+  // field overflows: LibTorch writes zip64 records into every file, and miniz then takes the entry count and
+  // directory from them. A zip64 record that says "no entries" under a normal end record passed this check,
+  // and LibTorch's reader threw after allocating state it never frees (a leak found by fuzz_checkpoint).
+  const bool zip64_locator = eocd >= 20 && le(d + eocd - 20, 4) == 0x07064b50;
+  if (zip64_locator || entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {  // zip64
     if (eocd < 20 || le(d + eocd - 20, 4) != 0x07064b50) throw invalid("zip64 locator missing");
     const std::uint64_t z = le(d + eocd - 20 + 8, 8);
     if (z > eocd - 20 || eocd - 20 - z < 56 || le(d + z, 4) != 0x06064b50) throw invalid("zip64 end record missing");

@@ -412,6 +412,29 @@ TEST(Checkpoint, ArchiveWithoutAReadableVersionIsRefused) {
   EXPECT_NE(nul.find("name contains a NUL byte"), std::string::npos) << nul;
 }
 
+// LibTorch writes zip64 records into every file, and miniz takes the entry count from them whenever their
+// locator is there. A zip64 record saying "no entries" under an intact end record made LibTorch's reader
+// throw after allocating state it never frees (found by CI's fuzz smoke; the seed is in the corpus now):
+// the archive check reads the zip64 record too and refuses it with one line.
+TEST(Checkpoint, Zip64RecordWithNoEntriesIsRefused) {
+  auto config = train::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  const std::string dir = temp_dir("zip64");
+  train::save_model(dir, config, net);
+  std::fstream file(dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const auto record = bytes.rfind(std::string("PK\x06\x06", 4));  // the zip64 end of central directory record
+  ASSERT_NE(record, std::string::npos) << "LibTorch wrote no zip64 record";
+  for (const std::size_t field : {24, 32}) {  // entries on this disk, entries in all: 8 bytes each
+    file.seekp(static_cast<std::streamoff>(record + field));
+    file.write(std::string(8, '\0').data(), 8);
+  }
+  file.close();
+  const std::string error = error_of([&] { train::load_model(dir, torch::kCPU); });
+  EXPECT_NE(error.find("model.pt: not a valid archive (no entries)"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
 TEST(Checkpoint, ConfigThatDisagreesWithTheWeightsIsOneLine) {
   auto config = train::load_run_config("tiny");
   model::HashHopTransformer net(config.model);
