@@ -26,15 +26,11 @@ int run_compact(const Options& o) {
   // Load (checks config, shapes and checksum), then write weights first and config.json last: config.json
   // is what marks OUT as a model, so a failure in between leaves no half-made model behind. The config is
   // copied byte for byte (what it was loaded from, read once the load has checked it).
-  if (train::is_byte_config(config_path)) {
-    auto loaded = train::load_byte_model(o.model_dir, cpu);
-    io::make_directories(o.out_dir);
-    train::save_weights_bf16(*loaded.net, o.out_dir + "/model.pt");
-  } else {
-    auto loaded = train::load_model(o.model_dir, cpu);
-    io::make_directories(o.out_dir);
-    train::save_weights_bf16(*loaded.model, o.out_dir + "/model.pt");
-  }
+  const std::shared_ptr<torch::nn::Module> net = train::is_byte_config(config_path)
+                                                     ? std::shared_ptr<torch::nn::Module>(train::load_byte_model(o.model_dir, cpu).net.ptr())
+                                                     : std::shared_ptr<torch::nn::Module>(train::load_model(o.model_dir, cpu).model.ptr());
+  io::make_directories(o.out_dir);
+  train::save_weights_bf16(*net, o.out_dir + "/model.pt");
   io::write_file_atomically(o.out_dir + "/config.json", io::read_file_limited(config_path, 1 << 20, "--model"));
   std::printf("compact: %s -> %s (weights in bfloat16)\n", o.model_dir.c_str(), o.out_dir.c_str());
   return 0;
