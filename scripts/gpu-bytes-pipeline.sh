@@ -7,6 +7,8 @@
 #                   runs/prope side by side (ARM_SECONDS, 420)
 #   eval ARM...     each ARM on SETS, soft and hard gate; with ENGINE_ARM, the engine at ENGINE_CHARS (1M)
 #                   with keys kept and spilled (time, peak GPU memory)
+#   fork ARM...     each ARM trained from INIT=DIR (a model carried in) side by side for ARM_SECONDS, or resumed
+#                   from its own checkpoint on a warm machine; eval on SETS; models back in bfloat16 (compact)
 #   chain STAGE...  STAGE = config:seconds[:first-byte]: each stage starts from the one before (train --init;
 #                   the first from scratch, or from INIT=DIR, a model carried in), or resumes its own
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
@@ -25,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
-phase="${1:?phase: scratch, base, arms or eval}"; shift
+phase="${1:?phase: scratch, base, arms, eval, chain or fork}"; shift
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs pipeline/data
 h=build-gpu/hashhop
 sources_hash() { find src include apps CMakeLists.txt CMakePresets.json -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1; }
@@ -77,7 +79,7 @@ for i, l in enumerate(open(sys.argv[1])):
 }
 
 eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (engine, --gated-only)
-  local sets s chars hops cot samples flag c n gate f args
+  local sets s chars hops cot samples flag c n gate gates f args
   IFS=';' read -ra sets <<< "${SETS:-600 1 0 25;2400 2 1 25;9600 1 0 12;38400 1 0 12}"
   for s in "${sets[@]}"; do
     read -r chars hops cot samples <<< "$s"
@@ -91,7 +93,8 @@ eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (e
     n=$(name_of "$c")
     for s in "${sets[@]}"; do
       read -r chars hops cot samples <<< "$s"
-      for gate in soft hard; do
+      gates=(soft); grep -q '"hash_gate": *false' "runs/$n/config.json" || gates+=(hard)  # ungated: nothing to drop
+      for gate in "${gates[@]}"; do
         args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only)
         f="pipeline/eval-$n-$chars-$hops-$cot-$gate"
         $h eval --model "runs/$n" --data "pipeline/data/$chars-$hops-$cot.jsonl" --device cuda "${args[@]}" --json \
@@ -107,13 +110,23 @@ PY
   done
 }
 
-pack() {  # run names: weights in pieces (files back are at most 16 MB each), config
-  local n
+pack() {  # run names: weights in pieces (files back are at most 16 MB each), config; COMPACT=1: bfloat16 weights
+  local n dir
   for n in "$@"; do
     [ -f "runs/$n/model.pt" ] || { log "pack: runs/$n has no model.pt"; continue; }
-    mkdir -p "$out/$n"; cp "runs/$n/config.json" "$out/$n/"
-    split -b 15M -d "runs/$n/model.pt" "$out/$n/model.pt."
+    dir="runs/$n"
+    if [ -n "${COMPACT:-}" ]; then
+      rm -rf "pipeline/compact-$n"; $h compact --model "runs/$n" --out "pipeline/compact-$n" > /dev/null && dir="pipeline/compact-$n"
+    fi
+    mkdir -p "$out/$n"; cp "$dir/config.json" "$out/$n/"
+    split -b 15M -d "$dir/model.pt" "$out/$n/model.pt."
   done
+}
+
+send_binary() {  # the stripped binary in pieces with the hash of its sources (see the header)
+  strip -o pipeline/hashhop.stripped "$h" && split -b 15M -d pipeline/hashhop.stripped "$out/hashhop.bin." &&
+    sources_hash > "$out/hashhop.sources"
+  rm -f pipeline/hashhop.stripped
 }
 
 case "$phase" in
@@ -202,11 +215,19 @@ chain)
   done
   [ -n "$last" ] && [ -z "${NO_EVAL:-}" ] && eval_arms "$last.json"  # eval_arms takes config paths and uses their names
   pack ${PACK:-${last#runs/}}
-  strip -o pipeline/hashhop.stripped "$h" && split -b 15M -d pipeline/hashhop.stripped "$out/hashhop.bin." &&
-    sources_hash > "$out/hashhop.sources"
-  rm -f pipeline/hashhop.stripped
+  send_binary
   ;;
-*) echo "unknown phase '$phase' (scratch, base, arms, eval, chain)" >&2; exit 2 ;;
+fork)
+  [ $# -ge 1 ] || { echo "fork: name at least one ARM config (and INIT=DIR)" >&2; exit 2; }
+  [ -n "${INIT:-}" ] || { echo "fork: INIT=DIR names the model every ARM starts from" >&2; exit 2; }
+  build
+  train_arms "$INIT" "$@" || log "a training failed"
+  [ -z "${NO_EVAL:-}" ] && eval_arms "$@"
+  names=(); for c in "$@"; do names+=("$(name_of "$c")"); done
+  COMPACT=1 pack ${PACK:-${names[@]}}
+  send_binary
+  ;;
+*) echo "unknown phase '$phase' (scratch, base, arms, eval, chain, fork)" >&2; exit 2 ;;
 esac
 tar czf "$out/logs.tar.gz" pipeline/*.log pipeline/*.err pipeline/*.json pipeline/*.jsonl pipeline/*.md 2>/dev/null || true
 log "phase $phase done"

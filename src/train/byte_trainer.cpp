@@ -156,6 +156,29 @@ void refuse_data_parallel(const train::ByteRunConfig& config, const std::string&
     throw std::invalid_argument(where + ": field 'gate': \"hard_concrete\" is not supported with --nproc (each rank would draw other gate noise)");
 }
 
+std::int64_t init_byte_weights(model::ByteModel& net, model::ByteModel& source) {
+  torch::NoGradGuard no_grad;
+  auto theirs = source->named_parameters();
+  std::int64_t copied = 0;
+  for (auto& item : net->named_parameters()) {
+    const auto* t = theirs.find(item.key());
+    if (!t) continue;
+    auto& mine = item.value();
+    if (t->sizes() == mine.sizes()) {
+      mine.copy_(*t);
+      ++copied;
+    } else if (mine.dim() == 2 && t->dim() == 2 && mine.size(0) == t->size(0) && mine.size(1) > t->size(1) &&
+               mine.size(1) % t->size(1) == 0 && item.key().ends_with("attention.out.weight")) {
+      // A global block turned into a hop block: its output projection reads [hop 1, hop 2, ...]. Hop 1
+      // asks the global block's own query, so the old projection on hop 1's read and zeros on the later
+      // hops' reads give the global block's output exactly; training then learns to use the later hops.
+      mine.zero_().narrow(1, 0, t->size(1)).copy_(*t);
+      ++copied;
+    }
+  }
+  return copied;
+}
+
 TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions& options, const std::string& init_from) {
   const auto& tc = config.train;
   FreshRunCleanup cleanup(options.out_dir);
@@ -175,14 +198,7 @@ TrainSummary train_bytes(const train::ByteRunConfig& config, const TrainOptions&
   if (!init_from.empty() && !resuming) {
     // Fine-tuning: every tensor of the same name and shape is copied; new ones keep their init.
     auto source = load_byte_model(init_from, torch::kCPU);
-    torch::NoGradGuard no_grad;
-    auto theirs = source.net->named_parameters();
-    std::int64_t copied = 0;
-    for (auto& item : net->named_parameters())
-      if (const auto* t = theirs.find(item.key()); t && t->sizes() == item.value().sizes()) {
-        item.value().copy_(*t);
-        ++copied;
-      }
+    const auto copied = init_byte_weights(net, source.net);
     if (writer) std::printf("init from %s: %lld of %zu tensors copied\n", init_from.c_str(), static_cast<long long>(copied),
                 net->named_parameters().size());
   }

@@ -457,6 +457,37 @@ TEST(ByteModel, InitDrawsFanInGpt2OrLibTorchDefaults) {
   }
 }
 
+TEST(ByteTrainer, InitTurnsAGlobalBlockIntoAHopBlockAsTheSameFunction) {
+  auto gconfig = small_config("GGLG");
+  gconfig.hops = 2;
+  auto hconfig = gconfig;
+  hconfig.layers = "GHLG";
+  torch::manual_seed(11);
+  hm::ByteModel source(gconfig);
+  {  // weights far from init, so a column block copied to the wrong place changes the logits
+    torch::NoGradGuard no_grad;
+    for (auto& p : source->parameters()) p.add_(torch::randn_like(p) * 0.2);
+  }
+  torch::manual_seed(12);
+  hm::ByteModel hop(hconfig);
+  const auto copied = ht::init_byte_weights(hop, source);
+  EXPECT_EQ(copied, static_cast<std::int64_t>(source->named_parameters().size()));
+  source->eval();
+  hop->eval();
+  torch::NoGradGuard no_grad;
+  const auto bytes = random_bytes(2, 40, 13);
+  EXPECT_TRUE(torch::allclose(hop->forward(bytes), source->forward(bytes), 1e-5, 1e-5));
+  // The hop block's later read enters through the zeroed columns only: training can grow it.
+  const auto out = hop->named_parameters()["block1.attention.out.weight"];
+  EXPECT_EQ(out.size(1), 2 * hconfig.dim);
+  EXPECT_EQ(out.narrow(1, hconfig.dim, hconfig.dim).abs().max().item<float>(), 0.0f);
+  // An untouched model differs: the check above can fail.
+  torch::manual_seed(12);
+  hm::ByteModel fresh(hconfig);
+  fresh->eval();
+  EXPECT_FALSE(torch::allclose(fresh->forward(bytes), source->forward(bytes), 1e-5, 1e-5));
+}
+
 TEST(ByteTrainer, ResumeIsExact) {
   auto config = ht::load_byte_run_config("bytes-tiny");
   config.train.steps = 6;

@@ -53,6 +53,11 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
 // differ from one process's. train_bytes calls it with a group; `train --nproc` before it launches ranks.
 void refuse_data_parallel(const train::ByteRunConfig& config, const std::string& where);
 
+// Fine-tuning's start: copies every parameter of `source` into the one of the same name and shape in `net`,
+// and a global block's output projection into a hop block's at the same place (first hop's columns; the
+// others zero), so a G block become H starts as the same function. Returns how many tensors were copied.
+std::int64_t init_byte_weights(model::ByteModel& net, model::ByteModel& source);
+
 // Trains (or resumes from OUT/checkpoint.pt); `init_from` (a byte model directory) seeds the weights of
 // a fresh run, for fine-tuning one configuration from another. Writes OUT/metrics.jsonl with loss,
 // byte accuracy, first-byte accuracy and exact match per logged window.
