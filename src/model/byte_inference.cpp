@@ -1,5 +1,5 @@
 // Greedy answers of the byte-level model (see byte_inference.h): the prompt is prefilled once and every
-// query continues from its cache, through inference.h's shared greedy decoder.
+// query continues from its own copy of that cache, a byte a step.
 #include "hashhop/model/byte_inference.h"
 
 #include <algorithm>
@@ -30,11 +30,24 @@ std::string answer_queries_bytes(ByteModel& net, const ByteCache& prompt_cache, 
   std::size_t hash_len = 1;
   for (const auto& k : keys) hash_len = std::max(hash_len, k.size());
   const int max_bytes = static_cast<int>(cot ? hops * (hash_len + 3) : hash_len) + 2;
-  const auto answers = greedy_decode(query_prefixes(hops, cot, keys), max_bytes, [&](const std::vector<std::string>& texts) {
-    std::vector<torch::Tensor> rows;
-    for (const auto& text : texts) rows.push_back(net->hidden_after(prompt_cache, as_bytes(text, device)).select(1, -1));
-    return net->logits(torch::cat(rows, 0)).to(torch::kFloat32).unsqueeze(1);  // [B, 1, 256]
-  });
+  // Each query grows its own copy of the prompt's cache a byte at a time (ByteModel::extend): one step
+  // runs one row. Re-reading the whole query text after the shared cache on every step (hidden_after)
+  // gives the same answer but runs ~50 rows a step and concatenates every global layer's keys each time;
+  // here a copy of the cache is made once per query (none for the first, which appends in place).
+  std::vector<std::string> answers;
+  for (const auto& prefix : query_prefixes(hops, cot, keys)) {
+    ByteCache cache = prompt_cache;
+    auto hidden = net->extend(cache, as_bytes(prefix, device));
+    std::string answer;
+    for (int step = 0; step < max_bytes; ++step) {
+      const auto next = net->logits(hidden.select(1, -1)).to(torch::kFloat32).argmax(-1).item<std::int64_t>();
+      const char c = static_cast<char>(next);
+      if (c == '\'' || c == '\n') break;
+      answer += c;
+      if (step + 1 < max_bytes) hidden = net->extend(cache, as_bytes(std::string(1, c), device));
+    }
+    answers.push_back(std::move(answer));
+  }
   return completion_text(hops, cot, keys, answers);
 }
 

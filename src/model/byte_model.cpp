@@ -429,13 +429,14 @@ torch::Tensor ByteModelImpl::hidden_after(const ByteCache& cache, const torch::T
   return run(bytes, &cache, nullptr);
 }
 
-void ByteModelImpl::extend(ByteCache& cache, const torch::Tensor& bytes) {
+torch::Tensor ByteModelImpl::extend(ByteCache& cache, const torch::Tensor& bytes) {
   TORCH_CHECK(bytes.dim() == 2 && bytes.size(0) == 1, "byte model: extend takes one text [1, n]");
   TORCH_CHECK(cache.layers.empty() || cache.layers.size() == blocks_.size(), "byte model: the cache belongs to another model");
   torch::NoGradGuard no_grad;
   ByteCache next;
-  run(bytes, cache.layers.empty() ? nullptr : &cache, &next);
+  auto hidden = run(bytes, cache.layers.empty() ? nullptr : &cache, &next);
   cache = std::move(next);
+  return hidden;
 }
 
 torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return head_->forward(hidden_rows); }

@@ -20,6 +20,7 @@
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/byte_model.h"
 #include "hashhop/model/global_vectors.h"
+#include "hashhop/model/inference.h"
 #include "hashhop/train/byte_trainer.h"
 #include "hashhop/train/checkpoint.h"
 #include "small_byte_config.h"
@@ -624,6 +625,48 @@ TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {
     ASSERT_TRUE(answers.count(key)) << completion;
     EXPECT_LE(answers.at(key).size(), static_cast<std::size_t>(gen.hops * (gen.hash_len + 3) + 2));
   }
+}
+
+// Decoding a byte a step on a copy of the prompt's cache must write what re-running the whole text
+// through the model at every step writes (the textbook greedy decoder), and leave the prompt's cache as it was.
+TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
+  torch::manual_seed(21);
+  hm::ByteModel net(small_config("LGH"));
+  {  // peaked, varied logits: an untrained small model would stop at once, and nothing would be compared
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.mul_(4.0);
+  }
+  net->eval();
+  hashhop::bench::GenConfig gen;
+  gen.n_chars = 160;
+  gen.hops = 1;
+  gen.hash_len = 6;
+  gen.num_queries = 4;
+  gen.seed = 5;
+  const hashhop::bench::HashHopProblem problem(gen);
+  std::vector<std::string> keys;
+  for (std::uint64_t c = 0; c < gen.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  const auto cache = hm::prefill_prompt(net, problem.prompt(), torch::kCPU);
+  const auto keys_before = cache.layers[1].keys.clone();
+  const auto fast = hm::answer_queries_bytes(net, cache, 1, false, keys, torch::kCPU);
+  EXPECT_EQ(cache.length, static_cast<std::int64_t>(problem.prompt().size() + 1));
+  EXPECT_TRUE(torch::equal(cache.layers[1].keys, keys_before));
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> answers;
+  std::size_t written = 0;
+  for (const auto& prefix : hm::query_prefixes(1, false, keys)) {
+    std::string text = std::string(problem.prompt()) + "\n" + prefix, answer;
+    for (int step = 0; step < gen.hash_len + 2; ++step) {
+      const auto c = static_cast<char>(net->forward(hm::as_bytes(text, torch::kCPU)).select(1, -1).argmax(-1).item<std::int64_t>());
+      if (c == '\'' || c == '\n') break;
+      answer += c;
+      text += c;
+    }
+    written += answer.size();
+    answers.push_back(answer);
+  }
+  EXPECT_GT(written, 0u) << "no byte was decoded: the comparison says nothing";
+  EXPECT_EQ(fast, hm::completion_text(1, false, keys, answers));
 }
 
 std::shared_ptr<hm::ByteAttentionImpl> attention_of(hm::ByteModel& net, const std::string& block) {

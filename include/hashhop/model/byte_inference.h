@@ -23,7 +23,8 @@ ByteCache prefill_prompt(ByteModel& net, std::string_view prompt, const torch::D
 // The completion block (Magic's layout) with the model's greedy answer for every key, continuing a
 // prompt prefilled by prefill_prompt(). Each query is decoded from header + "KEY = '" up to the closing
 // quote, at most the bytes a right answer has (one hash, or hops hashes with their " = " with CoT) plus
-// two. The cache is only read, so one cache serves any number of calls.
+// two. Each query decodes on its own copy of the cache, grown a byte at a time (ByteModel::extend: a row a
+// step); the caller's cache keeps its length and contents, so one cache serves any number of calls.
 std::string answer_queries_bytes(ByteModel& net, const ByteCache& prompt_cache, int hops, bool cot,
                                  const std::vector<std::string>& keys, const torch::Device& device);
 

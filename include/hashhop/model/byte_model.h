@@ -161,8 +161,9 @@ class ByteModelImpl : public torch::nn::Module {
   // Appends bytes [1, s] to a prefilled cache (an empty cache: a fresh text), so a long prompt can be
   // prefilled in chunks: the result equals prefill(text + bytes) (the engine, byte_engine.h). Global layers
   // write only the new rows, into stores that double when full (ByteLayerCache), so n bytes cost O(n)
-  // copying in any chunk size; local layers keep their window.
-  void extend(ByteCache& cache, const torch::Tensor& bytes);
+  // copying in any chunk size; local layers keep their window. Returns the new bytes' hidden states [1, s, dim]
+  // (hidden_after's, so greedy decoding can grow one cache a byte at a time).
+  torch::Tensor extend(ByteCache& cache, const torch::Tensor& bytes);
   // Share of positions whose key the gate keeps at inference (ByteAttention::last_kept: σ(g) above the
   // threshold, 1/2 when soft; z > 0 for a hard concrete gate) in each gated block of the last forward, over
   // the positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
