@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Plots byte-level model runs (metrics.jsonl from `hashhop train --config bytes-*`): answer-byte loss, first-byte
-accuracy and greedy exact match against step, one line per run, to an SVG or PNG.
+accuracy and greedy exact match against step, one line per run, to an SVG or PNG; when any run logs them, also the
+share of positions its hash gates keep and its exact match at 2 hops without CoT (the composition).
 
 Run: scripts/plot-byte-runs.py OUT.svg RUN.jsonl[=LABEL] ...   (needs matplotlib)
 """
@@ -17,17 +18,32 @@ def main() -> int:
     if len(sys.argv) < 3:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    fig, (loss_ax, first_ax, exact_ax) = plt.subplots(1, 3, figsize=(17, 4.5), sharex=True)
-    for i, spec in enumerate(sys.argv[2:]):
+    runs = []
+    for spec in sys.argv[2:]:
         path, _, label = spec.partition("=")
+        runs.append((path, label, [json.loads(line) for line in open(path) if line.strip()]))
+    kept = any(r.get("kept_share") is not None for _, _, rows in runs for r in rows)
+    composed = any("2" in (r.get("exact_by_hops") or {}) for _, _, rows in runs for r in rows)
+    panels = 3 + kept + composed
+    fig, axes = plt.subplots(1, panels, figsize=(5.7 * panels, 4.5), sharex=True)
+    loss_ax, first_ax, exact_ax = axes[:3]
+    extra = list(axes[3:])
+    kept_ax = extra.pop(0) if kept else None
+    composed_ax = extra.pop(0) if composed else None
+    for i, (path, label, rows) in enumerate(runs):
         color = f"C{i % 10}"  # one colour per run in every panel, also where a run has no exact line
-        rows = [json.loads(line) for line in open(path) if line.strip()]
         steps = [r["step"] + 1 for r in rows]
         label = label or path.rsplit("/", 1)[-1].removesuffix(".jsonl")
         loss_ax.plot(steps, [r["loss"] for r in rows], label=label, color=color)
         first_ax.plot(steps, [r["first_byte"] for r in rows], label=label, color=color)
         if all("exact" in r for r in rows):  # the PyTorch twin (init-reference.py) logs no exact match
             exact_ax.plot(steps, [r["exact"] for r in rows], label=label, color=color)
+        if kept_ax is not None and any(r.get("kept_share") is not None for r in rows):
+            kept_ax.plot([s for s, r in zip(steps, rows) if r.get("kept_share") is not None],
+                         [r["kept_share"] for r in rows if r.get("kept_share") is not None], label=label, color=color)
+        if composed_ax is not None and any("2" in (r.get("exact_by_hops") or {}) for r in rows):
+            pairs = [(s, r["exact_by_hops"]["2"]) for s, r in zip(steps, rows) if "2" in (r.get("exact_by_hops") or {})]
+            composed_ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=label, color=color)
     # Chance for the first answer byte: one of 52 letters.
     first_ax.axhline(1 / 52, color="grey", linestyle=":", linewidth=1)
     first_ax.set_title("first answer byte (the lookup itself)")
@@ -38,7 +54,11 @@ def main() -> int:
     loss_ax.set_xlabel("step")
     loss_ax.grid(alpha=0.3)
     exact_ax.set_title("whole answer right (= greedy exact match)")
-    for ax in (first_ax, exact_ax):
+    if kept_ax is not None:
+        kept_ax.set_title("share of positions the hash gates keep")
+    if composed_ax is not None:
+        composed_ax.set_title("exact at 2 hops without CoT")
+    for ax in [first_ax, exact_ax] + [a for a in (kept_ax, composed_ax) if a is not None]:
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
