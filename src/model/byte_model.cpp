@@ -454,16 +454,18 @@ std::vector<double> ByteModelImpl::kept_share(const torch::Tensor& valid) const 
 
 torch::Tensor ByteModelImpl::mean_gate(const torch::Tensor& valid) const {
   torch::Tensor total;
-  int gated = 0;
+  std::size_t gated = 0;
+  const auto& weights = config_.gate_sparsity_blocks;
   for (const auto& block : blocks_) {
     const auto log_gate = block->attention()->last_log_gate();
     if (!log_gate.defined()) continue;
     const auto mask = valid.to(log_gate.device()).to(torch::kFloat32);
-    const auto mean = (log_gate.exp() * mask).sum() / mask.sum().clamp_min(1.0);
+    auto mean = (log_gate.exp() * mask).sum() / mask.sum().clamp_min(1.0);
+    if (!weights.empty()) mean = mean * weights.at(gated);
     total = total.defined() ? total + mean : mean;
     ++gated;
   }
-  return gated ? total / gated : total;
+  return gated ? total / static_cast<double>(gated) : total;
 }
 
 }  // namespace hashhop::model

@@ -2,6 +2,8 @@
 // the same code as the lexer model's (config.cpp), so both families accept the same training fields.
 #include "hashhop/train/byte_config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <limits>
 #include <type_traits>
@@ -131,7 +133,8 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_rope_fraction", c.model.global_rope_fraction}, {"rope_base", c.model.rope_base},
                     {"global_rope_max_wavelength", c.model.global_rope_max_wavelength},
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
-                    {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity}, {"gate", c.model.gate},
+                    {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
+                    {"gate_sparsity_blocks", c.model.gate_sparsity_blocks}, {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init},
                     {"embed_std", c.model.embed_std}}},
@@ -173,6 +176,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "topk_in_training", c.model.topk_in_training, w);
     read_field(m, "gate_threshold", c.model.gate_threshold, w);
     read_field(m, "gate_sparsity", c.model.gate_sparsity, w);
+    read_field(m, "gate_sparsity_blocks", c.model.gate_sparsity_blocks, w);
     read_field(m, "gate", c.model.gate, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
@@ -199,6 +203,12 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.gate_threshold == 0 || m.hash_gate, w, "gate_threshold", "needs hash_gate");
   require(m.gate_sparsity >= 0 && m.gate_sparsity <= 100, w, "gate_sparsity", "must be in [0, 100] (0 = none)");
   require(m.gate_sparsity == 0 || m.hash_gate, w, "gate_sparsity", "needs hash_gate");
+  const auto gated_blocks = static_cast<std::size_t>(std::count_if(m.layers.begin(), m.layers.end(), [](char k) { return k != 'L'; }));
+  require(m.gate_sparsity_blocks.empty() || m.gate_sparsity_blocks.size() == gated_blocks, w, "gate_sparsity_blocks",
+          "needs one weight per global or hop block (" + std::to_string(gated_blocks) + " in '" + m.layers + "')");
+  require(m.gate_sparsity_blocks.empty() || m.gate_sparsity > 0, w, "gate_sparsity_blocks", "needs gate_sparsity > 0");
+  for (const double x : m.gate_sparsity_blocks)
+    require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");
   require(m.gate == "sigmoid" || m.hash_gate, w, "gate", "needs hash_gate");
   require(m.gate == "sigmoid" || m.gate_threshold == 0, w, "gate_threshold",

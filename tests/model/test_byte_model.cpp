@@ -406,6 +406,13 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"gate_threshold": 0.5, "hash_gate": false}})", "'gate_threshold'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": -0.1}})", "'gate_sparsity'");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "hash_gate": false}})", "'gate_sparsity'");
+  expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "layers": "LGG", "gate_sparsity_blocks": [1, 1, 1]}})",
+               "'gate_sparsity_blocks': needs one weight per global or hop block (2 in 'LGG')");
+  expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "layers": "GG", "gate_sparsity_blocks": [1, -1]}})",
+               "'gate_sparsity_blocks'");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GG", "gate_sparsity_blocks": [1, 1]}})", "needs gate_sparsity > 0");
+  expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "layers": "GG", "gate_sparsity_blocks": "1"}})",
+               "'gate_sparsity_blocks': wrong type");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
@@ -771,4 +778,30 @@ TEST(GlobalVectors, HopBlocksAndUngatedModelsAndStateRestored) {
   EXPECT_THROW(hm::capture_global_vectors(net, bytes.narrow(1, 0, 0).view({1, 0}), {}, 1), c10::Error);
   EXPECT_TRUE(net->is_training());
   EXPECT_EQ(net->config().global_topk, 3);
+}
+
+// The penalty's per-block weights: block b's mean σ(gate) times its weight, averaged over the gated blocks
+// (a local block in between has no gate and no weight).
+TEST(ByteModel, GateSparsityBlocksWeighEachGatedBlocksMean) {
+  auto config = small_config("GLG");
+  config.gate_sparsity = 0.1;
+  config.gate_sparsity_blocks = {0.0, 3.0};
+  torch::manual_seed(31);
+  hm::ByteModel net(config);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : net->named_parameters())
+      if (item.key().find("gate.weight") != std::string::npos) item.value().normal_(0.0, 1.0);  // gates that vary
+  }
+  const auto bytes = random_bytes(2, 24, 32);
+  net->forward(bytes);
+  auto valid = torch::ones({2, 24}, torch::kBool);
+  valid.narrow(1, 20, 4).select(0, 1).fill_(false);  // padding in the second row
+  const auto block_mean = [&](const std::string& block) {
+    const auto g = attention_of(net, block)->last_log_gate().exp();
+    return ((g * valid.to(torch::kFloat32)).sum() / valid.sum()).item<double>();
+  };
+  const double expected = (0.0 * block_mean("block0") + 3.0 * block_mean("block2")) / 2.0;
+  EXPECT_NEAR(net->mean_gate(valid).item<double>(), expected, 1e-6);
+  EXPECT_GT(std::abs(expected - (block_mean("block0") + block_mean("block2")) / 2.0), 1e-3);  // the weights matter here
 }

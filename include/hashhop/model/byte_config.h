@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace hashhop::model {
 
@@ -36,6 +37,9 @@ struct ByteModelConfig {
   // gate work: a softmax ignores a shift common to every key's log σ(g), so the penalty lowers all gates
   // alike (run 12b': every gate below 1/2 within 300 steps; learning-log §14). Not with --nproc.
   double gate_sparsity = 0.0;
+  // The penalty's weight per gated block, in order (empty = 1 each): a block whose keys everything reads
+  // (run 15c's block 1 kept every byte under one shared weight) can be pushed harder than the rest.
+  std::vector<double> gate_sparsity_blocks;
   // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
   // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training
   // and σ(g)·1.2 - 0.1 at inference, so z is exactly 0 for a dropped key; gate_sparsity then weighs the

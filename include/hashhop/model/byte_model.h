@@ -169,8 +169,8 @@ class ByteModelImpl : public torch::nn::Module {
   // the positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
   std::vector<double> kept_share(const torch::Tensor& valid) const;
   // Mean of exp(last_log_gate) (σ(gate); P(z != 0) for a hard concrete gate) over the `valid` positions of
-  // the last forward, averaged over gated blocks; differentiable (the gate_sparsity penalty). Undefined
-  // without gates.
+  // the last forward, averaged over gated blocks, each times its gate_sparsity_blocks weight when there are
+  // weights; differentiable (the gate_sparsity penalty). Undefined without gates.
   torch::Tensor mean_gate(const torch::Tensor& valid) const;
   const ByteModelConfig& config() const { return config_; }
 
