@@ -8,7 +8,8 @@
 #   eval ARM...     each ARM on SETS, soft and hard gate; with ENGINE_ARM, the engine at ENGINE_CHARS (1M)
 #                   with keys kept and spilled (time, peak GPU memory)
 #   fork ARM...     each ARM trained from INIT=DIR (a model carried in) side by side for ARM_SECONDS, or resumed
-#                   from its own checkpoint on a warm machine; eval on SETS; models back in bfloat16 (compact)
+#                   from its own checkpoint on a warm machine; eval on SETS until DEADLINE (520 s into the call);
+#                   models back in bfloat16 (compact), one NAME.tar each (config.json, model.pt)
 #   chain STAGE...  STAGE = config:seconds[:first-byte]: each stage starts from the one before (train --init;
 #                   the first from scratch, or from INIT=DIR, a model carried in), or resumes its own
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
@@ -79,7 +80,7 @@ for i, l in enumerate(open(sys.argv[1])):
 }
 
 eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (engine, --gated-only)
-  local sets s chars hops cot samples flag c n gate gates f args
+  local sets s chars hops cot samples flag c n gate gates f args left
   IFS=';' read -ra sets <<< "${SETS:-600 1 0 25;2400 2 1 25;9600 1 0 12;38400 1 0 12}"
   for s in "${sets[@]}"; do
     read -r chars hops cot samples <<< "$s"
@@ -97,8 +98,12 @@ eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (e
       for gate in "${gates[@]}"; do
         args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only)
         f="pipeline/eval-$n-$chars-$hops-$cot-$gate"
-        $h eval --model "runs/$n" --data "pipeline/data/$chars-$hops-$cot.jsonl" --device cuda "${args[@]}" --json \
-          > "$f.json" 2> "$f.err" || { tail -3 "$f.err"; continue; }
+        # The call's limit is 600 s and a killed call brings nothing back: evals stop at DEADLINE (seconds
+        # since the phase began, 520 by default) so that packing the models still happens.
+        left=$(( ${DEADLINE:-520} - ($(date +%s) - start) ))
+        if [ "$left" -le 5 ]; then log "eval $n $chars/$hops/$cot $gate: skipped (DEADLINE)"; continue; fi
+        timeout "$left" $h eval --model "runs/$n" --data "pipeline/data/$chars-$hops-$cot.jsonl" --device cuda "${args[@]}" --json \
+          > "$f.json" 2> "$f.err" || { log "eval $n $chars/$hops/$cot $gate failed or ran past DEADLINE"; tail -3 "$f.err"; continue; }
         python3 - "$f.json" "$n" "$chars, $hops, $cot" "$gate" "$(grep -m1 'byte engine' "$f.err" || true)" <<'PY' | tee -a pipeline/evals.md
 import json, sys
 r = json.load(open(sys.argv[1])); o = r["overall"]
@@ -118,8 +123,13 @@ pack() {  # run names: weights in pieces (files back are at most 16 MB each), co
     if [ -n "${COMPACT:-}" ]; then
       rm -rf "pipeline/compact-$n"; $h compact --model "runs/$n" --out "pipeline/compact-$n" > /dev/null && dir="pipeline/compact-$n"
     fi
-    mkdir -p "$out/$n"; cp "$dir/config.json" "$out/$n/"
-    split -b 15M -d "$dir/model.pt" "$out/$n/model.pt."
+    if [ -n "${COMPACT:-}" ] && [ "$(stat -c %s "$dir/model.pt")" -lt 15000000 ]; then
+      # One file a model (at most 8 files come back): tar xf NAME.tar gives config.json and model.pt.
+      tar cf "$out/$n.tar" -C "$dir" config.json model.pt
+    else
+      mkdir -p "$out/$n"; cp "$dir/config.json" "$out/$n/"
+      split -b 15M -d "$dir/model.pt" "$out/$n/model.pt."
+    fi
   done
 }
 
