@@ -317,9 +317,23 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));
+  hop_weights_.clear();
+  const bool probed = probe_rows_.defined() && probe_rows_.numel() > 0 && past_length == 0;
+  const auto weights_of = [&](const torch::Tensor& query) {
+    // The probed rows' softmax over their visible keys, as attend() weighs them (the gate column rides in
+    // q·k), averaged over heads: [B, R, T], scores in float32. Only R rows a sample: [B, H, R, T].
+    const auto rows = probe_rows_.to(x.device()).clamp_min(0);  // [B, R]
+    const auto qx = extend(rotate(normalize(split(query), true), first), query_column).to(torch::kFloat32);
+    const auto picked = qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)}));
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+    const auto scores = torch::matmul(picked, k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, H, R, T]
+    const auto later = torch::arange(t, rows.options()).view({1, 1, 1, t}) > rows.view({b, 1, -1, 1});
+    return torch::softmax(scores.masked_fill(later, -std::numeric_limits<float>::infinity()), -1).mean(1);
+  };
   std::vector<torch::Tensor> reads;
   torch::Tensor query = query_base;
   for (int hop = 0; hop < config_.hops; ++hop) {
+    if (probed) hop_weights_.push_back(weights_of(query));
     reads.push_back(ask(query));
     query = query_base + hash_projection_->forward(reads.back());  // the next hop asks for what this one found
   }
@@ -410,6 +424,18 @@ void ByteModelImpl::set_remote_attention(const RemoteAttention& remote) {
     if (remote) blocks_[i]->attention()->set_remote([remote, i](const torch::Tensor& q) { return remote(i, q); });
     else blocks_[i]->attention()->set_remote({});
   }
+}
+
+void ByteModelImpl::set_hop_probe(const torch::Tensor& rows) {
+  for (auto& block : blocks_)
+    if (block->attention()->kind() == 'H') block->attention()->set_hop_probe(rows);
+}
+
+std::vector<std::vector<torch::Tensor>> ByteModelImpl::hop_weights() const {
+  std::vector<std::vector<torch::Tensor>> out;
+  for (const auto& block : blocks_)
+    if (block->attention()->kind() == 'H') out.push_back(block->attention()->hop_weights());
+  return out;
 }
 
 double ByteModelImpl::attention_scale() const { return 1.0 / std::sqrt(static_cast<double>(config_.dim / config_.heads)); }

@@ -134,7 +134,8 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_rope_max_wavelength", c.model.global_rope_max_wavelength},
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
                     {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
-                    {"gate_sparsity_blocks", c.model.gate_sparsity_blocks}, {"gate", c.model.gate},
+                    {"gate_sparsity_blocks", c.model.gate_sparsity_blocks}, {"hop_supervision", c.model.hop_supervision},
+                    {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init},
                     {"embed_std", c.model.embed_std}}},
@@ -159,6 +160,16 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   for (const auto& name : byte_preset_names()) known |= name == base;
   require(known, origin, "base", "unknown byte preset '" + base + "'");
   ByteRunConfig c = load_byte_run_config(base);
+  // Every key must be one this reader writes (to_json) or "base": a misspelt field ("hop_supervison") or a
+  // section of the wrong type would otherwise be ignored and the preset trained without a word.
+  const json written = json::parse(to_json(c));
+  for (const auto& item : j.items())
+    require(item.key() == "base" || written.contains(item.key()), origin, item.key().c_str(), "unknown field");
+  if (j.contains("model")) {
+    require(j.at("model").is_object(), origin, "model", "expected a JSON object, got " + j.at("model").dump().substr(0, 60));
+    for (const auto& item : j.at("model").items())
+      require(written.at("model").contains(item.key()), origin + " (model)", item.key().c_str(), "unknown field");
+  }
   c.name = origin;
   read_field(j, "name", c.name, origin);
   if (j.contains("model")) {
@@ -177,6 +188,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "gate_threshold", c.model.gate_threshold, w);
     read_field(m, "gate_sparsity", c.model.gate_sparsity, w);
     read_field(m, "gate_sparsity_blocks", c.model.gate_sparsity_blocks, w);
+    read_field(m, "hop_supervision", c.model.hop_supervision, w);
     read_field(m, "gate", c.model.gate, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
@@ -207,6 +219,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.gate_sparsity_blocks.empty() || m.gate_sparsity_blocks.size() == gated_blocks, w, "gate_sparsity_blocks",
           "needs one weight per global or hop block (" + std::to_string(gated_blocks) + " in '" + m.layers + "')");
   require(m.gate_sparsity_blocks.empty() || m.gate_sparsity > 0, w, "gate_sparsity_blocks", "needs gate_sparsity > 0");
+  require(m.hop_supervision >= 0 && m.hop_supervision <= 100, w, "hop_supervision", "must be in [0, 100] (0 = off)");
+  require(m.hop_supervision == 0 || m.layers.find('H') != std::string::npos, w, "hop_supervision", "needs an H block in layers");
   for (const double x : m.gate_sparsity_blocks)
     require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");

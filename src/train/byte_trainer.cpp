@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <string_view>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -41,16 +43,52 @@ torch::optim::AdamW make_optimizer(model::ByteModel& net, const train::TrainConf
 // of the hash gates, or their expected share of nonzero z for a hard concrete gate; ByteModelConfig::
 // gate_sparsity). The logged loss stays the cross-entropy alone.
 torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& model) {
-  if (model.gate_sparsity <= 0 || !scores.mean_gate.defined()) return scores.loss;
-  return scores.loss + model.gate_sparsity * scores.mean_gate;
+  auto total = scores.loss;
+  if (model.gate_sparsity > 0 && scores.mean_gate.defined()) total = total + model.gate_sparsity * scores.mean_gate;
+  if (model.hop_supervision > 0 && scores.hop_loss.defined()) total = total + model.hop_supervision * scores.hop_loss;
+  return total;
+}
+
+// hop_supervision's term: each hop block's hop h at each supervised row, -log of its weight on the chain's
+// h-th line (ByteModelConfig::hop_supervision). `supervised[b]` are sample b's rows (chain_lines).
+void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<std::vector<ChainLines>>& supervised,
+                  std::int64_t length) {
+  const auto batch = static_cast<std::int64_t>(supervised.size());
+  std::int64_t rows = 0;
+  for (const auto& s : supervised) rows = std::max<std::int64_t>(rows, static_cast<std::int64_t>(s.size()));
+  std::vector<torch::Tensor> terms;
+  for (const auto& block : net->hop_weights()) {
+    for (std::size_t hop = 0; hop < block.size(); ++hop) {
+      // [B, R, T] mask of the target line per probed row; rows without a line for this hop stay out.
+      auto target = torch::zeros({batch, rows, length}, torch::kBool);
+      auto has = torch::zeros({batch, rows}, torch::kBool);
+      for (std::int64_t b = 0; b < batch; ++b)
+        for (std::size_t r = 0; r < supervised[b].size(); ++r) {
+          const auto& lines = supervised[b][r].lines;
+          if (hop >= lines.size()) continue;
+          target[b][static_cast<std::int64_t>(r)].narrow(0, lines[hop].first, lines[hop].second - lines[hop].first).fill_(true);
+          has[b][static_cast<std::int64_t>(r)] = true;
+        }
+      const auto& weights = block[hop];
+      const auto on_line = (weights * target.to(weights.device())).sum(-1);  // [B, R]
+      const auto kept = on_line.masked_select(has.to(weights.device()));
+      if (kept.numel() == 0) continue;
+      terms.push_back(-torch::log(kept.clamp_min(1e-6)));
+      scores.hop_weight_sum += kept.sum().item<double>();
+      scores.hop_terms += kept.numel();
+    }
+  }
+  if (!terms.empty()) scores.hop_loss = torch::cat(terms).mean();
 }
 
 nlohmann::json scores_json(const ByteScores& s) {
+  const nlohmann::json hop_weight = s.hop_terms ? nlohmann::json(s.hop_weight_sum / static_cast<double>(s.hop_terms)) : nlohmann::json();
   nlohmann::json by = nlohmann::json::object();
   for (const auto& [key, value] : s.exact_by_hops_cot)
     by[std::to_string(key.first) + (key.second ? "cot" : "")] = value.second ? static_cast<double>(value.first) / value.second : 0.0;
   return {{"byte_acc", s.byte_accuracy()}, {"first_byte", s.first_byte_rate()}, {"exact", s.exact_rate()},
-          {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.gated ? nlohmann::json(s.kept_share) : nlohmann::json()}};
+          {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.gated ? nlohmann::json(s.kept_share) : nlohmann::json()},
+          {"hop_line_weight", hop_weight}};
 }
 
 }  // namespace
@@ -64,6 +102,8 @@ void ByteScores::add(const ByteScores& o) {
   answers += o.answers;
   answers_exact += o.answers_exact;
   first_right += o.first_right;
+  hop_weight_sum += o.hop_weight_sum;
+  hop_terms += o.hop_terms;
   for (const auto& [key, value] : o.exact_by_hops_cot) {
     exact_by_hops_cot[key].first += value.first;
     exact_by_hops_cot[key].second += value.second;
@@ -86,7 +126,22 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     }
   }
   const auto input = torch::tensor(bytes).view({batch, length}).to(device);
+  std::vector<std::vector<ChainLines>> supervised;
+  if (net->config().hop_supervision > 0) {
+    // Probe the first row of every 2+-hop answer without CoT; [B, R] rows, -1 pads.
+    const int max_hops = net->config().hops;
+    std::int64_t most = 0;
+    for (const auto& s : samples) {
+      supervised.push_back(chain_lines(s, max_hops));
+      most = std::max<std::int64_t>(most, static_cast<std::int64_t>(supervised.back().size()));
+    }
+    auto rows = torch::full({batch, std::max<std::int64_t>(most, 1)}, -1, torch::kInt64);
+    for (std::int64_t b = 0; b < batch; ++b)
+      for (std::size_t r = 0; r < supervised[b].size(); ++r) rows[b][static_cast<std::int64_t>(r)] = supervised[b][r].row;
+    net->set_hop_probe(most > 0 ? rows : torch::Tensor());
+  }
   const auto hidden = net->hidden(input).reshape({batch * length, -1});
+  if (!supervised.empty()) net->set_hop_probe(torch::Tensor());
   const auto row_index = torch::tensor(rows).to(device);
   const auto target = torch::tensor(targets).to(device);
   const auto logits = net->logits(hidden.index_select(0, row_index)).to(torch::kFloat32);
@@ -126,7 +181,46 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     scores.kept_share = sum / static_cast<double>(shares.size());
     scores.mean_gate = net->mean_gate(valid);
   }
+  if (!supervised.empty()) add_hop_loss(scores, net, supervised, length);
   return scores;
+}
+
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops) {
+  std::vector<ChainLines> out;
+  const std::string& text = sample.text;
+  const auto completion = text.find("\nCOMPLETION:");
+  if (sample.cot || sample.hops < 2 || max_hops < 1 || completion == std::string::npos) return out;
+  // Every prompt line "K = V" (V quoted on the last line of a chain) by its key.
+  std::unordered_map<std::string_view, std::pair<std::int64_t, std::int64_t>> line_of;
+  for (std::size_t begin = 0; begin < completion;) {
+    const auto end = std::min(text.find('\n', begin), completion);
+    const std::string_view line(text.data() + begin, end - begin);
+    if (const auto eq = line.find(" = "); eq != std::string_view::npos)
+      line_of.emplace(line.substr(0, eq), std::pair<std::int64_t, std::int64_t>(begin, end));
+    begin = end + 1;
+  }
+  int previous = -1;
+  for (std::size_t i = 0; i < sample.positions.size(); ++i) {
+    if (sample.answer_of[i] == previous) continue;
+    previous = sample.answer_of[i];
+    // The answer's first row is its opening quote, after "K = "; K starts the completion line.
+    const auto quote = static_cast<std::size_t>(sample.positions[i]);
+    const auto line_start = text.rfind('\n', quote) + 1;
+    std::string_view key(text.data() + line_start, quote - 3 - line_start);
+    ChainLines chain;
+    chain.row = sample.positions[i];
+    for (int h = 0; h < std::min(sample.hops, max_hops); ++h) {
+      const auto found = line_of.find(key);
+      if (found == line_of.end()) break;
+      chain.lines.push_back(found->second);
+      std::string_view value(text.data() + found->second.first, found->second.second - found->second.first);
+      value.remove_prefix(key.size() + 3);
+      if (!value.empty() && value.front() == '\'') value = value.substr(1, value.size() >= 2 ? value.size() - 2 : 0);
+      key = value;
+    }
+    out.push_back(std::move(chain));
+  }
+  return out;
 }
 
 void save_byte_model(const std::string& dir, const train::ByteRunConfig& config, model::ByteModel& net) {
@@ -152,6 +246,8 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
 void refuse_data_parallel(const train::ByteRunConfig& config, const std::string& where) {
   if (config.model.gate_sparsity > 0)
     throw std::invalid_argument(where + ": field 'gate_sparsity': not supported with --nproc (data-parallel steps equal one process's only without it)");
+  if (config.model.hop_supervision > 0)
+    throw std::invalid_argument(where + ": field 'hop_supervision': not supported with --nproc (its term is a mean over the whole batch)");
   if (config.model.gate == "hard_concrete")
     throw std::invalid_argument(where + ": field 'gate': \"hard_concrete\" is not supported with --nproc (each rank would draw other gate noise)");
 }

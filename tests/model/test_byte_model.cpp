@@ -413,6 +413,11 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"layers": "GG", "gate_sparsity_blocks": [1, 1]}})", "needs gate_sparsity > 0");
   expect_error(R"({"family": "bytes", "model": {"gate_sparsity": 0.5, "layers": "GG", "gate_sparsity_blocks": "1"}})",
                "'gate_sparsity_blocks': wrong type");
+  expect_error(R"({"family": "bytes", "model": {"hop_supervison": 1}})", "(model): field 'hop_supervison': unknown field");
+  expect_error(R"({"family": "bytes", "modle": {}})", "field 'modle': unknown field");
+  expect_error(R"({"family": "bytes", "model": [1, 2]})", "field 'model': expected a JSON object");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GH", "hop_supervision": -1}})", "'hop_supervision'");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GG", "hop_supervision": 1}})", "'hop_supervision': needs an H block");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
@@ -804,4 +809,91 @@ TEST(ByteModel, GateSparsityBlocksWeighEachGatedBlocksMean) {
   const double expected = (0.0 * block_mean("block0") + 3.0 * block_mean("block2")) / 2.0;
   EXPECT_NEAR(net->mean_gate(valid).item<double>(), expected, 1e-6);
   EXPECT_GT(std::abs(expected - (block_mean("block0") + block_mean("block2")) / 2.0), 1e-3);  // the weights matter here
+}
+
+// The chain lines of hop supervision are the query's own lines, in order, ending at its answer.
+TEST(ByteTrainer, ChainLinesFollowTheQueryThroughThePrompt) {
+  const auto sample = ht::make_sample(400, 3, 4, false, 4, 77, 32);
+  const auto chains = ht::chain_lines(sample, 3);
+  ASSERT_EQ(chains.size(), 4u);
+  for (const auto& chain : chains) {
+    ASSERT_EQ(chain.lines.size(), 3u);
+    const auto line_start = sample.text.rfind('\n', static_cast<std::size_t>(chain.row)) + 1;
+    std::string key = sample.text.substr(line_start, static_cast<std::size_t>(chain.row) - 3 - line_start);
+    const auto answer_end = sample.text.find('\'', static_cast<std::size_t>(chain.row) + 1);
+    const std::string answer = sample.text.substr(static_cast<std::size_t>(chain.row) + 1, answer_end - chain.row - 1);
+    for (std::size_t h = 0; h < chain.lines.size(); ++h) {
+      const std::string line = sample.text.substr(chain.lines[h].first, chain.lines[h].second - chain.lines[h].first);
+      ASSERT_EQ(line.rfind(key + " = ", 0), 0u) << line << " should start with " << key;
+      key = line.substr(key.size() + 3);
+    }
+    EXPECT_EQ(key, "'" + answer + "'");  // the last line holds the quoted answer
+  }
+  EXPECT_EQ(ht::chain_lines(sample, 2).at(0).lines.size(), 2u);
+  EXPECT_TRUE(ht::chain_lines(ht::make_sample(400, 3, 4, true, 4, 77, 32), 3).empty());  // CoT: no supervision
+  EXPECT_TRUE(ht::chain_lines(ht::make_sample(400, 1, 4, false, 4, 77, 32), 3).empty());  // 1 hop: none
+}
+
+// The probed weights are each hop's softmax averaged over heads: hop 1 asks W_q x, hop 2 W_q x + P(read 1),
+// checked in float64 on a lone position-free hop block without a gate.
+TEST(ByteModel, HopWeightsAreEachHopsSoftmaxAveragedOverHeads) {
+  auto config = small_config("H");
+  config.hash_gate = false;
+  config.global_rope_fraction = 0.0;
+  config.hops = 2;
+  torch::manual_seed(41);
+  hm::ByteAttention attention(config, 'H');
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : attention->parameters()) p.mul_(6.0);  // peaked softmaxes: a wrong row or mask shows
+  }
+  const auto x = torch::randn({2, 10, config.dim});
+  attention->set_hop_probe(torch::tensor({3, 9, 0, -1}, torch::kInt64).view({2, 2}));
+  attention->forward(x);
+  const auto& got = attention->hop_weights();
+  ASSERT_EQ(got.size(), 2u);
+  auto p = attention->named_parameters();
+  const auto xd = x.to(torch::kFloat64);
+  const int h = config.heads, hd = config.dim / config.heads;
+  const auto heads = [&](const torch::Tensor& y) { return y.view({2, 10, h, hd}).transpose(1, 2); };
+  const auto w = [&](const std::string& n) { return p[n].to(torch::kFloat64); };
+  const auto k = heads(torch::matmul(xd, w("k.weight").t())), v = heads(torch::matmul(xd, w("v.weight").t()));
+  const auto causal = torch::ones({10, 10}, torch::kBool).triu(1);
+  const auto weights_of = [&](const torch::Tensor& query) {
+    const auto s = torch::matmul(heads(query), k.transpose(-1, -2)) / std::sqrt(static_cast<double>(hd));
+    return torch::softmax(s.masked_fill(causal, -INFINITY), -1);  // [B, H, T, T]
+  };
+  const auto q1 = torch::matmul(xd, w("q.weight").t());
+  const auto a1 = weights_of(q1);
+  const auto read1 = torch::matmul(a1, v).transpose(1, 2).reshape({2, 10, config.dim});
+  const auto a2 = weights_of(q1 + torch::matmul(read1, w("hash_projection.weight").t()));
+  for (int hop = 0; hop < 2; ++hop) {
+    const auto mean = (hop == 0 ? a1 : a2).mean(1);  // [B, T, T]
+    const auto want = torch::stack({torch::stack({mean[0][3], mean[0][9]}), torch::stack({mean[1][0], mean[1][0]})});
+    EXPECT_TRUE(torch::allclose(got[hop].to(torch::kFloat64), want, 1e-5, 1e-6)) << "hop " << hop;
+  }
+  EXPECT_FALSE(torch::allclose(got[0], got[1], 1e-3, 1e-3));  // the hops differ: the projection is in play
+  attention->set_hop_probe(torch::Tensor());
+  attention->forward(x);
+  EXPECT_TRUE(attention->hop_weights().empty());
+}
+
+// hop_supervision adds a finite term over every 2-hop answer's two hops, and its gradient reaches the
+// hash projection (the only path from hop 1's read to hop 2's query).
+TEST(ByteTrainer, HopSupervisionTermReachesTheHashProjection) {
+  auto config = small_config("GH");
+  config.hops = 2;
+  config.hop_supervision = 1.0;
+  torch::manual_seed(43);
+  hm::ByteModel net(config);
+  const std::vector<ht::Sample> samples = {ht::make_sample(300, 2, 4, false, 3, 5, 32), ht::make_sample(200, 2, 4, false, 2, 6, 32)};
+  const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
+  ASSERT_TRUE(scores.hop_loss.defined());
+  EXPECT_EQ(scores.hop_terms, (3 + 2) * 2);
+  EXPECT_TRUE(std::isfinite(scores.hop_loss.item<double>()));
+  EXPECT_GT(scores.hop_weight_sum, 0.0);
+  scores.hop_loss.backward();
+  const auto grad = net->named_parameters()["block1.attention.hash_projection.weight"].grad();
+  ASSERT_TRUE(grad.defined());
+  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
 }

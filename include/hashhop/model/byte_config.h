@@ -40,6 +40,12 @@ struct ByteModelConfig {
   // The penalty's weight per gated block, in order (empty = 1 each): a block whose keys everything reads
   // (run 15c's block 1 kept every byte under one shared weight) can be pushed harder than the rest.
   std::vector<double> gate_sparsity_blocks;
+  // Training only: the loss adds hop_supervision × the mean over 2+-hop answers without CoT, over every H
+  // block's hops h (up to `hops`), of -log(the attention weight, averaged over heads, that hop h puts at the
+  // answer's first row on the h-th line of the query's chain). The chain's lines come from the generated
+  // text, as the answer bytes do: a training signal for the first hop's target, which the answer loss
+  // alone did not supply (run 15a, learning-log §17). Nothing of it is an input at inference. 0 = off.
+  double hop_supervision = 0.0;
   // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
   // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training
   // and σ(g)·1.2 - 0.1 at inference, so z is exactly 0 for a dropped key; gate_sparsity then weighs the

@@ -96,6 +96,12 @@ class ByteAttentionImpl : public torch::nn::Module {
   void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
   // Global blocks: every read also merges `remote`'s (context parallel); an empty function stops that.
   void set_remote(std::function<RemoteRead(const torch::Tensor&)> remote) { remote_ = std::move(remote); }
+  // Hop blocks, forwards without a cache: for the probed rows (`rows` int64 [B, R]: positions in each
+  // sample; -1 pads) every hop's attention weights averaged over heads are kept, [B, R, T] per hop
+  // (hop_weights(); a padding row's are those of position 0), differentiable: ByteModelConfig::
+  // hop_supervision's loss reads them. Undefined rows: off.
+  void set_hop_probe(const torch::Tensor& rows) { probe_rows_ = rows; }
+  const std::vector<torch::Tensor>& hop_weights() const { return hop_weights_; }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -116,6 +122,8 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::Tensor qk_gain_;  // [heads], global_qk_norm only
   torch::Tensor last_log_gate_, last_kept_;
   std::function<RemoteRead(const torch::Tensor&)> remote_;
+  torch::Tensor probe_rows_;
+  std::vector<torch::Tensor> hop_weights_;
 };
 TORCH_MODULE(ByteAttention);
 
@@ -172,6 +180,10 @@ class ByteModelImpl : public torch::nn::Module {
   // the last forward, averaged over gated blocks, each times its gate_sparsity_blocks weight when there are
   // weights; differentiable (the gate_sparsity penalty). Undefined without gates.
   torch::Tensor mean_gate(const torch::Tensor& valid) const;
+  // Every hop block's probe (ByteAttentionImpl::set_hop_probe; undefined = off), and what the last forward
+  // kept: per hop block, per hop, [B, R, T] weights averaged over heads.
+  void set_hop_probe(const torch::Tensor& rows);
+  std::vector<std::vector<torch::Tensor>> hop_weights() const;
   const ByteModelConfig& config() const { return config_; }
 
  private:

@@ -30,11 +30,25 @@ struct ByteScores {
   bool gated = false;       // the model has hash gates (kept_share means something)
   double kept_share = 1.0;  // mean share of text positions the hash gates keep (ByteModel::kept_share)
   torch::Tensor mean_gate;  // differentiable (ByteModel::mean_gate): the gate_sparsity penalty's term; undefined without gates
+  // With hop_supervision: the mean -log weight of the supervised hops on their chain lines (differentiable;
+  // undefined when the batch has no such answer), and the sum of those weights and their count, for logs.
+  torch::Tensor hop_loss;
+  double hop_weight_sum = 0;
+  std::int64_t hop_terms = 0;
   void add(const ByteScores& other);
   double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
   double exact_rate() const { return answers ? static_cast<double>(answers_exact) / answers : 0.0; }
   double first_byte_rate() const { return answers ? static_cast<double>(first_right) / answers : 0.0; }
 };
+
+// For each answer of `sample` with 2+ hops and no CoT: its first scored row (the opening quote, which
+// predicts the first answer byte) and the [begin, end) byte spans of its chain's first `max_hops` prompt
+// lines ("K = V": the query key's line, then the line of its value, ...). Empty with CoT or 1 hop.
+struct ChainLines {
+  std::int64_t row = 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> lines;
+};
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops);
 
 // Forward + scores on samples (train::make_batch's), padded into one batch. With grad off the loss is
 // still returned (detached by the caller's NoGradGuard).
