@@ -15,14 +15,15 @@
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
 #                   bar ends the chain, and FALLBACK (one STAGE, from scratch) runs instead. Then eval of
 #                   the last stage on SETS, and its model back in pieces.
-# The binary: chain sends a stripped build-gpu/hashhop back in pieces (hashhop.bin.NN) with hashhop.sources, a
+# The binary: chain and fork send a stripped build-gpu/hashhop back in pieces (hashhop.bin.NN) with hashhop.sources, a
 # hash of the sources it was built from. Carried in .gpu-bin/ (`cat hashhop.bin.* > .gpu-bin/hashhop; chmod +x
 # .gpu-bin/hashhop; cp hashhop.sources .gpu-bin/`), it replaces the ~2-minute build on a fresh machine while
 # the sources hash the same; otherwise (or with REBUILD=1) the build runs.
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
-# SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt). The PACK runs'
+# SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt); in every phase the
+# evals stop at DEADLINE (520 s after the phase began), so what comes after them still runs. The PACK runs'
 # models (default: every ARM of scratch, ENGINE_ARM of eval) come back in <16 MB pieces (cat model.pt.* >
 # model.pt); metrics, logs and the eval table in logs.tar.gz. Run there: scripts/gpu-bytes-pipeline.sh PHASE [ARM configs...]   (carry .gpu-deps); files in $OUT.
 set -euo pipefail
@@ -121,7 +122,9 @@ pack() {  # run names: weights in pieces (files back are at most 16 MB each), co
     [ -f "runs/$n/model.pt" ] || { log "pack: runs/$n has no model.pt"; continue; }
     dir="runs/$n"
     if [ -n "${COMPACT:-}" ]; then
-      rm -rf "pipeline/compact-$n"; $h compact --model "runs/$n" --out "pipeline/compact-$n" > /dev/null && dir="pipeline/compact-$n"
+      rm -rf "pipeline/compact-$n"
+      if $h compact --model "runs/$n" --out "pipeline/compact-$n" > /dev/null; then dir="pipeline/compact-$n"
+      else log "pack: compact of runs/$n failed; its float32 weights come back in pieces"; fi
     fi
     if [ -n "${COMPACT:-}" ] && [ "$(stat -c %s "$dir/model.pt")" -lt 15000000 ]; then
       # One file a model (at most 8 files come back): tar xf NAME.tar gives config.json and model.pt.
@@ -133,7 +136,8 @@ pack() {  # run names: weights in pieces (files back are at most 16 MB each), co
   done
 }
 
-send_binary() {  # the stripped binary in pieces with the hash of its sources (see the header)
+send_binary() {  # the stripped binary in pieces with the hash of its sources (see the header); not one carried in
+  [ "$h" = .gpu-bin/hashhop ] && return 0
   strip -o pipeline/hashhop.stripped "$h" && split -b 15M -d pipeline/hashhop.stripped "$out/hashhop.bin." &&
     sources_hash > "$out/hashhop.sources"
   rm -f pipeline/hashhop.stripped

@@ -30,13 +30,20 @@ std::string answer_queries_bytes(ByteModel& net, const ByteCache& prompt_cache, 
   std::size_t hash_len = 1;
   for (const auto& k : keys) hash_len = std::max(hash_len, k.size());
   const int max_bytes = static_cast<int>(cot ? hops * (hash_len + 3) : hash_len) + 2;
-  // Each query grows its own copy of the prompt's cache a byte at a time (ByteModel::extend): one step
-  // runs one row. Re-reading the whole query text after the shared cache on every step (hidden_after)
-  // gives the same answer but runs ~50 rows a step and concatenates every global layer's keys each time;
-  // here a copy of the cache is made once per query (none for the first, which appends in place).
+  // Each query grows the prompt's cache a byte at a time (ByteModel::extend): one step runs one row.
+  // Re-reading the whole query text after the shared cache on every step (hidden_after) gives the same
+  // answer but runs ~50 rows a step and concatenates every global layer's keys each time. The global keys
+  // are copied once per call, into stores with room for the longest query (reserve); each query appends
+  // there in place and is rewound after, so the caller's cache is never written.
+  const auto prefixes = query_prefixes(hops, cot, keys);
+  std::size_t longest = 0;
+  for (const auto& p : prefixes) longest = std::max(longest, p.size());
+  ByteCache base = prompt_cache;
+  net->reserve(base, static_cast<std::int64_t>(longest) + max_bytes);
   std::vector<std::string> answers;
-  for (const auto& prefix : query_prefixes(hops, cot, keys)) {
-    ByteCache cache = prompt_cache;
+  for (const auto& prefix : prefixes) {
+    ByteModelImpl::rewind(base);
+    ByteCache cache = base;
     auto hidden = net->extend(cache, as_bytes(prefix, device));
     std::string answer;
     for (int step = 0; step < max_bytes; ++step) {

@@ -320,15 +320,17 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   hop_weights_.clear();
   const bool probed = probe_rows_.defined() && probe_rows_.numel() > 0 && past_length == 0;
   const auto weights_of = [&](const torch::Tensor& query) {
-    // The probed rows' softmax over their visible keys, as attend() weighs them (the gate column rides in
-    // q·k), averaged over heads: [B, R, T], scores in float32. Only R rows a sample: [B, H, R, T].
+    // The probed rows' log-softmax over their visible keys, as attend() weighs them (the gate column rides
+    // in q·k): [B, H, R, T], in float32 (autocast off: it would run the matmul in bf16). Log weights, so a
+    // loss on a line's share keeps its gradient however small that share is.
+    NoAutocast float32;
     const auto rows = probe_rows_.to(x.device()).clamp_min(0);  // [B, R]
     const auto qx = extend(rotate(normalize(split(query), true), first), query_column).to(torch::kFloat32);
     const auto picked = qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)}));
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
     const auto scores = torch::matmul(picked, k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, H, R, T]
     const auto later = torch::arange(t, rows.options()).view({1, 1, 1, t}) > rows.view({b, 1, -1, 1});
-    return torch::softmax(scores.masked_fill(later, -std::numeric_limits<float>::infinity()), -1).mean(1);
+    return torch::log_softmax(scores.masked_fill(later, -std::numeric_limits<float>::infinity()), -1);
   };
   std::vector<torch::Tensor> reads;
   torch::Tensor query = query_base;
@@ -463,6 +465,30 @@ torch::Tensor ByteModelImpl::extend(ByteCache& cache, const torch::Tensor& bytes
   auto hidden = run(bytes, cache.layers.empty() ? nullptr : &cache, &next);
   cache = std::move(next);
   return hidden;
+}
+
+void ByteModelImpl::reserve(ByteCache& cache, std::int64_t extra) const {
+  TORCH_CHECK(cache.layers.size() == blocks_.size(), "byte model: the cache belongs to another model");
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    auto& layer = cache.layers[i];
+    if (config_.layers[i] == 'L' || !layer.keys.defined()) continue;  // a local layer keeps its window
+    const auto n = layer.keys.size(2);
+    auto shape = layer.keys.sizes().vec();
+    shape[2] = n + std::max<std::int64_t>(extra, 1);
+    layer.key_store = torch::empty(shape, layer.keys.options());
+    shape[3] = layer.values.size(3);
+    layer.value_store = torch::empty(shape, layer.values.options());
+    layer.key_store.narrow(2, 0, n).copy_(layer.keys);
+    layer.value_store.narrow(2, 0, n).copy_(layer.values);
+    layer.keys = layer.key_store.narrow(2, 0, n);
+    layer.values = layer.value_store.narrow(2, 0, n);
+    layer.store_length = std::make_shared<std::int64_t>(n);
+  }
+}
+
+void ByteModelImpl::rewind(const ByteCache& cache) {
+  for (const auto& layer : cache.layers)
+    if (layer.store_length) *layer.store_length = layer.keys.size(2);
 }
 
 torch::Tensor ByteModelImpl::logits(const torch::Tensor& hidden_rows) { return head_->forward(hidden_rows); }

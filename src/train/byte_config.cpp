@@ -221,6 +221,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.gate_sparsity_blocks.empty() || m.gate_sparsity > 0, w, "gate_sparsity_blocks", "needs gate_sparsity > 0");
   require(m.hop_supervision >= 0 && m.hop_supervision <= 100, w, "hop_supervision", "must be in [0, 100] (0 = off)");
   require(m.hop_supervision == 0 || m.layers.find('H') != std::string::npos, w, "hop_supervision", "needs an H block in layers");
+  require(m.hop_supervision == 0 || !m.topk_in_training, w, "hop_supervision",
+          "cannot be used with topk_in_training (it supervises the dense softmax, not the top-k read)");
   for (const double x : m.gate_sparsity_blocks)
     require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");

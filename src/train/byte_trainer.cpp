@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string_view>
 #include <unordered_map>
 
@@ -49,8 +50,10 @@ torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& 
   return total;
 }
 
-// hop_supervision's term: each hop block's hop h at each supervised row, -log of its weight on the chain's
-// h-th line (ByteModelConfig::hop_supervision). `supervised[b]` are sample b's rows (chain_lines).
+// hop_supervision's term: each hop block's hop h at each supervised row, -log of its weight (averaged over
+// heads) on the chain's h-th line (ByteModelConfig::hop_supervision), from log weights throughout (a
+// log-sum-exp over the line, then over heads), so no clamp cuts the gradient of a tiny share.
+// `supervised[b]` are sample b's rows (chain_lines).
 void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<std::vector<ChainLines>>& supervised,
                   std::int64_t length) {
   const auto batch = static_cast<std::int64_t>(supervised.size());
@@ -69,12 +72,15 @@ void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::ve
           target[b][static_cast<std::int64_t>(r)].narrow(0, lines[hop].first, lines[hop].second - lines[hop].first).fill_(true);
           has[b][static_cast<std::int64_t>(r)] = true;
         }
-      const auto& weights = block[hop];
-      const auto on_line = (weights * target.to(weights.device())).sum(-1);  // [B, R]
-      const auto kept = on_line.masked_select(has.to(weights.device()));
+      const auto& log_weights = block[hop];  // [B, H, R, T]
+      const auto heads = static_cast<double>(log_weights.size(1));
+      const auto on_line = log_weights.masked_fill(target.to(log_weights.device()).unsqueeze(1).logical_not(),
+                                                   -std::numeric_limits<float>::infinity());
+      const auto log_share = torch::logsumexp(torch::logsumexp(on_line, -1), 1) - std::log(heads);  // [B, R]
+      const auto kept = log_share.masked_select(has.to(log_share.device()));
       if (kept.numel() == 0) continue;
-      terms.push_back(-torch::log(kept.clamp_min(1e-6)));
-      scores.hop_weight_sum += kept.sum().item<double>();
+      terms.push_back(-kept);
+      scores.hop_weight_sum += kept.exp().sum().item<double>();
       scores.hop_terms += kept.numel();
     }
   }
@@ -140,8 +146,14 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
       for (std::size_t r = 0; r < supervised[b].size(); ++r) rows[b][static_cast<std::int64_t>(r)] = supervised[b][r].row;
     net->set_hop_probe(most > 0 ? rows : torch::Tensor());
   }
+  struct ProbeOff {  // the probe ends with this forward, also when it throws
+    model::ByteModel& net;
+    bool on;
+    ~ProbeOff() {
+      if (on) net->set_hop_probe(torch::Tensor());
+    }
+  } probe_off{net, !supervised.empty()};
   const auto hidden = net->hidden(input).reshape({batch * length, -1});
-  if (!supervised.empty()) net->set_hop_probe(torch::Tensor());
   const auto row_index = torch::tensor(rows).to(device);
   const auto target = torch::tensor(targets).to(device);
   const auto logits = net->logits(hidden.index_select(0, row_index)).to(torch::kFloat32);
@@ -254,6 +266,12 @@ void refuse_data_parallel(const train::ByteRunConfig& config, const std::string&
 
 std::int64_t init_byte_weights(model::ByteModel& net, model::ByteModel& source) {
   torch::NoGradGuard no_grad;
+  // "block3.attention.out.weight" -> the source's letter for block 3 (only a global block maps onto hops).
+  const auto source_kind = [&](const std::string& name) {
+    const auto digits = name.substr(5, name.find('.') - 5);
+    const auto index = static_cast<std::size_t>(std::stoul(digits));
+    return index < source->config().layers.size() ? source->config().layers[index] : '?';
+  };
   auto theirs = source->named_parameters();
   std::int64_t copied = 0;
   for (auto& item : net->named_parameters()) {
@@ -264,7 +282,8 @@ std::int64_t init_byte_weights(model::ByteModel& net, model::ByteModel& source) 
       mine.copy_(*t);
       ++copied;
     } else if (mine.dim() == 2 && t->dim() == 2 && mine.size(0) == t->size(0) && mine.size(1) > t->size(1) &&
-               mine.size(1) % t->size(1) == 0 && item.key().ends_with("attention.out.weight")) {
+               mine.size(1) % t->size(1) == 0 && item.key().ends_with("attention.out.weight") &&
+               source_kind(item.key()) == 'G') {
       // A global block turned into a hop block: its output projection reads [hop 1, hop 2, ...]. Hop 1
       // asks the global block's own query, so the old projection on hop 1's read and zeros on the later
       // hops' reads give the global block's output exactly; training then learns to use the later hops.

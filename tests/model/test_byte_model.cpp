@@ -681,6 +681,38 @@ TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
   EXPECT_EQ(fast, hm::completion_text(1, false, keys, answers));
 }
 
+// A cache grown in chunks keeps stores that its newest view may append to in place: answering from it
+// twice must give what answering from a plain prefill gives, and must leave it able to grow as if no query
+// had run (its next extend equals a prefill of the longer text).
+TEST(ByteInference, AnsweringLeavesAnExtendedCacheAsItWas) {
+  torch::manual_seed(23);
+  hm::ByteModel net(small_config("LGH"));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : net->parameters()) p.mul_(4.0);
+  }
+  net->eval();
+  hashhop::bench::GenConfig gen;
+  gen.n_chars = 160;
+  gen.hash_len = 6;
+  gen.num_queries = 3;
+  gen.seed = 8;
+  const hashhop::bench::HashHopProblem problem(gen);
+  std::vector<std::string> keys;
+  for (std::uint64_t c = 0; c < gen.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  const std::string text = std::string(problem.prompt()) + "\n";
+  hm::ByteCache grown;
+  for (std::size_t at = 0; at < text.size(); at += 37) net->extend(grown, hm::as_bytes(text.substr(at, 37), torch::kCPU));
+  const auto want = hm::answer_queries_bytes(net, hm::prefill_prompt(net, problem.prompt(), torch::kCPU), 1, false, keys, torch::kCPU);
+  EXPECT_EQ(hm::answer_queries_bytes(net, grown, 1, false, keys, torch::kCPU), want);
+  EXPECT_EQ(hm::answer_queries_bytes(net, grown, 1, false, keys, torch::kCPU), want);
+  torch::NoGradGuard no_grad;
+  const auto more = hm::as_bytes("XyZw = 'abcd'\n", torch::kCPU);
+  const auto after = net->extend(grown, more);
+  const auto whole = net->hidden(hm::as_bytes(text + "XyZw = 'abcd'\n", torch::kCPU));
+  EXPECT_TRUE(torch::allclose(after, whole.narrow(1, static_cast<std::int64_t>(text.size()), more.size(1)), 1e-4, 1e-5));
+}
+
 std::shared_ptr<hm::ByteAttentionImpl> attention_of(hm::ByteModel& net, const std::string& block) {
   return std::dynamic_pointer_cast<hm::ByteAttentionImpl>(net->named_modules()[block + ".attention"]);
 }
@@ -834,9 +866,9 @@ TEST(ByteTrainer, ChainLinesFollowTheQueryThroughThePrompt) {
   EXPECT_TRUE(ht::chain_lines(ht::make_sample(400, 1, 4, false, 4, 77, 32), 3).empty());  // 1 hop: none
 }
 
-// The probed weights are each hop's softmax averaged over heads: hop 1 asks W_q x, hop 2 W_q x + P(read 1),
+// The probed weights are each hop's softmax per head: hop 1 asks W_q x, hop 2 W_q x + P(read 1),
 // checked in float64 on a lone position-free hop block without a gate.
-TEST(ByteModel, HopWeightsAreEachHopsSoftmaxAveragedOverHeads) {
+TEST(ByteModel, HopWeightsAreEachHopsSoftmaxPerHead) {
   auto config = small_config("H");
   config.hash_gate = false;
   config.global_rope_fraction = 0.0;
@@ -868,11 +900,15 @@ TEST(ByteModel, HopWeightsAreEachHopsSoftmaxAveragedOverHeads) {
   const auto read1 = torch::matmul(a1, v).transpose(1, 2).reshape({2, 10, config.dim});
   const auto a2 = weights_of(q1 + torch::matmul(read1, w("hash_projection.weight").t()));
   for (int hop = 0; hop < 2; ++hop) {
-    const auto mean = (hop == 0 ? a1 : a2).mean(1);  // [B, T, T]
-    const auto want = torch::stack({torch::stack({mean[0][3], mean[0][9]}), torch::stack({mean[1][0], mean[1][0]})});
-    EXPECT_TRUE(torch::allclose(got[hop].to(torch::kFloat64), want, 1e-5, 1e-6)) << "hop " << hop;
+    const auto a = hop == 0 ? a1 : a2;  // [B, H, T, T]
+    const auto want = torch::stack({torch::stack({a[0].select(1, 3), a[0].select(1, 9)}, 1),
+                                    torch::stack({a[1].select(1, 0), a[1].select(1, 0)}, 1)});  // [B, H, R, T]
+    // Tolerance: the block runs in float32; hop 2's query carries hop 1's float32 read through the
+    // projection (weights ×6), so per-head weights differ from float64 by up to ~6e-6 there.
+    EXPECT_TRUE(torch::allclose(got[hop].exp().to(torch::kFloat64), want, 1e-4, 2e-5))
+        << "hop " << hop << ": max difference " << (got[hop].exp().to(torch::kFloat64) - want).abs().max().item<double>();
   }
-  EXPECT_FALSE(torch::allclose(got[0], got[1], 1e-3, 1e-3));  // the hops differ: the projection is in play
+  EXPECT_FALSE(torch::allclose(got[0].exp(), got[1].exp(), 1e-3, 1e-3));  // the hops differ: the projection is in play
   attention->set_hop_probe(torch::Tensor());
   attention->forward(x);
   EXPECT_TRUE(attention->hop_weights().empty());
@@ -890,10 +926,60 @@ TEST(ByteTrainer, HopSupervisionTermReachesTheHashProjection) {
   const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
   ASSERT_TRUE(scores.hop_loss.defined());
   EXPECT_EQ(scores.hop_terms, (3 + 2) * 2);
+  {  // the term by hand, in float64: -log of the head-averaged weight on hop h's own line, for every row
+    torch::NoGradGuard no_grad;
+    const auto weights = net->hop_weights().at(0);  // per hop [B, H, R, T] log weights
+    double total = 0;
+    int terms = 0;
+    for (std::size_t b = 0; b < samples.size(); ++b) {
+      const auto chains = ht::chain_lines(samples[b], 2);
+      for (std::size_t r = 0; r < chains.size(); ++r)
+        for (std::size_t h = 0; h < chains[r].lines.size(); ++h) {
+          const auto [begin, end] = chains[r].lines[h];
+          const auto share = weights[h][static_cast<std::int64_t>(b)].select(1, static_cast<std::int64_t>(r))
+                                 .narrow(-1, begin, end - begin).to(torch::kFloat64).exp().sum(-1).mean().item<double>();
+          total -= std::log(share);
+          ++terms;
+        }
+    }
+    EXPECT_EQ(terms, 10);
+    EXPECT_NEAR(scores.hop_loss.item<double>(), total / terms, 1e-4);
+  }
   EXPECT_TRUE(std::isfinite(scores.hop_loss.item<double>()));
   EXPECT_GT(scores.hop_weight_sum, 0.0);
   scores.hop_loss.backward();
   const auto grad = net->named_parameters()["block1.attention.hash_projection.weight"].grad();
   ASSERT_TRUE(grad.defined());
   EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
+}
+
+// The probe weighs keys as the block reads them, with the gate column, p-RoPE and QK-norm in play: with
+// one head and an output projection [I, 0], the block's output at a probed row is hop 1's read, which must
+// equal the probe's weights times the values.
+TEST(ByteModel, HopProbeWeighsKeysAsTheBlockReadsThem) {
+  auto config = small_config("H");
+  config.heads = 1;
+  config.hops = 2;
+  config.global_rope_fraction = 0.5;
+  config.global_qk_norm = true;
+  torch::manual_seed(47);
+  hm::ByteAttention attention(config, 'H');
+  auto p = attention->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : attention->parameters()) t.mul_(4.0);
+    p["gate.weight"].normal_(0.0, 1.0);  // gates that vary, so a probe without the gate column differs
+    p["out.weight"].zero_();
+    p["out.weight"].narrow(1, 0, config.dim).copy_(torch::eye(config.dim));
+  }
+  const auto x = torch::randn({1, 12, config.dim});
+  attention->set_hop_probe(torch::tensor({5, 11}, torch::kInt64).view({1, 2}));
+  torch::NoGradGuard no_grad;
+  const auto out = attention->forward(x);  // [1, 12, dim] = hop 1's read
+  const auto weights = attention->hop_weights().at(0).exp()[0][0];  // [R, T]
+  const auto v = torch::matmul(x[0], p["v.weight"].t());  // [T, dim]
+  const auto read = torch::matmul(weights, v);
+  EXPECT_TRUE(torch::allclose(read[0], out[0][5], 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(read[1], out[0][11], 1e-4, 1e-5));
+  EXPECT_EQ(weights[0].narrow(0, 6, 6).abs().max().item<float>(), 0.0f);  // nothing after row 5
 }

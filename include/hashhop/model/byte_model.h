@@ -97,9 +97,10 @@ class ByteAttentionImpl : public torch::nn::Module {
   // Global blocks: every read also merges `remote`'s (context parallel); an empty function stops that.
   void set_remote(std::function<RemoteRead(const torch::Tensor&)> remote) { remote_ = std::move(remote); }
   // Hop blocks, forwards without a cache: for the probed rows (`rows` int64 [B, R]: positions in each
-  // sample; -1 pads) every hop's attention weights averaged over heads are kept, [B, R, T] per hop
-  // (hop_weights(); a padding row's are those of position 0), differentiable: ByteModelConfig::
-  // hop_supervision's loss reads them. Undefined rows: off.
+  // sample; -1 pads) every hop's log attention weights per head are kept, [B, H, R, T] per hop
+  // (hop_weights(); a padding row's are those of position 0; -inf on keys after the row), differentiable:
+  // ByteModelConfig::hop_supervision's loss reads them. Undefined rows: off. The dense softmax: a config
+  // with hop_supervision refuses topk_in_training.
   void set_hop_probe(const torch::Tensor& rows) { probe_rows_ = rows; }
   const std::vector<torch::Tensor>& hop_weights() const { return hop_weights_; }
 
@@ -172,6 +173,13 @@ class ByteModelImpl : public torch::nn::Module {
   // copying in any chunk size; local layers keep their window. Returns the new bytes' hidden states [1, s, dim]
   // (hidden_after's, so greedy decoding can grow one cache a byte at a time).
   torch::Tensor extend(ByteCache& cache, const torch::Tensor& bytes);
+  // Copies every global block's keys and values of `cache` into stores with room for `extra` more rows, so
+  // that cache (and copies of it) can be extended in place `extra` bytes; rewind() drops what was appended.
+  // Greedy decoding reserves once per call and rewinds per query: one copy of the cache, not one a query.
+  void reserve(ByteCache& cache, std::int64_t extra) const;
+  // Back to the length `cache` had when reserved: the stores' rows beyond it are free again. Only for a
+  // cache from reserve() whose appended copies are no longer used.
+  static void rewind(const ByteCache& cache);
   // Share of positions whose key the gate keeps at inference (ByteAttention::last_kept: σ(g) above the
   // threshold, 1/2 when soft; z > 0 for a hard concrete gate) in each gated block of the last forward, over
   // the positions where `valid` ([B, T] bool) is true (padding is not text); empty without gates.
@@ -181,7 +189,7 @@ class ByteModelImpl : public torch::nn::Module {
   // weights; differentiable (the gate_sparsity penalty). Undefined without gates.
   torch::Tensor mean_gate(const torch::Tensor& valid) const;
   // Every hop block's probe (ByteAttentionImpl::set_hop_probe; undefined = off), and what the last forward
-  // kept: per hop block, per hop, [B, R, T] weights averaged over heads.
+  // kept: per hop block, per hop, [B, H, R, T] log weights.
   void set_hop_probe(const torch::Tensor& rows);
   std::vector<std::vector<torch::Tensor>> hop_weights() const;
   const ByteModelConfig& config() const { return config_; }

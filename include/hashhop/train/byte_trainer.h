@@ -68,8 +68,9 @@ LoadedByteModel load_byte_model(const std::string& dir, const torch::Device& dev
 void refuse_data_parallel(const train::ByteRunConfig& config, const std::string& where);
 
 // Fine-tuning's start: copies every parameter of `source` into the one of the same name and shape in `net`,
-// and a global block's output projection into a hop block's at the same place (first hop's columns; the
-// others zero), so a G block become H starts as the same function. Returns how many tensors were copied.
+// and a global (G) block's output projection into a hop block's at the same place (first hop's columns; the
+// others zero), so a G block become H starts as the same function. Returns how many tensors were copied;
+// train prints the count (compare with the parameter count to see what kept its init).
 std::int64_t init_byte_weights(model::ByteModel& net, model::ByteModel& source);
 
 // Trains (or resumes from OUT/checkpoint.pt); `init_from` (a byte model directory) seeds the weights of
