@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unistd.h>
 
@@ -641,23 +642,38 @@ TEST(ByteInference, GreedyAnswersFormACompletionTheScorerReads) {
 
 // Decoding a byte a step on a copy of the prompt's cache must write what re-running the whole text
 // through the model at every step writes (the textbook greedy decoder), and leave the prompt's cache as it was.
-TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
-  torch::manual_seed(21);
-  hm::ByteModel net(small_config("LGH"));
-  {  // peaked, varied logits: an untrained small model would stop at once, and nothing would be compared
+// For the decoding tests: a small model with peaked, varied logits (an untrained one would stop at once,
+// and nothing would be compared) and a 1-hop problem of 160 characters with 6-letter hashes, with its keys.
+struct DecodingCase {
+  hm::ByteModel net{nullptr};
+  std::unique_ptr<hashhop::bench::HashHopProblem> problem;
+  std::vector<std::string> keys;
+};
+DecodingCase decoding_case(std::uint64_t model_seed, std::uint64_t problem_seed, std::uint64_t queries) {
+  DecodingCase c;
+  torch::manual_seed(model_seed);
+  c.net = hm::ByteModel(small_config("LGH"));
+  {
     torch::NoGradGuard no_grad;
-    for (auto& p : net->parameters()) p.mul_(4.0);
+    for (auto& p : c.net->parameters()) p.mul_(4.0);
   }
-  net->eval();
+  c.net->eval();
   hashhop::bench::GenConfig gen;
   gen.n_chars = 160;
-  gen.hops = 1;
   gen.hash_len = 6;
-  gen.num_queries = 4;
-  gen.seed = 5;
-  const hashhop::bench::HashHopProblem problem(gen);
-  std::vector<std::string> keys;
-  for (std::uint64_t c = 0; c < gen.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  gen.num_queries = queries;
+  gen.seed = problem_seed;
+  c.problem = std::make_unique<hashhop::bench::HashHopProblem>(gen);
+  for (std::uint64_t q = 0; q < queries; ++q) c.keys.push_back(c.problem->hash(q, 0));
+  return c;
+}
+
+TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
+  auto c = decoding_case(21, 5, 4);
+  auto& net = c.net;
+  const auto& problem = *c.problem;
+  const auto& keys = c.keys;
+  const int hash_len = 6;
   const auto cache = hm::prefill_prompt(net, problem.prompt(), torch::kCPU);
   const auto keys_before = cache.layers[1].keys.clone();
   const auto fast = hm::answer_queries_bytes(net, cache, 1, false, keys, torch::kCPU);
@@ -668,7 +684,7 @@ TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
   std::size_t written = 0;
   for (const auto& prefix : hm::query_prefixes(1, false, keys)) {
     std::string text = std::string(problem.prompt()) + "\n" + prefix, answer;
-    for (int step = 0; step < gen.hash_len + 2; ++step) {
+    for (int step = 0; step < hash_len + 2; ++step) {
       const auto c = static_cast<char>(net->forward(hm::as_bytes(text, torch::kCPU)).select(1, -1).argmax(-1).item<std::int64_t>());
       if (c == '\'' || c == '\n') break;
       answer += c;
@@ -685,21 +701,10 @@ TEST(ByteInference, IncrementalDecodingEqualsRerunningTheWholeText) {
 // twice must give what answering from a plain prefill gives, and must leave it able to grow as if no query
 // had run (its next extend equals a prefill of the longer text).
 TEST(ByteInference, AnsweringLeavesAnExtendedCacheAsItWas) {
-  torch::manual_seed(23);
-  hm::ByteModel net(small_config("LGH"));
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : net->parameters()) p.mul_(4.0);
-  }
-  net->eval();
-  hashhop::bench::GenConfig gen;
-  gen.n_chars = 160;
-  gen.hash_len = 6;
-  gen.num_queries = 3;
-  gen.seed = 8;
-  const hashhop::bench::HashHopProblem problem(gen);
-  std::vector<std::string> keys;
-  for (std::uint64_t c = 0; c < gen.num_queries; ++c) keys.push_back(problem.hash(c, 0));
+  auto c = decoding_case(23, 8, 3);
+  auto& net = c.net;
+  const auto& problem = *c.problem;
+  const auto& keys = c.keys;
   const std::string text = std::string(problem.prompt()) + "\n";
   hm::ByteCache grown;
   for (std::size_t at = 0; at < text.size(); at += 37) net->extend(grown, hm::as_bytes(text.substr(at, 37), torch::kCPU));
