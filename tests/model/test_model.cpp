@@ -297,6 +297,21 @@ std::string read_bytes(const std::string& path) {
   return text.str();
 }
 
+// A tiny lexer model saved in `dir`; returns its model.pt's bytes, for the tests that corrupt the archive.
+std::string save_tiny_model(const std::string& dir) {
+  const auto config = train::load_run_config("tiny");
+  model::HashHopTransformer net(config.model);
+  train::save_model(dir, config, net);
+  return read_bytes(dir + "/model.pt");
+}
+
+// Writes `bytes` over the file at `offset` (the rest stays as it was).
+void overwrite_at(const std::string& path, std::size_t offset, const std::string& bytes) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(offset));
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
 std::string error_of(const std::function<void()>& fn) {
   try {
     fn();
@@ -364,17 +379,12 @@ TEST(Checkpoint, FlippedCheckpointBytesAreDetected) {
 // An entry marked encrypted (what fuzz_checkpoint made of a valid model.pt by one flipped flag bit) is refused by
 // the archive check with one line: LibTorch's own reader throws on it after allocating state it never frees.
 TEST(Checkpoint, EncryptedArchiveEntryIsRefused) {
-  auto config = train::load_run_config("tiny");
-  model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("encrypted");
-  train::save_model(dir, config, net);
-  std::fstream file(dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const std::string bytes = save_tiny_model(dir);
   const auto header = bytes.rfind(std::string("PK\x01\x02", 4));  // the last central directory header
   ASSERT_NE(header, std::string::npos);
-  file.seekp(static_cast<std::streamoff>(header + 8));  // general-purpose flags: bit 0 = encrypted
-  file.put(static_cast<char>(bytes[header + 8] | 1));
-  file.close();
+  // General-purpose flags: bit 0 = encrypted.
+  overwrite_at(dir + "/model.pt", header + 8, std::string(1, static_cast<char>(bytes[header + 8] | 1)));
   const std::string error = error_of([&] { train::load_model(dir, torch::kCPU); });
   EXPECT_NE(error.find("model.pt"), std::string::npos) << error;
   EXPECT_NE(error.find("encrypted entry"), std::string::npos) << error;
@@ -384,13 +394,8 @@ TEST(Checkpoint, EncryptedArchiveEntryIsRefused) {
 // LibTorch's reader leaks its zip state when it throws on a missing or unsupported version record, so
 // the archive check refuses those first (the first case was found by CI's fuzz smoke).
 TEST(Checkpoint, ArchiveWithoutAReadableVersionIsRefused) {
-  auto config = train::load_run_config("tiny");
-  model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("version");
-  train::save_model(dir, config, net);
-  std::ifstream in(dir + "/model.pt", std::ios::binary);
-  const std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  const std::string saved = save_tiny_model(dir);
   // Same-length renames of entries, in their local and central headers (names are outside the CRCs).
   const auto rewrite = [&](const std::vector<std::pair<std::string, std::string>>& edits) {
     std::string bytes = saved;
@@ -417,19 +422,12 @@ TEST(Checkpoint, ArchiveWithoutAReadableVersionIsRefused) {
 // throw after allocating state it never frees (found by CI's fuzz smoke; the seed is in the corpus now):
 // the archive check reads the zip64 record too and refuses it with one line.
 TEST(Checkpoint, Zip64RecordWithNoEntriesIsRefused) {
-  auto config = train::load_run_config("tiny");
-  model::HashHopTransformer net(config.model);
   const std::string dir = temp_dir("zip64");
-  train::save_model(dir, config, net);
-  std::fstream file(dir + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const std::string bytes = save_tiny_model(dir);
   const auto record = bytes.rfind(std::string("PK\x06\x06", 4));  // the zip64 end of central directory record
   ASSERT_NE(record, std::string::npos) << "LibTorch wrote no zip64 record";
-  for (const std::size_t field : {24, 32}) {  // entries on this disk, entries in all: 8 bytes each
-    file.seekp(static_cast<std::streamoff>(record + field));
-    file.write(std::string(8, '\0').data(), 8);
-  }
-  file.close();
+  for (const std::size_t field : {24, 32})  // entries on this disk, entries in all: 8 bytes each
+    overwrite_at(dir + "/model.pt", record + field, std::string(8, '\0'));
   const std::string error = error_of([&] { train::load_model(dir, torch::kCPU); });
   EXPECT_NE(error.find("model.pt: not a valid archive (no entries)"), std::string::npos) << error;
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
