@@ -49,7 +49,7 @@ std::string answer_queries_bytes(ByteModel& net, const ByteCache& prompt_cache, 
     for (int step = 0; step < max_bytes; ++step) {
       const auto next = net->logits(hidden.select(1, -1)).to(torch::kFloat32).argmax(-1).item<std::int64_t>();
       const char c = static_cast<char>(next);
-      if (c == '\'' || c == '\n') break;
+      if (ends_answer(c)) break;
       answer += c;
       if (step + 1 < max_bytes) hidden = net->extend(cache, as_bytes(std::string(1, c), device));
     }

@@ -87,7 +87,7 @@ std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes,
     for (std::size_t i = 0; i < prefixes.size(); ++i) {
       if (done[i]) continue;
       const char c = static_cast<char>(next[static_cast<std::int64_t>(i)][0].item<std::int64_t>());
-      if (c == '\'' || c == '\n') {
+      if (ends_answer(c)) {
         done[i] = true;
         continue;
       }

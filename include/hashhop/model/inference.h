@@ -40,6 +40,9 @@ struct Continuations {
 Continuations encode_continuations(HashHopTransformer& model, const std::vector<std::string>& texts,
                                    const LexState& state, const RunCarry& carry);
 
+// A greedy answer ends before a closing quote or a newline: the one stop rule of every decoder here.
+inline bool ends_answer(char c) { return c == '\'' || c == '\n'; }
+
 // Greedy decoding: appends to every prefix the argmax of next_logits(texts) ([B, 1, vocab]) until a
 // closing quote or newline, at most max_bytes; returns what was appended. Shared by the dense path
 // and the engine, which differ only in how the logits are computed.
