@@ -6,10 +6,12 @@
 #   arms ARM...     train configs/bytes-prope-64.json from runs/base (PROPE_SECONDS, 150), then each ARM from
 #                   runs/prope side by side (ARM_SECONDS, 420)
 #   eval ARM...     each ARM on SETS, soft and hard gate; with ENGINE_ARM, the engine at ENGINE_CHARS (1M)
-#                   with keys kept and spilled (time, peak GPU memory)
-#   fork ARM...     each ARM trained from INIT=DIR (a model carried in) side by side for ARM_SECONDS, or resumed
-#                   from its own checkpoint on a warm machine; eval on SETS until DEADLINE (520 s into the call);
-#                   models back in bfloat16 (compact), one NAME.tar each (config.json, model.pt)
+#                   with keys kept and spilled (ENGINE_MODES; time, peak GPU memory, accuracy)
+# GPU_TEST=FILTER (any phase that builds): those test_engine tests run on the GPU after the build.
+#   fork ARM...     each ARM trained from INIT=DIR (a model carried in; or ARM given as CONFIG=DIR, its own)
+#                   side by side for ARM_SECONDS, or resumed from its own checkpoint on a warm machine; eval on
+#                   SETS until DEADLINE (520 s into the call); models back in bfloat16 (compact), one NAME.tar
+#                   each (config.json, model.pt). With ENGINE_MODEL=DIR, first the engine at ENGINE_CHARS on it.
 #   chain STAGE...  STAGE = config:seconds[:first-byte]: each stage starts from the one before (train --init;
 #                   the first from scratch, or from INIT=DIR, a model carried in), or resumes its own
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
@@ -39,16 +41,42 @@ if [ -x .gpu-bin/hashhop ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ]; then
 fi
 start=$(date +%s)
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/pipeline.txt"; }
-name_of() { basename "$1" .json; }
+name_of() { basename "${1%%=*}" .json; }  # an ARM is CONFIG or CONFIG=INITDIR (fork)
 
 build() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$out/pipeline.txt"
   if [ ! -x "$h" ]; then
     cmake --preset gpu > pipeline/configure.log 2>&1 || { tail -30 pipeline/configure.log; exit 1; }
-    cmake --build --preset gpu --target hashhop -- -j "$(nproc)" > pipeline/build.log 2>&1 ||
+    cmake --build --preset gpu --target hashhop ${GPU_TEST:+test_engine} -- -j "$(nproc)" > pipeline/build.log 2>&1 ||
       { grep -B2 -A12 "error" pipeline/build.log | head -80; exit 1; }
   fi
   log "built ($h: $($h --version))"
+  if [ -n "${GPU_TEST:-}" ]; then  # GPU_TEST=FILTER: those test_engine tests on this GPU
+    build-gpu/tests/test_engine --gtest_filter="$GPU_TEST" > pipeline/gpu-test.log 2>&1 && log "GPU tests $GPU_TEST: passed" ||
+      { log "GPU tests $GPU_TEST: FAILED"; grep -E "Failure|error|Expected|Which is|chunk" pipeline/gpu-test.log | head -20 | tee -a "$out/pipeline.txt"; }
+  fi
+}
+
+engine_long() {  # $1: model dir. The engine on one ENGINE_CHARS (1M) prompt, hard gate, for each of ENGINE_MODES
+  # ("kept spilled": keys kept on the device, and spilled past BUDGET), each cut at ENGINE_SECONDS (300)
+  local model="$1" mode extra sampler t0 t1
+  $h gen --chars "${ENGINE_CHARS:-1M}" --hops 1 --hash-len 8 --queries 8 --samples 1 --seed 900001 --out pipeline/data/long.jsonl
+  for mode in ${ENGINE_MODES:-kept spilled}; do
+    extra=(); [ "$mode" = spilled ] && extra=(--device-bytes "${BUDGET:-64M}")
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "pipeline/mem-$mode.txt" &
+    sampler=$!
+    t0=$(date +%s%N)
+    timeout "${ENGINE_SECONDS:-300}" $h eval --model "$model" --data pipeline/data/long.jsonl --device cuda --engine on --gated-only \
+      "${extra[@]}" --json --predictions "pipeline/pred-$mode.jsonl" > "pipeline/long-$mode.json" 2> "pipeline/long-$mode.err" ||
+      { log "engine $mode: failed or ran past ENGINE_SECONDS"; tail -3 "pipeline/long-$mode.err"; }
+    t1=$(date +%s%N)
+    kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
+    log "engine $mode, ${ENGINE_CHARS:-1M} chars: $(( (t1 - t0) / 1000000 )) ms, peak GPU memory $(sort -n "pipeline/mem-$mode.txt" | tail -1) MiB; $(grep -m1 'byte engine' "pipeline/long-$mode.err" || true); $(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["overall"]; print("exact %.2f%% of %d" % (100*o["exact_rate"], o["queries"]))' "pipeline/long-$mode.json" 2>/dev/null || true)"
+  done
+  if [ -f pipeline/pred-spilled.jsonl ]; then
+    if cmp -s pipeline/pred-kept.jsonl pipeline/pred-spilled.jsonl; then log "engine: kept and spilled predictions identical"
+    else log "engine: kept and spilled predictions differ"; fi
+  fi
 }
 
 last_first_byte() {  # the best first-byte accuracy among a run's last three logged windows
@@ -59,10 +87,11 @@ print(max((r["first_byte"] for r in rows), default=0))' "$1"
 
 train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a second call resumes each
   local from="$1"; shift
-  local pids=() n c init status=0
+  local pids=() n c init start_from status=0
   for c in "$@"; do
-    n=$(name_of "$c"); init=()
-    [ -n "$from" ] && [ ! -f "runs/$n/checkpoint.pt" ] && init=(--init "$from")
+    n=$(name_of "$c"); init=(); start_from="$from"
+    [[ "$c" == *=* ]] && start_from="${c#*=}" && c="${c%%=*}"
+    [ -n "$start_from" ] && [ ! -f "runs/$n/checkpoint.pt" ] && init=(--init "$start_from")
     $h train --config "$c" "${init[@]}" --out "runs/$n" --device cuda --time-limit "${ARM_SECONDS:-400}" \
       > "pipeline/train-$n.log" 2>&1 &
     pids+=($!)
@@ -189,23 +218,7 @@ arms)
 eval)
   [ $# -ge 1 ] || { echo "eval: name at least one ARM config" >&2; exit 2; }
   eval_arms "$@"
-  if [ -n "${ENGINE_ARM:-}" ]; then
-    # The engine on a long prompt: one sample at ENGINE_CHARS, hard gate, keys kept against keys spilled.
-    $h gen --chars "${ENGINE_CHARS:-1M}" --hops 1 --hash-len 8 --queries 8 --samples 1 --seed 900001 --out pipeline/data/long.jsonl
-    for mode in kept spilled; do
-      extra=(); [ "$mode" = spilled ] && extra=(--device-bytes "${BUDGET:-64M}")
-      nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "pipeline/mem-$mode.txt" &
-      sampler=$!
-      t0=$(date +%s%N)
-      $h eval --model "runs/$ENGINE_ARM" --data pipeline/data/long.jsonl --device cuda --engine on --gated-only "${extra[@]}" \
-        --json --predictions "pipeline/pred-$mode.jsonl" > "pipeline/long-$mode.json" 2> "pipeline/long-$mode.err" || tail -3 "pipeline/long-$mode.err"
-      t1=$(date +%s%N)
-      kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
-      log "engine $mode, ${ENGINE_CHARS:-1M} chars: $(( (t1 - t0) / 1000000 )) ms, peak GPU memory $(sort -n "pipeline/mem-$mode.txt" | tail -1) MiB; $(grep -m1 'byte engine' "pipeline/long-$mode.err" || true)"
-    done
-    if cmp -s pipeline/pred-kept.jsonl pipeline/pred-spilled.jsonl; then log "engine: kept and spilled predictions identical"
-    else log "engine: kept and spilled predictions differ"; fi
-  fi
+  [ -n "${ENGINE_ARM:-}" ] && engine_long "runs/$ENGINE_ARM"
   pack ${PACK:-${ENGINE_ARM:-}}
   ;;
 chain)
@@ -233,9 +246,12 @@ chain)
   ;;
 fork)
   [ $# -ge 1 ] || { echo "fork: name at least one ARM config (and INIT=DIR)" >&2; exit 2; }
-  [ -n "${INIT:-}" ] || { echo "fork: INIT=DIR names the model every ARM starts from" >&2; exit 2; }
+  for c in "$@"; do
+    [ -n "${INIT:-}" ] || [[ "$c" == *=* ]] || { echo "fork: INIT=DIR (or ARM=DIR) names the model $c starts from" >&2; exit 2; }
+  done
   build
-  train_arms "$INIT" "$@" || log "a training failed"
+  [ -n "${ENGINE_MODEL:-}" ] && engine_long "$ENGINE_MODEL"
+  train_arms "${INIT:-}" "$@" || log "a training failed"
   [ -z "${NO_EVAL:-}" ] && eval_arms "$@"
   names=(); for c in "$@"; do names+=("$(name_of "$c")"); done
   COMPACT=1 pack ${PACK:-${names[@]}}

@@ -164,6 +164,18 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
   };
   if (kind_ != 'L') {
     if (past_length == 0) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale).narrow(-1, 0, head_dim_);
+    // One new row (a decoded byte) sees every key: no mask, so SDPA may take a fused kernel.
+    if (t == 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale).narrow(-1, 0, head_dim_);
+    if (q.is_cuda()) {
+      // Row i sees key j when j <= i + past_length: causal aligned to the bottom right, which the fused
+      // memory-efficient kernel takes as a mask type (2), so no [rows, n] mask is built or read. The
+      // masked path below read a bool mask per 16-row block, quadratic traffic at 10^6 cached keys.
+      constexpr std::int64_t causal_from_bottom_right = 2;
+      const auto out = std::get<0>(at::_efficient_attention_forward(
+          q.transpose(1, 2), k.to(q.scalar_type()).transpose(1, 2), v.to(q.scalar_type()).transpose(1, 2), std::nullopt,
+          std::nullopt, std::nullopt, std::nullopt, std::nullopt, 0.0, causal_from_bottom_right, false, scale));
+      return out.transpose(1, 2).narrow(-1, 0, head_dim_);
+    }
     // After a cache (the engine's chunks, a query's bytes): rows in blocks whose bool mask [rows, n] stays
     // near 2^27 elements, each against only the keys up to its last row, so a 64K-byte chunk after 10^6
     // cached keys needs no [T, n] mask at once.

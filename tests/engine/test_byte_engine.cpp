@@ -158,5 +158,37 @@ TEST(ByteEngine, ExtendAppendsInPlaceAndOlderCopiesStayRight) {
   EXPECT_TRUE(torch::allclose(net->hidden_after(branch, probe), hidden_of(text + "xyz"), 1e-5, 1e-5));
 }
 
+// On the GPU a global block after a cache reads through the fused kernel (causal from the bottom right, no
+// mask) and a one-row continuation through plain SDPA: the CUDA engine's continuation after a chunked
+// prefill (chunks 7 and 64) must equal the whole text run through the same model on the CPU, soft and hard
+// gates (float32, no autocast; tolerance 1e-3 for the GPU's summation order). Skipped without a GPU.
+TEST(ByteEngine, OnTheGpuChunkedPrefillEqualsTheModelOnTheCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const auto prompt = problem(300, 5);
+  torch::NoGradGuard no_grad;
+  for (const std::string spec : {"LGH", "LGHG+hard", "LGHG+l0"}) {
+    SCOPED_TRACE(spec);
+    auto cpu = random_model(spec, 34), gpu = random_model(spec, 34);
+    gpu->to(torch::kCUDA);
+    const auto tail = model::as_bytes("\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '", torch::kCPU);
+    const auto text = model::as_bytes(prompt.text, torch::kCPU);
+    const auto want = cpu->hidden(torch::cat({text, tail}, 1)).narrow(1, text.size(1), tail.size(1));
+    for (const std::int64_t chunk : {7, 64}) {
+      model::ByteCache cache;
+      for (std::int64_t at = 0; at < text.size(1); at += chunk)
+        gpu->extend(cache, text.narrow(1, at, std::min(chunk, text.size(1) - at)).to(torch::kCUDA));
+      const auto many = gpu->hidden_after(cache, tail.to(torch::kCUDA)).cpu();
+      EXPECT_TRUE(torch::allclose(many, want, 1e-3, 1e-3)) << "chunk " << chunk << ": " << (many - want).abs().max().item<double>();
+      // Byte by byte: the one-row path.
+      auto grown = cache;
+      torch::Tensor last;
+      for (std::int64_t i = 0; i < tail.size(1); ++i) last = gpu->extend(grown, tail.narrow(1, i, 1).to(torch::kCUDA));
+      const auto one = last.cpu().narrow(1, last.size(1) - 1, 1), want_last = want.narrow(1, tail.size(1) - 1, 1);
+      EXPECT_TRUE(torch::allclose(one, want_last, 1e-3, 1e-3)) << "chunk " << chunk << ", byte by byte: "
+                                                               << (one - want_last).abs().max().item<double>();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace hashhop::engine
