@@ -11,7 +11,8 @@
 #   fork ARM...     each ARM trained from INIT=DIR (a model carried in; or ARM given as CONFIG=DIR, its own)
 #                   side by side for ARM_SECONDS, or resumed from its own checkpoint on a warm machine; eval on
 #                   SETS until DEADLINE (520 s into the call); models back in bfloat16 (compact), one NAME.tar
-#                   each (config.json, model.pt). With ENGINE_MODEL=DIR, first the engine at ENGINE_CHARS on it.
+#                   each (config.json, model.pt). With ENGINE_MODEL="DIR...", first the engine at ENGINE_CHARS
+#                   on each; ARM_SECONDS=0 trains nothing (evals of the models carried in).
 #   chain STAGE...  STAGE = config:seconds[:first-byte]: each stage starts from the one before (train --init;
 #                   the first from scratch, or from INIT=DIR, a model carried in), or resumes its own
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
@@ -71,7 +72,7 @@ engine_long() {  # $1: model dir. The engine on one ENGINE_CHARS (1M) prompt, ha
       { log "engine $mode: failed or ran past ENGINE_SECONDS"; tail -3 "pipeline/long-$mode.err"; }
     t1=$(date +%s%N)
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
-    log "engine $mode, ${ENGINE_CHARS:-1M} chars: $(( (t1 - t0) / 1000000 )) ms, peak GPU memory $(sort -n "pipeline/mem-$mode.txt" | tail -1) MiB; $(grep -m1 'byte engine' "pipeline/long-$mode.err" || true); $(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["overall"]; print("exact %.2f%% of %d" % (100*o["exact_rate"], o["queries"]))' "pipeline/long-$mode.json" 2>/dev/null || true)"
+    log "engine $mode, $model, ${ENGINE_CHARS:-1M} chars: $(( (t1 - t0) / 1000000 )) ms, peak GPU memory $(sort -n "pipeline/mem-$mode.txt" | tail -1) MiB; $(grep -m1 'byte engine' "pipeline/long-$mode.err" || true); $(python3 -c 'import json,sys; o=json.load(open(sys.argv[1]))["overall"]; print("exact %.2f%% of %d" % (100*o["exact_rate"], o["queries"]))' "pipeline/long-$mode.json" 2>/dev/null || true)"
   done
   if [ -f pipeline/pred-spilled.jsonl ]; then
     if cmp -s pipeline/pred-kept.jsonl pipeline/pred-spilled.jsonl; then log "engine: kept and spilled predictions identical"
@@ -92,11 +93,16 @@ train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a seco
     n=$(name_of "$c"); init=(); start_from="$from"
     [[ "$c" == *=* ]] && start_from="${c#*=}" && c="${c%%=*}"
     [ -n "$start_from" ] && [ ! -f "runs/$n/checkpoint.pt" ] && init=(--init "$start_from")
+    if [ "${ARM_SECONDS:-400}" = 0 ]; then  # no training: the model as carried in, for evals
+      [ -f "runs/$n/model.pt" ] || { mkdir -p "runs/$n" && cp "$start_from/config.json" "$start_from/model.pt" "runs/$n/"; }
+      continue
+    fi
     $h train --config "$c" "${init[@]}" --out "runs/$n" --device cuda --time-limit "${ARM_SECONDS:-400}" \
       > "pipeline/train-$n.log" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || status=1; done
+  [ "${ARM_SECONDS:-400}" = 0 ] && return 0
   for c in "$@"; do
     n=$(name_of "$c"); log "$n: $(tail -1 "pipeline/train-$n.log")"; cp "runs/$n/metrics.jsonl" "pipeline/$n-metrics.jsonl"
     # The curve in the call's output too, in case the files do not come back: every 5th logged step.
@@ -250,7 +256,7 @@ fork)
     [ -n "${INIT:-}" ] || [[ "$c" == *=* ]] || { echo "fork: INIT=DIR (or ARM=DIR) names the model $c starts from" >&2; exit 2; }
   done
   build
-  [ -n "${ENGINE_MODEL:-}" ] && engine_long "$ENGINE_MODEL"
+  for m in ${ENGINE_MODEL:-}; do engine_long "$m"; done
   train_arms "${INIT:-}" "$@" || log "a training failed"
   [ -z "${NO_EVAL:-}" ] && eval_arms "$@"
   names=(); for c in "$@"; do names+=("$(name_of "$c")"); done

@@ -11,6 +11,11 @@
 #include <stdexcept>
 
 namespace hashhop::model {
+namespace {
+// A dropped key's gate column where a finite value is needed (training's backward pass, fused kernels):
+// its score sits 10^4 below the others, so its softmax weight underflows to exactly 0.
+constexpr double kDroppedKey = -1e4;
+}  // namespace
 
 CanonConvImpl::CanonConvImpl(int dim, int kernel) : kernel_(kernel) {
   // PyTorch's default init (uniform in ±1/sqrt(kernel)): the conv mixes neighbours from step 0. An
@@ -163,16 +168,23 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
     return kind_ == 'L' ? (diff >= 0) & (diff < config_.window) : diff >= 0;
   };
   if (kind_ != 'L') {
-    if (past_length == 0) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale).narrow(-1, 0, head_dim_);
+    // SDPA's fused CUDA kernels give NaN or wrong reads for keys the hard gate dropped (their gate column is
+    // -inf: a tile of -inf scores meets a running max of -inf; measured on an H200 in float32). A finite
+    // stand-in far below any score weighs them exactly 0 all the same (exp underflows), and a row that
+    // sees no kept key is zeroed by the caller (reads_nothing). The stores keep -inf: it marks a dropped key.
+    const auto fused_keys = !is_training() && gate_ && config_.gate_drops_keys()
+                                ? k.clamp_min(kDroppedKey * std::sqrt(static_cast<double>(head_dim_)))
+                                : k;
+    if (past_length == 0) return at::scaled_dot_product_attention(q, fused_keys, v, {}, 0.0, /*is_causal=*/true, scale).narrow(-1, 0, head_dim_);
     // One new row (a decoded byte) sees every key: no mask, so SDPA may take a fused kernel.
-    if (t == 1) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false, scale).narrow(-1, 0, head_dim_);
+    if (t == 1) return at::scaled_dot_product_attention(q, fused_keys, v, {}, 0.0, false, scale).narrow(-1, 0, head_dim_);
     if (q.is_cuda()) {
       // Row i sees key j when j <= i + past_length: causal aligned to the bottom right, which the fused
       // memory-efficient kernel takes as a mask type (2), so no [rows, n] mask is built or read. The
       // masked path below read a bool mask per 16-row block, quadratic traffic at 10^6 cached keys.
       constexpr std::int64_t causal_from_bottom_right = 2;
       const auto out = std::get<0>(at::_efficient_attention_forward(
-          q.transpose(1, 2), k.to(q.scalar_type()).transpose(1, 2), v.to(q.scalar_type()).transpose(1, 2), std::nullopt,
+          q.transpose(1, 2), fused_keys.to(q.scalar_type()).transpose(1, 2), v.to(q.scalar_type()).transpose(1, 2), std::nullopt,
           std::nullopt, std::nullopt, std::nullopt, std::nullopt, 0.0, causal_from_bottom_right, false, scale));
       return out.transpose(1, 2).narrow(-1, 0, head_dim_);
     }
@@ -184,8 +196,8 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
     for (std::int64_t r0 = 0; r0 < t; r0 += block) {
       const auto rows = std::min(block, t - r0), keys = std::min(n, past_length + r0 + rows);
       const auto mask = (torch::arange(rows, opts) + past_length + r0).view({rows, 1}) >= torch::arange(keys, opts).view({1, keys});
-      outs.push_back(at::scaled_dot_product_attention(q.narrow(2, r0, rows), k.narrow(2, 0, keys), v.narrow(2, 0, keys), mask,
-                                                      0.0, false, scale));
+      outs.push_back(at::scaled_dot_product_attention(q.narrow(2, r0, rows), fused_keys.narrow(2, 0, keys), v.narrow(2, 0, keys),
+                                                      mask, 0.0, false, scale));
     }
     return (outs.size() == 1 ? outs[0] : torch::cat(outs, 2)).narrow(-1, 0, head_dim_);
   }
@@ -257,7 +269,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
       stretched = torch::sigmoid(logit);
     }
     const auto z = (stretched * (zeta - gamma) + gamma).clamp(0.0, 1.0);
-    key_column = (is_training() ? torch::where(z > 0, torch::log(z.clamp_min(1e-30)), torch::full_like(z, -1e4)) : torch::log(z)) *
+    key_column = (is_training() ? torch::where(z > 0, torch::log(z.clamp_min(1e-30)), torch::full_like(z, kDroppedKey)) : torch::log(z)) *
                  std::sqrt(static_cast<double>(head_dim_));
     if (is_training()) training_dropped = z.detach() == 0;
     query_column = torch::ones({b, t}, x.options());
