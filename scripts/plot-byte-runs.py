@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Plots byte-level model runs (metrics.jsonl from `hashhop train --config bytes-*`): answer-byte loss, first-byte
 accuracy and greedy exact match against step, one line per run, to an SVG or PNG; when any run logs them, also the
-share of positions its hash gates keep and its exact match at 2 hops without CoT (the composition).
+share of positions its hash gates keep, its exact match at 2 hops without CoT (the composition) and the share of
+its hop block's weight on the query's chain lines (hop_supervision).
 
 Run: scripts/plot-byte-runs.py OUT.svg RUN.jsonl[=LABEL] ...   (needs matplotlib)
 """
@@ -24,12 +25,14 @@ def main() -> int:
         runs.append((path, label, [json.loads(line) for line in open(path) if line.strip()]))
     kept = any(r.get("kept_share") is not None for _, _, rows in runs for r in rows)
     composed = any("2" in (r.get("exact_by_hops") or {}) for _, _, rows in runs for r in rows)
-    panels = 3 + kept + composed
+    hop_lines = any(r.get("hop_line_weight") is not None for _, _, rows in runs for r in rows)
+    panels = 3 + kept + composed + hop_lines
     fig, axes = plt.subplots(1, panels, figsize=(5.7 * panels, 4.5), sharex=True)
     loss_ax, first_ax, exact_ax = axes[:3]
     extra = list(axes[3:])
     kept_ax = extra.pop(0) if kept else None
     composed_ax = extra.pop(0) if composed else None
+    hop_ax = extra.pop(0) if hop_lines else None
     for i, (path, label, rows) in enumerate(runs):
         color = f"C{i % 10}"  # one colour per run in every panel, also where a run has no exact line
         steps = [r["step"] + 1 for r in rows]
@@ -44,6 +47,9 @@ def main() -> int:
         if composed_ax is not None and any("2" in (r.get("exact_by_hops") or {}) for r in rows):
             pairs = [(s, r["exact_by_hops"]["2"]) for s, r in zip(steps, rows) if "2" in (r.get("exact_by_hops") or {})]
             composed_ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=label, color=color)
+        if hop_ax is not None and any(r.get("hop_line_weight") is not None for r in rows):
+            pairs = [(s, r["hop_line_weight"]) for s, r in zip(steps, rows) if r.get("hop_line_weight") is not None]
+            hop_ax.plot([p[0] for p in pairs], [p[1] for p in pairs], label=label, color=color)
     # Chance for the first answer byte: one of 52 letters.
     first_ax.axhline(1 / 52, color="grey", linestyle=":", linewidth=1)
     first_ax.set_title("first answer byte (the lookup itself)")
@@ -58,7 +64,9 @@ def main() -> int:
         kept_ax.set_title("share of positions the hash gates keep")
     if composed_ax is not None:
         composed_ax.set_title("exact at 2 hops without CoT")
-    for ax in [first_ax, exact_ax] + [a for a in (kept_ax, composed_ax) if a is not None]:
+    if hop_ax is not None:
+        hop_ax.set_title("hop weight on the chain's lines")
+    for ax in [first_ax, exact_ax] + [a for a in (kept_ax, composed_ax, hop_ax) if a is not None]:
         ax.set_xlabel("step")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)

@@ -135,6 +135,7 @@ std::string to_json(const ByteRunConfig& c) {
                     {"global_topk", c.model.global_topk}, {"topk_in_training", c.model.topk_in_training},
                     {"gate_threshold", c.model.gate_threshold}, {"gate_sparsity", c.model.gate_sparsity},
                     {"gate_sparsity_blocks", c.model.gate_sparsity_blocks}, {"hop_supervision", c.model.hop_supervision},
+                    {"hop_supervision_target", c.model.hop_supervision_target},
                     {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init},
@@ -189,6 +190,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "gate_sparsity", c.model.gate_sparsity, w);
     read_field(m, "gate_sparsity_blocks", c.model.gate_sparsity_blocks, w);
     read_field(m, "hop_supervision", c.model.hop_supervision, w);
+    read_field(m, "hop_supervision_target", c.model.hop_supervision_target, w);
     read_field(m, "gate", c.model.gate, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
@@ -223,6 +225,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.hop_supervision == 0 || m.layers.find('H') != std::string::npos, w, "hop_supervision", "needs an H block in layers");
   require(m.hop_supervision == 0 || !m.topk_in_training, w, "hop_supervision",
           "cannot be used with topk_in_training (it supervises the dense softmax, not the top-k read)");
+  require(m.hop_supervision_target == "line" || m.hop_supervision_target == "value", w, "hop_supervision_target",
+          "must be \"line\" or \"value\"");
   for (const double x : m.gate_sparsity_blocks)
     require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");

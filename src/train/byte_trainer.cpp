@@ -51,12 +51,13 @@ torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& 
 }
 
 // hop_supervision's term: each hop block's hop h at each supervised row, -log of its weight (averaged over
-// heads) on the chain's h-th line (ByteModelConfig::hop_supervision), from log weights throughout (a
+// heads) on the chain's h-th line, or its value (ByteModelConfig::hop_supervision, hop_supervision_target), from log weights throughout (a
 // log-sum-exp over the line, then over heads), so no clamp cuts the gradient of a tiny share.
 // `supervised[b]` are sample b's rows (chain_lines).
 void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<std::vector<ChainLines>>& supervised,
                   std::int64_t length) {
   const auto batch = static_cast<std::int64_t>(supervised.size());
+  const bool values_only = net->config().hop_supervision_target == "value";
   std::int64_t rows = 0;
   for (const auto& s : supervised) rows = std::max<std::int64_t>(rows, static_cast<std::int64_t>(s.size()));
   std::vector<torch::Tensor> terms;
@@ -67,7 +68,7 @@ void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::ve
       auto has = torch::zeros({batch, rows}, torch::kBool);
       for (std::int64_t b = 0; b < batch; ++b)
         for (std::size_t r = 0; r < supervised[b].size(); ++r) {
-          const auto& lines = supervised[b][r].lines;
+          const auto& lines = values_only ? supervised[b][r].values : supervised[b][r].lines;
           if (hop >= lines.size()) continue;
           target[b][static_cast<std::int64_t>(r)].narrow(0, lines[hop].first, lines[hop].second - lines[hop].first).fill_(true);
           has[b][static_cast<std::int64_t>(r)] = true;
@@ -225,6 +226,7 @@ std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops) {
       const auto found = line_of.find(key);
       if (found == line_of.end()) break;
       chain.lines.push_back(found->second);
+      chain.values.emplace_back(found->second.first + static_cast<std::int64_t>(key.size()) + 3, found->second.second);
       std::string_view value(text.data() + found->second.first, found->second.second - found->second.first);
       value.remove_prefix(key.size() + 3);
       if (!value.empty() && value.front() == '\'') value = value.substr(1, value.size() >= 2 ? value.size() - 2 : 0);

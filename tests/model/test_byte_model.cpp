@@ -419,6 +419,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": [1, 2]})", "field 'model': expected a JSON object");
   expect_error(R"({"family": "bytes", "model": {"layers": "GH", "hop_supervision": -1}})", "'hop_supervision'");
   expect_error(R"({"family": "bytes", "model": {"layers": "GG", "hop_supervision": 1}})", "'hop_supervision': needs an H block");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GH", "hop_supervision": 1, "hop_supervision_target": "key"}})",
+               "'hop_supervision_target': must be \"line\" or \"value\"");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
@@ -859,10 +861,12 @@ TEST(ByteTrainer, ChainLinesFollowTheQueryThroughThePrompt) {
     std::string key = sample.text.substr(line_start, static_cast<std::size_t>(chain.row) - 3 - line_start);
     const auto answer_end = sample.text.find('\'', static_cast<std::size_t>(chain.row) + 1);
     const std::string answer = sample.text.substr(static_cast<std::size_t>(chain.row) + 1, answer_end - chain.row - 1);
+    ASSERT_EQ(chain.values.size(), chain.lines.size());
     for (std::size_t h = 0; h < chain.lines.size(); ++h) {
       const std::string line = sample.text.substr(chain.lines[h].first, chain.lines[h].second - chain.lines[h].first);
       ASSERT_EQ(line.rfind(key + " = ", 0), 0u) << line << " should start with " << key;
       key = line.substr(key.size() + 3);
+      EXPECT_EQ(sample.text.substr(chain.values[h].first, chain.values[h].second - chain.values[h].first), key);  // V of "K = V"
     }
     EXPECT_EQ(key, "'" + answer + "'");  // the last line holds the quoted answer
   }
@@ -922,40 +926,44 @@ TEST(ByteModel, HopWeightsAreEachHopsSoftmaxPerHead) {
 // hop_supervision adds a finite term over every 2-hop answer's two hops, and its gradient reaches the
 // hash projection (the only path from hop 1's read to hop 2's query).
 TEST(ByteTrainer, HopSupervisionTermReachesTheHashProjection) {
-  auto config = small_config("GH");
-  config.hops = 2;
-  config.hop_supervision = 1.0;
-  torch::manual_seed(43);
-  hm::ByteModel net(config);
-  const std::vector<ht::Sample> samples = {ht::make_sample(300, 2, 4, false, 3, 5, 32), ht::make_sample(200, 2, 4, false, 2, 6, 32)};
-  const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
-  ASSERT_TRUE(scores.hop_loss.defined());
-  EXPECT_EQ(scores.hop_terms, (3 + 2) * 2);
-  {  // the term by hand, in float64: -log of the head-averaged weight on hop h's own line, for every row
-    torch::NoGradGuard no_grad;
-    const auto weights = net->hop_weights().at(0);  // per hop [B, H, R, T] log weights
-    double total = 0;
-    int terms = 0;
-    for (std::size_t b = 0; b < samples.size(); ++b) {
-      const auto chains = ht::chain_lines(samples[b], 2);
-      for (std::size_t r = 0; r < chains.size(); ++r)
-        for (std::size_t h = 0; h < chains[r].lines.size(); ++h) {
-          const auto [begin, end] = chains[r].lines[h];
-          const auto share = weights[h][static_cast<std::int64_t>(b)].select(1, static_cast<std::int64_t>(r))
-                                 .narrow(-1, begin, end - begin).to(torch::kFloat64).exp().sum(-1).mean().item<double>();
-          total -= std::log(share);
-          ++terms;
-        }
+  for (const std::string target : {"line", "value"}) {
+    SCOPED_TRACE(target);
+    auto config = small_config("GH");
+    config.hops = 2;
+    config.hop_supervision = 1.0;
+    config.hop_supervision_target = target;
+    torch::manual_seed(43);
+    hm::ByteModel net(config);
+    const std::vector<ht::Sample> samples = {ht::make_sample(300, 2, 4, false, 3, 5, 32), ht::make_sample(200, 2, 4, false, 2, 6, 32)};
+    const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
+    ASSERT_TRUE(scores.hop_loss.defined());
+    EXPECT_EQ(scores.hop_terms, (3 + 2) * 2);
+    {  // the term by hand, in float64: -log of the head-averaged weight on hop h's own line (or value), every row
+      torch::NoGradGuard no_grad;
+      const auto weights = net->hop_weights().at(0);  // per hop [B, H, R, T] log weights
+      double total = 0;
+      int terms = 0;
+      for (std::size_t b = 0; b < samples.size(); ++b) {
+        const auto chains = ht::chain_lines(samples[b], 2);
+        for (std::size_t r = 0; r < chains.size(); ++r)
+          for (std::size_t h = 0; h < chains[r].lines.size(); ++h) {
+            const auto [begin, end] = target == "value" ? chains[r].values[h] : chains[r].lines[h];
+            const auto share = weights[h][static_cast<std::int64_t>(b)].select(1, static_cast<std::int64_t>(r))
+                                   .narrow(-1, begin, end - begin).to(torch::kFloat64).exp().sum(-1).mean().item<double>();
+            total -= std::log(share);
+            ++terms;
+          }
+      }
+      EXPECT_EQ(terms, 10);
+      EXPECT_NEAR(scores.hop_loss.item<double>(), total / terms, 1e-4);
     }
-    EXPECT_EQ(terms, 10);
-    EXPECT_NEAR(scores.hop_loss.item<double>(), total / terms, 1e-4);
+    EXPECT_TRUE(std::isfinite(scores.hop_loss.item<double>()));
+    EXPECT_GT(scores.hop_weight_sum, 0.0);
+    scores.hop_loss.backward();
+    const auto grad = net->named_parameters()["block1.attention.hash_projection.weight"].grad();
+    ASSERT_TRUE(grad.defined());
+    EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
   }
-  EXPECT_TRUE(std::isfinite(scores.hop_loss.item<double>()));
-  EXPECT_GT(scores.hop_weight_sum, 0.0);
-  scores.hop_loss.backward();
-  const auto grad = net->named_parameters()["block1.attention.hash_projection.weight"].grad();
-  ASSERT_TRUE(grad.defined());
-  EXPECT_GT(grad.abs().sum().item<double>(), 0.0);
 }
 
 // The probe weighs keys as the block reads them, with the gate column, p-RoPE and QK-norm in play: with

@@ -43,10 +43,11 @@ struct ByteScores {
 
 // For each answer of `sample` with 2+ hops and no CoT: its first scored row (the opening quote, which
 // predicts the first answer byte) and the [begin, end) byte spans of its chain's first `max_hops` prompt
-// lines ("K = V": the query key's line, then the line of its value, ...). Empty with CoT or 1 hop.
+// lines ("K = V": the query key's line, then the line of its value, ...), and of each line's V (quotes
+// included). Empty with CoT or 1 hop.
 struct ChainLines {
   std::int64_t row = 0;
-  std::vector<std::pair<std::int64_t, std::int64_t>> lines;
+  std::vector<std::pair<std::int64_t, std::int64_t>> lines, values;
 };
 std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops);
 
