@@ -50,6 +50,9 @@ build() {
     cmake --preset gpu > pipeline/configure.log 2>&1 || { tail -30 pipeline/configure.log; exit 1; }
     cmake --build --preset gpu --target hashhop ${GPU_TEST:+test_engine} -- -j "$(nproc)" > pipeline/build.log 2>&1 ||
       { grep -B2 -A12 "error" pipeline/build.log | head -80; exit 1; }
+  elif [ -n "${GPU_TEST:-}" ] && [ ! -x build-gpu/tests/test_engine ]; then  # a carried or warm binary: the test still needs building
+    { cmake --preset gpu && cmake --build --preset gpu --target test_engine -- -j "$(nproc)"; } > pipeline/build.log 2>&1 ||
+      { grep -B2 -A12 "error" pipeline/build.log | head -80; exit 1; }
   fi
   log "built ($h: $($h --version))"
   if [ -n "${GPU_TEST:-}" ]; then  # GPU_TEST=FILTER: those test_engine tests on this GPU
@@ -61,6 +64,7 @@ build() {
 engine_long() {  # $1: model dir. The engine on one ENGINE_CHARS (1M) prompt, hard gate, for each of ENGINE_MODES
   # ("kept spilled": keys kept on the device, and spilled past BUDGET), each cut at ENGINE_SECONDS (300)
   local model="$1" mode extra sampler t0 t1
+  rm -f pipeline/pred-*.jsonl pipeline/long-*.json pipeline/long-*.err  # no stale file from an earlier model or call
   $h gen --chars "${ENGINE_CHARS:-1M}" --hops 1 --hash-len 8 --queries 8 --samples 1 --seed 900001 --out pipeline/data/long.jsonl
   for mode in ${ENGINE_MODES:-kept spilled}; do
     extra=(); [ "$mode" = spilled ] && extra=(--device-bytes "${BUDGET:-64M}")
@@ -94,7 +98,10 @@ train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a seco
     [[ "$c" == *=* ]] && start_from="${c#*=}" && c="${c%%=*}"
     [ -n "$start_from" ] && [ ! -f "runs/$n/checkpoint.pt" ] && init=(--init "$start_from")
     if [ "${ARM_SECONDS:-400}" = 0 ]; then  # no training: the model as carried in, for evals
-      [ -f "runs/$n/model.pt" ] || { mkdir -p "runs/$n" && cp "$start_from/config.json" "$start_from/model.pt" "runs/$n/"; }
+      if [ ! -f "runs/$n/model.pt" ]; then
+        [ -f "$start_from/model.pt" ] || { log "$n: ARM_SECONDS=0 needs a model to evaluate (CONFIG=DIR or INIT)"; status=1; continue; }
+        mkdir -p "runs/$n" && cp "$start_from/config.json" "$start_from/model.pt" "runs/$n/"
+      fi
       continue
     fi
     $h train --config "$c" "${init[@]}" --out "runs/$n" --device cuda --time-limit "${ARM_SECONDS:-400}" \
@@ -102,7 +109,7 @@ train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a seco
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || status=1; done
-  [ "${ARM_SECONDS:-400}" = 0 ] && return 0
+  [ "${ARM_SECONDS:-400}" = 0 ] && return "$status"
   for c in "$@"; do
     n=$(name_of "$c"); log "$n: $(tail -1 "pipeline/train-$n.log")"; cp "runs/$n/metrics.jsonl" "pipeline/$n-metrics.jsonl"
     # The curve in the call's output too, in case the files do not come back: every 5th logged step.

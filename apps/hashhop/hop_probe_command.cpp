@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,14 +33,15 @@ struct Options {
   JsonOption json;
 };
 
-// The parts of a line "K = V" (V may be quoted) a hop can weigh, and where the rest of its weight went.
+// The parts of a line "K = V" (V may be quoted) a hop can weigh, and the rest of its weight (other lines,
+// the completion): the JSON keys of a row.
 // The newline after V is the first position whose left context holds the whole line.
-constexpr const char* kParts[] = {"key", "\" = \"", "value", "newline after", "other lines"};
+constexpr const char* kParts[] = {"key", "equals", "value", "newline_after", "elsewhere"};
 constexpr int kPartCount = 5;
 
 int run_hop_probe(const Options& o) {
   o.json.open();
-  HumanTextToStderr human(o.json.to_stdout());
+  std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
   if (!std::ifstream(o.model_dir + "/config.json")) throw std::invalid_argument("--model " + o.model_dir + ": no config.json there");
   if (!train::is_byte_config(o.model_dir + "/config.json"))
     throw std::invalid_argument("--model " + o.model_dir + ": not a byte-family model (config.json family \"bytes\")");
@@ -73,9 +75,12 @@ int run_hop_probe(const Options& o) {
     auto rows = torch::empty({1, static_cast<std::int64_t>(chains.size())}, torch::kInt64);
     for (std::size_t r = 0; r < chains.size(); ++r) rows[0][static_cast<std::int64_t>(r)] = chains[r].row;
     net->set_hop_probe(rows);
+    struct ProbeOff {  // the probe ends with this forward, also when it throws
+      model::ByteModel& net;
+      ~ProbeOff() { net->set_hop_probe(torch::Tensor()); }
+    } probe_off{net};
     net->hidden(model::as_bytes(sample.text, device));
     const auto weights = net->hop_weights();  // per H block, per hop: [1, heads, R, T] log weights
-    net->set_hop_probe(torch::Tensor());
     share.resize(weights.size());
     answers.resize(weights.size());
     for (std::size_t b = 0; b < weights.size(); ++b) {
@@ -104,7 +109,7 @@ int run_hop_probe(const Options& o) {
   std::printf("where each hop of each H block puts its weight (mean over heads and answers) at the first answer row\n"
               "of %d-hop answers without CoT, %d texts of %s chars (hop h: the chain's h-th line):\n",
               o.hops, o.texts, o.chars.c_str());
-  std::printf("| block | hop | answers | key | \" = \" | value | newline after | other lines |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| block | hop | answers | key | \" = \" | value | newline after | elsewhere |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   nlohmann::json out = nlohmann::json::array();
   std::vector<std::size_t> hop_blocks;  // hop_weights() lists the H blocks in layer order
   for (std::size_t i = 0; i < layers.size(); ++i)
@@ -123,7 +128,7 @@ int run_hop_probe(const Options& o) {
       out.push_back(row);
     }
   }
-  std::fflush(stdout);
+  human.reset();  // the JSON itself goes to stdout
   o.json.emit({{"model", o.model_dir}, {"chars", n_chars}, {"hops", o.hops}, {"hash_len", o.hash_len}, {"queries", o.queries},
                {"texts", o.texts}, {"seed", o.seed}, {"device", device.str()}, {"rows", out}});
   return 0;

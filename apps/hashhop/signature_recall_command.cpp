@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -78,7 +79,7 @@ Recall recall_of(const std::vector<ops::SignatureGroup>& groups, ops::SignatureM
 
 int run_signature_recall(const Options& o) {
   o.json.open();
-  HumanTextToStderr human(o.json.to_stdout());
+  std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
   if (!std::ifstream(o.model_dir + "/config.json")) throw std::invalid_argument("--model " + o.model_dir + ": no config.json there");
   if (!train::is_byte_config(o.model_dir + "/config.json"))
     throw std::invalid_argument("--model " + o.model_dir + ": not a byte-family model (config.json family \"bytes\")");
@@ -165,7 +166,7 @@ int run_signature_recall(const Options& o) {
                     {"loss_first_pass", losses.empty() ? nlohmann::json() : nlohmann::json(loss_first)},
                     {"loss_last_pass", losses.empty() ? nlohmann::json() : nlohmann::json(loss_last)}});
   }
-  std::fflush(stdout);
+  human.reset();  // the JSON itself goes to stdout
   o.json.emit({{"model", o.model_dir}, {"chars", n_chars}, {"hops", o.hops}, {"hash_len", o.hash_len}, {"queries", o.queries},
                {"train_texts", o.train_texts}, {"test_texts", o.test_texts}, {"seed", o.seed}, {"bits", o.bits}, {"hidden", o.hidden},
                {"top_k", o.top_k}, {"budget", o.budget}, {"steps", o.steps}, {"device", device.str()}, {"blocks", rows}});

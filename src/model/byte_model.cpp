@@ -172,6 +172,7 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
     // -inf: a tile of -inf scores meets a running max of -inf; measured on an H200 in float32). A finite
     // stand-in far below any score weighs them exactly 0 all the same (exp underflows), and a row that
     // sees no kept key is zeroed by the caller (reads_nothing). The stores keep -inf: it marks a dropped key.
+    // The price: a copy of the keys per call (at 10^6 cached keys, about as much traffic as the read itself).
     const auto fused_keys = !is_training() && gate_ && config_.gate_drops_keys()
                                 ? k.clamp_min(kDroppedKey * std::sqrt(static_cast<double>(head_dim_)))
                                 : k;
@@ -183,6 +184,7 @@ torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Ten
       // memory-efficient kernel takes as a mask type (2), so no [rows, n] mask is built or read. The
       // masked path below read a bool mask per 16-row block, quadratic traffic at 10^6 cached keys.
       constexpr std::int64_t causal_from_bottom_right = 2;
+      TORCH_CHECK(!torch::GradMode::is_enabled(), "byte model: the fused cached read has no backward pass (extend runs under no_grad)");
       const auto out = std::get<0>(at::_efficient_attention_forward(
           q.transpose(1, 2), fused_keys.to(q.scalar_type()).transpose(1, 2), v.to(q.scalar_type()).transpose(1, 2), std::nullopt,
           std::nullopt, std::nullopt, std::nullopt, std::nullopt, 0.0, causal_from_bottom_right, false, scale));
@@ -279,8 +281,9 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     key_column = last_log_gate_ * std::sqrt(static_cast<double>(head_dim_));
     if (hard_gate) {
       // A dropped key scores -inf, so it is never read, whatever else a query sees. A query that sees no
-      // kept key reads nothing (its softmax is NaN; those rows only are zeroed below): the engine, which
-      // stores only the kept keys, then gives the same answer for any chunk size.
+      // kept key reads nothing (its softmax is NaN, or with attend()'s finite stand-in a mean of dropped
+      // values; those rows only are zeroed below): the engine, which stores only the kept keys, then gives
+      // the same answer for any chunk size.
       key_column = key_column.masked_fill(last_log_gate_ <= std::log(config_.gate_threshold),
                                           -std::numeric_limits<double>::infinity());
     }
@@ -338,7 +341,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   }
   const auto ask = [&](const torch::Tensor& query) {
     const auto read = attend(extend(rotate(normalize(split(query), true), first), query_column), k, v, past_length);
-    return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // their softmax is NaN: read nothing
+    return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // they see no kept key: read nothing
   };
   if (kind_ != 'H') return out_->forward(ask(query_base));
   hop_weights_.clear();

@@ -78,8 +78,16 @@ check "eval with a byte model" 0 "all \\(" -- "$bin" eval --model "$work/bytes_r
 # Learned signatures on that model's own global queries and keys: a table row per global block, and --json.
 check "signature-recall" 0 "\\| 1 \\| G \\| [0-9]+ \\| [01]\\.[0-9]{3} \\| [01]\\.[0-9]{3} \\|" -- "$bin" signature-recall --model "$work/bytes_run" \
   --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu
-check "signature-recall --json" 0 '"recall_learned": [01]\.' -- "$bin" signature-recall --model "$work/bytes_run" \
-  --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu --json
+# --json: the JSON alone on stdout (the table goes to stderr).
+check "signature-recall --json" 0 '"recall_learned": [01]\.' -- bash -c "'$bin' signature-recall --model '$work/bytes_run' \
+  --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu --json 2>/dev/null"
+# Where a hop block's hops look on 2-hop chains: a model with an H block (3 steps), and one without.
+printf '{"family": "bytes", "base": "bytes-tiny", "model": {"layers": "GH", "hops": 2}}\n' >"$work/bytes_hop.json"
+check "byte hop model trains" 0 "steps 0..3 of 3" -- "$bin" train --config "$work/bytes_hop.json" --steps 3 --out "$work/bytes_hop"
+check "hop-probe" 0 "\| 1 \| 2 \| [0-9]+ \| [01]\.[0-9]{3} \|" -- "$bin" hop-probe --model "$work/bytes_hop" --chars 300 --hash-len 4 --texts 1 --device cpu
+check "hop-probe --json" 0 '"elsewhere": [0-9]' -- bash -c "'$bin' hop-probe --model '$work/bytes_hop' --chars 300 --hash-len 4 --texts 1 --device cpu --json 2>/dev/null"
+check "hop-probe without an H block" 1 "no hop block" -- "$bin" hop-probe --model "$work/bytes_run" --chars 300 --device cpu
+check "hop-probe 1 hop" 2 "--hops: Value 1 not in range 2 to 64" -- "$bin" hop-probe --model "$work/bytes_hop" --hops 1 --device cpu
 # Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
 # sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
 cp -r "$work/bytes_run" "$work/bytes_hard"

@@ -159,19 +159,26 @@ TEST(ByteEngine, ExtendAppendsInPlaceAndOlderCopiesStayRight) {
 }
 
 // On the GPU a global block after a cache reads through the fused kernel (causal from the bottom right, no
-// mask) and a one-row continuation through plain SDPA: the CUDA engine's continuation after a chunked
-// prefill (chunks 7 and 64) must equal the whole text run through the same model on the CPU, soft and hard
-// gates (float32, no autocast; tolerance 1e-3 for the GPU's summation order). Skipped without a GPU.
-TEST(ByteEngine, OnTheGpuChunkedPrefillEqualsTheModelOnTheCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+// mask) and a one-row continuation through plain SDPA: a chunked ByteModel::extend on CUDA (chunks 7 and 64),
+// then its continuation, must equal the whole text run through the same model on the CPU, soft and hard
+// gates (float32, no autocast; tolerance 1e-3 for the GPU's summation order). The hard-gated fixtures must
+// drop keys (checked on any machine); the GPU part is skipped without a GPU.
+TEST(ByteEngine, OnTheGpuChunkedExtendEqualsTheModelOnTheCpu) {
   const auto prompt = problem(300, 5);
   torch::NoGradGuard no_grad;
+  const auto text = model::as_bytes(prompt.text, torch::kCPU);
+  for (const std::string spec : {"LGHG+hard", "LGHG+l0"}) {
+    auto cpu = random_model(spec, 34);
+    cpu->hidden(text);
+    const auto shares = cpu->kept_share(torch::ones_like(text, torch::kBool));
+    EXPECT_LT(shares.at(0), 1.0) << spec << ": the fixture must drop keys";
+  }
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   for (const std::string spec : {"LGH", "LGHG+hard", "LGHG+l0"}) {
     SCOPED_TRACE(spec);
     auto cpu = random_model(spec, 34), gpu = random_model(spec, 34);
     gpu->to(torch::kCUDA);
     const auto tail = model::as_bytes("\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '", torch::kCPU);
-    const auto text = model::as_bytes(prompt.text, torch::kCPU);
     const auto want = cpu->hidden(torch::cat({text, tail}, 1)).narrow(1, text.size(1), tail.size(1));
     for (const std::int64_t chunk : {7, 64}) {
       model::ByteCache cache;
