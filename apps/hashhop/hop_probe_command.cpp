@@ -1,7 +1,6 @@
 // `hashhop hop-probe --model DIR`: where a byte model's hop blocks put their attention for answers of 2+ hops
 // without CoT: each hop's weight (mean over heads) on its chain line's key, " = ", value and the newline after it.
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -10,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "byte_probe_inputs.h"
 #include "command.h"
 #include "device_option.h"
-#include "hashhop/bench/generator.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/hashhop_model.h"
@@ -20,7 +19,6 @@
 #include "hashhop/train/byte_config.h"
 #include "hashhop/train/byte_trainer.h"
 #include "json_option.h"
-#include "size_option.h"
 #include "torch_commands.h"
 
 namespace hashhop::cli {
@@ -42,19 +40,9 @@ constexpr int kPartCount = 5;
 int run_hop_probe(const Options& o) {
   o.json.open();
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
-  if (!std::ifstream(o.model_dir + "/config.json")) throw std::invalid_argument("--model " + o.model_dir + ": no config.json there");
-  if (!train::is_byte_config(o.model_dir + "/config.json"))
-    throw std::invalid_argument("--model " + o.model_dir + ": not a byte-family model (config.json family \"bytes\")");
+  require_byte_model_dir(o.model_dir);
   if (o.texts < 1) throw std::invalid_argument("--texts: must be >= 1");
-  const auto n_chars = parse_size("--chars", o.chars);
-  bench::GenConfig gen;
-  gen.n_chars = n_chars;
-  gen.hops = o.hops;
-  gen.hash_len = o.hash_len;
-  gen.num_queries = o.queries;
-  bench::GenFieldNames names;
-  names.n_chars = "--chars", names.num_queries = "--queries", names.hops = "--hops", names.hash_len = "--hash-len";
-  bench::validate(gen, names);
+  const auto n_chars = generated_texts(o.chars, o.hops, o.hash_len, o.queries).n_chars;
   if (o.hops < 2) throw std::invalid_argument("--hops: must be >= 2 (a 1-hop answer has no chain for the hops to follow)");
   const auto device = parse_device(o.device);
   auto loaded = train::load_byte_model(o.model_dir, device);

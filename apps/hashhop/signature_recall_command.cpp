@@ -2,7 +2,6 @@
 // with its BCE objective) find a byte model's own top-k keys, block by block, on held-out generated texts.
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -12,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "byte_probe_inputs.h"
 #include "command.h"
 #include "device_option.h"
-#include "hashhop/bench/generator.h"
 #include "hashhop/io/progress.h"
 #include "hashhop/model/byte_inference.h"
 #include "hashhop/model/global_vectors.h"
@@ -25,7 +24,6 @@
 #include "hashhop/train/byte_config.h"
 #include "hashhop/train/byte_trainer.h"
 #include "json_option.h"
-#include "size_option.h"
 #include "torch_commands.h"
 
 namespace hashhop::cli {
@@ -80,9 +78,7 @@ Recall recall_of(const std::vector<ops::SignatureGroup>& groups, ops::SignatureM
 int run_signature_recall(const Options& o) {
   o.json.open();
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
-  if (!std::ifstream(o.model_dir + "/config.json")) throw std::invalid_argument("--model " + o.model_dir + ": no config.json there");
-  if (!train::is_byte_config(o.model_dir + "/config.json"))
-    throw std::invalid_argument("--model " + o.model_dir + ": not a byte-family model (config.json family \"bytes\")");
+  require_byte_model_dir(o.model_dir);
   // Every option is checked before the model loads, each error naming its option.
   if (o.train_texts < 1) throw std::invalid_argument("--train-texts: must be >= 1");
   if (o.test_texts < 1) throw std::invalid_argument("--test-texts: must be >= 1");
@@ -91,15 +87,7 @@ int run_signature_recall(const Options& o) {
   if (o.bits < 1 || o.bits > 1024) throw std::invalid_argument("--bits: must be in [1, 1024]");
   if (o.hidden < 1) throw std::invalid_argument("--hidden: must be >= 1");
   if (o.steps < 1) throw std::invalid_argument("--steps: must be >= 1");
-  const auto n_chars = parse_size("--chars", o.chars);
-  bench::GenConfig gen;
-  gen.n_chars = n_chars;
-  gen.hops = o.hops;
-  gen.hash_len = o.hash_len;
-  gen.num_queries = o.queries;
-  bench::GenFieldNames names;
-  names.n_chars = "--chars", names.num_queries = "--queries", names.hops = "--hops", names.hash_len = "--hash-len";
-  bench::validate(gen, names);
+  const auto n_chars = generated_texts(o.chars, o.hops, o.hash_len, o.queries).n_chars;
   const auto device = parse_device(o.device);
   auto loaded = train::load_byte_model(o.model_dir, device);
   torch::NoGradGuard no_grad;
