@@ -34,8 +34,11 @@ struct Options {
 // The parts of a line "K = V" (V may be quoted) a hop can weigh, and the rest of its weight (other lines,
 // the completion): the JSON keys of a row.
 // The newline after V is the first position whose left context holds the whole line.
-constexpr const char* kParts[] = {"key", "equals", "value", "newline_after", "elsewhere"};
-constexpr int kPartCount = 5;
+// The first five add up to 1; the last three are parts of "value": its first and last letter and its quotes
+// (the chain's last line quotes its value).
+constexpr const char* kParts[] = {"key", "equals", "value", "newline_after", "elsewhere", "value_first_letter", "value_last_letter",
+                                  "value_quotes"};
+constexpr int kPartCount = 8;
 
 int run_hop_probe(const Options& o) {
   o.json.open();
@@ -88,6 +91,11 @@ int run_hop_probe(const Options& o) {
           double on_line = 0;
           for (int p = 0; p < 4; ++p) share[b][h][p] += parts[p], on_line += parts[p];
           share[b][h][4] += 1.0 - on_line;
+          const bool quoted = line[static_cast<std::size_t>(eq) + 3] == '\'';  // the chain's last line quotes its value
+          const auto first = begin + eq + 3 + (quoted ? 1 : 0), last = end - 1 - (quoted ? 1 : 0);
+          share[b][h][5] += row[first].item<double>();
+          share[b][h][6] += row[last].item<double>();
+          if (quoted) share[b][h][7] += row[first - 1].item<double>() + row[last + 1].item<double>();
           ++answers[b][h];
         }
       }
@@ -97,7 +105,8 @@ int run_hop_probe(const Options& o) {
   std::printf("where each hop of each H block puts its weight (mean over heads and answers) at the first answer row\n"
               "of %d-hop answers without CoT, %d texts of %s chars (hop h: the chain's h-th line):\n",
               o.hops, o.texts, o.chars.c_str());
-  std::printf("| block | hop | answers | key | \" = \" | value | newline after | elsewhere |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| block | hop | answers | key | \" = \" | value | newline after | elsewhere | value's first letter | value's last letter | value's quotes |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   nlohmann::json out = nlohmann::json::array();
   std::vector<std::size_t> hop_blocks;  // hop_weights() lists the H blocks in layer order
   for (std::size_t i = 0; i < layers.size(); ++i)

@@ -225,8 +225,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
   require(m.hop_supervision == 0 || m.layers.find('H') != std::string::npos, w, "hop_supervision", "needs an H block in layers");
   require(m.hop_supervision == 0 || !m.topk_in_training, w, "hop_supervision",
           "cannot be used with topk_in_training (it supervises the dense softmax, not the top-k read)");
-  require(m.hop_supervision_target == "line" || m.hop_supervision_target == "value", w, "hop_supervision_target",
-          "must be \"line\" or \"value\"");
+  require(m.hop_supervision_target == "line" || m.hop_supervision_target == "value" || m.hop_supervision_target == "first_letter", w,
+          "hop_supervision_target", "must be \"line\", \"value\" or \"first_letter\"");
   for (const double x : m.gate_sparsity_blocks)
     require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");

@@ -57,7 +57,7 @@ torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& 
 void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<std::vector<ChainLines>>& supervised,
                   std::int64_t length) {
   const auto batch = static_cast<std::int64_t>(supervised.size());
-  const bool values_only = net->config().hop_supervision_target == "value";
+  const auto& target_of = net->config().hop_supervision_target;  // "line", "value" or "first_letter"
   std::int64_t rows = 0;
   for (const auto& s : supervised) rows = std::max<std::int64_t>(rows, static_cast<std::int64_t>(s.size()));
   std::vector<torch::Tensor> terms;
@@ -68,9 +68,10 @@ void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::ve
       auto has = torch::zeros({batch, rows}, torch::kBool);
       for (std::int64_t b = 0; b < batch; ++b)
         for (std::size_t r = 0; r < supervised[b].size(); ++r) {
-          const auto& lines = values_only ? supervised[b][r].values : supervised[b][r].lines;
+          const auto& lines = target_of == "line" ? supervised[b][r].lines : supervised[b][r].values;
           if (hop >= lines.size()) continue;
-          target[b][static_cast<std::int64_t>(r)].narrow(0, lines[hop].first, lines[hop].second - lines[hop].first).fill_(true);
+          const auto span = target_of == "first_letter" ? std::pair{lines[hop].first, lines[hop].first + 1} : lines[hop];
+          target[b][static_cast<std::int64_t>(r)].narrow(0, span.first, span.second - span.first).fill_(true);
           has[b][static_cast<std::int64_t>(r)] = true;
         }
       const auto& log_weights = block[hop];  // [B, H, R, T]
@@ -226,7 +227,9 @@ std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops) {
       const auto found = line_of.find(key);
       if (found == line_of.end()) break;
       chain.lines.push_back(found->second);
-      chain.values.emplace_back(found->second.first + static_cast<std::int64_t>(key.size()) + 3, found->second.second);
+      const auto value_begin = found->second.first + static_cast<std::int64_t>(key.size()) + 3;
+      const bool quoted = value_begin < found->second.second && text[static_cast<std::size_t>(value_begin)] == '\'';
+      chain.values.emplace_back(value_begin + (quoted ? 1 : 0), found->second.second - (quoted ? 1 : 0));
       std::string_view value(text.data() + found->second.first, found->second.second - found->second.first);
       value.remove_prefix(key.size() + 3);
       if (!value.empty() && value.front() == '\'') value = value.substr(1, value.size() >= 2 ? value.size() - 2 : 0);

@@ -46,9 +46,11 @@ struct ByteModelConfig {
   // text, as the answer bytes do: a training signal for the first hop's target, which the answer loss
   // alone did not supply (run 15a, learning-log §17). Nothing of it is an input at inference. 0 = off.
   double hop_supervision = 0.0;
-  // What of the h-th line hop h is trained to weigh: "line" (all of "K = V": run 16a, whose last hop then
-  // settled on the key K, which precedes the answer and so cannot hold it; `hashhop hop-probe`) or "value"
-  // (V only, whose positions see their key K to the left: what a read must hit to carry V onwards).
+  // What of the h-th line hop h is trained to weigh: "line" (all of "K = V"), "value" (V's letters, quotes
+  // aside) or "first_letter" (V's first letter). Run 16a trained "line", and its last hop settled on the key
+  // K (8- and 16-letter hashes) or on the quotes around V (4 letters): positions that cannot hold the
+  // answer's letters (`hashhop hop-probe`). A letter of V sees its key to the left, and holds itself: what a
+  // read must hit to carry V onwards, as a 1-hop copy does.
   std::string hop_supervision_target = "line";
   // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
   // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training

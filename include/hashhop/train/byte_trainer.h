@@ -43,8 +43,8 @@ struct ByteScores {
 
 // For each answer of `sample` with 2+ hops and no CoT: its first scored row (the opening quote, which
 // predicts the first answer byte) and the [begin, end) byte spans of its chain's first `max_hops` prompt
-// lines ("K = V": the query key's line, then the line of its value, ...), and of each line's V (quotes
-// included). Empty with CoT or 1 hop.
+// lines ("K = V": the query key's line, then the line of its value, ...), and of each line's V (its
+// letters: the quotes of the chain's last line left out). Empty with CoT or 1 hop.
 struct ChainLines {
   std::int64_t row = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> lines, values;
