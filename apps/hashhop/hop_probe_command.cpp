@@ -91,11 +91,11 @@ int run_hop_probe(const Options& o) {
           double on_line = 0;
           for (int p = 0; p < 4; ++p) share[b][h][p] += parts[p], on_line += parts[p];
           share[b][h][4] += 1.0 - on_line;
-          const bool quoted = line[static_cast<std::size_t>(eq) + 3] == '\'';  // the chain's last line quotes its value
-          const auto first = begin + eq + 3 + (quoted ? 1 : 0), last = end - 1 - (quoted ? 1 : 0);
+          const auto [first, past_last] = chains[r].values[h];  // V's letters, quotes aside
+          const bool quoted = first > begin + eq + 3;            // the chain's last line quotes its value
           share[b][h][5] += row[first].item<double>();
-          share[b][h][6] += row[last].item<double>();
-          if (quoted) share[b][h][7] += row[first - 1].item<double>() + row[last + 1].item<double>();
+          share[b][h][6] += row[past_last - 1].item<double>();
+          if (quoted) share[b][h][7] += row[first - 1].item<double>() + row[past_last].item<double>();
           ++answers[b][h];
         }
       }

@@ -15,6 +15,23 @@ namespace {
 // A dropped key's gate column where a finite value is needed (training's backward pass, fused kernels):
 // its score sits 10^4 below the others, so its softmax weight underflows to exactly 0.
 constexpr double kDroppedKey = -1e4;
+
+// `layer` gets new key and value stores of `capacity` rows (with `key_options`, `value_options`) whose first
+// n rows are `keys` and `values` [B, H, n, d]: store_length n, and keys and values the views of those rows.
+void copy_into_new_stores(ByteLayerCache& layer, const torch::Tensor& keys, const torch::Tensor& values, std::int64_t capacity,
+                          const torch::TensorOptions& key_options, const torch::TensorOptions& value_options) {
+  const auto n = keys.size(2);
+  auto shape = keys.sizes().vec();
+  shape[2] = capacity;
+  layer.key_store = torch::empty(shape, key_options);
+  shape[3] = values.size(3);
+  layer.value_store = torch::empty(shape, value_options);
+  layer.key_store.narrow(2, 0, n).copy_(keys);
+  layer.value_store.narrow(2, 0, n).copy_(values);
+  layer.keys = layer.key_store.narrow(2, 0, n);
+  layer.values = layer.value_store.narrow(2, 0, n);
+  layer.store_length = std::make_shared<std::int64_t>(n);
+}
 }  // namespace
 
 CanonConvImpl::CanonConvImpl(int dim, int kernel) : kernel_(kernel) {
@@ -306,12 +323,7 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     if (in_place) {
       record->key_store = past->key_store, record->value_store = past->value_store, record->store_length = past->store_length;
     } else {
-      const auto capacity = std::max<std::int64_t>(2 * n, 64);
-      record->key_store = torch::empty({b, config_.heads, capacity, k.size(3)}, k.options());
-      record->value_store = torch::empty({b, config_.heads, capacity, v.size(3)}, v.options());
-      record->key_store.narrow(2, 0, past_length).copy_(past->keys);
-      record->value_store.narrow(2, 0, past_length).copy_(past->values);
-      record->store_length = std::make_shared<std::int64_t>(past_length);
+      copy_into_new_stores(*record, past->keys, past->values, std::max<std::int64_t>(2 * n, 64), k.options(), v.options());
     }
     record->key_store.narrow(2, past_length, t).copy_(k.detach());
     record->value_store.narrow(2, past_length, t).copy_(v.detach());
@@ -499,17 +511,8 @@ void ByteModelImpl::reserve(ByteCache& cache, std::int64_t extra) const {
   for (std::size_t i = 0; i < blocks_.size(); ++i) {
     auto& layer = cache.layers[i];
     if (config_.layers[i] == 'L' || !layer.keys.defined()) continue;  // a local layer keeps its window
-    const auto n = layer.keys.size(2);
-    auto shape = layer.keys.sizes().vec();
-    shape[2] = n + std::max<std::int64_t>(extra, 1);
-    layer.key_store = torch::empty(shape, layer.keys.options());
-    shape[3] = layer.values.size(3);
-    layer.value_store = torch::empty(shape, layer.values.options());
-    layer.key_store.narrow(2, 0, n).copy_(layer.keys);
-    layer.value_store.narrow(2, 0, n).copy_(layer.values);
-    layer.keys = layer.key_store.narrow(2, 0, n);
-    layer.values = layer.value_store.narrow(2, 0, n);
-    layer.store_length = std::make_shared<std::int64_t>(n);
+    const auto keys = layer.keys, values = layer.values;  // the helper replaces the layer's views
+    copy_into_new_stores(layer, keys, values, keys.size(2) + std::max<std::int64_t>(extra, 1), keys.options(), values.options());
   }
 }
 

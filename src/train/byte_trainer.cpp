@@ -227,13 +227,13 @@ std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops) {
       const auto found = line_of.find(key);
       if (found == line_of.end()) break;
       chain.lines.push_back(found->second);
-      const auto value_begin = found->second.first + static_cast<std::int64_t>(key.size()) + 3;
-      const bool quoted = value_begin < found->second.second && text[static_cast<std::size_t>(value_begin)] == '\'';
-      chain.values.emplace_back(value_begin + (quoted ? 1 : 0), found->second.second - (quoted ? 1 : 0));
-      std::string_view value(text.data() + found->second.first, found->second.second - found->second.first);
-      value.remove_prefix(key.size() + 3);
-      if (!value.empty() && value.front() == '\'') value = value.substr(1, value.size() >= 2 ? value.size() - 2 : 0);
-      key = value;
+      // V's letters (a quoted V, the chain's last, without its quotes) are the next line's key.
+      const auto value_begin = found->second.first + static_cast<std::int64_t>(key.size()) + 3, value_end = found->second.second;
+      const bool quoted = value_begin < value_end && text[static_cast<std::size_t>(value_begin)] == '\'';
+      const auto letters_begin = value_begin + (quoted ? 1 : 0);
+      const auto letters_end = quoted ? std::max(letters_begin, value_end - 1) : value_end;
+      chain.values.emplace_back(letters_begin, letters_end);
+      key = std::string_view(text.data() + letters_begin, static_cast<std::size_t>(letters_end - letters_begin));
     }
     out.push_back(std::move(chain));
   }
