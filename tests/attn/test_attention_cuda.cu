@@ -259,7 +259,8 @@ TEST(AttentionCuda, SparseDecodeInEveryElementTypeEqualsTheReference) {
   }
 }
 
-// Bucket attention in fp16 and fp32 (bf16 is the consistency harness's), ids from the CPU reference.
+// Bucket attention in fp16 (tensor-core and fp32-FMA tiles) and fp32 (bf16 is the consistency harness's),
+// ids from the CPU reference. 2e-4: the fp16 probabilities enter PV in two parts (~21 bits), not one (11).
 TEST(AttentionCuda, BucketAttentionInFp16AndFp32EqualsTheReference) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   std::mt19937_64 rng(29);
@@ -288,10 +289,14 @@ TEST(AttentionCuda, BucketAttentionInFp16AndFp32EqualsTheReference) {
       p.causal = true, p.scale = 0.09f, p.out = d_out.get(), p.element = element;
       DeviceBuffer<char> d_ws(bucket_workspace_bytes(p));
       p.workspace = d_ws.get();
-      bucket_attention(p, nullptr);
       std::vector<double> expected(problem.out_size());
       hashhop::attn::bucket_attention(problem, config, expected.data());
-      EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4) << "element " << static_cast<int>(element) << " dim " << dim;
+      for (const bool tensor_cores : {true, false}) {
+        p.tensor_cores = tensor_cores;
+        bucket_attention(p, nullptr);
+        EXPECT_LT(worst_difference(d_out.to_host(), expected), 2e-4)
+            << "element " << static_cast<int>(element) << " dim " << dim << (tensor_cores ? " tensor cores" : " fp32 FMAs");
+      }
     }
   }
 }

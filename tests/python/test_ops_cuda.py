@@ -308,7 +308,7 @@ def test_ops_make_no_host_copies_and_no_syncs():
         "signature_attention": (lambda: OPS.signature_attention(q, k, v, qs, ks, 64, 4, 16, 64, 0.0, False, 0.09),
                                 ["hamming_scan_kernel", "tile_write_kernel", "decode_kernel", "combine_kernel"]),
         "bucket_attention": (lambda: OPS.bucket_attention(q, k, v, 3, 2, "lsh", 1, False, 0.09),
-                             ["lsh_ids_kernel", "bucket_tile_kernel", "merge_rounds_kernel"]),
+                             ["lsh_ids_kernel", "bucket_mma_kernel", "merge_rounds_kernel"]),  # bf16: the tensor-core tiles
         "index_attention exact": (lambda: OPS.index_attention(q, k, v, iqs, iks, 64, 0, 16, 0, False, 0.09),
                                   ["insert_kernel", "lookup_kernel", "decode_kernel"]),
         "index_attention lsh": (lambda: OPS.index_attention(q, k, v, iqs, iks, 64, 3, 8, 1, False, 0.09),

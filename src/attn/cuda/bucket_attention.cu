@@ -1,6 +1,5 @@
-// Bucket hash attention on the GPU (see bucket_attention_cuda.h): one stable radix sort of queries and
-// one of keys by (round, head, bucket), bucket ranges from the sorted keys, then a tiled online-softmax
-// kernel over 64 sorted queries x 64 sorted keys; rounds merged by log-sum-exp. Checked by attn-check.
+// Bucket hash attention on the GPU (bucket_attention_cuda.h): stable radix sorts of queries and keys by (round,
+// head, bucket), bucket ranges, tiles of 64 x 64 (bucket_tiles_mma.cu, or fp32 FMAs below), rounds merged by lse.
 #include <cub/device/device_radix_sort.cuh>
 
 #include <algorithm>
@@ -9,13 +8,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "bucket_tiles.h"
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
 #include "hashhop/attn/cuda/cuda_check.h"
 
 namespace hashhop::attn::cuda {
 namespace {
 
-constexpr int kBlockQ = 64, kBlockK = 64, kThreads = 256, kMaxRounds = 8;
+constexpr int kBlockQ = 64, kBlockK = 64, kThreads = 256, kMaxRounds = kBucketMaxRounds;
 
 int bits_for(long long count) {  // ceil(log2(count)), 0 for 1
   int bits = 0;
@@ -121,16 +121,6 @@ __global__ void bucket_ranges_kernel(const std::uint32_t* codes, int total, int*
   if (s == total - 1 || codes[s + 1] != code) end[code] = s + 1;
 }
 
-struct Sorted {
-  const std::uint32_t* q_codes;
-  const int* q_order;
-  const int* k_order;
-  const int* k_start;
-  const int* k_end;
-  float* out;  // [rounds or 1, heads_q, n_q, dim]
-  float* lse;  // [rounds or 1, heads_q, n_q] or null
-};
-
 template <class T, int D>
 constexpr int shared_bytes() {
   return kBlockQ * (D + 4) * 4 + kBlockQ * (kBlockK + 1) * 4 + 2 * kBlockK * (D + 2) * static_cast<int>(sizeof(T));
@@ -141,7 +131,7 @@ constexpr int shared_bytes() {
 // (ty, tx) owns query rows 4ty..4ty+3, score columns tx + 16c and output columns 2tx + 32j (+1).
 // K and V tiles sit in shared memory in the input's own type T (bf16, fp16 or fp32); math is float.
 template <class T, int D>
-__global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionParams p, Sorted s) {
+__global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionParams p, BucketSorted s) {
   constexpr int QS = D + 4, KS = D + 2, PS = kBlockK + 1, J = D / 32;
   constexpr int kVectors = 8 * static_cast<int>(sizeof(T)) / 16;  // 16-byte loads per 8-element chunk
   extern __shared__ __align__(16) unsigned char smem[];
@@ -323,7 +313,7 @@ void sort_pairs(const Workspace& w, std::uint32_t* codes[2], int* order[2], std:
 }
 
 template <class T, int D>
-void launch_tiles(const BucketAttentionParams& p, const Sorted& sorted, cudaStream_t stream) {
+void launch_tiles(const BucketAttentionParams& p, const BucketSorted& sorted, cudaStream_t stream) {
   constexpr int bytes = shared_bytes<T, D>();
   HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_tile_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   const dim3 grid(static_cast<unsigned>(blocks_for(static_cast<std::size_t>(p.n_q), kBlockQ)), static_cast<unsigned>(p.rounds * p.heads_q));
@@ -332,7 +322,7 @@ void launch_tiles(const BucketAttentionParams& p, const Sorted& sorted, cudaStre
 }
 
 template <class T>
-void launch_tiles(const BucketAttentionParams& p, const Sorted& sorted, cudaStream_t stream) {
+void launch_tiles(const BucketAttentionParams& p, const BucketSorted& sorted, cudaStream_t stream) {
   if (p.dim == 64) launch_tiles<T, 64>(p, sorted, stream); else launch_tiles<T, 128>(p, sorted, stream);
 }
 
@@ -361,11 +351,15 @@ void bucket_attention(const BucketAttentionParams& p, cudaStream_t stream) {
   bucket_ranges_kernel<<<blocks_for(s.k_total, 256), 256, 0, stream>>>(w.k_codes[0], static_cast<int>(s.k_total), w.k_start, w.k_end);
   HASHHOP_CUDA_CHECK(cudaGetLastError());
   const bool merge = p.rounds > 1;
-  const Sorted sorted{w.q_codes[0], w.q_order[0], w.k_order[0], w.k_start, w.k_end, merge ? w.round_out : p.out, merge ? w.round_lse : p.lse};
-  switch (p.element) {
-    case Element::bf16: launch_tiles<__nv_bfloat16>(p, sorted, stream); break;
-    case Element::fp16: launch_tiles<__half>(p, sorted, stream); break;
-    case Element::fp32: launch_tiles<float>(p, sorted, stream); break;
+  const BucketSorted sorted{w.q_codes[0], w.q_order[0], w.k_order[0], w.k_start, w.k_end, merge ? w.round_out : p.out, merge ? w.round_lse : p.lse};
+  if (p.tensor_cores && p.element != Element::fp32) {
+    launch_bucket_tiles_mma(p, sorted, stream);
+  } else {
+    switch (p.element) {
+      case Element::bf16: launch_tiles<__nv_bfloat16>(p, sorted, stream); break;
+      case Element::fp16: launch_tiles<__half>(p, sorted, stream); break;
+      case Element::fp32: launch_tiles<float>(p, sorted, stream); break;
+    }
   }
   if (merge) {
     merge_rounds_kernel<<<static_cast<unsigned>(static_cast<std::size_t>(p.heads_q) * p.n_q), 128, 0, stream>>>(p, w.round_out, w.round_lse);

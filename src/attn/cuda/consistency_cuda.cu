@@ -130,7 +130,7 @@ struct BucketCase {
   bool causal, identical_keys;
 };
 
-ConsistencyResult bucket_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+std::vector<ConsistencyResult> bucket_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
   const CaseShape& s = registry_case.shape;
   const BucketCase c{s.heads_q, s.heads_kv, s.n_q, s.n_k, s.dim, registry_case.options.bucket_bits, registry_case.options.rounds,
                      s.causal, s.identical_keys};
@@ -149,30 +149,37 @@ ConsistencyResult bucket_case(const AttentionCase& registry_case, std::mt19937_6
 
   DeviceBuffer<__nv_bfloat16> d_q(in.q), d_k(in.k), d_v(in.v);
   DeviceBuffer<std::uint32_t> d_qb(q_ids), d_kb(k_ids);
-  DeviceBuffer<float> d_out(problem.out_size()), d_lse(static_cast<std::size_t>(c.heads_q) * c.n_q);
-  BucketAttentionParams params{d_q.get(), d_k.get(), d_v.get(), d_qb.get(), d_kb.get(), c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim,
-                               c.bucket_bits, c.rounds, c.causal, static_cast<float>(problem.scale), d_out.get(), d_lse.get(), nullptr};
-  DeviceBuffer<char> workspace(bucket_workspace_bytes(params));
-  params.workspace = workspace.get();
-  bucket_attention(params, nullptr);
-  HASHHOP_CUDA_CHECK(cudaDeviceSynchronize());
-
   std::vector<double> expected(problem.out_size()), expected_lse(static_cast<std::size_t>(c.heads_q) * c.n_q);
   attn::bucket_attention(problem, config, expected.data(), expected_lse.data());
+  std::vector<double> dense;
+  if (registry_case.expectation == Expectation::dense) {  // one bucket must also be dense attention itself
+    dense.resize(problem.out_size());
+    dense_attention(problem, dense.data());
+  }
   // Outputs and lse each against their own reference's bf16 rounding; the row reports the lse error in
   // output units (scaled by the ratio of the two tolerances), so one column holds both.
   const double out_tolerance = lowprec_tolerance(registry_case.tolerance, {expected});
   const double lse_tolerance = lowprec_tolerance(registry_case.tolerance, {expected_lse});
-  ConsistencyResult result{registry_case.label, registry_case.shape_name(),
-                           registry_case.expectation == Expectation::dense ? "cpu ref (= dense): out, lse" : "cpu ref: out, lse", 0,
-                           out_tolerance};
-  result.max_error = std::max(max_error(d_out.to_host(), expected), max_error(d_lse.to_host(), expected_lse) * out_tolerance / lse_tolerance);
-  if (registry_case.expectation == Expectation::dense) {  // one bucket must also be dense attention itself
-    std::vector<double> dense(problem.out_size());
-    dense_attention(problem, dense.data());
-    result.max_error = std::max(result.max_error, max_error(d_out.to_host(), dense));
+  std::vector<ConsistencyResult> results;
+  for (const bool tensor_cores : {true, false}) {  // both tile kernels see the same inputs and ids
+    DeviceBuffer<float> d_out(problem.out_size()), d_lse(static_cast<std::size_t>(c.heads_q) * c.n_q);
+    BucketAttentionParams params{d_q.get(), d_k.get(), d_v.get(), d_qb.get(), d_kb.get(), c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim,
+                                 c.bucket_bits, c.rounds, c.causal, static_cast<float>(problem.scale), d_out.get(), d_lse.get(), nullptr};
+    params.tensor_cores = tensor_cores;
+    DeviceBuffer<char> workspace(bucket_workspace_bytes(params));
+    params.workspace = workspace.get();
+    bucket_attention(params, nullptr);
+    HASHHOP_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::string tiles = tensor_cores ? " (tensor-core tiles)" : " (fp32-FMA tiles)";
+    ConsistencyResult result{registry_case.label, registry_case.shape_name(),
+                             (registry_case.expectation == Expectation::dense ? "cpu ref (= dense): out, lse" : "cpu ref: out, lse") + tiles, 0,
+                             out_tolerance};
+    const std::vector<float> out = d_out.to_host();
+    result.max_error = std::max(max_error(out, expected), max_error(d_lse.to_host(), expected_lse) * out_tolerance / lse_tolerance);
+    if (!dense.empty()) result.max_error = std::max(result.max_error, max_error(out, dense));
+    results.push_back(std::move(result));
   }
-  return result;
+  return results;
 }
 
 // The argmax kernel of angular LSH against bucket_ids on the same projections.
@@ -287,7 +294,7 @@ std::vector<ConsistencyResult> run_cuda_case(const AttentionCase& c, unsigned se
   if (c.expectation == Expectation::bucket_ids) return {lsh_ids_case(c, rng)};
   switch (c.mechanism) {
     case Mechanism::signature_topk: return {signature_case(c, rng)};
-    case Mechanism::bucket: return {bucket_case(c, rng)};
+    case Mechanism::bucket: return bucket_case(c, rng);
     case Mechanism::index: return index_case(c, rng);
     case Mechanism::dense: break;
   }

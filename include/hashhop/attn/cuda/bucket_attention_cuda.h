@@ -1,5 +1,5 @@
-// CUDA path of bucket hash attention (sm_90), prefill or decode: sort queries and keys by (round, head,
-// bucket) with a stable radix sort, then tiled exact softmax over each query's bucket. Torch-free params.
+// CUDA path of bucket hash attention (sm_90), prefill or decode: stable radix sorts by (round, head, bucket),
+// then tiled exact softmax over each query's bucket (tensor cores for bf16/fp16). Torch-free params.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -31,6 +31,9 @@ struct BucketAttentionParams {
   float* lse = nullptr;       // [heads_q, n_q] or null; -inf for a query with no keys
   void* workspace = nullptr;  // bucket_workspace_bytes(...) bytes
   Element element = Element::bf16;
+  // bf16/fp16 on tensor cores (mma.sync tiles); false keeps them on the fp32-FMA tiles, as fp32 always is
+  // (attn-check compares both with the reference, attn-bench --bucket-cuda-cores times the old kernel).
+  bool tensor_cores = true;
 };
 
 // Throws std::invalid_argument naming the field (sizes, dim, bucket_bits + log2(rounds * heads) > 32).
