@@ -221,23 +221,43 @@ struct BucketIds {
   at::Tensor q, k;  // [rounds, heads, n] uint32 (stored as int32)
 };
 
-BucketIds lsh_ids(const at::Tensor& q, const at::Tensor& k, const attn::BucketConfig& config) {
+// Each round's rotation R in two bf16 parts, on the device: a parameter of the hash, made once per table row.
+std::vector<at::Tensor> lsh_rotations(const attn::BucketConfig& config, const at::TensorOptions& options) {
+  const int columns = attn::bucket_projection_columns(config);
+  std::vector<at::Tensor> rotations;
+  for (int r = 0; r < config.rounds; ++r) {
+    std::vector<__nv_bfloat16> split = hc::split_rotation(attn::bucket_projection(kDim, config, r), kDim, columns);
+    rotations.push_back(at::from_blob(split.data(), {static_cast<std::int64_t>(split.size())}, at::kBFloat16).to(options.device()));
+  }
+  return rotations;
+}
+
+// One fused call per round and tensor (every head's rows at once): x·R on tensor cores, argmax in registers.
+BucketIds lsh_ids(const at::Tensor& q, const at::Tensor& k, const attn::BucketConfig& config, const std::vector<at::Tensor>& rotations) {
   const std::int64_t n = q.size(2);
   const auto options = q.options();
   BucketIds ids{at::empty({config.rounds, kHeads, n}, options.dtype(at::kInt)), at::empty({config.rounds, kHeads, n}, options.dtype(at::kInt))};
+  const int columns = attn::bucket_projection_columns(config);
   for (int r = 0; r < config.rounds; ++r) {
-    const std::vector<double> projection = attn::bucket_projection(kDim, config, r);
-    const int columns = attn::bucket_projection_columns(config);
-    const at::Tensor rotation = at::tensor(projection, options.dtype(at::kDouble)).reshape({kDim, columns}).to(at::kFloat);
-    for (int h = 0; h < kHeads; ++h) {
-      for (const auto& [x, out] : {std::pair{q, ids.q}, std::pair{k, ids.k}}) {
-        const at::Tensor projected = at::matmul(x[0][h].to(at::kFloat), rotation).contiguous();
-        hc::lsh_bucket_ids(projected.data_ptr<float>(), static_cast<int>(n), columns,
-                           reinterpret_cast<std::uint32_t*>(out[r][h].data_ptr<int>()), current_stream());
-      }
+    for (const auto& [x, out] : {std::pair{q, ids.q}, std::pair{k, ids.k}}) {
+      hc::lsh_bucket_ids(bf16(x), static_cast<int>(kHeads * n), kDim, bf16(rotations[r]), columns,
+                         reinterpret_cast<std::uint32_t*>(out[r].data_ptr<int>()), current_stream());
     }
   }
   return ids;
+}
+
+// Share of head 0's query rows (round 0) whose fused id differs from the argmax over float32 projections.
+double ids_disagreement(const at::Tensor& q, const attn::BucketConfig& config, const BucketIds& ids) {
+  const std::int64_t n = q.size(2);
+  const int columns = attn::bucket_projection_columns(config);
+  const at::Tensor rotation =
+      at::tensor(attn::bucket_projection(kDim, config, 0), q.options().dtype(at::kDouble)).reshape({kDim, columns}).to(at::kFloat);
+  const at::Tensor projected = at::matmul(q[0][0].to(at::kFloat), rotation).contiguous();
+  at::Tensor reference = at::empty({n}, q.options().dtype(at::kInt));
+  hc::lsh_bucket_ids(projected.data_ptr<float>(), static_cast<int>(n), columns, reinterpret_cast<std::uint32_t*>(reference.data_ptr<int>()),
+                     current_stream());
+  return (reference != ids.q[0][0]).to(at::kDouble).mean().item<double>();
 }
 
 struct BucketRun {
@@ -292,11 +312,13 @@ nlohmann::json prefill_row(std::int64_t n, const AttentionBenchOptions& o) {
   std::printf("| %lld | %s | %s | %d |", static_cast<long long>(n), ms_text(flash_ms).c_str(), ms_text(cudnn_ms).c_str(), config.bucket_bits);
   for (int rounds : kBucket.rounds) {
     config.rounds = rounds;
-    BucketIds ids = lsh_ids(q, k, config);
-    const double ids_ms = median_ms([&] { ids = lsh_ids(q, k, config); }, 1, o.prefill_repeats);
+    const std::vector<at::Tensor> rotations = lsh_rotations(config, q.options());
+    BucketIds ids = lsh_ids(q, k, config, rotations);
+    const double ids_ms = median_ms([&] { ids = lsh_ids(q, k, config, rotations); }, 1, o.prefill_repeats);
     BucketRun run = prepare_bucket(q, k, v, ids, config);
     const double attend_ms = median_ms([&] { hc::bucket_attention(run.params, stream); }, 1, o.prefill_repeats);
     const double error = bucket_kernel_error(q, k, v, ids, run.out.view({kHeads, n, kDim}));
+    const double ids_differing = ids_disagreement(q, config, ids);
     run.params.tensor_cores = false;  // the same sort and keys on the fp32-FMA tiles: what the tensor cores buy
     const double fma_ms = median_ms([&] { hc::bucket_attention(run.params, stream); }, 1, o.prefill_repeats);
     const double total = ids_ms + attend_ms;
@@ -306,7 +328,9 @@ nlohmann::json prefill_row(std::int64_t n, const AttentionBenchOptions& o) {
     row[key + "sort_attend_fma_tiles_ms"] = fma_ms;
     row[key + "speedup_vs_best_sdpa"] = best_of(flash_ms, cudnn_ms) / total;
     row[key + "kernel_error"] = error;
-    std::printf(" %.2f | %.2f | %.2f | %.1fx | %.1e |", ids_ms, attend_ms, fma_ms, best_of(flash_ms, cudnn_ms) / total, error);
+    row[key + "ids_differing_from_float32"] = ids_differing;
+    std::printf(" %.2f | %.2f | %.2f | %.1fx | %.1e | %.1e |", ids_ms, attend_ms, fma_ms, best_of(flash_ms, cudnn_ms) / total, error,
+                ids_differing);
     std::fflush(stdout);
     run = BucketRun();
     c10::cuda::CUDACachingAllocator::emptyCache();
@@ -347,12 +371,13 @@ nlohmann::json run_attention_bench(const AttentionBenchOptions& o) {
   }
   if (!o.prefill_sizes.empty()) {
     std::printf("\n## Prefill: causal self-attention, batch 1, %d heads x %d dims, bf16\n\n", kHeads, kDim);
-    std::printf("Bucket: angular LSH ids (float32 projection + argmax kernel), stable radix sort, tiled softmax over each bucket; "
+    std::printf("Bucket: angular LSH ids (x·R on tensor cores with R in two bf16 parts, argmax fused), stable radix sort, tiled softmax over each bucket; "
                 "2^bucket_bits buckets, ~%d keys each. Speed-up counts ids + sort + attention (tensor-core tiles); "
-                "*FMA tiles*: the same sort and attention on the fp32-FMA tiles.\n\n", o.bucket_size);
+                "*FMA tiles*: the same sort and attention on the fp32-FMA tiles; *ids vs fp32*: share of head 0's query ids (round 0) "
+                "that differ from the argmax over float32 projections.\n\n", o.bucket_size);
     std::printf("| tokens | SDPA flash ms | SDPA cuDNN ms | bucket bits | 1 round: ids ms | sort+attend ms | FMA tiles ms | speed-up "
-                "| kernel err | 2 rounds: ids ms | sort+attend ms | FMA tiles ms | speed-up | kernel err |\n");
-    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                "| kernel err | ids vs fp32 | 2 rounds: ids ms | sort+attend ms | FMA tiles ms | speed-up | kernel err | ids vs fp32 |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (std::int64_t n : o.prefill_sizes) guarded(n, [&] { return prefill_row(n, o); });
   }
   return {{"device", prop.name}, {"copy_bandwidth_gbs", copy_gbs}, {"data", "random"}, {"rows", rows}};

@@ -182,12 +182,17 @@ std::vector<ConsistencyResult> bucket_case(const AttentionCase& registry_case, s
   return results;
 }
 
-// The argmax kernel of angular LSH against bucket_ids on the same projections.
-ConsistencyResult lsh_ids_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
+// The argmax kernels of angular LSH against bucket_ids: over float32 projections, and fused from bf16 rows
+// on tensor cores. x is drawn in bf16, so every path sees the same values.
+std::vector<ConsistencyResult> lsh_ids_case(const AttentionCase& registry_case, std::mt19937_64& rng) {
   const int n = registry_case.shape.n_k, dim = registry_case.shape.dim, bucket_bits = registry_case.options.bucket_bits;
   std::normal_distribution<double> normal;
   std::vector<double> x(static_cast<std::size_t>(n) * dim);
-  for (auto& value : x) value = normal(rng);
+  std::vector<__nv_bfloat16> x_bf16(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x_bf16[i] = __float2bfloat16(static_cast<float>(normal(rng)));
+    x[i] = __bfloat162float(x_bf16[i]);
+  }
   BucketConfig config;
   config.bucket_bits = bucket_bits;
   config.seed = registry_case.options.seed ? registry_case.options.seed : rng();
@@ -201,16 +206,23 @@ ConsistencyResult lsh_ids_case(const AttentionCase& registry_case, std::mt19937_
       projected[static_cast<std::size_t>(i) * columns + c] = static_cast<float>(dot);
     }
   }
-  DeviceBuffer<float> d_projected(projected);
-  DeviceBuffer<std::uint32_t> d_ids(static_cast<std::size_t>(n));
-  lsh_bucket_ids(d_projected.get(), n, columns, d_ids.get(), nullptr);
-  const auto got = d_ids.to_host();
   const auto want = bucket_ids(x.data(), n, dim, config, 0);
-  int differing = 0;
-  for (int i = 0; i < n; ++i) differing += got[i] != want[i];
-  // Float32 projections can only flip a bucket at a near-tie: the registry allows 1 in 1000.
-  return {registry_case.label, "n" + std::to_string(n) + " d" + std::to_string(dim), "bucket_ids: share differing",
-          static_cast<double>(differing) / n, registry_case.tolerance.float64_abs};
+  DeviceBuffer<float> d_projected(projected);
+  DeviceBuffer<__nv_bfloat16> d_x(x_bf16), d_rotation(split_rotation(projection, dim, columns));
+  std::vector<ConsistencyResult> results;
+  for (const bool fused : {false, true}) {
+    DeviceBuffer<std::uint32_t> d_ids(static_cast<std::size_t>(n));
+    if (fused) lsh_bucket_ids(d_x.get(), n, dim, d_rotation.get(), columns, d_ids.get(), nullptr);
+    else lsh_bucket_ids(d_projected.get(), n, columns, d_ids.get(), nullptr);
+    const auto got = d_ids.to_host();
+    int differing = 0;
+    for (int i = 0; i < n; ++i) differing += got[i] != want[i];
+    // ~24-bit projections can only flip a bucket at a near-tie: the registry allows 1 in 1000.
+    results.push_back({registry_case.label, "n" + std::to_string(n) + " d" + std::to_string(dim),
+                       fused ? "bucket_ids: share differing (bf16 rows, tensor cores)" : "bucket_ids: share differing (float32 projections)",
+                       static_cast<double>(differing) / n, registry_case.tolerance.float64_abs});
+  }
+  return results;
 }
 
 // ---- hash index ----
@@ -291,7 +303,7 @@ std::vector<ConsistencyResult> index_case(const AttentionCase& registry_case, st
 std::vector<ConsistencyResult> run_cuda_case(const AttentionCase& c, unsigned seed) {
   if (!cuda_device_available()) throw std::runtime_error("--device cuda: no CUDA device on this machine");
   std::mt19937_64 rng(case_seed(c, seed));
-  if (c.expectation == Expectation::bucket_ids) return {lsh_ids_case(c, rng)};
+  if (c.expectation == Expectation::bucket_ids) return lsh_ids_case(c, rng);
   switch (c.mechanism) {
     case Mechanism::signature_topk: return {signature_case(c, rng)};
     case Mechanism::bucket: return bucket_case(c, rng);

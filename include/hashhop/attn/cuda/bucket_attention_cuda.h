@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "hashhop/attn/cuda/element.h"
 
@@ -45,5 +46,12 @@ void bucket_attention(const BucketAttentionParams& params, cudaStream_t stream);
 void lsh_bucket_ids(const float* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream);
 // The same over float64 projections (what the ops use, so bucket ids equal the float64 reference's).
 void lsh_bucket_ids(const double* projected, int n, int columns, std::uint32_t* ids, cudaStream_t stream);
+
+// The same argmax from bf16 rows x [rows, dim] (dim 64 or 128) on tensor cores, with no projection written:
+// R as two bf16 parts (split_rotation: [2][columns][dim], R^T rounded, then the rounding's remainder), so
+// x·R keeps ~16 bits of R and flips a bucket only at a near-tie, as float32 projections do. bucket_bits >= 1.
+std::vector<__nv_bfloat16> split_rotation(const std::vector<double>& rotation, int dim, int columns);  // R: [dim, columns]
+void lsh_bucket_ids(const __nv_bfloat16* x, int rows, int dim, const __nv_bfloat16* rotation_split, int columns, std::uint32_t* ids,
+                    cudaStream_t stream);
 
 }  // namespace hashhop::attn::cuda
