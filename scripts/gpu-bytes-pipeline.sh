@@ -18,10 +18,10 @@
 #                   checkpoint on a warm machine; a stage whose last logged first-byte accuracy is below its
 #                   bar ends the chain, and FALLBACK (one STAGE, from scratch) runs instead. Then eval of
 #                   the last stage on SETS, and its model back in pieces.
-# The binary: chain and fork send a stripped build-gpu/hashhop back in pieces (hashhop.bin.NN) with hashhop.sources, a
-# hash of the sources it was built from. Carried in .gpu-bin/ (`cat hashhop.bin.* > .gpu-bin/hashhop; chmod +x
-# .gpu-bin/hashhop; cp hashhop.sources .gpu-bin/`), it replaces the ~2-minute build on a fresh machine while
-# the sources hash the same; otherwise (or with REBUILD=1) the build runs.
+# The binary: chain and fork send build-gpu/hashhop and the hashhop-torch it runs (both stripped, one tar) back in
+# pieces (hashhop.bin.NN) with hashhop.sources, a hash of the sources they were built from. Carried in .gpu-bin/
+# (`mkdir -p .gpu-bin; cat hashhop.bin.* | tar x -C .gpu-bin; cp hashhop.sources .gpu-bin/`), they replace the
+# ~2-minute build on a fresh machine while the sources hash the same; otherwise (or with REBUILD=1) it builds.
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
@@ -36,7 +36,7 @@ phase="${1:?phase: scratch, base, arms, eval, chain or fork}"; shift
 out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs pipeline/data
 h=build-gpu/hashhop
 sources_hash() { find src include apps CMakeLists.txt CMakePresets.json -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1; }
-if [ -x .gpu-bin/hashhop ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ]; then
+if [ -x .gpu-bin/hashhop ] && [ -x .gpu-bin/hashhop-torch ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ]; then
   if [ "$(cat .gpu-bin/hashhop.sources 2>/dev/null)" = "$(sources_hash)" ]; then h=.gpu-bin/hashhop
   else echo "the carried .gpu-bin/hashhop was built from other sources: building" >&2; fi
 fi
@@ -178,11 +178,12 @@ pack() {  # run names: weights in pieces (files back are at most 16 MB each), co
   done
 }
 
-send_binary() {  # the stripped binary in pieces with the hash of its sources (see the header); not one carried in
+send_binary() {  # both binaries stripped, one tar in pieces, with the hash of their sources (see the header)
   [ "$h" = .gpu-bin/hashhop ] && return 0
-  strip -o pipeline/hashhop.stripped "$h" && split -b 15M -d pipeline/hashhop.stripped "$out/hashhop.bin." &&
-    sources_hash > "$out/hashhop.sources"
-  rm -f pipeline/hashhop.stripped
+  # hashhop is the launcher: the commands that need LibTorch run in hashhop-torch beside it, so both travel.
+  mkdir -p pipeline/bin && strip -o pipeline/bin/hashhop "$h" && strip -o pipeline/bin/hashhop-torch "$h-torch" &&
+    tar cf - -C pipeline/bin hashhop hashhop-torch | split -b 15M -d - "$out/hashhop.bin." && sources_hash > "$out/hashhop.sources"
+  rm -rf pipeline/bin
 }
 
 case "$phase" in
