@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ostream>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "hashhop/attn/attention_cases.h"
@@ -299,6 +300,30 @@ TEST(AttentionCuda, BucketAttentionInFp16AndFp32EqualsTheReference) {
       }
     }
   }
+}
+
+// The fused LSH kernel's rotation (host code: runs without a GPU): R^T rounded to bf16, then the rounding's
+// remainder, so hi + lo is R to ~2^-17 relative (two 8-bit mantissas), at [col][d] and [columns + col][d].
+TEST(AttentionCuda, SplitRotationHoldsRInTwoBf16Parts) {
+  std::mt19937_64 rng(41);
+  std::normal_distribution<double> normal;
+  const int dim = 128, columns = 37;
+  std::vector<double> rotation(static_cast<std::size_t>(dim) * columns);
+  for (auto& value : rotation) value = normal(rng);
+  const std::vector<__nv_bfloat16> split = split_rotation(rotation, dim, columns);
+  ASSERT_EQ(split.size(), 2 * rotation.size());
+  double worst = 0;
+  for (int d = 0; d < dim; ++d) {
+    for (int col = 0; col < columns; ++col) {
+      const double want = rotation[static_cast<std::size_t>(d) * columns + col];
+      const double high = __bfloat162float(split[static_cast<std::size_t>(col) * dim + d]);
+      const double low = __bfloat162float(split[(static_cast<std::size_t>(columns) + col) * dim + d]);
+      EXPECT_LE(std::abs(high - want), std::ldexp(std::abs(want), -8)) << "d " << d << " col " << col;  // hi alone: bf16 rounding
+      worst = std::max(worst, std::abs(high + low - want) / std::abs(want));
+    }
+  }
+  EXPECT_LT(worst, std::ldexp(1.0, -16));
+  EXPECT_THROW(split_rotation(rotation, dim, columns + 1), std::invalid_argument);
 }
 
 }  // namespace
