@@ -182,7 +182,8 @@ send_binary() {  # both binaries stripped, one tar in pieces, with the hash of t
   [ "$h" = .gpu-bin/hashhop ] && return 0
   # hashhop is the launcher: the commands that need LibTorch run in hashhop-torch beside it, so both travel.
   mkdir -p pipeline/bin && strip -o pipeline/bin/hashhop "$h" && strip -o pipeline/bin/hashhop-torch "$h-torch" &&
-    tar cf - -C pipeline/bin hashhop hashhop-torch | split -b 15M -d - "$out/hashhop.bin." && sources_hash > "$out/hashhop.sources"
+    tar cf - -C pipeline/bin hashhop hashhop-torch | split -b 15M -d - "$out/hashhop.bin." && sources_hash > "$out/hashhop.sources" ||
+    { log "the binaries were not sent (strip, tar or split failed)"; rm -f "$out"/hashhop.bin.* "$out/hashhop.sources"; }
   rm -rf pipeline/bin
 }
 

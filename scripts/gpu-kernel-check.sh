@@ -16,7 +16,7 @@ echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown) (working 
 step "build: hashhop test_attention_cuda hashhop_ops"
 start=$(date +%s)
 { cmake --preset gpu && cmake --build --preset gpu --target hashhop test_attention_cuda hashhop_ops -- -j "$(nproc)"; } > "$out/build.log" 2>&1 ||
-  { grep -B2 -A12 "error" "$out/build.log" | head -60; exit 1; }
+  { grep -B2 -A12 "error" "$out/build.log" | head -60; echo "status 1 (build failed)" | tee -a "$out/steps.txt"; exit 1; }
 echo "build: $(( $(date +%s) - start )) s" | tee -a "$out/steps.txt"
 
 step "test_attention_cuda"
@@ -39,14 +39,14 @@ tail -3 "$out/ops-cuda.log" | tee -a "$out/steps.txt"
 step "hashhop attn-bench ${ATTN_BENCH_ARGS:-}"
 # eval: the options may hold quoted words (--decode-sizes '' skips the decode table)
 eval "build-gpu/hashhop attn-bench --json \"\$out/attn-bench.json\" ${ATTN_BENCH_ARGS:-}" > "$out/attn-bench.md" 2>&1 || status=1
-tail -8 "$out/attn-bench.md"
+tail -8 "$out/attn-bench.md" | tee -a "$out/steps.txt"
 
 if [ -n "${NCU_KERNEL:-}" ]; then
   step "ncu: first launch of $NCU_KERNEL in attn-bench ${NCU_ARGS:-}"
   eval "ncu --kernel-name \"regex:\$NCU_KERNEL\" --launch-count 1 --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section ComputeWorkloadAnalysis --section Occupancy --section LaunchStats build-gpu/hashhop attn-bench ${NCU_ARGS:-}" \
     > "$out/ncu.txt" 2>&1 || status=1
-  grep -E "Duration|Throughput|Pipe|Achieved Occupancy|Registers|Memory \[%\]|Compute \(SM\)" "$out/ncu.txt" | head -20
+  grep -E "Duration|Throughput|Pipe|Achieved Occupancy|Registers|Memory \[%\]|Compute \(SM\)" "$out/ncu.txt" | head -20 | tee -a "$out/steps.txt"
 fi
 echo "status $status" | tee -a "$out/steps.txt"
 exit $status

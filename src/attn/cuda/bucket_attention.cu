@@ -46,6 +46,8 @@ Sizes sizes_of(const BucketAttentionParams& p) {
   if (p.bucket_bits < 0 || p.bucket_bits > 24) throw std::invalid_argument("bucket_attention: bucket_bits must be in [0, 24]");
   const int end_bit = p.bucket_bits + bits_for(static_cast<long long>(p.rounds) * std::max(p.heads_q, p.heads_kv));
   if (end_bit > 32) throw std::invalid_argument("bucket_attention: bucket_bits + log2(rounds * heads) must be <= 32");
+  if (static_cast<long long>(p.rounds) * p.heads_q > 65535)  // one grid row per (round, head)
+    throw std::invalid_argument("bucket_attention: rounds * heads_q must be <= 65535 on the GPU");
   Sizes s{};
   s.q_total = static_cast<std::size_t>(p.rounds) * p.heads_q * p.n_q;
   s.k_total = static_cast<std::size_t>(p.rounds) * p.heads_kv * p.n_k;
@@ -170,7 +172,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
         hi = a;
       }
       if (lo < hi) atomicMin(&range[0], lo), atomicMax(&range[1], hi);
-      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i];
+      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i] & mask;
     }
     q_index[t] = i, q_lo[t] = lo, q_hi[t] = hi;
   }
@@ -210,7 +212,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
     }
     if (t < kBlockK && round > 0) {
       const int position = tile + t < hi ? s.k_order[tile + t] : 0;
-      for (int r = 0; r < round; ++r) k_prev[r][t] = p.k_buckets[(static_cast<std::size_t>(r) * p.heads_kv + kv) * p.n_k + position];
+      for (int r = 0; r < round; ++r) k_prev[r][t] = p.k_buckets[(static_cast<std::size_t>(r) * p.heads_kv + kv) * p.n_k + position] & mask;
     }
     __syncthreads();
     float score[4][4] = {};
@@ -227,7 +229,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
       for (int c = 0; c < 4; ++c) {
         const int col = tx + 16 * c, sorted = tile + col;
         bool valid = sorted >= q_lo[row] && sorted < q_hi[row];
-        for (int pr = 0; pr < round && valid; ++pr) valid = q_prev[pr][row] != k_prev[pr][col];  // counted in an earlier round
+        for (int pr = 0; pr < round && valid; ++pr) valid = q_prev[pr][row] != k_prev[pr][col];  // counted in an earlier round (ids masked as the buckets are)
         score[r][c] = valid ? score[r][c] : -INFINITY;
         tile_max = fmaxf(tile_max, score[r][c]);
       }

@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
         hi = a;
       }
       if (lo < hi) atomicMin(&range[0], lo), atomicMax(&range[1], hi);
-      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i];
+      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i] & mask;
     }
     q_index[t] = i, q_lo[t] = lo, q_hi[t] = hi;
   }
@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
     }
     if (t < kKeys && round > 0) {
       const int position = tile + t < hi ? s.k_order[tile + t] : 0;
-      for (int r = 0; r < round; ++r) k_prev[stage][r][t] = p.k_buckets[(static_cast<std::size_t>(r) * p.heads_kv + kv) * p.n_k + position];
+      for (int r = 0; r < round; ++r) k_prev[stage][r][t] = p.k_buckets[(static_cast<std::size_t>(r) * p.heads_kv + kv) * p.n_k + position] & mask;
     }
     cp_async_commit();
   };
@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
         for (int e = 0; e < 2; ++e) {
           const int col = 8 * j + 2 * c + e, sorted = tile + col;
           bool valid0 = sorted >= lo0 && sorted < hi0, valid1 = sorted >= lo1 && sorted < hi1;
-          for (int pr = 0; pr < round; ++pr) {  // a key shared in an earlier round was counted there
+          for (int pr = 0; pr < round; ++pr) {  // a key shared in an earlier round was counted there (ids masked)
             const std::uint32_t key_bucket = k_prev[stage][pr][col];
             valid0 = valid0 && q_prev[pr][row0] != key_bucket;
             valid1 = valid1 && q_prev[pr][row1] != key_bucket;
@@ -211,7 +211,7 @@ template <class T, int D>
 void launch(const BucketAttentionParams& p, const BucketSorted& sorted, cudaStream_t stream) {
   constexpr int bytes = shared_bytes<D>();
   HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_mma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  const dim3 grid(static_cast<unsigned>((p.n_q + kRows - 1) / kRows), static_cast<unsigned>(p.rounds * p.heads_q));
+  const dim3 grid(static_cast<unsigned>((static_cast<std::size_t>(p.n_q) + kRows - 1) / kRows), static_cast<unsigned>(p.rounds * p.heads_q));
   bucket_mma_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p, sorted);
   HASHHOP_CUDA_CHECK(cudaGetLastError());
 }

@@ -217,7 +217,7 @@ std::vector<ConsistencyResult> lsh_ids_case(const AttentionCase& registry_case, 
     const auto got = d_ids.to_host();
     int differing = 0;
     for (int i = 0; i < n; ++i) differing += got[i] != want[i];
-    // ~24-bit projections can only flip a bucket at a near-tie: the registry allows 1 in 1000.
+    // float32 projections, or R in two bf16 parts (~16 bits), flip a bucket only at a near-tie: the registry allows 1 in 1000.
     results.push_back({registry_case.label, "n" + std::to_string(n) + " d" + std::to_string(dim),
                        fused ? "bucket_ids: share differing (bf16 rows, tensor cores)" : "bucket_ids: share differing (float32 projections)",
                        static_cast<double>(differing) / n, registry_case.tolerance.float64_abs});

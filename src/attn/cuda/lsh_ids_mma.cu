@@ -1,6 +1,6 @@
 // Angular LSH ids straight from bf16 rows on tensor cores: x·R in 64-column tiles (R in two bf16 parts), the
 // argmax over [xR, -xR] kept in registers, so no [rows, columns] projection is ever written. Checked by attn-check.
-#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -48,9 +48,9 @@ __global__ void __launch_bounds__(kThreads) lsh_ids_mma_kernel(const __nv_bfloat
       xf[group][k][3] = r1 < rows ? *reinterpret_cast<const std::uint32_t*>(p1 + 16 * k + 8) : 0u;
     }
   }
-  float best[kGroups][2];
+  float best[kGroups][2];  // (-inf, rank 0) as the reference starts: a row of NaNs gets id 0 there too
   int rank[kGroups][2];
-  for (int group = 0; group < kGroups; ++group) best[group][0] = best[group][1] = -INFINITY, rank[group][0] = rank[group][1] = INT_MAX;
+  for (int group = 0; group < kGroups; ++group) best[group][0] = best[group][1] = -INFINITY, rank[group][0] = rank[group][1] = 0;
 
   for (int tile = 0; tile < columns; tile += kColumns) {
     for (int e = t; e < 2 * kColumns * (D / 8); e += kThreads) {  // 16-byte chunks of both parts' rows
@@ -142,7 +142,11 @@ std::vector<__nv_bfloat16> split_rotation(const std::vector<double>& rotation, i
 
 void lsh_bucket_ids(const __nv_bfloat16* x, int rows, int dim, const __nv_bfloat16* rotation_split, int columns, std::uint32_t* ids,
                     cudaStream_t stream) {
-  if (rows < 0 || columns < 1) throw std::invalid_argument("lsh_bucket_ids: rows must be >= 0 and columns >= 1");
+  if (rows < 0 || columns < 1 || columns > (1 << 23))
+    throw std::invalid_argument("lsh_bucket_ids: rows must be >= 0 and columns in [1, 2^23] (bucket_bits 1..24)");
+  if (rows > 0 && (!x || !rotation_split || !ids)) throw std::invalid_argument("lsh_bucket_ids: x, rotation_split and ids must be set");
+  if (reinterpret_cast<std::uintptr_t>(x) % 4 || reinterpret_cast<std::uintptr_t>(rotation_split) % 16)  // word loads; cp.async
+    throw std::invalid_argument("lsh_bucket_ids: x must be 4-byte and rotation_split 16-byte aligned");
   if (dim != 64 && dim != 128) throw std::invalid_argument("lsh_bucket_ids: dim must be 64 or 128, got " + std::to_string(dim));
   if (rows == 0) return;
   if (dim == 64) launch<64>(x, rows, rotation_split, columns, ids, stream); else launch<128>(x, rows, rotation_split, columns, ids, stream);

@@ -33,7 +33,7 @@ struct BucketAttentionParams {
   void* workspace = nullptr;  // bucket_workspace_bytes(...) bytes
   Element element = Element::bf16;
   // bf16/fp16 on tensor cores (mma.sync tiles); false keeps them on the fp32-FMA tiles, as fp32 always is
-  // (attn-check compares both with the reference, attn-bench --bucket-cuda-cores times the old kernel).
+  // (attn-check compares both with the reference; attn-bench times both, its "FMA tiles" column).
   bool tensor_cores = true;
 };
 
@@ -49,7 +49,8 @@ void lsh_bucket_ids(const double* projected, int n, int columns, std::uint32_t* 
 
 // The same argmax from bf16 rows x [rows, dim] (dim 64 or 128) on tensor cores, with no projection written:
 // R as two bf16 parts (split_rotation: [2][columns][dim], R^T rounded, then the rounding's remainder), so
-// x·R keeps ~16 bits of R and flips a bucket only at a near-tie, as float32 projections do. bucket_bits >= 1.
+// x·R keeps ~16 bits of R and flips a bucket only at a near-tie, as float32 projections do. For bucket_bits >= 1
+// (columns = 2^(bucket_bits - 1) <= 2^23); with 0 bits every id is 0, which is the caller's to write.
 std::vector<__nv_bfloat16> split_rotation(const std::vector<double>& rotation, int dim, int columns);  // R: [dim, columns]
 void lsh_bucket_ids(const __nv_bfloat16* x, int rows, int dim, const __nv_bfloat16* rotation_split, int columns, std::uint32_t* ids,
                     cudaStream_t stream);
