@@ -302,6 +302,41 @@ TEST(AttentionCuda, BucketAttentionInFp16AndFp32EqualsTheReference) {
   }
 }
 
+// Ids carry only bucket_bits bits: bits above them (a caller's hash, unmasked) change nothing, in the bucket
+// lookup or in the earlier rounds' each-key-once rule, on either tile kernel.
+TEST(AttentionCuda, BucketIdsAboveBucketBitsAreIgnored) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937_64 rng(43);
+  const int heads = 2, n = 300, dim = 64, bits = 3, rounds = 3;
+  const Typed q = typed_normal(static_cast<std::size_t>(heads) * n * dim, Element::bf16, rng);
+  const Typed k = typed_normal(static_cast<std::size_t>(heads) * n * dim, Element::bf16, rng);
+  const Typed v = typed_normal(static_cast<std::size_t>(heads) * n * dim, Element::bf16, rng);
+  std::vector<std::uint32_t> q_ids(static_cast<std::size_t>(rounds) * heads * n), k_ids(q_ids.size());
+  for (auto* ids : {&q_ids, &k_ids})
+    for (auto& id : *ids) id = static_cast<std::uint32_t>(rng() % (1u << bits));
+  auto noisy = [&](std::vector<std::uint32_t> ids) {
+    for (auto& id : ids) id |= static_cast<std::uint32_t>(rng() % 1000) << bits;
+    return ids;
+  };
+  for (const bool tensor_cores : {true, false}) {
+    std::vector<float> outputs[2];
+    for (int run = 0; run < 2; ++run) {
+      DeviceBuffer<unsigned char> d_q(q.storage), d_k(k.storage), d_v(v.storage);
+      DeviceBuffer<std::uint32_t> d_qb(run ? noisy(q_ids) : q_ids), d_kb(run ? noisy(k_ids) : k_ids);
+      DeviceBuffer<float> d_out(static_cast<std::size_t>(heads) * n * dim);
+      BucketAttentionParams p;
+      p.q = d_q.get(), p.k = d_k.get(), p.v = d_v.get(), p.q_buckets = d_qb.get(), p.k_buckets = d_kb.get();
+      p.heads_q = heads, p.heads_kv = heads, p.n_q = n, p.n_k = n, p.dim = dim, p.bucket_bits = bits, p.rounds = rounds;
+      p.causal = true, p.scale = 0.125f, p.out = d_out.get(), p.element = Element::bf16, p.tensor_cores = tensor_cores;
+      DeviceBuffer<char> d_ws(bucket_workspace_bytes(p));
+      p.workspace = d_ws.get();
+      bucket_attention(p, nullptr);
+      outputs[run] = d_out.to_host();
+    }
+    EXPECT_EQ(outputs[0], outputs[1]) << (tensor_cores ? "tensor cores" : "fp32 FMAs");
+  }
+}
+
 // The fused LSH kernel's rotation (host code: runs without a GPU): R^T rounded to bf16, then the rounding's
 // remainder, so hi + lo is R to ~2^-17 relative (two 8-bit mantissas), at [col][d] and [columns + col][d].
 TEST(AttentionCuda, SplitRotationHoldsRInTwoBf16Parts) {
