@@ -15,7 +15,7 @@
 namespace hashhop::attn::cuda {
 namespace {
 
-constexpr int kBlockQ = 64, kBlockK = 64, kThreads = 256, kMaxRounds = kBucketMaxRounds;
+constexpr int kBlockQ = kBucketBlockRows, kBlockK = 64, kThreads = 256, kMaxRounds = kBucketMaxRounds;
 
 int bits_for(long long count) {  // ceil(log2(count)), 0 for 1
   int bits = 0;
@@ -144,39 +144,19 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
   const T* q_data = static_cast<const T*>(p.q);
   const T* k_data = static_cast<const T*>(p.k);
   const T* v_data = static_cast<const T*>(p.v);
-  __shared__ int q_index[kBlockQ], q_lo[kBlockQ], q_hi[kBlockQ], range[2];
-  __shared__ std::uint32_t q_prev[kMaxRounds - 1][kBlockQ], k_prev[kMaxRounds - 1][kBlockK];
+  __shared__ BucketBlockQueries queries;
+  __shared__ std::uint32_t k_prev[kMaxRounds - 1][kBlockK];
 
   const int segment = blockIdx.y, round = segment / p.heads_q, head = segment % p.heads_q;
   const int kv = head / (p.heads_q / p.heads_kv);
   const int t = threadIdx.x, ty = t / 16, tx = t % 16;
   const std::size_t q_base = static_cast<std::size_t>(segment) * p.n_q;
   const std::uint32_t mask = p.bucket_bits == 0 ? 0u : (1u << p.bucket_bits) - 1;
-  if (t == 0) range[0] = INT_MAX, range[1] = INT_MIN;
-  __syncthreads();
-  if (t < kBlockQ) {
-    const int sorted = blockIdx.x * kBlockQ + t;
-    int lo = 0, hi = 0, i = -1;
-    if (sorted < p.n_q) {
-      i = s.q_order[q_base + sorted];
-      const std::size_t table = (static_cast<std::size_t>(round * p.heads_kv + kv) << p.bucket_bits) | (s.q_codes[q_base + sorted] & mask);
-      lo = s.k_start[table];
-      hi = s.k_end[table];
-      if (p.causal) {  // positions ascend within a bucket (stable sort): cut at the first one past the query
-        const int last = p.n_k - p.n_q + i;
-        int a = lo, z = hi;
-        while (a < z) {
-          const int m = (a + z) / 2;
-          if (s.k_order[m] <= last) a = m + 1; else z = m;
-        }
-        hi = a;
-      }
-      if (lo < hi) atomicMin(&range[0], lo), atomicMax(&range[1], hi);
-      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i] & mask;
-    }
-    q_index[t] = i, q_lo[t] = lo, q_hi[t] = hi;
-  }
-  __syncthreads();
+  load_block_queries(p, s, queries);
+  const int* q_index = queries.index;
+  const int* q_lo = queries.lo;
+  const int* q_hi = queries.hi;
+  const auto& q_prev = queries.prev;
   for (int e = t; e < kBlockQ * D / 2; e += kThreads) {
     const int row = e / (D / 2), col = (e % (D / 2)) * 2;
     float2 value = make_float2(0.f, 0.f);
@@ -191,7 +171,7 @@ __global__ void __launch_bounds__(kThreads) bucket_tile_kernel(BucketAttentionPa
     m[r] = -INFINITY, l[r] = 0.f;
     for (int j = 0; j < J; ++j) acc[r][j][0] = acc[r][j][1] = 0.f;
   }
-  const int lo = range[0], hi = range[1];
+  const int lo = queries.range[0], hi = queries.range[1];
   const std::size_t kv_base = static_cast<std::size_t>(kv) * p.n_k;
   for (int tile = lo; tile < hi; tile += kBlockK) {
     for (int e = t; e < kBlockK * (D / 8); e += kThreads) {  // 16-byte chunks of gathered key/value rows

@@ -15,7 +15,7 @@
 namespace hashhop::attn::cuda {
 namespace {
 
-constexpr int kRows = 64;  // sorted queries a block: 4 warps x 16 rows
+constexpr int kRows = kBucketBlockRows;  // sorted queries a block: 4 warps x 16 rows
 constexpr int kKeys = 64;  // sorted keys a tile
 constexpr int kThreads = 128;
 constexpr int kPad = 8;  // 16 bytes a shared row, so ldmatrix's 8 row addresses fall in 8 different bank quads
@@ -47,8 +47,8 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
   constexpr int S = row_stride<D>(), kSteps = D / 16, kOutTiles = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
   T* stages = reinterpret_cast<T*>(smem);
-  __shared__ int q_index[kRows], q_lo[kRows], q_hi[kRows], range[2];
-  __shared__ std::uint32_t q_prev[kBucketMaxRounds - 1][kRows], k_prev[2][kBucketMaxRounds - 1][kKeys];
+  __shared__ BucketBlockQueries queries;
+  __shared__ std::uint32_t k_prev[2][kBucketMaxRounds - 1][kKeys];
   const T* q_data = static_cast<const T*>(p.q);
   const T* k_data = static_cast<const T*>(p.k);
   const T* v_data = static_cast<const T*>(p.v);
@@ -58,32 +58,12 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
   const int t = threadIdx.x, warp = t / 32, lane = t % 32, g = lane / 4, c = lane % 4;
   const std::size_t q_base = static_cast<std::size_t>(segment) * p.n_q;
   const std::uint32_t mask = p.bucket_bits == 0 ? 0u : (1u << p.bucket_bits) - 1;
-  if (t == 0) range[0] = INT_MAX, range[1] = INT_MIN;
-  __syncthreads();
-  if (t < kRows) {
-    const int sorted = blockIdx.x * kRows + t;
-    int lo = 0, hi = 0, i = -1;
-    if (sorted < p.n_q) {
-      i = s.q_order[q_base + sorted];
-      const std::size_t table = (static_cast<std::size_t>(round * p.heads_kv + kv) << p.bucket_bits) | (s.q_codes[q_base + sorted] & mask);
-      lo = s.k_start[table];
-      hi = s.k_end[table];
-      if (p.causal) {  // positions ascend within a bucket (stable sort): cut at the first one past the query
-        const int last = p.n_k - p.n_q + i;
-        int a = lo, z = hi;
-        while (a < z) {
-          const int m = (a + z) / 2;
-          if (s.k_order[m] <= last) a = m + 1; else z = m;
-        }
-        hi = a;
-      }
-      if (lo < hi) atomicMin(&range[0], lo), atomicMax(&range[1], hi);
-      for (int r = 0; r < round; ++r) q_prev[r][t] = p.q_buckets[(static_cast<std::size_t>(r) * p.heads_q + head) * p.n_q + i] & mask;
-    }
-    q_index[t] = i, q_lo[t] = lo, q_hi[t] = hi;
-  }
-  __syncthreads();
-  const int lo = range[0], hi = range[1];
+  load_block_queries(p, s, queries);
+  const int* q_index = queries.index;
+  const int* q_lo = queries.lo;
+  const int* q_hi = queries.hi;
+  const auto& q_prev = queries.prev;
+  const int lo = queries.range[0], hi = queries.range[1];
   int warp_lo = INT_MAX, warp_hi = INT_MIN;  // a tile outside the warp's own rows' keys costs it no mma
   for (int r = warp * 16; r < warp * 16 + 16; ++r)
     if (q_lo[r] < q_hi[r]) warp_lo = min(warp_lo, q_lo[r]), warp_hi = max(warp_hi, q_hi[r]);
