@@ -296,11 +296,7 @@ void sort_pairs(const Workspace& w, std::uint32_t* codes[2], int* order[2], std:
 
 template <class T, int D>
 void launch_tiles(const BucketAttentionParams& p, const BucketSorted& sorted, cudaStream_t stream) {
-  constexpr int bytes = shared_bytes<T, D>();
-  HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_tile_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  const dim3 grid(static_cast<unsigned>(blocks_for(static_cast<std::size_t>(p.n_q), kBlockQ)), static_cast<unsigned>(p.rounds * p.heads_q));
-  bucket_tile_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p, sorted);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
+  launch_bucket_blocks(bucket_tile_kernel<T, D>, kThreads, shared_bytes<T, D>(), p, sorted, stream);
 }
 
 template <class T>

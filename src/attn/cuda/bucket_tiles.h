@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "hashhop/attn/cuda/bucket_attention_cuda.h"
+#include "hashhop/attn/cuda/cuda_check.h"
 
 namespace hashhop::attn::cuda {
 
@@ -67,6 +68,17 @@ __device__ inline void load_block_queries(const BucketAttentionParams& p, const 
     b.index[t] = i, b.lo[t] = lo, b.hi[t] = hi;
   }
   __syncthreads();
+}
+
+// One launch of a tile kernel: a block per 64 sorted queries (x) and per (round, head) (y).
+template <class Kernel>
+void launch_bucket_blocks(Kernel kernel, int threads, int shared_bytes, const BucketAttentionParams& p, const BucketSorted& s,
+                          cudaStream_t stream) {
+  HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared_bytes));
+  const dim3 grid(static_cast<unsigned>((static_cast<std::size_t>(p.n_q) + kBucketBlockRows - 1) / kBucketBlockRows),
+                  static_cast<unsigned>(p.rounds * p.heads_q));
+  kernel<<<grid, threads, shared_bytes, stream>>>(p, s);
+  HASHHOP_CUDA_CHECK(cudaGetLastError());
 }
 #endif
 

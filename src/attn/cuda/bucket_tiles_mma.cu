@@ -15,7 +15,6 @@
 namespace hashhop::attn::cuda {
 namespace {
 
-constexpr int kRows = kBucketBlockRows;  // sorted queries a block: 4 warps x 16 rows
 constexpr int kKeys = 64;  // sorted keys a tile
 constexpr int kThreads = 128;
 constexpr int kPad = 8;  // 16 bytes a shared row, so ldmatrix's 8 row addresses fall in 8 different bank quads
@@ -58,18 +57,14 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
   const int t = threadIdx.x, warp = t / 32, lane = t % 32, g = lane / 4, c = lane % 4;
   const std::size_t q_base = static_cast<std::size_t>(segment) * p.n_q;
   const std::uint32_t mask = p.bucket_bits == 0 ? 0u : (1u << p.bucket_bits) - 1;
-  load_block_queries(p, s, queries);
-  const int* q_index = queries.index;
-  const int* q_lo = queries.lo;
-  const int* q_hi = queries.hi;
-  const auto& q_prev = queries.prev;
+  load_block_queries(p, s, queries);  // 64 sorted queries: 4 warps x 16 rows
   const int lo = queries.range[0], hi = queries.range[1];
   int warp_lo = INT_MAX, warp_hi = INT_MIN;  // a tile outside the warp's own rows' keys costs it no mma
   for (int r = warp * 16; r < warp * 16 + 16; ++r)
-    if (q_lo[r] < q_hi[r]) warp_lo = min(warp_lo, q_lo[r]), warp_hi = max(warp_hi, q_hi[r]);
+    if (queries.lo[r] < queries.hi[r]) warp_lo = min(warp_lo, queries.lo[r]), warp_hi = max(warp_hi, queries.hi[r]);
   const int row0 = warp * 16 + g, row1 = row0 + 8;
-  const int lo0 = q_lo[row0], hi0 = q_hi[row0], lo1 = q_lo[row1], hi1 = q_hi[row1];
-  const int i0 = q_index[row0], i1 = q_index[row1];
+  const int lo0 = queries.lo[row0], hi0 = queries.hi[row0], lo1 = queries.lo[row1], hi1 = queries.hi[row1];
+  const int i0 = queries.index[row0], i1 = queries.index[row1];
 
   std::uint32_t qf[kSteps][4];  // this warp's 16 query rows as A fragments, read once (zeros past n_q)
   {
@@ -135,8 +130,8 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
           bool valid0 = sorted >= lo0 && sorted < hi0, valid1 = sorted >= lo1 && sorted < hi1;
           for (int pr = 0; pr < round; ++pr) {  // a key shared in an earlier round was counted there (ids masked)
             const std::uint32_t key_bucket = k_prev[stage][pr][col];
-            valid0 = valid0 && q_prev[pr][row0] != key_bucket;
-            valid1 = valid1 && q_prev[pr][row1] != key_bucket;
+            valid0 = valid0 && queries.prev[pr][row0] != key_bucket;
+            valid1 = valid1 && queries.prev[pr][row1] != key_bucket;
           }
           sc[j][e] = valid0 ? sc[j][e] * scale : -INFINITY;
           sc[j][2 + e] = valid1 ? sc[j][2 + e] * scale : -INFINITY;
@@ -189,11 +184,7 @@ __global__ void __launch_bounds__(kThreads) bucket_mma_kernel(BucketAttentionPar
 
 template <class T, int D>
 void launch(const BucketAttentionParams& p, const BucketSorted& sorted, cudaStream_t stream) {
-  constexpr int bytes = shared_bytes<D>();
-  HASHHOP_CUDA_CHECK(cudaFuncSetAttribute(bucket_mma_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  const dim3 grid(static_cast<unsigned>((static_cast<std::size_t>(p.n_q) + kRows - 1) / kRows), static_cast<unsigned>(p.rounds * p.heads_q));
-  bucket_mma_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p, sorted);
-  HASHHOP_CUDA_CHECK(cudaGetLastError());
+  launch_bucket_blocks(bucket_mma_kernel<T, D>, kThreads, shared_bytes<D>(), p, sorted, stream);
 }
 
 template <class T>
