@@ -26,6 +26,7 @@ Command add_engine_bench_command(CLI::App& root);
 Command add_serve_command(CLI::App& root);
 Command add_signature_recall_command(CLI::App& root);
 Command add_hop_probe_command(CLI::App& root);
+Command add_margin_probe_command(CLI::App& root);
 Command add_compact_command(CLI::App& root);
 Command add_sweep_command(CLI::App& root);  // issue 13: sweeps and plots
 Command add_plot_command(CLI::App& root);

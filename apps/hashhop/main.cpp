@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
       HASHHOP_TORCH_COMMAND("serve", hashhop::cli::add_serve_command),
       HASHHOP_TORCH_COMMAND("signature-recall", hashhop::cli::add_signature_recall_command),
       HASHHOP_TORCH_COMMAND("hop-probe", hashhop::cli::add_hop_probe_command),
+      HASHHOP_TORCH_COMMAND("margin-probe", hashhop::cli::add_margin_probe_command),
       HASHHOP_TORCH_COMMAND("compact", hashhop::cli::add_compact_command),
       hashhop::cli::add_sweep_command(root),  // both binaries: --model runs in hashhop-torch (torch_commands.h)
       hashhop::cli::add_plot_command(root),

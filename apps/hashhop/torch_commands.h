@@ -21,6 +21,7 @@ inline constexpr TorchCommand kTorchCommands[] = {
     {"engine-bench", "Benchmark the long-context engine against the dense path: prefill, latency, memory, accuracy"},
     {"signature-recall", "Recall of a byte model's own top-k keys by learned bit signatures (HashAttention's maps)"},
     {"hop-probe", "Where a byte model's hop blocks put their weight on the chain lines of multi-hop answers"},
+    {"margin-probe", "How far a byte model's global blocks score the query's own line above every other key, by prompt length"},
     {"compact", "Rewrite a model directory with its weights in bfloat16 (half the bytes)"},
     {"serve", "Serve a trained model over an OpenAI-compatible API (/v1/completions, /v1/chat/completions)"},
     // Only --model needs LibTorch: sweeps against an endpoint or the solver run in the lean binary.

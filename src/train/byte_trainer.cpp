@@ -199,11 +199,11 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
   return scores;
 }
 
-std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops) {
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops) {
   std::vector<ChainLines> out;
   const std::string& text = sample.text;
   const auto completion = text.find("\nCOMPLETION:");
-  if (sample.cot || sample.hops < 2 || max_hops < 1 || completion == std::string::npos) return out;
+  if (sample.cot || sample.hops < std::max(1, min_hops) || max_hops < 1 || completion == std::string::npos) return out;
   // Every prompt line "K = V" (V quoted on the last line of a chain) by its key.
   std::unordered_map<std::string_view, std::pair<std::int64_t, std::int64_t>> line_of;
   for (std::size_t begin = 0; begin < completion;) {

@@ -875,6 +875,17 @@ TEST(ByteTrainer, ChainLinesFollowTheQueryThroughThePrompt) {
   EXPECT_EQ(ht::chain_lines(sample, 2).at(0).lines.size(), 2u);
   EXPECT_TRUE(ht::chain_lines(ht::make_sample(400, 3, 4, true, 4, 77, 32), 3).empty());  // CoT: no supervision
   EXPECT_TRUE(ht::chain_lines(ht::make_sample(400, 1, 4, false, 4, 77, 32), 3).empty());  // 1 hop: none
+  const auto one_hop = ht::make_sample(400, 1, 4, false, 4, 77, 32);  // unless asked for (margin-probe)
+  const auto lines = ht::chain_lines(one_hop, 3, 1);
+  ASSERT_FALSE(lines.empty());
+  for (const auto& chain : lines) {
+    ASSERT_EQ(chain.lines.size(), 1u);
+    const auto [begin, end] = chain.lines[0];
+    const auto quote = static_cast<std::size_t>(chain.row);  // "K = 'A'" in the completion: K is the prompt line's key
+    const auto line_start = one_hop.text.rfind('\n', quote) + 1;
+    const std::string key = one_hop.text.substr(line_start, quote - 3 - line_start);
+    EXPECT_EQ(one_hop.text.substr(static_cast<std::size_t>(begin), key.size() + 3), key + " = ");
+  }
 }
 
 // The probed weights are each hop's softmax per head: hop 1 asks W_q x, hop 2 W_q x + P(read 1),

@@ -41,15 +41,16 @@ struct ByteScores {
   double first_byte_rate() const { return answers ? static_cast<double>(first_right) / answers : 0.0; }
 };
 
-// For each answer of `sample` with 2+ hops and no CoT: its first scored row (the opening quote, which
-// predicts the first answer byte) and the [begin, end) byte spans of its chain's first `max_hops` prompt
-// lines ("K = V": the query key's line, then the line of its value, ...), and of each line's V (its
-// letters: the quotes of the chain's last line left out). Empty with CoT or 1 hop.
+// For each answer of `sample` with `min_hops`+ hops (2 by default: what hops are supervised on) and no CoT:
+// its first scored row (the opening quote, which predicts the first answer byte) and the [begin, end) byte
+// spans of its chain's first `max_hops` prompt lines ("K = V": the query key's line, then the line of its
+// value, ...), and of each line's V (its letters: the quotes of the chain's last line left out). Empty with
+// CoT or fewer hops.
 struct ChainLines {
   std::int64_t row = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> lines, values;
 };
-std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops);
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops = 2);
 
 // Forward + scores on samples (train::make_batch's), padded into one batch. With grad off the loss is
 // still returned (detached by the caller's NoGradGuard).
