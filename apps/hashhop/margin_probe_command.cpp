@@ -30,7 +30,7 @@ namespace {
 
 struct Options {
   std::string model_dir, device = "auto", chars = "2400,9600";
-  int hash_len = 8, texts = 2;
+  int hash_len = 8, texts = 2, row_offset = 0;
   std::uint64_t queries = 8, seed = 900000;
   JsonOption json;
 };
@@ -63,6 +63,9 @@ int run_margin_probe(const Options& o) {
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
   require_byte_model_dir(o.model_dir);
   if (o.texts < 1) throw std::invalid_argument("--texts: must be >= 1");
+  if (o.row_offset > o.hash_len + 3)  // "K = '": the hash, " = " and the quote
+    throw std::invalid_argument("--row-offset: " + std::to_string(o.row_offset) + " leaves the completion line \"K = '\" (at most --hash-len + 3 = " +
+                                std::to_string(o.hash_len + 3) + ")");
   std::vector<std::uint64_t> sizes;
   for (const auto& item : split_list(o.chars)) sizes.push_back(generated_texts(item, 1, o.hash_len, o.queries).n_chars);
   const auto device = parse_device(o.device);
@@ -71,11 +74,12 @@ int run_margin_probe(const Options& o) {
   const auto& cfg = loaded.config.model;
   const double scale = 1.0 / std::sqrt(static_cast<double>(cfg.dim / cfg.heads));
   torch::NoGradGuard no_grad;
-  std::printf("1-hop answers without CoT, %d texts a size, %d-letter hashes; per global block and answer the head whose\n"
+  std::printf("1-hop answers without CoT, %d texts a size, %d-letter hashes, read at the row %d bytes before each answer's\n"
+              "first row (0: the opening quote, which predicts the first answer byte); per global block and answer the head whose\n"
               "softmax over the prompt's kept keys puts most weight on the query's line (\"K = V\" and its newline): that weight, whether\n"
               "the line's best score beats the best on lines without K, by how much (scores: q.k / sqrt(head dim), gate bias\n"
               "included), and how many of those keys score above the line. Medians over answers.\n",
-              o.texts, o.hash_len);
+              o.texts, o.hash_len, o.row_offset);
   std::printf("| chars | block | answers | line weight | line wins | margin | line score | best unrelated | unrelated keys above the line |\n"
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   nlohmann::json rows = nlohmann::json::array();
@@ -88,8 +92,14 @@ int run_margin_probe(const Options& o) {
       const auto chains = train::chain_lines(sample, 1, 1);  // 1-hop answers: the query key's own line
       const auto prompt_rows = static_cast<std::int64_t>(sample.text.find("\nCOMPLETION:"));
       if (chains.empty() || prompt_rows <= 0) continue;
+      // The probed row of each answer: its first row (the opening quote), or --row-offset bytes before it, on
+      // the completion line "K = '" (offset 4 is K's last letter at any hash length).
       std::vector<std::int64_t> query_rows;
-      for (const auto& c : chains) query_rows.push_back(c.row);
+      for (const auto& c : chains) {
+        if (c.row - o.row_offset <= prompt_rows)
+          throw std::invalid_argument("--row-offset: " + std::to_string(o.row_offset) + " bytes before an answer is not on its completion line");
+        query_rows.push_back(c.row - o.row_offset);
+      }
       for (const auto& v : model::capture_global_vectors(net, model::as_bytes(sample.text, device), query_rows, prompt_rows)) {
         if (v.keys.size(1) == 0) continue;  // the gate keeps nothing here: this block reads nothing
         const auto positions = torch::tensor(v.key_positions, torch::kInt64);
@@ -141,7 +151,7 @@ int run_margin_probe(const Options& o) {
     }
   }
   human.reset();  // the JSON itself goes to stdout
-  o.json.emit({{"model", o.model_dir}, {"chars", o.chars}, {"hash_len", o.hash_len}, {"queries", o.queries}, {"texts", o.texts},
+  o.json.emit({{"model", o.model_dir}, {"chars", o.chars}, {"hash_len", o.hash_len}, {"row_offset", o.row_offset}, {"queries", o.queries}, {"texts", o.texts},
                {"seed", o.seed}, {"device", device.str()}, {"rows", rows}});
   return 0;
 }
@@ -156,6 +166,9 @@ Command add_margin_probe_command(CLI::App& root) {
   app->add_option("--hash-len", o->hash_len, "Letters per hash")->capture_default_str()->check(CLI::Range(1, 256));
   app->add_option("--queries", o->queries, "Queries per text")->capture_default_str();
   app->add_option("--texts", o->texts, "Generated texts a size (seeds --seed, --seed + 1, ...)")->capture_default_str();
+  app->add_option("--row-offset", o->row_offset, "Read this many bytes before each answer's first row (4: the query hash's last letter)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
   app->add_option("--seed", o->seed, "Seed of the first text")->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   o->json.add(app, "the settings and one row per (size, global block)");

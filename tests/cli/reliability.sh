@@ -92,6 +92,8 @@ check "hop-probe 1 hop" 2 "--hops: Value 1 not in range 2 to 64" -- "$bin" hop-p
 check "margin-probe" 0 "\| 600 \| 1 \| [0-9]+ \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \|" -- "$bin" margin-probe --model "$work/bytes_run" \
   --chars 300,600 --hash-len 4 --texts 1 --device cpu
 check "margin-probe --json" 0 '"median_line_weight": [0-9]' -- bash -c "'$bin' margin-probe --model '$work/bytes_run' --chars 300 --hash-len 4 --texts 1 --device cpu --json 2>/dev/null"
+check "margin-probe at the query hash's last letter" 0 "read at the row 4 bytes before" -- "$bin" margin-probe --model "$work/bytes_run" \
+  --chars 300 --hash-len 4 --texts 1 --device cpu --row-offset 4
 # Its engine (chunked prefill; with a hard gate only the keys above it) answers as the dense path. The copy
 # sets gate_threshold above every gate of a 3-step model (σ(4) ≈ 0.98), so the hard gate drops every key.
 cp -r "$work/bytes_run" "$work/bytes_hard"
