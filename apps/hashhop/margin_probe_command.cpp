@@ -1,5 +1,5 @@
-// `hashhop margin-probe --model DIR --chars 2400,38400`: why a byte model's lookup fails at length. At each 1-hop
-// answer's first row, per global block: the best score on the query's own line against the best anywhere else.
+// `hashhop margin-probe --model DIR --chars 2400,38400`: why a byte model's lookup fails at length. For 1-hop
+// answers, per global block, at the first answer row or --row-offset bytes before it: the query's own line against the rest.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
