@@ -232,19 +232,6 @@ Row project_dense(const Row& from, std::uint64_t chars) {
   return row;
 }
 
-std::vector<std::uint64_t> parse_sizes(const std::string& option, const std::string& list) {
-  std::vector<std::uint64_t> sizes;
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    sizes.push_back(parse_size(option, item));
-    if (sizes.back() < 1) throw std::invalid_argument(option + ": sizes must be >= 1, got '" + item + "'");
-    check_prompt_fits_memory(option, sizes.back());
-  }
-  if (sizes.empty()) throw std::invalid_argument(option + ": expected a list of sizes like 1M,10M");
-  return sizes;
-}
-
 std::string percent(std::uint64_t n, std::uint64_t d) {
   if (d == 0) return "—";
   char b[32];

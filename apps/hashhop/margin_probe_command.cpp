@@ -6,7 +6,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -49,15 +48,6 @@ double median(std::vector<double> x) {
   return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  if (out.empty()) throw std::invalid_argument("--chars: give one or more sizes separated by commas");
-  return out;
-}
-
 int run_margin_probe(const Options& o) {
   o.json.open();
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
@@ -67,7 +57,8 @@ int run_margin_probe(const Options& o) {
     throw std::invalid_argument("--row-offset: " + std::to_string(o.row_offset) + " leaves the completion line \"K = '\" (at most --hash-len + 3 = " +
                                 std::to_string(o.hash_len + 3) + ")");
   std::vector<std::uint64_t> sizes;
-  for (const auto& item : split_list(o.chars)) sizes.push_back(generated_texts(item, 1, o.hash_len, o.queries).n_chars);
+  for (const auto chars : parse_sizes("--chars", o.chars))
+    sizes.push_back(generated_texts(std::to_string(chars), 1, o.hash_len, o.queries).n_chars);
   const auto device = parse_device(o.device);
   auto loaded = train::load_byte_model(o.model_dir, device);
   auto& net = loaded.net;

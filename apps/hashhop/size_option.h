@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -52,6 +54,21 @@ inline void check_prompt_fits_memory(const std::string& option, std::uint64_t ch
   if (pages <= 0 || page <= 0) return;
   io::check_size(option, chars, static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page), "characters",
                  "the memory of this machine; each prompt is held in memory");
+}
+
+// A comma list of prompt sizes ("1M,10M"; engine-bench, margin-probe): each >= 1 and within the memory of
+// this machine, errors naming the option.
+inline std::vector<std::uint64_t> parse_sizes(const std::string& option, const std::string& list) {
+  std::vector<std::uint64_t> sizes;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    sizes.push_back(parse_size(option, item));
+    if (sizes.back() < 1) throw std::invalid_argument(option + ": sizes must be >= 1, got '" + item + "'");
+    check_prompt_fits_memory(option, sizes.back());
+  }
+  if (sizes.empty()) throw std::invalid_argument(option + ": expected a list of sizes like 1M,10M");
+  return sizes;
 }
 
 // A CLI11 transform that lets an integer option take a size with a suffix: `--chunk 64K` reaches the
