@@ -25,7 +25,7 @@
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
-# SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt); in every phase the
+# SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt; GATES "soft hard" or one); in every phase the
 # evals stop at DEADLINE (520 s after the phase began), so what comes after them still runs. The PACK runs'
 # models (default: every ARM of scratch, ENGINE_ARM of eval) come back in <16 MB pieces (cat model.pt.* >
 # model.pt); metrics, logs and the eval table in logs.tar.gz. Run there: scripts/gpu-bytes-pipeline.sh PHASE [ARM configs...]   (carry .gpu-deps); files in $OUT.
@@ -137,7 +137,9 @@ eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (e
     n=$(name_of "$c")
     for s in "${sets[@]}"; do
       read -r chars hops cot samples <<< "$s"
-      gates=(soft); grep -q '"hash_gate": *false' "runs/$n/config.json" || gates+=(hard)  # ungated: nothing to drop
+      gates=(); for gate in ${GATES:-soft hard}; do  # GATES="hard": the engine's path only (it has matched soft since run 15)
+        [ "$gate" = hard ] && grep -q '"hash_gate": *false' "runs/$n/config.json" && continue  # ungated: nothing to drop
+        gates+=("$gate"); done
       for gate in "${gates[@]}"; do
         args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only)
         f="pipeline/eval-$n-$chars-$hops-$cot-$gate"

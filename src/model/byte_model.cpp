@@ -355,17 +355,31 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     const auto read = attend(extend(rotate(normalize(split(query), true), first), query_column), k, v, past_length);
     return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // they see no kept key: read nothing
   };
+  // The queries at probed rows (`rows` [B, R], -1 pads: position 0's), as attend() scores them (the gate
+  // column rides in q·k), float32 [B, H, R, padded]; the caller turns autocast off (it would run the
+  // matmuls that follow in bf16).
+  const auto queries_at = [&](const torch::Tensor& query, const torch::Tensor& probe) {
+    const auto rows = probe.to(x.device()).clamp_min(0);
+    const auto qx = extend(rotate(normalize(split(query), true), first), query_column).to(torch::kFloat32);
+    return qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)}));
+  };
+  if (kind_ == 'G') {
+    match_queries_ = match_keys_ = torch::Tensor();
+    if (match_rows_.defined() && match_rows_.numel() > 0 && past_length == 0 && !remote_) {
+      NoAutocast float32;
+      match_queries_ = queries_at(query_base, match_rows_);
+      match_keys_ = k.to(torch::kFloat32);
+    }
+  }
   if (kind_ != 'H') return out_->forward(ask(query_base));
   hop_weights_.clear();
   const bool probed = probe_rows_.defined() && probe_rows_.numel() > 0 && past_length == 0;
   const auto weights_of = [&](const torch::Tensor& query) {
-    // The probed rows' log-softmax over their visible keys, as attend() weighs them (the gate column rides
-    // in q·k): [B, H, R, T], in float32 (autocast off: it would run the matmul in bf16). Log weights, so a
-    // loss on a line's share keeps its gradient however small that share is.
+    // The probed rows' log-softmax over their visible keys, as attend() weighs them: [B, H, R, T], in
+    // float32. Log weights, so a loss on a line's share keeps its gradient however small that share is.
     NoAutocast float32;
     const auto rows = probe_rows_.to(x.device()).clamp_min(0);  // [B, R]
-    const auto qx = extend(rotate(normalize(split(query), true), first), query_column).to(torch::kFloat32);
-    const auto picked = qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)}));
+    const auto picked = queries_at(query, probe_rows_);
     const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
     const auto scores = torch::matmul(picked, k.to(torch::kFloat32).transpose(-1, -2)) * scale;  // [B, H, R, T]
     const auto later = torch::arange(t, rows.options()).view({1, 1, 1, t}) > rows.view({b, 1, -1, 1});
@@ -470,6 +484,18 @@ void ByteModelImpl::set_remote_attention(const RemoteAttention& remote) {
 void ByteModelImpl::set_hop_probe(const torch::Tensor& rows) {
   for (auto& block : blocks_)
     if (block->attention()->kind() == 'H') block->attention()->set_hop_probe(rows);
+}
+
+void ByteModelImpl::set_match_probe(std::size_t block, const torch::Tensor& rows) {
+  TORCH_CHECK(block < blocks_.size() && blocks_[block]->attention()->kind() == 'G', "byte model: block ", block,
+              " is not a global block");
+  blocks_[block]->attention()->set_match_probe(rows);
+}
+
+std::pair<torch::Tensor, torch::Tensor> ByteModelImpl::match_vectors(std::size_t block) const {
+  TORCH_CHECK(block < blocks_.size(), "byte model: no block ", block);
+  const auto& attention = blocks_[block]->attention();
+  return {attention->match_queries(), attention->match_keys()};
 }
 
 std::vector<std::vector<torch::Tensor>> ByteModelImpl::hop_weights() const {

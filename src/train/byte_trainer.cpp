@@ -17,6 +17,7 @@
 #include "hashhop/io/atomic_output.h"
 #include "hashhop/io/files.h"
 #include "hashhop/io/progress.h"
+#include "hashhop/model/autocast.h"
 #include "hashhop/train/checkpoint.h"
 #include "hashhop/train/data_parallel.h"
 #include "hashhop/train/run_files.h"
@@ -47,6 +48,7 @@ torch::Tensor objective(const ByteScores& scores, const model::ByteModelConfig& 
   auto total = scores.loss;
   if (model.gate_sparsity > 0 && scores.mean_gate.defined()) total = total + model.gate_sparsity * scores.mean_gate;
   if (model.hop_supervision > 0 && scores.hop_loss.defined()) total = total + model.hop_supervision * scores.hop_loss;
+  if (model.match_contrast > 0 && scores.match_loss.defined()) total = total + model.match_contrast * scores.match_loss;
   return total;
 }
 
@@ -89,6 +91,80 @@ void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::ve
   if (!terms.empty()) scores.hop_loss = torch::cat(terms).mean();
 }
 
+// match_contrast's probe: for every completion line (1-hop, multi-hop and CoT answers alike) the rows of
+// its " = " (1-3 bytes before the opening quote), the span of the query key's prompt line, and the key.
+struct MatchRows {
+  std::vector<std::int64_t> rows;
+  std::vector<std::pair<std::int64_t, std::int64_t>> lines;
+  std::vector<std::string> keys;
+};
+constexpr int kMatchOffsets[] = {1, 2, 3};
+
+MatchRows match_rows(const Sample& sample) {
+  MatchRows out;
+  for (const auto& chain : chain_lines(sample, 1, 1, /*with_cot=*/true)) {
+    if (chain.lines.empty()) continue;
+    const auto line = chain.lines[0];
+    const auto begin = static_cast<std::size_t>(line.first);
+    const auto key = sample.text.substr(begin, sample.text.find(" = ", begin) - begin);
+    for (const int offset : kMatchOffsets) {
+      out.rows.push_back(chain.row - offset);
+      out.lines.push_back(line);
+      out.keys.push_back(key);
+    }
+  }
+  return out;
+}
+
+// match_contrast's term: at each probed row, the contrast block's softmax over the row's own visible keys
+// and every key of the batch's other prompts (their padding and any line holding the row's key string left
+// out: a 4-letter key recurs inside other prompts' hashes), -log of its weight on the key's line, averaged
+// over heads as add_hop_loss does (log-sum-exp over the line, then over heads). All in float32.
+void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<Sample>& samples,
+                    const std::vector<MatchRows>& probed, std::int64_t length) {
+  const auto [queries, keys] = net->match_vectors(static_cast<std::size_t>(net->config().match_contrast_block));
+  if (!queries.defined() || !keys.defined()) return;
+  const auto batch = static_cast<std::int64_t>(samples.size()), rows = queries.size(2), heads = queries.size(1);
+  // [B·R, B·T] masks on the CPU: which keys each row's softmax holds, and which of them are its line.
+  auto allowed = torch::zeros({batch * rows, batch * length}, torch::kBool);
+  auto target = torch::zeros({batch * rows, batch * length}, torch::kBool);
+  auto has = torch::zeros({batch * rows}, torch::kBool);
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::size_t r = 0; r < probed[b].rows.size(); ++r) {
+      const auto i = b * rows + static_cast<std::int64_t>(r);
+      const auto row = probed[b].rows[r];
+      has[i] = true;
+      allowed[i].narrow(0, b * length, row + 1).fill_(true);  // its own prompt: causal, as attend() reads
+      const auto [line_begin, line_end] = probed[b].lines[r];
+      target[i].narrow(0, b * length + line_begin, line_end - line_begin).fill_(true);
+      const auto& key = probed[b].keys[r];
+      for (std::int64_t o = 0; o < batch; ++o) {
+        if (o == b) continue;
+        const auto& text = samples[o].text;
+        allowed[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
+        for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+          const auto start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+          const auto end = std::min(text.find('\n', at), text.size());
+          allowed[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
+        }
+      }
+    }
+  model::NoAutocast float32;  // bf16 matmuls would blur the scores this loss compares
+  const auto device = queries.device();
+  const auto q = queries.permute({1, 0, 2, 3}).reshape({heads, batch * rows, -1});  // [H, B·R, P]
+  const auto k = keys.permute({1, 0, 2, 3}).reshape({heads, batch * length, -1});   // [H, B·T, P]
+  const auto scores_all = torch::matmul(q, k.transpose(-1, -2)) * net->attention_scale();  // [H, B·R, B·T]
+  constexpr float minus_inf = -std::numeric_limits<float>::infinity();
+  const auto all = torch::logsumexp(scores_all.masked_fill(allowed.to(device).logical_not(), minus_inf), -1);
+  const auto on_line = torch::logsumexp(scores_all.masked_fill(target.to(device).logical_not(), minus_inf), -1);
+  const auto log_share = torch::logsumexp(on_line - all, 0) - std::log(static_cast<double>(heads));  // [B·R]
+  const auto kept = log_share.masked_select(has.to(device));
+  if (kept.numel() == 0) return;
+  scores.match_loss = -kept.mean();
+  scores.match_weight_sum += kept.detach().exp().sum().item<double>();
+  scores.match_terms += kept.numel();
+}
+
 nlohmann::json scores_json(const ByteScores& s) {
   const nlohmann::json hop_weight = s.hop_terms ? nlohmann::json(s.hop_weight_sum / static_cast<double>(s.hop_terms)) : nlohmann::json();
   nlohmann::json by = nlohmann::json::object();
@@ -96,7 +172,8 @@ nlohmann::json scores_json(const ByteScores& s) {
     by[std::to_string(key.first) + (key.second ? "cot" : "")] = value.second ? static_cast<double>(value.first) / value.second : 0.0;
   return {{"byte_acc", s.byte_accuracy()}, {"first_byte", s.first_byte_rate()}, {"exact", s.exact_rate()},
           {"answers", s.answers}, {"exact_by_hops", by}, {"kept_share", s.gated ? nlohmann::json(s.kept_share) : nlohmann::json()},
-          {"hop_line_weight", hop_weight}};
+          {"hop_line_weight", hop_weight},
+          {"match_weight", s.match_terms ? nlohmann::json(s.match_weight_sum / static_cast<double>(s.match_terms)) : nlohmann::json()}};
 }
 
 }  // namespace
@@ -112,6 +189,8 @@ void ByteScores::add(const ByteScores& o) {
   first_right += o.first_right;
   hop_weight_sum += o.hop_weight_sum;
   hop_terms += o.hop_terms;
+  match_weight_sum += o.match_weight_sum;
+  match_terms += o.match_terms;
   for (const auto& [key, value] : o.exact_by_hops_cot) {
     exact_by_hops_cot[key].first += value.first;
     exact_by_hops_cot[key].second += value.second;
@@ -148,13 +227,28 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
       for (std::size_t r = 0; r < supervised[b].size(); ++r) rows[b][static_cast<std::int64_t>(r)] = supervised[b][r].row;
     net->set_hop_probe(most > 0 ? rows : torch::Tensor());
   }
-  struct ProbeOff {  // the probe ends with this forward, also when it throws
-    model::ByteModel& net;
-    bool on;
-    ~ProbeOff() {
-      if (on) net->set_hop_probe(torch::Tensor());
+  std::vector<MatchRows> matched;
+  const auto match_block = static_cast<std::size_t>(net->config().match_contrast_block);
+  if (net->config().match_contrast > 0) {
+    std::int64_t most = 0;
+    for (const auto& s : samples) {
+      matched.push_back(match_rows(s));
+      most = std::max<std::int64_t>(most, static_cast<std::int64_t>(matched.back().rows.size()));
     }
-  } probe_off{net, !supervised.empty()};
+    auto rows = torch::full({batch, std::max<std::int64_t>(most, 1)}, -1, torch::kInt64);
+    for (std::int64_t b = 0; b < batch; ++b)
+      for (std::size_t r = 0; r < matched[b].rows.size(); ++r) rows[b][static_cast<std::int64_t>(r)] = matched[b].rows[r];
+    net->set_match_probe(match_block, most > 0 ? rows : torch::Tensor());
+  }
+  struct ProbeOff {  // the probes end with this forward, also when it throws
+    model::ByteModel& net;
+    bool hops, match;
+    std::size_t match_block;
+    ~ProbeOff() {
+      if (hops) net->set_hop_probe(torch::Tensor());
+      if (match) net->set_match_probe(match_block, torch::Tensor());
+    }
+  } probe_off{net, !supervised.empty(), !matched.empty(), match_block};
   const auto hidden = net->hidden(input).reshape({batch * length, -1});
   const auto row_index = torch::tensor(rows).to(device);
   const auto target = torch::tensor(targets).to(device);
@@ -196,14 +290,15 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     scores.mean_gate = net->mean_gate(valid);
   }
   if (!supervised.empty()) add_hop_loss(scores, net, supervised, length);
+  if (!matched.empty()) add_match_loss(scores, net, samples, matched, length);
   return scores;
 }
 
-std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops) {
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops, bool with_cot) {
   std::vector<ChainLines> out;
   const std::string& text = sample.text;
   const auto completion = text.find("\nCOMPLETION:");
-  if (sample.cot || sample.hops < std::max(1, min_hops) || max_hops < 1 || completion == std::string::npos) return out;
+  if ((sample.cot && !with_cot) || sample.hops < std::max(1, min_hops) || max_hops < 1 || completion == std::string::npos) return out;
   // Every prompt line "K = V" (V quoted on the last line of a chain) by its key.
   std::unordered_map<std::string_view, std::pair<std::int64_t, std::int64_t>> line_of;
   for (std::size_t begin = 0; begin < completion;) {
@@ -265,6 +360,8 @@ void refuse_data_parallel(const train::ByteRunConfig& config, const std::string&
     throw std::invalid_argument(where + ": field 'gate_sparsity': not supported with --nproc (data-parallel steps equal one process's only without it)");
   if (config.model.hop_supervision > 0)
     throw std::invalid_argument(where + ": field 'hop_supervision': not supported with --nproc (its term is a mean over the whole batch)");
+  if (config.model.match_contrast > 0)
+    throw std::invalid_argument(where + ": field 'match_contrast': not supported with --nproc (its negatives are the whole batch's keys)");
   if (config.model.gate == "hard_concrete")
     throw std::invalid_argument(where + ": field 'gate': \"hard_concrete\" is not supported with --nproc (each rank would draw other gate noise)");
 }

@@ -421,6 +421,11 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
   expect_error(R"({"family": "bytes", "model": {"layers": "GG", "hop_supervision": 1}})", "'hop_supervision': needs an H block");
   expect_error(R"({"family": "bytes", "model": {"layers": "GH", "hop_supervision": 1, "hop_supervision_target": "key"}})",
                "'hop_supervision_target': must be \"line\", \"value\" or \"first_letter\"");
+  expect_error(R"({"family": "bytes", "model": {"match_contrast": -1}})", "'match_contrast'");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GLG", "match_contrast": 1, "match_contrast_block": 1}})",
+               "'match_contrast_block': must name a G block of layers 'GLG'");
+  expect_error(R"({"family": "bytes", "model": {"layers": "GG", "match_contrast": 1, "match_contrast_block": 2}})",
+               "'match_contrast_block'");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
@@ -1009,4 +1014,114 @@ TEST(ByteModel, HopProbeWeighsKeysAsTheBlockReadsThem) {
   EXPECT_TRUE(torch::allclose(read[0], out[0][5], 1e-4, 1e-5));
   EXPECT_TRUE(torch::allclose(read[1], out[0][11], 1e-4, 1e-5));
   EXPECT_EQ(weights[0].narrow(0, 6, 6).abs().max().item<float>(), 0.0f);  // nothing after row 5
+}
+
+// The match probe keeps the queries and keys as the block reads them (gate column, p-RoPE, QK-norm): with one
+// head and an identity output projection, a probed row's output is softmax(q·k)·v over its visible keys.
+TEST(ByteModel, MatchProbeScoresKeysAsTheBlockReadsThem) {
+  auto config = small_config("G");
+  config.heads = 1;
+  config.global_rope_fraction = 0.5;
+  config.global_qk_norm = true;
+  torch::manual_seed(53);
+  hm::ByteAttention attention(config, 'G');
+  auto p = attention->named_parameters();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& t : attention->parameters()) t.mul_(4.0);
+    p["gate.weight"].normal_(0.0, 1.0);  // gates that vary, so vectors without the gate column differ
+    p["out.weight"].copy_(torch::eye(config.dim));
+  }
+  const auto x = torch::randn({2, 12, config.dim});
+  attention->set_match_probe(torch::tensor({5, 11, 7, -1}, torch::kInt64).view({2, 2}));
+  torch::NoGradGuard no_grad;
+  const auto out = attention->forward(x);
+  const auto q = attention->match_queries(), k = attention->match_keys();  // [B, 1, R, P], [B, 1, T, P]
+  ASSERT_TRUE(q.defined() && k.defined());
+  const auto v = torch::matmul(x, p["v.weight"].t());  // [B, T, dim]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(config.dim));
+  const std::vector<std::pair<int, int>> probed = {{0, 5}, {0, 11}, {1, 7}};
+  for (std::size_t i = 0; i < probed.size(); ++i) {
+    const auto [b, row] = probed[i];
+    const auto scores = torch::matmul(k[b][0].narrow(0, 0, row + 1), q[b][0][static_cast<std::int64_t>(i % 2)]) * scale;
+    const auto read = torch::matmul(torch::softmax(scores, 0), v[b].narrow(0, 0, row + 1));
+    EXPECT_TRUE(torch::allclose(read, out[b][row], 1e-4, 1e-5)) << "sample " << b << " row " << row;
+  }
+  attention->set_match_probe(torch::Tensor());
+  attention->forward(x);
+  EXPECT_FALSE(attention->match_queries().defined());
+}
+
+// match_contrast's term, by hand in float64 from the probed vectors: at the three " = " rows of every
+// completion line (1-hop, 2-hop and CoT alike), -log of the head-averaged share on the key's prompt line in
+// a softmax over the row's visible keys and every key of the other prompts, lines holding the key left out.
+// More prompts can only lower the share; the gradient reaches the block's query and key projections.
+TEST(ByteTrainer, MatchContrastIsTheLinesShareAmongEveryPromptsKeys) {
+  auto config = small_config("GG");
+  config.match_contrast = 1.0;
+  config.match_contrast_block = 1;
+  torch::manual_seed(59);
+  hm::ByteModel net(config);
+  // The third prompt repeats the first, so every key of each is in the other: the lines left out matter.
+  const auto first = ht::make_sample(300, 1, 4, false, 3, 5, 32);
+  const std::vector<ht::Sample> samples = {first, ht::make_sample(260, 2, 4, true, 2, 6, 32), first};
+  const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
+  ASSERT_TRUE(scores.match_loss.defined());
+  EXPECT_EQ(scores.match_terms, (3 + 2 + 3) * 3);
+  std::int64_t length = 0;
+  for (const auto& s : samples) length = std::max<std::int64_t>(length, static_cast<std::int64_t>(s.text.size()));
+  double total = 0, alone = 0;
+  int terms = 0;
+  {
+    torch::NoGradGuard no_grad;
+    const auto [q, k] = net->match_vectors(1);  // [B, H, R, P], [B, H, T, P]
+    const auto scale = net->attention_scale();
+    for (std::size_t b = 0; b < samples.size(); ++b) {
+      const auto chains = ht::chain_lines(samples[b], 1, 1, true);
+      for (std::size_t c = 0; c < chains.size(); ++c) {
+        const auto [begin, end] = chains[c].lines.at(0);
+        const auto& text = samples[b].text;
+        const std::string key = text.substr(static_cast<std::size_t>(begin), text.find(" = ", static_cast<std::size_t>(begin)) - begin);
+        for (int offset = 1; offset <= 3; ++offset) {
+          const auto row = chains[c].row - offset;
+          const auto r = static_cast<std::int64_t>(c * 3 + static_cast<std::size_t>(offset - 1));
+          double share = 0, share_alone = 0;
+          for (std::int64_t h = 0; h < config.heads; ++h) {
+            const auto query = q[static_cast<std::int64_t>(b)][h][r].to(torch::kFloat64);
+            const auto score_in = [&](std::size_t o) { return torch::matmul(k[static_cast<std::int64_t>(o)][h].to(torch::kFloat64), query) * scale; };
+            const auto own = score_in(b).narrow(0, 0, row + 1);
+            const double line = own.narrow(0, begin, end - begin).exp().sum().item<double>();
+            double others = 0;
+            for (std::size_t o = 0; o < samples.size(); ++o) {
+              if (o == b) continue;
+              const auto& other = samples[o].text;
+              auto visible = score_in(o).narrow(0, 0, static_cast<std::int64_t>(other.size())).exp();
+              for (std::size_t start = 0; start < other.size();) {  // drop whole lines holding the key
+                const auto stop = std::min(other.find('\n', start), other.size());
+                if (other.substr(start, stop - start).find(key) != std::string::npos)
+                  visible.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start)).zero_();
+                start = stop + 1;
+              }
+              others += visible.sum().item<double>();
+            }
+            const double own_total = own.exp().sum().item<double>();
+            share += line / (own_total + others) / config.heads;
+            share_alone += line / own_total / config.heads;
+          }
+          total -= std::log(share);
+          alone -= std::log(share_alone);
+          ++terms;
+        }
+      }
+    }
+  }
+  ASSERT_EQ(terms, scores.match_terms);
+  EXPECT_NEAR(scores.match_loss.item<double>(), total / terms, 1e-4);
+  EXPECT_GT(total, alone);  // the other prompts' keys can only take weight from the line
+  scores.match_loss.backward();
+  for (const std::string name : {"block1.attention.q.weight", "block1.attention.k.weight", "block0.attention.v.weight"}) {
+    const auto grad = net->named_parameters()[name].grad();
+    ASSERT_TRUE(grad.defined()) << name;
+    EXPECT_GT(grad.abs().sum().item<double>(), 0.0) << name;
+  }
 }

@@ -52,6 +52,16 @@ struct ByteModelConfig {
   // answer's letters (`hashhop hop-probe`). A letter of V sees its key to the left, and holds itself: what a
   // read must hit to carry V onwards, as a 1-hop copy does.
   std::string hop_supervision_target = "line";
+  // Training only: the loss adds match_contrast × -log(the share of global block match_contrast_block's
+  // attention, averaged over heads, on the query's prompt line) at the three rows of each completion line's
+  // " = " (1-3 bytes before the answer's opening quote: where a trained model does its lookup, `hashhop
+  // margin-probe --row-offset`), in a softmax that holds, beside the row's own visible keys, every key of
+  // the batch's other prompts (lines holding the query's hash left out). So the match is trained against
+  // batch× more wrong keys than one prompt holds: the length failure is a wrong key's score overtaking the
+  // right one's as keys multiply (learning-log §19), and a prompt's length caps how many training shows.
+  // Nothing of it is an input at inference. 0 = off.
+  double match_contrast = 0.0;
+  int match_contrast_block = 1;  // which block (a G) the contrast trains: 17c's lookup block
   // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
   // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training
   // and σ(g)·1.2 - 0.1 at inference, so z is exactly 0 for a dropped key; gate_sparsity then weighs the

@@ -103,6 +103,13 @@ class ByteAttentionImpl : public torch::nn::Module {
   // with hop_supervision refuses topk_in_training.
   void set_hop_probe(const torch::Tensor& rows) { probe_rows_ = rows; }
   const std::vector<torch::Tensor>& hop_weights() const { return hop_weights_; }
+  // Global blocks, forwards without a cache: for the probed rows (`rows` as set_hop_probe's) the queries
+  // [B, H, R, padded head dim] and every key [B, H, T, padded head dim] as attend() scores them (RoPE and
+  // the gate column in), float32, differentiable: ByteModelConfig::match_contrast's loss scores them
+  // against other prompts' keys too. Undefined rows: off.
+  void set_match_probe(const torch::Tensor& rows) { match_rows_ = rows; }
+  const torch::Tensor& match_queries() const { return match_queries_; }
+  const torch::Tensor& match_keys() const { return match_keys_; }
 
  private:
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
@@ -125,6 +132,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   std::function<RemoteRead(const torch::Tensor&)> remote_;
   torch::Tensor probe_rows_;
   std::vector<torch::Tensor> hop_weights_;
+  torch::Tensor match_rows_, match_queries_, match_keys_;
 };
 TORCH_MODULE(ByteAttention);
 
@@ -192,6 +200,10 @@ class ByteModelImpl : public torch::nn::Module {
   // kept: per hop block, per hop, [B, H, R, T] log weights.
   void set_hop_probe(const torch::Tensor& rows);
   std::vector<std::vector<torch::Tensor>> hop_weights() const;
+  // Block `block`'s match probe (ByteAttentionImpl::set_match_probe; undefined rows = off), and what the
+  // last forward kept there: {queries at the rows, all keys}.
+  void set_match_probe(std::size_t block, const torch::Tensor& rows);
+  std::pair<torch::Tensor, torch::Tensor> match_vectors(std::size_t block) const;
   const ByteModelConfig& config() const { return config_; }
 
  private:

@@ -35,22 +35,28 @@ struct ByteScores {
   torch::Tensor hop_loss;
   double hop_weight_sum = 0;
   std::int64_t hop_terms = 0;
+  // With match_contrast: the mean -log share of the contrast block's attention on the query's line with
+  // the other prompts' keys in (differentiable; undefined without completion lines), and that share's sum
+  // and count, for logs.
+  torch::Tensor match_loss;
+  double match_weight_sum = 0;
+  std::int64_t match_terms = 0;
   void add(const ByteScores& other);
   double byte_accuracy() const { return bytes ? static_cast<double>(bytes_right) / bytes : 0.0; }
   double exact_rate() const { return answers ? static_cast<double>(answers_exact) / answers : 0.0; }
   double first_byte_rate() const { return answers ? static_cast<double>(first_right) / answers : 0.0; }
 };
 
-// For each answer of `sample` with `min_hops`+ hops (2 by default: what hops are supervised on) and no CoT:
-// its first scored row (the opening quote, which predicts the first answer byte) and the [begin, end) byte
-// spans of its chain's first `max_hops` prompt lines ("K = V": the query key's line, then the line of its
-// value, ...), and of each line's V (its letters: the quotes of the chain's last line left out). Empty with
-// CoT or fewer hops.
+// For each answer of `sample` with `min_hops`+ hops (2 by default: what hops are supervised on) and no CoT
+// (CoT too with `with_cot`): its first scored row (the opening quote, which predicts the first answer byte)
+// and the [begin, end) byte spans of its chain's first `max_hops` prompt lines ("K = V": the query key's
+// line, then the line of its value, ...), and of each line's V (its letters: the quotes of the chain's last
+// line left out). Empty with CoT (unless with_cot) or fewer hops.
 struct ChainLines {
   std::int64_t row = 0;
   std::vector<std::pair<std::int64_t, std::int64_t>> lines, values;
 };
-std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops = 2);
+std::vector<ChainLines> chain_lines(const Sample& sample, int max_hops, int min_hops = 2, bool with_cot = false);
 
 // Forward + scores on samples (train::make_batch's), padded into one batch. With grad off the loss is
 // still returned (detached by the caller's NoGradGuard).
