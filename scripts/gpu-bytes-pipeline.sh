@@ -37,8 +37,9 @@ out="${OUT:-/tmp/hashhop-out}"; mkdir -p "$out" runs pipeline/data
 h=build-gpu/hashhop
 sources_hash() { find src include apps CMakeLists.txt CMakePresets.json -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1; }
 if [ -x .gpu-bin/hashhop ] && [ -x .gpu-bin/hashhop-torch ] && [ ! -x "$h" ] && [ -z "${REBUILD:-}" ]; then
-  if [ "$(cat .gpu-bin/hashhop.sources 2>/dev/null)" = "$(sources_hash)" ]; then h=.gpu-bin/hashhop
-  else echo "the carried .gpu-bin/hashhop was built from other sources: building" >&2; fi
+  if [ "$(cat .gpu-bin/hashhop.sources 2>/dev/null)" = "$(sources_hash)" ] && [ -f .gpu-bin/libhashhop_ops.so ]; then
+    h=.gpu-bin/hashhop; export LD_LIBRARY_PATH="$PWD/.gpu-bin:$LD_LIBRARY_PATH"
+  else echo "the carried .gpu-bin/hashhop was built from other sources (or lacks libhashhop_ops.so): building" >&2; fi
 fi
 start=$(date +%s)
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$out/pipeline.txt"; }
@@ -183,8 +184,12 @@ pack() {  # run names: weights in pieces (files back are at most 16 MB each), co
 send_binary() {  # both binaries stripped, one tar in pieces, with the hash of their sources (see the header)
   [ "$h" = .gpu-bin/hashhop ] && return 0
   # hashhop is the launcher: the commands that need LibTorch run in hashhop-torch beside it, so both travel.
+  # hashhop-torch links the ops library (libhashhop_ops.so, found in build-gpu/ by its runpath): it travels too,
+  # and a carried binary finds it through LD_LIBRARY_PATH.
   mkdir -p pipeline/bin && strip -o pipeline/bin/hashhop "$h" && strip -o pipeline/bin/hashhop-torch "$h-torch" &&
-    tar cf - -C pipeline/bin hashhop hashhop-torch | split -b 15M -d - "$out/hashhop.bin." && sources_hash > "$out/hashhop.sources" ||
+    strip --strip-unneeded -o pipeline/bin/libhashhop_ops.so "$(dirname "$h")/libhashhop_ops.so" &&
+    tar cf - -C pipeline/bin hashhop hashhop-torch libhashhop_ops.so | split -b 15M -d - "$out/hashhop.bin." &&
+    sources_hash > "$out/hashhop.sources" ||
     { log "the binaries were not sent (strip, tar or split failed)"; rm -f "$out"/hashhop.bin.* "$out/hashhop.sources"; }
   rm -rf pipeline/bin
 }
