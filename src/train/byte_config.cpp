@@ -137,6 +137,7 @@ std::string to_json(const ByteRunConfig& c) {
                     {"gate_sparsity_blocks", c.model.gate_sparsity_blocks}, {"hop_supervision", c.model.hop_supervision},
                     {"hop_supervision_target", c.model.hop_supervision_target},
                     {"match_contrast", c.model.match_contrast}, {"match_contrast_block", c.model.match_contrast_block},
+                    {"match_contrast_upweight", c.model.match_contrast_upweight},
                     {"gate", c.model.gate},
                     {"global_qk_norm", c.model.global_qk_norm},
                     {"canon_kernel", c.model.canon_kernel}, {"hops", c.model.hops}, {"hash_gate", c.model.hash_gate}, {"init", c.model.init},
@@ -194,6 +195,7 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
     read_field(m, "hop_supervision_target", c.model.hop_supervision_target, w);
     read_field(m, "match_contrast", c.model.match_contrast, w);
     read_field(m, "match_contrast_block", c.model.match_contrast_block, w);
+    read_field(m, "match_contrast_upweight", c.model.match_contrast_upweight, w);
     read_field(m, "gate", c.model.gate, w);
     read_field(m, "global_qk_norm", c.model.global_qk_norm, w);
     read_field(m, "canon_kernel", c.model.canon_kernel, w);
@@ -236,6 +238,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
               (m.match_contrast_block >= 0 && static_cast<std::size_t>(m.match_contrast_block) < m.layers.size() &&
                m.layers[static_cast<std::size_t>(m.match_contrast_block)] == 'G'),
           w, "match_contrast_block", "must name a G block of layers '" + m.layers + "' (counted from 0)");
+  require(std::isfinite(m.match_contrast_upweight) && m.match_contrast_upweight >= 1 && m.match_contrast_upweight <= 1e9, w,
+          "match_contrast_upweight", "must be in [1, 1e9] (1 = each key once)");
   for (const double x : m.gate_sparsity_blocks)
     require(std::isfinite(x) && x >= 0 && x <= 100, w, "gate_sparsity_blocks", "every weight must be in [0, 100]");
   require(m.gate == "sigmoid" || m.gate == "hard_concrete", w, "gate", "must be \"sigmoid\" or \"hard_concrete\"");

@@ -118,8 +118,9 @@ MatchRows match_rows(const Sample& sample) {
 
 // match_contrast's term: at each probed row, the contrast block's softmax over the row's own visible keys
 // and every key of the batch's other prompts (their padding and any line holding the row's key string left
-// out: a 4-letter key recurs inside other prompts' hashes), -log of its weight on the key's line, averaged
-// over heads as add_hop_loss does (log-sum-exp over the line, then over heads). All in float32.
+// out: a 4-letter key recurs inside other prompts' hashes; each counted match_contrast_upweight times), -log
+// of its weight on the key's line, averaged over heads as add_hop_loss does (log-sum-exp over the line, then
+// over heads). All in float32.
 void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<Sample>& samples,
                     const std::vector<MatchRows>& probed, std::int64_t length) {
   const auto [queries, keys] = net->match_vectors(static_cast<std::size_t>(net->config().match_contrast_block));
@@ -129,6 +130,7 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
   auto allowed = torch::zeros({batch * rows, batch * length}, torch::kBool);
   auto target = torch::zeros({batch * rows, batch * length}, torch::kBool);
   auto has = torch::zeros({batch * rows}, torch::kBool);
+  auto others = torch::zeros({batch * rows, batch * length}, torch::kBool);  // allowed keys of other prompts
   for (std::int64_t b = 0; b < batch; ++b)
     for (std::size_t r = 0; r < probed[b].rows.size(); ++r) {
       const auto i = b * rows + static_cast<std::int64_t>(r);
@@ -142,10 +144,12 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
         if (o == b) continue;
         const auto& text = samples[o].text;
         allowed[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
+        others[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
         for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
           const auto start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
           const auto end = std::min(text.find('\n', at), text.size());
           allowed[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
+          others[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
         }
       }
     }
@@ -155,7 +159,10 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
   const auto k = keys.permute({1, 0, 2, 3}).reshape({heads, batch * length, -1});   // [H, B·T, P]
   const auto scores_all = torch::matmul(q, k.transpose(-1, -2)) * net->attention_scale();  // [H, B·R, B·T]
   constexpr float minus_inf = -std::numeric_limits<float>::infinity();
-  const auto all = torch::logsumexp(scores_all.masked_fill(allowed.to(device).logical_not(), minus_inf), -1);
+  auto pooled = scores_all.masked_fill(allowed.to(device).logical_not(), minus_inf);
+  if (const double upweight = net->config().match_contrast_upweight; upweight != 1.0)
+    pooled = pooled + others.to(device).to(torch::kFloat32) * static_cast<float>(std::log(upweight));
+  const auto all = torch::logsumexp(pooled, -1);
   const auto on_line = torch::logsumexp(scores_all.masked_fill(target.to(device).logical_not(), minus_inf), -1);
   const auto log_share = torch::logsumexp(on_line - all, 0) - std::log(static_cast<double>(heads));  // [B·R]
   const auto kept = log_share.masked_select(has.to(device));

@@ -426,6 +426,8 @@ TEST(ByteConfig, ErrorsNameTheFileAndField) {
                "'match_contrast_block': must name a G block of layers 'GLG'");
   expect_error(R"({"family": "bytes", "model": {"layers": "GG", "match_contrast": 1, "match_contrast_block": 2}})",
                "'match_contrast_block'");
+  expect_error(R"({"family": "bytes", "model": {"match_contrast": 1, "match_contrast_upweight": 0.5}})",
+               "'match_contrast_upweight': must be in [1, 1e9]");
   expect_error(R"({"family": "bytes", "model": {"init": "xavier"}})", "'init'");
   EXPECT_EQ(ht::byte_run_config_from_json(R"({"family": "bytes", "model": {"init": "torch"}})", "ok.json").model.init, "torch");
   expect_error(R"({"family": "bytes", "model": {"embed_std": 0}})", "'embed_std'");
@@ -1057,71 +1059,75 @@ TEST(ByteModel, MatchProbeScoresKeysAsTheBlockReadsThem) {
 // a softmax over the row's visible keys and every key of the other prompts, lines holding the key left out.
 // More prompts can only lower the share; the gradient reaches the block's query and key projections.
 TEST(ByteTrainer, MatchContrastIsTheLinesShareAmongEveryPromptsKeys) {
-  auto config = small_config("GG");
-  config.match_contrast = 1.0;
-  config.match_contrast_block = 1;
-  torch::manual_seed(59);
-  hm::ByteModel net(config);
-  // The third prompt repeats the first, so every key of each is in the other: the lines left out matter.
-  const auto first = ht::make_sample(300, 1, 4, false, 3, 5, 32);
-  const std::vector<ht::Sample> samples = {first, ht::make_sample(260, 2, 4, true, 2, 6, 32), first};
-  const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
-  ASSERT_TRUE(scores.match_loss.defined());
-  EXPECT_EQ(scores.match_terms, (3 + 2 + 3) * 3);
-  std::int64_t length = 0;
-  for (const auto& s : samples) length = std::max<std::int64_t>(length, static_cast<std::int64_t>(s.text.size()));
-  double total = 0, alone = 0;
-  int terms = 0;
-  {
-    torch::NoGradGuard no_grad;
-    const auto [q, k] = net->match_vectors(1);  // [B, H, R, P], [B, H, T, P]
-    const auto scale = net->attention_scale();
-    for (std::size_t b = 0; b < samples.size(); ++b) {
-      const auto chains = ht::chain_lines(samples[b], 1, 1, true);
-      for (std::size_t c = 0; c < chains.size(); ++c) {
-        const auto [begin, end] = chains[c].lines.at(0);
-        const auto& text = samples[b].text;
-        const std::string key = text.substr(static_cast<std::size_t>(begin), text.find(" = ", static_cast<std::size_t>(begin)) - begin);
-        for (int offset = 1; offset <= 3; ++offset) {
-          const auto row = chains[c].row - offset;
-          const auto r = static_cast<std::int64_t>(c * 3 + static_cast<std::size_t>(offset - 1));
-          double share = 0, share_alone = 0;
-          for (std::int64_t h = 0; h < config.heads; ++h) {
-            const auto query = q[static_cast<std::int64_t>(b)][h][r].to(torch::kFloat64);
-            const auto score_in = [&](std::size_t o) { return torch::matmul(k[static_cast<std::int64_t>(o)][h].to(torch::kFloat64), query) * scale; };
-            const auto own = score_in(b).narrow(0, 0, row + 1);
-            const double line = own.narrow(0, begin, end - begin).exp().sum().item<double>();
-            double others = 0;
-            for (std::size_t o = 0; o < samples.size(); ++o) {
-              if (o == b) continue;
-              const auto& other = samples[o].text;
-              auto visible = score_in(o).narrow(0, 0, static_cast<std::int64_t>(other.size())).exp();
-              for (std::size_t start = 0; start < other.size();) {  // drop whole lines holding the key
-                const auto stop = std::min(other.find('\n', start), other.size());
-                if (other.substr(start, stop - start).find(key) != std::string::npos)
-                  visible.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start)).zero_();
-                start = stop + 1;
+  for (const double upweight : {1.0, 5.0}) {  // 5: each other prompt's key counts five times
+    SCOPED_TRACE(upweight);
+    auto config = small_config("GG");
+    config.match_contrast = 1.0;
+    config.match_contrast_block = 1;
+    config.match_contrast_upweight = upweight;
+    torch::manual_seed(59);
+    hm::ByteModel net(config);
+    // The third prompt repeats the first, so every key of each is in the other: the lines left out matter.
+    const auto first = ht::make_sample(300, 1, 4, false, 3, 5, 32);
+    const std::vector<ht::Sample> samples = {first, ht::make_sample(260, 2, 4, true, 2, 6, 32), first};
+    const auto scores = ht::score_byte_batch(net, samples, torch::kCPU);
+    ASSERT_TRUE(scores.match_loss.defined());
+    EXPECT_EQ(scores.match_terms, (3 + 2 + 3) * 3);
+    std::int64_t length = 0;
+    for (const auto& s : samples) length = std::max<std::int64_t>(length, static_cast<std::int64_t>(s.text.size()));
+    double total = 0, alone = 0;
+    int terms = 0;
+    {
+      torch::NoGradGuard no_grad;
+      const auto [q, k] = net->match_vectors(1);  // [B, H, R, P], [B, H, T, P]
+      const auto scale = net->attention_scale();
+      for (std::size_t b = 0; b < samples.size(); ++b) {
+        const auto chains = ht::chain_lines(samples[b], 1, 1, true);
+        for (std::size_t c = 0; c < chains.size(); ++c) {
+          const auto [begin, end] = chains[c].lines.at(0);
+          const auto& text = samples[b].text;
+          const std::string key = text.substr(static_cast<std::size_t>(begin), text.find(" = ", static_cast<std::size_t>(begin)) - begin);
+          for (int offset = 1; offset <= 3; ++offset) {
+            const auto row = chains[c].row - offset;
+            const auto r = static_cast<std::int64_t>(c * 3 + static_cast<std::size_t>(offset - 1));
+            double share = 0, share_alone = 0;
+            for (std::int64_t h = 0; h < config.heads; ++h) {
+              const auto query = q[static_cast<std::int64_t>(b)][h][r].to(torch::kFloat64);
+              const auto score_in = [&](std::size_t o) { return torch::matmul(k[static_cast<std::int64_t>(o)][h].to(torch::kFloat64), query) * scale; };
+              const auto own = score_in(b).narrow(0, 0, row + 1);
+              const double line = own.narrow(0, begin, end - begin).exp().sum().item<double>();
+              double others = 0;
+              for (std::size_t o = 0; o < samples.size(); ++o) {
+                if (o == b) continue;
+                const auto& other = samples[o].text;
+                auto visible = score_in(o).narrow(0, 0, static_cast<std::int64_t>(other.size())).exp();
+                for (std::size_t start = 0; start < other.size();) {  // drop whole lines holding the key
+                  const auto stop = std::min(other.find('\n', start), other.size());
+                  if (other.substr(start, stop - start).find(key) != std::string::npos)
+                    visible.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(stop - start)).zero_();
+                  start = stop + 1;
+                }
+                others += upweight * visible.sum().item<double>();
               }
-              others += visible.sum().item<double>();
+              const double own_total = own.exp().sum().item<double>();
+              share += line / (own_total + others) / config.heads;
+              share_alone += line / own_total / config.heads;
             }
-            const double own_total = own.exp().sum().item<double>();
-            share += line / (own_total + others) / config.heads;
-            share_alone += line / own_total / config.heads;
+            total -= std::log(share);
+            alone -= std::log(share_alone);
+            ++terms;
           }
-          total -= std::log(share);
-          alone -= std::log(share_alone);
-          ++terms;
         }
       }
     }
-  }
-  ASSERT_EQ(terms, scores.match_terms);
-  EXPECT_NEAR(scores.match_loss.item<double>(), total / terms, 1e-4);
-  EXPECT_GT(total, alone);  // the other prompts' keys can only take weight from the line
-  scores.match_loss.backward();
-  for (const std::string name : {"block1.attention.q.weight", "block1.attention.k.weight", "block0.attention.v.weight"}) {
-    const auto grad = net->named_parameters()[name].grad();
-    ASSERT_TRUE(grad.defined()) << name;
-    EXPECT_GT(grad.abs().sum().item<double>(), 0.0) << name;
+    ASSERT_EQ(terms, scores.match_terms);
+    EXPECT_NEAR(scores.match_loss.item<double>(), total / terms, 1e-4);
+    EXPECT_GT(total, alone);  // the other prompts' keys can only take weight from the line
+    scores.match_loss.backward();
+    for (const std::string name : {"block1.attention.q.weight", "block1.attention.k.weight", "block0.attention.v.weight"}) {
+      const auto grad = net->named_parameters()[name].grad();
+      ASSERT_TRUE(grad.defined()) << name;
+      EXPECT_GT(grad.abs().sum().item<double>(), 0.0) << name;
+    }
   }
 }

@@ -62,6 +62,11 @@ struct ByteModelConfig {
   // Nothing of it is an input at inference. 0 = off.
   double match_contrast = 0.0;
   int match_contrast_block = 1;  // which block (a G) the contrast trains: 17c's lookup block
+  // Each of the other prompts' keys counts as this many keys in the contrast's softmax (ln of it added to its
+  // score), so the batch's wrong keys stand for a prompt this many times longer. Run 18: the lookup's weight
+  // on the line with 7-15 other prompts' keys in sat at 0.85 while 1M characters still failed; the wrong key
+  // that outscores the line there is a tail event a 32K batch rarely holds. 1 = each key once.
+  double match_contrast_upweight = 1.0;
   // The gate's form. "sigmoid": key bias log σ(g), soft unless gate_threshold is set. "hard_concrete": an L0
   // gate (Louizos et al. 2018): bias log z, z = clamp(σ((g + logistic noise)/β)·1.2 - 0.1, 0, 1) in training
   // and σ(g)·1.2 - 0.1 at inference, so z is exactly 0 for a dropped key; gate_sparsity then weighs the
