@@ -53,9 +53,7 @@ int run_margin_probe(const Options& o) {
   std::optional<HumanTextToStderr> human(std::in_place, o.json.to_stdout());  // --json: the table on stderr
   require_byte_model_dir(o.model_dir);
   if (o.texts < 1) throw std::invalid_argument("--texts: must be >= 1");
-  if (o.row_offset > o.hash_len + 3)  // "K = '": the hash, " = " and the quote
-    throw std::invalid_argument("--row-offset: " + std::to_string(o.row_offset) + " leaves the completion line \"K = '\" (at most --hash-len + 3 = " +
-                                std::to_string(o.hash_len + 3) + ")");
+  check_row_offset(o.row_offset, o.hash_len);
   std::vector<std::uint64_t> sizes;
   for (const auto chars : parse_sizes("--chars", o.chars))
     sizes.push_back(generated_texts(std::to_string(chars), 1, o.hash_len, o.queries).n_chars);
@@ -84,13 +82,8 @@ int run_margin_probe(const Options& o) {
       const auto prompt_rows = static_cast<std::int64_t>(sample.text.find("\nCOMPLETION:"));
       if (chains.empty() || prompt_rows <= 0) continue;
       // The probed row of each answer: its first row (the opening quote), or --row-offset bytes before it, on
-      // the completion line "K = '" (offset 4 is K's last letter at any hash length).
-      std::vector<std::int64_t> query_rows;
-      for (const auto& c : chains) {
-        if (c.row - o.row_offset <= prompt_rows)
-          throw std::invalid_argument("--row-offset: " + std::to_string(o.row_offset) + " bytes before an answer is not on its completion line");
-        query_rows.push_back(c.row - o.row_offset);
-      }
+      // the completion line "K = '" (offset 4 is K's last letter at any hash length); one chain per answer.
+      const auto query_rows = rows_before_answers(sample, o.row_offset);
       for (const auto& v : model::capture_global_vectors(net, model::as_bytes(sample.text, device), query_rows, prompt_rows)) {
         if (v.keys.size(1) == 0) continue;  // the gate keeps nothing here: this block reads nothing
         const auto positions = torch::tensor(v.key_positions, torch::kInt64);

@@ -32,6 +32,7 @@ namespace {
 struct Options {
   std::string model_dir, device = "auto", chars = "2K";
   int hops = 1, hash_len = 8, train_texts = 8, test_texts = 4, steps = 300;
+  int row_offset = -1;  // unset: every answer position is a query row
   std::uint64_t queries = 8, seed = 700000;
   std::int64_t bits = 64, hidden = 128, top_k = 8, budget = 64;
   JsonOption json;
@@ -43,10 +44,12 @@ struct Texts {
   std::map<std::size_t, double> keys;                                   // block -> kept keys summed over texts
 };
 
-void add_text(Texts& texts, model::ByteModel& net, const train::Sample& sample, const torch::Device& device, bool train) {
+void add_text(Texts& texts, model::ByteModel& net, const train::Sample& sample, const torch::Device& device, bool train,
+              int row_offset) {
   const auto prompt_rows = static_cast<std::int64_t>(sample.text.find("\nCOMPLETION:"));
   if (prompt_rows <= 0) throw std::runtime_error("generated text has no completion block");
-  for (auto& v : model::capture_global_vectors(net, model::as_bytes(sample.text, device), sample.positions, prompt_rows)) {
+  const auto rows = row_offset < 0 ? sample.positions : rows_before_answers(sample, row_offset);
+  for (auto& v : model::capture_global_vectors(net, model::as_bytes(sample.text, device), rows, prompt_rows)) {
     texts.keys[v.block] += static_cast<double>(v.keys.size(1));
     for (std::int64_t h = 0; h < v.queries.size(0); ++h)
       (train ? texts.train : texts.test)[v.block].push_back({v.queries[h], v.keys[h]});
@@ -87,6 +90,7 @@ int run_signature_recall(const Options& o) {
   if (o.bits < 1 || o.bits > 1024) throw std::invalid_argument("--bits: must be in [1, 1024]");
   if (o.hidden < 1) throw std::invalid_argument("--hidden: must be >= 1");
   if (o.steps < 1) throw std::invalid_argument("--steps: must be >= 1");
+  if (o.row_offset != -1) check_row_offset(o.row_offset, o.hash_len);
   const auto n_chars = generated_texts(o.chars, o.hops, o.hash_len, o.queries).n_chars;
   const auto device = parse_device(o.device);
   auto loaded = train::load_byte_model(o.model_dir, device);
@@ -96,16 +100,18 @@ int run_signature_recall(const Options& o) {
     io::ProgressBar bar("texts", static_cast<std::uint64_t>(o.train_texts + o.test_texts));
     for (int i = 0; i < o.train_texts + o.test_texts; ++i) {
       const auto sample = train::make_sample(n_chars, o.hops, o.hash_len, false, o.queries, o.seed + i, model::ModelConfig{}.max_run);
-      add_text(texts, loaded.net, sample, device, i < o.train_texts);
+      add_text(texts, loaded.net, sample, device, i < o.train_texts, o.row_offset);
       bar.update(static_cast<std::uint64_t>(i + 1));
     }
   }
   const auto& layers = loaded.config.model.layers;
   nlohmann::json rows = nlohmann::json::array();
+  const std::string where = o.row_offset < 0 ? "at the answer positions"
+                                             : "at the row " + std::to_string(o.row_offset) + " bytes before each answer's opening quote";
   std::printf("top-%lld recall within each query's %lld keys of best signature agreement (%lld bits), %d held-out texts of %s chars;\n"
-              "queries at the answer positions (an H block: its first hop), keys the prompt's rows the gate keeps:\n",
+              "queries %s (an H block: its first hop), keys the prompt's rows the gate keeps:\n",
               static_cast<long long>(o.top_k), static_cast<long long>(o.budget), static_cast<long long>(o.bits), o.test_texts,
-              o.chars.c_str());
+              o.chars.c_str(), where.c_str());
   std::printf("| block | kind | keys kept per text | learned φ | SimHash | BCE loss, first -> last pass over the groups |\n"
               "|---:|---|---:|---:|---:|---|\n");
   for (auto& [block, groups] : texts.train) {
@@ -157,7 +163,8 @@ int run_signature_recall(const Options& o) {
   human.reset();  // the JSON itself goes to stdout
   o.json.emit({{"model", o.model_dir}, {"chars", n_chars}, {"hops", o.hops}, {"hash_len", o.hash_len}, {"queries", o.queries},
                {"train_texts", o.train_texts}, {"test_texts", o.test_texts}, {"seed", o.seed}, {"bits", o.bits}, {"hidden", o.hidden},
-               {"top_k", o.top_k}, {"budget", o.budget}, {"steps", o.steps}, {"device", device.str()}, {"blocks", rows}});
+               {"top_k", o.top_k}, {"budget", o.budget}, {"steps", o.steps},
+               {"row_offset", o.row_offset < 0 ? nlohmann::json() : nlohmann::json(o.row_offset)}, {"device", device.str()}, {"blocks", rows}});
   return 0;
 }
 
@@ -170,7 +177,7 @@ Command add_signature_recall_command(CLI::App& root) {
   app->add_option("--chars", o->chars, "Characters per generated text (K/M suffixes)")->capture_default_str();
   app->add_option("--hops", o->hops, "Hops of each query")->capture_default_str()->check(CLI::Range(1, 64));
   app->add_option("--hash-len", o->hash_len, "Letters per hash")->capture_default_str()->check(CLI::Range(1, 256));
-  app->add_option("--queries", o->queries, "Queries per text (the query rows are their answer positions)")->capture_default_str();
+  app->add_option("--queries", o->queries, "Queries per text (the query rows are their answer positions, or see --row-offset)")->capture_default_str();
   app->add_option("--train-texts", o->train_texts, "Texts whose queries and keys train the maps")->capture_default_str();
   app->add_option("--test-texts", o->test_texts, "Held-out texts the recall is measured on")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of the first text (then +1 each) and of the maps")->capture_default_str();
@@ -179,6 +186,9 @@ Command add_signature_recall_command(CLI::App& root) {
   app->add_option("--top-k", o->top_k, "The model's top keys by dense score that the signatures must find")->capture_default_str();
   app->add_option("--budget", o->budget, "Keys each query keeps by signature agreement (recall@budget)")->capture_default_str();
   app->add_option("--steps", o->steps, "Training steps of each block's maps (Adam, HashAttention's BCE; one (text, head) group a step)")->capture_default_str();
+  app->add_option("--row-offset", o->row_offset,
+                  "Query rows: one per answer, this many bytes before its opening quote (1-3: the completion line's \" = \", where a "
+                  "trained model reads the query's line; unset: every answer position)");
   app->add_option("--device", o->device, "auto, cpu or cuda (the model's forward; the maps train on the CPU)")->capture_default_str();
   o->json.add(app, "the settings and one row per global block");
   return {app, [o] { return run_signature_recall(*o); }};

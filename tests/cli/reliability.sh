@@ -81,6 +81,10 @@ check "signature-recall" 0 "\\| 1 \\| G \\| [0-9]+ \\| [01]\\.[0-9]{3} \\| [01]\
 # --json: the JSON alone on stdout (the table goes to stderr).
 check "signature-recall --json" 0 '"recall_learned": [01]\.' -- bash -c "'$bin' signature-recall --model '$work/bytes_run' \
   --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu --json 2>/dev/null"
+# --row-offset: one query row per answer, on the completion line's " = " (where a trained model reads its line).
+check "signature-recall --row-offset" 0 '"recall_learned": [01]\.[0-9]+,.*"row_offset": 2' -- bash -c "'$bin' signature-recall \
+  --model '$work/bytes_run' --chars 300 --hash-len 4 --train-texts 2 --test-texts 1 --budget 16 --steps 20 --device cpu --row-offset 2 \
+  --json 2>/dev/null | tr -d '\n'"
 # Where a hop block's hops look on 2-hop chains: a model with an H block (3 steps), and one without.
 printf '{"family": "bytes", "base": "bytes-tiny", "model": {"layers": "GH", "hops": 2}}\n' >"$work/bytes_hop.json"
 check "byte hop model trains" 0 "steps 0..3 of 3" -- "$bin" train --config "$work/bytes_hop.json" --steps 3 --out "$work/bytes_hop"
