@@ -987,25 +987,33 @@ TEST(ByteTrainer, HopSupervisionTermReachesTheHashProjection) {
   }
 }
 
-// The probe weighs keys as the block reads them, with the gate column, p-RoPE and QK-norm in play: with
-// one head and an output projection [I, 0], the block's output at a probed row is hop 1's read, which must
-// equal the probe's weights times the values.
-TEST(ByteModel, HopProbeWeighsKeysAsTheBlockReadsThem) {
-  auto config = small_config("H");
+// One head with p-RoPE, QK-norm and gates that vary (so a probe without the gate column differs), weights ×4
+// for peaked reads, and an output projection that passes the (first hop's) read through: a probed row's
+// output is then its read, which the probe's weights or vectors must reproduce.
+hm::ByteAttention one_head_probe_block(char kind, std::uint64_t seed) {
+  auto config = small_config(std::string(1, kind));
   config.heads = 1;
   config.hops = 2;
   config.global_rope_fraction = 0.5;
   config.global_qk_norm = true;
-  torch::manual_seed(47);
-  hm::ByteAttention attention(config, 'H');
+  torch::manual_seed(seed);
+  hm::ByteAttention attention(config, kind);
   auto p = attention->named_parameters();
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& t : attention->parameters()) t.mul_(4.0);
-    p["gate.weight"].normal_(0.0, 1.0);  // gates that vary, so a probe without the gate column differs
-    p["out.weight"].zero_();
-    p["out.weight"].narrow(1, 0, config.dim).copy_(torch::eye(config.dim));
-  }
+  torch::NoGradGuard no_grad;
+  for (auto& t : attention->parameters()) t.mul_(4.0);
+  p["gate.weight"].normal_(0.0, 1.0);
+  p["out.weight"].zero_();
+  p["out.weight"].narrow(1, 0, config.dim).copy_(torch::eye(config.dim));
+  return attention;
+}
+
+// The probe weighs keys as the block reads them, with the gate column, p-RoPE and QK-norm in play: with
+// one head and an output projection [I, 0], the block's output at a probed row is hop 1's read, which must
+// equal the probe's weights times the values.
+TEST(ByteModel, HopProbeWeighsKeysAsTheBlockReadsThem) {
+  auto attention = one_head_probe_block('H', 47);
+  const auto config = small_config("H");
+  auto p = attention->named_parameters();
   const auto x = torch::randn({1, 12, config.dim});
   attention->set_hop_probe(torch::tensor({5, 11}, torch::kInt64).view({1, 2}));
   torch::NoGradGuard no_grad;
@@ -1021,19 +1029,9 @@ TEST(ByteModel, HopProbeWeighsKeysAsTheBlockReadsThem) {
 // The match probe keeps the queries and keys as the block reads them (gate column, p-RoPE, QK-norm): with one
 // head and an identity output projection, a probed row's output is softmax(q·k)·v over its visible keys.
 TEST(ByteModel, MatchProbeScoresKeysAsTheBlockReadsThem) {
-  auto config = small_config("G");
-  config.heads = 1;
-  config.global_rope_fraction = 0.5;
-  config.global_qk_norm = true;
-  torch::manual_seed(53);
-  hm::ByteAttention attention(config, 'G');
+  auto attention = one_head_probe_block('G', 53);
+  const auto config = small_config("G");
   auto p = attention->named_parameters();
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& t : attention->parameters()) t.mul_(4.0);
-    p["gate.weight"].normal_(0.0, 1.0);  // gates that vary, so vectors without the gate column differ
-    p["out.weight"].copy_(torch::eye(config.dim));
-  }
   const auto x = torch::randn({2, 12, config.dim});
   attention->set_match_probe(torch::tensor({5, 11, 7, -1}, torch::kInt64).view({2, 2}));
   torch::NoGradGuard no_grad;
