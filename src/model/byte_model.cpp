@@ -360,8 +360,8 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
   // matmuls that follow in bf16).
   const auto queries_at = [&](const torch::Tensor& query, const torch::Tensor& probe) {
     const auto rows = probe.to(x.device()).clamp_min(0);
-    const auto qx = extend(rotate(normalize(split(query), true), first), query_column).to(torch::kFloat32);
-    return qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)}));
+    const auto qx = extend(rotate(normalize(split(query), true), first), query_column);
+    return qx.gather(2, rows.view({b, 1, -1, 1}).expand({b, qx.size(1), rows.size(1), qx.size(3)})).to(torch::kFloat32);
   };
   if (kind_ == 'G') {
     match_queries_ = match_keys_ = torch::Tensor();

@@ -238,6 +238,8 @@ ByteRunConfig byte_run_config_from_json(const std::string& text, const std::stri
               (m.match_contrast_block >= 0 && static_cast<std::size_t>(m.match_contrast_block) < m.layers.size() &&
                m.layers[static_cast<std::size_t>(m.match_contrast_block)] == 'G'),
           w, "match_contrast_block", "must name a G block of layers '" + m.layers + "' (counted from 0)");
+  require(m.match_contrast == 0 || !m.topk_in_training, w, "match_contrast",
+          "cannot be used with topk_in_training (it trains the dense softmax, not the top-k read)");
   require(std::isfinite(m.match_contrast_upweight) && m.match_contrast_upweight >= 1 && m.match_contrast_upweight <= 1e9, w,
           "match_contrast_upweight", "must be in [1, 1e9] (1 = each key once)");
   for (const double x : m.gate_sparsity_blocks)

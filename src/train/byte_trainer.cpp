@@ -137,8 +137,8 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
       const auto row = probed[b].rows[r];
       has[i] = true;
       allowed[i].narrow(0, b * length, row + 1).fill_(true);  // its own prompt: causal, as attend() reads
-      const auto [line_begin, line_end] = probed[b].lines[r];
-      target[i].narrow(0, b * length + line_begin, line_end - line_begin).fill_(true);
+      const auto [line_begin, line_end] = probed[b].lines[r];  // with its newline, as margin-probe counts the line
+      target[i].narrow(0, b * length + line_begin, line_end - line_begin + 1).fill_(true);
       const auto& key = probed[b].keys[r];
       for (std::int64_t o = 0; o < batch; ++o) {
         if (o == b) continue;
@@ -147,7 +147,8 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
         others[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
         for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
           const auto start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
-          const auto end = std::min(text.find('\n', at), text.size());
+          const auto newline = text.find('\n', at);
+          const auto end = newline == std::string::npos ? text.size() : newline + 1;  // with its newline
           allowed[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
           others[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
         }
@@ -220,6 +221,16 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     }
   }
   const auto input = torch::tensor(bytes).view({batch, length}).to(device);
+  const auto match_block = static_cast<std::size_t>(net->config().match_contrast_block);
+  struct ProbeOff {  // the probes end with this call, also when it throws (set before, or while, setting them)
+    model::ByteModel& net;
+    bool hops, match;
+    std::size_t match_block;
+    ~ProbeOff() {
+      if (hops) net->set_hop_probe(torch::Tensor());
+      if (match) net->set_match_probe(match_block, torch::Tensor());
+    }
+  } probe_off{net, net->config().hop_supervision > 0, net->config().match_contrast > 0, match_block};
   std::vector<std::vector<ChainLines>> supervised;
   if (net->config().hop_supervision > 0) {
     // Probe the first row of every 2+-hop answer without CoT; [B, R] rows, -1 pads.
@@ -235,7 +246,6 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     net->set_hop_probe(most > 0 ? rows : torch::Tensor());
   }
   std::vector<MatchRows> matched;
-  const auto match_block = static_cast<std::size_t>(net->config().match_contrast_block);
   if (net->config().match_contrast > 0) {
     std::int64_t most = 0;
     for (const auto& s : samples) {
@@ -247,15 +257,6 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
       for (std::size_t r = 0; r < matched[b].rows.size(); ++r) rows[b][static_cast<std::int64_t>(r)] = matched[b].rows[r];
     net->set_match_probe(match_block, most > 0 ? rows : torch::Tensor());
   }
-  struct ProbeOff {  // the probes end with this forward, also when it throws
-    model::ByteModel& net;
-    bool hops, match;
-    std::size_t match_block;
-    ~ProbeOff() {
-      if (hops) net->set_hop_probe(torch::Tensor());
-      if (match) net->set_match_probe(match_block, torch::Tensor());
-    }
-  } probe_off{net, !supervised.empty(), !matched.empty(), match_block};
   const auto hidden = net->hidden(input).reshape({batch * length, -1});
   const auto row_index = torch::tensor(rows).to(device);
   const auto target = torch::tensor(targets).to(device);

@@ -107,7 +107,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   // [B, H, R, padded head dim] and every key [B, H, T, padded head dim] as attend() scores them (RoPE and
   // the gate column in), float32, differentiable: ByteModelConfig::match_contrast's loss scores them
   // against other prompts' keys too. Undefined rows: off.
-  void set_match_probe(const torch::Tensor& rows) { match_rows_ = rows; }
+  void set_match_probe(const torch::Tensor& rows) { match_rows_ = rows; }  // what a forward kept stays until the next
   const torch::Tensor& match_queries() const { return match_queries_; }
   const torch::Tensor& match_keys() const { return match_keys_; }
 
