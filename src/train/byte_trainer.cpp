@@ -132,6 +132,13 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
   auto has = torch::zeros({batch * rows}, torch::kBool);
   auto others = torch::zeros({batch * rows, batch * length}, torch::kBool);  // allowed keys of other prompts
   for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t pad = static_cast<std::int64_t>(probed[b].rows.size()); pad < rows; ++pad) {
+      // A padding row (fewer completion lines than the batch's most) holds one key that is its "line", so its
+      // share is finite (log 1), not NaN; `has` leaves it out of the loss either way.
+      allowed[b * rows + pad][b * length] = true;
+      target[b * rows + pad][b * length] = true;
+    }
+  for (std::int64_t b = 0; b < batch; ++b)
     for (std::size_t r = 0; r < probed[b].rows.size(); ++r) {
       const auto i = b * rows + static_cast<std::int64_t>(r);
       const auto row = probed[b].rows[r];
@@ -146,7 +153,8 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
         allowed[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
         others[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
         for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
-          const auto start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+          const auto line_start = text.rfind('\n', at);
+          const auto start = line_start == std::string::npos ? 0 : line_start + 1;
           const auto newline = text.find('\n', at);
           const auto end = newline == std::string::npos ? text.size() : newline + 1;  // with its newline
           allowed[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
@@ -228,7 +236,9 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
     std::size_t match_block;
     ~ProbeOff() {
       if (hops) net->set_hop_probe(torch::Tensor());
-      if (match) net->set_match_probe(match_block, torch::Tensor());
+      // A validated config names a G block; a destructor must not throw if a hand-built one does not.
+      if (match && match_block < net->config().layers.size() && net->config().layers[match_block] == 'G')
+        net->set_match_probe(match_block, torch::Tensor());
     }
   } probe_off{net, net->config().hop_supervision > 0, net->config().match_contrast > 0, match_block};
   std::vector<std::vector<ChainLines>> supervised;
