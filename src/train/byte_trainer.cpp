@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <string_view>
 #include <unordered_map>
@@ -91,27 +92,23 @@ void add_hop_loss(ByteScores& scores, const model::ByteModel& net, const std::ve
   if (!terms.empty()) scores.hop_loss = torch::cat(terms).mean();
 }
 
-// match_contrast's probe: for every completion line (1-hop, multi-hop and CoT answers alike) the rows of
-// its " = " (1-3 bytes before the opening quote), the span of the query key's prompt line, and the key.
-struct MatchRows {
-  std::vector<std::int64_t> rows;
-  std::vector<std::pair<std::int64_t, std::int64_t>> lines;
-  std::vector<std::string> keys;
+// match_contrast's probe: for every completion line (1-hop, multi-hop and CoT answers alike) its opening quote,
+// the span of the query key's prompt line and the key. The probed rows are the line's " = ", 1-3 bytes before
+// the quote (kMatchOffsets), so the line's rows are 3·l, 3·l + 1, 3·l + 2.
+struct MatchLine {
+  std::int64_t quote = 0;
+  std::pair<std::int64_t, std::int64_t> line;
+  std::string key;
 };
-constexpr int kMatchOffsets[] = {1, 2, 3};
+constexpr std::int64_t kMatchOffsets[] = {1, 2, 3};
+constexpr std::int64_t kMatchRowsPerLine = std::size(kMatchOffsets);
 
-MatchRows match_rows(const Sample& sample) {
-  MatchRows out;
+std::vector<MatchLine> match_lines(const Sample& sample) {
+  std::vector<MatchLine> out;
   for (const auto& chain : chain_lines(sample, 1, 1, /*with_cot=*/true)) {
     if (chain.lines.empty()) continue;
-    const auto line = chain.lines[0];
-    const auto begin = static_cast<std::size_t>(line.first);
-    const auto key = sample.text.substr(begin, sample.text.find(" = ", begin) - begin);
-    for (const int offset : kMatchOffsets) {
-      out.rows.push_back(chain.row - offset);
-      out.lines.push_back(line);
-      out.keys.push_back(key);
-    }
+    const auto begin = static_cast<std::size_t>(chain.lines[0].first);
+    out.push_back({chain.row, chain.lines[0], sample.text.substr(begin, sample.text.find(" = ", begin) - begin)});
   }
   return out;
 }
@@ -122,7 +119,7 @@ MatchRows match_rows(const Sample& sample) {
 // of its weight on the key's line, averaged over heads as add_hop_loss does (log-sum-exp over the line, then
 // over heads). All in float32.
 void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::vector<Sample>& samples,
-                    const std::vector<MatchRows>& probed, std::int64_t length) {
+                    const std::vector<std::vector<MatchLine>>& probed, std::int64_t length) {
   const auto [queries, keys] = net->match_vectors(static_cast<std::size_t>(net->config().match_contrast_block));
   if (!queries.defined() || !keys.defined()) return;
   const auto batch = static_cast<std::int64_t>(samples.size()), rows = queries.size(2), heads = queries.size(1);
@@ -132,34 +129,37 @@ void add_match_loss(ByteScores& scores, const model::ByteModel& net, const std::
   auto has = torch::zeros({batch * rows}, torch::kBool);
   auto others = torch::zeros({batch * rows, batch * length}, torch::kBool);  // allowed keys of other prompts
   for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t pad = static_cast<std::int64_t>(probed[b].rows.size()); pad < rows; ++pad) {
+    for (auto pad = static_cast<std::int64_t>(probed[b].size()) * kMatchRowsPerLine; pad < rows; ++pad) {
       // A padding row (fewer completion lines than the batch's most) holds one key that is its "line", so its
       // share is finite (log 1), not NaN; `has` leaves it out of the loss either way.
       allowed[b * rows + pad][b * length] = true;
       target[b * rows + pad][b * length] = true;
     }
   for (std::int64_t b = 0; b < batch; ++b)
-    for (std::size_t r = 0; r < probed[b].rows.size(); ++r) {
-      const auto i = b * rows + static_cast<std::int64_t>(r);
-      const auto row = probed[b].rows[r];
-      has[i] = true;
-      allowed[i].narrow(0, b * length, row + 1).fill_(true);  // its own prompt: causal, as attend() reads
-      const auto [line_begin, line_end] = probed[b].lines[r];  // with its newline, as margin-probe counts the line
-      target[i].narrow(0, b * length + line_begin, line_end - line_begin + 1).fill_(true);
-      const auto& key = probed[b].keys[r];
+    for (std::size_t l = 0; l < probed[b].size(); ++l) {
+      const auto& [quote, line, key] = probed[b][l];
+      // The other prompts' keys this line's rows read, found once for its three rows.
+      auto pool = torch::zeros({batch * length}, torch::kBool);
       for (std::int64_t o = 0; o < batch; ++o) {
         if (o == b) continue;
         const auto& text = samples[o].text;
-        allowed[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
-        others[i].narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
+        pool.narrow(0, o * length, static_cast<std::int64_t>(text.size())).fill_(true);
         for (auto at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
           const auto line_start = text.rfind('\n', at);
           const auto start = line_start == std::string::npos ? 0 : line_start + 1;
           const auto newline = text.find('\n', at);
           const auto end = newline == std::string::npos ? text.size() : newline + 1;  // with its newline
-          allowed[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
-          others[i].narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
+          pool.narrow(0, o * length + static_cast<std::int64_t>(start), static_cast<std::int64_t>(end - start)).fill_(false);
         }
+      }
+      for (std::int64_t j = 0; j < kMatchRowsPerLine; ++j) {
+        const auto i = b * rows + static_cast<std::int64_t>(l) * kMatchRowsPerLine + j;
+        has[i] = true;
+        others[i].copy_(pool);
+        allowed[i].copy_(pool);
+        allowed[i].narrow(0, b * length, quote - kMatchOffsets[j] + 1).fill_(true);  // its own prompt: causal, as attend() reads
+        // The line with its newline, as margin-probe counts it.
+        target[i].narrow(0, b * length + line.first, line.second - line.first + 1).fill_(true);
       }
     }
   model::NoAutocast float32;  // bf16 matmuls would blur the scores this loss compares
@@ -255,16 +255,18 @@ ByteScores score_byte_batch(model::ByteModel& net, const std::vector<Sample>& sa
       for (std::size_t r = 0; r < supervised[b].size(); ++r) rows[b][static_cast<std::int64_t>(r)] = supervised[b][r].row;
     net->set_hop_probe(most > 0 ? rows : torch::Tensor());
   }
-  std::vector<MatchRows> matched;
+  std::vector<std::vector<MatchLine>> matched;
   if (net->config().match_contrast > 0) {
-    std::int64_t most = 0;
+    std::int64_t most = 0;  // probed rows of the sample with the most
     for (const auto& s : samples) {
-      matched.push_back(match_rows(s));
-      most = std::max<std::int64_t>(most, static_cast<std::int64_t>(matched.back().rows.size()));
+      matched.push_back(match_lines(s));
+      most = std::max<std::int64_t>(most, static_cast<std::int64_t>(matched.back().size()) * kMatchRowsPerLine);
     }
     auto rows = torch::full({batch, std::max<std::int64_t>(most, 1)}, -1, torch::kInt64);
     for (std::int64_t b = 0; b < batch; ++b)
-      for (std::size_t r = 0; r < matched[b].rows.size(); ++r) rows[b][static_cast<std::int64_t>(r)] = matched[b].rows[r];
+      for (std::size_t l = 0; l < matched[b].size(); ++l)
+        for (std::int64_t j = 0; j < kMatchRowsPerLine; ++j)
+          rows[b][static_cast<std::int64_t>(l) * kMatchRowsPerLine + j] = matched[b][l].quote - kMatchOffsets[j];
     net->set_match_probe(match_block, most > 0 ? rows : torch::Tensor());
   }
   const auto hidden = net->hidden(input).reshape({batch * length, -1});
