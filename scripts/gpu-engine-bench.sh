@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One device run of the engine benchmark: build the CLI there, run `hashhop engine-bench` with the model
-# on CUDA (engine and dense path) and on the CPU (engine only), sampling GPU memory with nvidia-smi.
-# Run there: scripts/gpu-engine-bench.sh   (carry .gpu-deps; scripts/gpu-deps.sh makes it). Files land in $OUT.
+# on CUDA (engine and dense path) and on the CPU (engine only), sampling GPU memory with nvidia-smi; with
+# NO_DRAFTS_TOO=1, also the CUDA engine rows with --no-drafts (one model call per answer byte), the A/B of
+# drafting. SIZES picks the prompt lengths; CPU_ROWS=0 skips the CPU rows. Run there: scripts/gpu-engine-bench.sh   (carry .gpu-deps;
+# scripts/gpu-deps.sh makes it). Files land in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -17,8 +19,15 @@ trap 'kill $sampler 2>/dev/null || true' EXIT
 build-gpu/hashhop engine-bench --device cuda --sizes "$sizes" --hops 1,2 --dense-max 1M \
   --json "$out/engine-bench-cuda.json" | tee "$out/engine-bench-cuda.md"
 echo "cuda run done: $(( $(date +%s) - start )) s"
-build-gpu/hashhop engine-bench --device cpu --sizes "$sizes" --hops 1 --dense-max 0 \
-  --json "$out/engine-bench-cpu.json" | tee "$out/engine-bench-cpu.md"
+if [ -n "${NO_DRAFTS_TOO:-}" ]; then
+  build-gpu/hashhop engine-bench --device cuda --sizes "$sizes" --hops 1,2 --dense-max 0 --no-drafts \
+    --json "$out/engine-bench-cuda-no-drafts.json" | tee "$out/engine-bench-cuda-no-drafts.md"
+  echo "cuda run without drafts done: $(( $(date +%s) - start )) s"
+fi
+if [ "${CPU_ROWS:-1}" != 0 ]; then  # CPU_ROWS=0: CUDA rows only
+  build-gpu/hashhop engine-bench --device cpu --sizes "$sizes" --hops 1 --dense-max 0 \
+    --json "$out/engine-bench-cpu.json" | tee "$out/engine-bench-cpu.md"
+fi
 kill $sampler 2>/dev/null || true
 echo "peak GPU memory used (MiB, whole device, both runs): $(sort -n "$out/gpu-memory-mib.txt" | tail -1)"
 echo "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"

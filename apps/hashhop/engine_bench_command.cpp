@@ -49,6 +49,7 @@ struct Options {
   std::string dense_max = "1M";
   std::string device = "auto";
   std::uint64_t seed = 7;
+  bool no_drafts = false;  // --no-drafts: the engine decodes one call per answer byte (the A/B of drafting)
   ContextParallelOption ranks;
   JsonOption json;  // --json: rows on stdout (tables on stderr); --json FILE (scripts/plot-engine.py reads it)
 };
@@ -62,6 +63,7 @@ struct Row {
   double query_ms_batch = 0;    // batch time / queries (all queries of a problem in one batch)
   double query_ms_single = 0;   // one query at a time
   std::uint64_t queries = 0, exact = 0, final_hash = 0;
+  std::uint64_t single_differ = 0;  // queries answered alone otherwise than in their batch (should be 0)
   std::uint64_t reference_points = 0;
   double memory_mb = 0;         // engine: reference store; dense: the model's memory tensors
   double peak_rss_mb = 0;        // context parallel: the largest rank's
@@ -105,7 +107,14 @@ std::vector<std::string> keys_of(const bench::HashHopProblem& problem) {
   return keys;
 }
 
-// Times `answer(prefixes)` for the batch and for single queries.
+engine::EngineOptions engine_options(const Options& o) {
+  engine::EngineOptions options;
+  options.drafts = !o.no_drafts;
+  return options;
+}
+
+// Times `answer(prefixes)` for the batch and for single queries (and counts single answers that differ
+// from the batch's: the engine's answers must not depend on what else is in the batch).
 template <typename Answer>
 std::vector<std::string> timed_answers(const std::vector<std::string>& prefixes, int singles, Row& row, Answer answer) {
   auto start = Clock::now();
@@ -115,8 +124,9 @@ std::vector<std::string> timed_answers(const std::vector<std::string>& prefixes,
   double single_ms = 0;
   for (std::size_t i = 0; i < n_single; ++i) {
     start = Clock::now();
-    answer(std::vector<std::string>{prefixes[i]});
+    const auto alone = answer(std::vector<std::string>{prefixes[i]});
     single_ms += seconds_since(start) * 1e3;
+    row.single_differ += alone.at(0) != answers[i];
   }
   if (n_single > 0) row.query_ms_single = std::max(row.query_ms_single, single_ms / static_cast<double>(n_single));
   return answers;
@@ -147,8 +157,8 @@ Row run_engine(model::HashHopTransformer& m, std::uint64_t chars, int hops, cons
     row.generate_s += seconds_since(start);
 
     std::optional<engine::Engine> engine;
-    if (group != nullptr) engine.emplace(m, *group, problem.prompt_size() + 1);
-    else engine.emplace(m);
+    if (group != nullptr) engine.emplace(m, *group, problem.prompt_size() + 1, engine_options(o));
+    else engine.emplace(m, engine_options(o));
     std::optional<io::ProgressBar> bar;
     if (rank0) bar.emplace("prefill " + std::to_string(chars) + " chars", problem.n_lines(), "lines");
     start = Clock::now();
@@ -255,7 +265,7 @@ nlohmann::json to_json(const Row& r) {
           {"generate_s", r.generate_s}, {"query_ms_batch", r.query_ms_batch}, {"query_ms_single", r.query_ms_single},
           {"queries", r.queries}, {"exact", r.exact}, {"final_hash", r.final_hash},
           {"reference_points", r.reference_points}, {"memory_mb", r.memory_mb}, {"peak_rss_mb", r.peak_rss_mb},
-          {"projected", r.projected}, {"ranks", r.ranks}};
+          {"projected", r.projected}, {"ranks", r.ranks}, {"single_differ", r.single_differ}};
 }
 
 int run_engine_bench(const Options& o) {
@@ -316,12 +326,20 @@ int run_engine_bench(const Options& o) {
   std::printf("\nmodel %s on %s; engine rows include generating the prompt on the fly; %llu queries per row%s\n",
               o.model_dir.c_str(), device.str().c_str(), static_cast<unsigned long long>(o.queries),
               group ? (", " + std::to_string(group->size()) + " ranks (context parallel; memory MB and peak RSS: the largest rank's)").c_str() : "");
+  std::printf("engine answers %s\n", o.no_drafts ? "one model call per answer byte (--no-drafts)"
+                                                  : "by checking drafts whole, one call each (the index's chain, then the read each hash copies)");
+  for (const auto& r : rows)
+    if (r.single_differ > 0)
+      std::printf("WARNING: %llu queries answered alone differ from their batch's answer (%s, %llu chars, %d hops)\n",
+                  static_cast<unsigned long long>(r.single_differ), r.path.c_str(),
+                  static_cast<unsigned long long>(r.chars), r.hops);
   human.reset();
   if (rank0 && o.json.requested()) {
     nlohmann::json j;
     j["model"] = o.model_dir;
     j["device"] = device.str();
     j["hash_len"] = o.hash_len;
+    j["drafts"] = !o.no_drafts;
     j["ranks"] = group ? group->size() : 1;
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
@@ -348,6 +366,9 @@ Command add_engine_bench_command(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
   app->add_option("--seed", o->seed, "Seed of the first problem")->capture_default_str();
+  app->add_flag("--no-drafts", o->no_drafts,
+                "Engine: decode one model call per answer byte instead of checking drafts whole (the index's chain of "
+                "entries, then the read each hash copies), one call each (same answers; for timing the two)");
   o->ranks.add(app, "Engine rows only (no dense rows): ");
   o->json.add(app, "the rows (scripts/plot-engine.py reads them)");
   return {app, [o] { return run_engine_bench(*o); }};

@@ -2,6 +2,8 @@
 // greedily like the dense path, with each hop reading the entries an index lookup returns.
 #include "hashhop/engine/engine.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -318,13 +320,29 @@ class IndexHopReader final : public model::HopReader {
     if (hop > 0) asked_ = argmax_letters(previous_read, engine_.model_->config().max_run);
     return engine_.read_candidates(hop, asked_, q, completion_, completion_limit_);
   }
+  void copied_read(const torch::Tensor& read) override { copied_ = read; }
+
+  // The letters of the read the answer copies from: the hash each row is writing, whole.
+  std::vector<std::string> copied_letters() const {
+    return argmax_letters(copied_.reshape({-1, copied_.size(-1)}), engine_.model_->config().max_run);
+  }
 
  private:
   Engine& engine_;
   std::vector<std::string> asked_;
   const model::Memory& completion_;
   const torch::Tensor& completion_limit_;
+  torch::Tensor copied_;
 };
+
+// The bytes a text goes on to write, as the model's last read says: the rest of the hash it copies (the
+// letters after those already written at the text's end), or "" when the read does not continue them.
+std::string rest_of_read(const std::string& text, const std::string& read) {
+  std::size_t written = 0;
+  while (written < text.size() && std::isalpha(static_cast<unsigned char>(text[text.size() - 1 - written]))) ++written;
+  if (written >= read.size() || text.compare(text.size() - written, written, read, 0, written) != 0) return {};
+  return read.substr(written);
+}
 
 std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes, int max_bytes) {
   if (group_ != nullptr && (!finished_ || group_->rank() != 0))
@@ -334,7 +352,7 @@ std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes
   const int max_run = model_->config().max_run;
   const auto carry_tables = run_table({prev_.letters, last_.letters, open_letters_}, max_run, options);
   const model::RunCarry carry{carry_tables[0], carry_tables[1], carry_tables[2]};
-  return model::greedy_decode(prefixes, max_bytes, [&](const std::vector<std::string>& texts) {
+  auto step = [&](const std::vector<std::string>& texts) {
     const auto c = model::encode_continuations(model_, texts, state_, carry);
     std::vector<std::string> asked;  // hop 0 asks for the last completed run at each text's end
     for (std::size_t i = 0; i < texts.size(); ++i) {
@@ -344,9 +362,56 @@ std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes
     }
     const auto& e = c.encoded;
     IndexHopReader reader(*this, std::move(asked), e.memory, c.last_position);
-    return model_->answer_logits(model::gather_positions(e.queries, c.last_position),
-                                 model::gather_positions(e.structure, c.last_position), e.run_len.gather(1, c.last_position), reader);
-  });
+    model::DraftedStep out;
+    out.logits = model_->answer_logits(model::gather_positions(e.queries, c.last_position),
+                                       model::gather_positions(e.structure, c.last_position),
+                                       e.run_len.gather(1, c.last_position), reader);
+    if (options_.drafts) {
+      const auto letters = reader.copied_letters();
+      for (std::size_t i = 0; i < texts.size(); ++i) out.guesses.push_back(rest_of_read(texts[i], letters[i]));
+    } else {
+      out.guesses.assign(texts.size(), std::string());
+    }
+    return out;
+  };
+  std::vector<std::string> first_drafts;
+  if (options_.drafts)
+    for (const auto& prefix : prefixes) first_drafts.push_back(index_draft(prefix));
+  model::DecodeCalls calls;
+  auto answers = model::drafted_greedy_decode(prefixes, max_bytes, step, &calls, std::move(first_drafts));
+  stats_.decode_calls += calls.calls;
+  stats_.decode_rows += calls.rows;
+  return answers;
+}
+
+std::string Engine::index_draft(const std::string& prefix) const {
+  // "COMPLETION:\nHops=N\n\nCoT=B\n\nKEY = '": the header's fields, then the key of the last line.
+  const std::string header = "COMPLETION:\nHops=", open = " = '";
+  const auto at = prefix.rfind(header);
+  if (at == std::string::npos || prefix.size() < open.size() ||
+      prefix.compare(prefix.size() - open.size(), open.size(), open) != 0)
+    return {};
+  int hops = 0;
+  for (std::size_t i = at + header.size(); i < prefix.size() && std::isdigit(static_cast<unsigned char>(prefix[i])) && hops < 1000; ++i)
+    hops = hops * 10 + (prefix[i] - '0');
+  const bool cot = prefix.find("CoT=True", at) != std::string::npos;
+  const auto line = prefix.rfind('\n', prefix.size() - open.size());
+  std::string hash = prefix.substr(line + 1, prefix.size() - open.size() - line - 1), draft;
+  std::vector<std::uint32_t> entries;
+  for (int hop = 0; hop < hops; ++hop) {
+    entries.clear();
+    store_.find(hash, entries, options_.max_candidates);
+    // A hash this store does not hold: a CoT draft stops there (its hashes so far stand); without CoT an
+    // intermediate hash is no answer, so there is no draft.
+    if (entries.empty()) return cot ? draft : std::string();
+    std::uint32_t best = entries.front();
+    for (const auto e : entries)
+      if (store_.log_gate(e) > store_.log_gate(best)) best = e;
+    hash = std::string(store_.run(store_.value_run(best)));
+    if (cot && hop > 0) draft += " = ";
+    if (cot || hop + 1 == hops) draft += hash;
+  }
+  return draft;
 }
 
 EngineStats Engine::stats() const {

@@ -273,6 +273,7 @@ torch::Tensor HashHopTransformerImpl::answer_logits(const torch::Tensor& queries
   const auto mix = torch::softmax(hop_mix_(structure), -1);     // [B, Q, H]: which hop answers
   const auto retrieved = (per_hop * mix.unsqueeze(-1).to(per_hop.scalar_type())).sum(2)
                              .view({batch, n_queries, positions, kSymbols});
+  reader.copied_read(retrieved.view({batch, n_queries, -1}));
   // The symbol at the next letter's position: a distribution over 52 letters and "end".
   const auto symbol = retrieved.gather(2, run_len.view({batch, n_queries, 1, 1}).expand({-1, -1, 1, kSymbols}))
                           .squeeze(2).to(torch::kFloat32);

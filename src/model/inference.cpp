@@ -100,6 +100,60 @@ std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes,
   return answers;
 }
 
+std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
+                                               const DraftedLogits& step, DecodeCalls* counts,
+                                               std::vector<std::string> first_drafts) {
+  const std::size_t n = prefixes.size();
+  const auto limit = static_cast<std::size_t>(std::max(0, max_bytes));
+  if (!first_drafts.empty() && first_drafts.size() != n)
+    throw std::invalid_argument("drafted_greedy_decode: " + std::to_string(first_drafts.size()) + " first drafts for " +
+                                std::to_string(n) + " prefixes");
+  std::vector<std::string> answers(n), drafts = first_drafts.empty() ? std::vector<std::string>(n) : std::move(first_drafts);
+  std::vector<bool> done(n, limit == 0);
+  while (true) {
+    // Rows: each unfinished text, then that text extended by 1, 2, ... bytes of its draft (as many as
+    // the byte limit leaves room to check).
+    std::vector<std::string> rows;
+    std::vector<std::size_t> first_row(n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (done[i]) continue;
+      first_row[i] = rows.size();
+      const std::size_t checkable = std::min(drafts[i].size(), limit - answers[i].size() - 1);
+      const std::string text = prefixes[i] + answers[i];
+      for (std::size_t j = 0; j <= checkable; ++j) rows.push_back(text + drafts[i].substr(0, j));
+      drafts[i].resize(checkable);
+    }
+    if (rows.empty()) break;
+    const auto out = step(rows);
+    if (out.guesses.size() != rows.size())
+      throw std::logic_error("drafted_greedy_decode: step returned " + std::to_string(out.guesses.size()) +
+                             " guesses for " + std::to_string(rows.size()) + " texts");
+    const auto next = out.logits.argmax(-1).to(torch::kCPU).contiguous();
+    const auto* y = next.data_ptr<std::int64_t>();
+    if (counts != nullptr) {
+      ++counts->calls;
+      counts->rows += rows.size();
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (done[i]) continue;
+      const std::string& draft = drafts[i];
+      std::size_t j = 0;  // the draft's bytes the model wrote too are kept, up to an answer's end
+      while (j < draft.size() && static_cast<char>(y[first_row[i] + j]) == draft[j] && !ends_answer(draft[j])) ++j;
+      answers[i] += draft.substr(0, j);
+      const char c = static_cast<char>(y[first_row[i] + j]);
+      const std::string& guess = out.guesses[first_row[i] + j];
+      if (ends_answer(c)) {
+        done[i] = true;
+        continue;
+      }
+      answers[i] += c;
+      drafts[i] = !guess.empty() && guess[0] == c ? guess.substr(1) : std::string();
+      done[i] = answers[i].size() >= limit;
+    }
+  }
+  return answers;
+}
+
 std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
                                         const std::vector<std::string>& prefixes, int max_bytes) {
   torch::NoGradGuard no_grad;

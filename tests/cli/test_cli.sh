@@ -84,6 +84,10 @@ check "eval bad engine-above" 1 "--engine-above: expected a size" -- "$bin" eval
 check "answer engine" 0 "^COMPLETION:" -- "$bin" answer --engine on --model "$work/run" --prompt "$work/one.txt"
 check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --dense-max 20K --device cpu --json "$work/eb.json"
 grep -q '"path": "dense"' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench json"; failed=$((failed + 1)); }
+# Drafted decoding (the default) and one call per byte answer alike, alone and in a batch.
+grep -q '"single_differ": 0' "$work/eb.json" && ! grep -q '"single_differ": [1-9]' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench single answers differ from the batch's"; failed=$((failed + 1)); }
+check "engine-bench --no-drafts" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 2 --dense-max 0 --device cpu --no-drafts
+grep -q "one model call per answer byte" "$work/out" && passed=$((passed + 1)) || { echo "FAIL engine-bench --no-drafts says how it decoded"; failed=$((failed + 1)); }
 check "engine-bench bad sizes" 1 "--sizes: expected a size" -- "$bin" engine-bench --sizes 1M,huge --device cpu
 # Context parallel (issue 14): 2 and 3 ranks (Gloo, on this host) write the predictions one engine writes.
 "$bin" gen --chars 60K --samples 2 --hops 2 --queries 4 --hash-len 8 --out "$work/cp.jsonl"

@@ -99,6 +99,55 @@ TEST(Engine, AnswersEqualTheFullModelForAnyChunkSize) {
   EXPECT_GE(sampled_agree, total * 9 / 10);
 }
 
+// Drafting each hash from the copied read changes how many calls answer() makes, not what it answers:
+// alone or batched, trained or untrained (whose drafts are mostly wrong), 1 and 2 hops and CoT.
+TEST(Engine, DraftsChangeTheCallsNotTheAnswers) {
+  torch::manual_seed(5);
+  const model::HashHopTransformer untrained(train::load_run_config("tiny").model);
+  for (const auto& model : {demo_model(), untrained}) {
+    for (const auto& p : {make_problem(1, false, 8, 3000, 11), make_problem(2, false, 16, 4000, 12),
+                          make_problem(3, true, 16, 4000, 13)}) {
+      const auto prefixes = model::query_prefixes(p.hops, p.cot, p.keys);
+      const int limit = model::answer_byte_limit(model->config(), p.hops, p.cot);
+      auto run = [&](bool drafts, const std::vector<std::string>& asked, EngineStats& stats) {
+        EngineOptions options;
+        options.drafts = drafts;
+        Engine engine(model, options);
+        engine.prefill(p.prompt + "\n");
+        auto answers = engine.answer(asked, limit);
+        stats = engine.stats();
+        return answers;
+      };
+      EngineStats plain, drafted;
+      EXPECT_EQ(run(true, prefixes, drafted), run(false, prefixes, plain)) << "hops " << p.hops << ", batch";
+      EXPECT_LE(drafted.decode_calls, plain.decode_calls);
+      const auto alone = run(true, {prefixes[0]}, drafted);
+      EXPECT_EQ(alone, run(false, {prefixes[0]}, plain)) << "hops " << p.hops << ", alone";
+      if (model.get() == demo_model().get() && alone[0] == p.targets[0]) {
+        // The index's draft is the answer the trained model writes: one call checks it whole.
+        EXPECT_EQ(drafted.decode_calls, 1u) << "hops " << p.hops << ", CoT " << p.cot;
+        EXPECT_EQ(plain.decode_calls, alone[0].size() + 1);
+      }
+    }
+  }
+}
+
+// The index's draft follows the prompt's chain: with CoT every hop's hash, without it the last one;
+// nothing for a key the prompt lacks or a prefix of another form.
+TEST(Engine, IndexDraftFollowsTheChain) {
+  for (const auto& p : {make_problem(1, false, 8, 3000, 11), make_problem(2, false, 16, 4000, 12),
+                        make_problem(3, true, 16, 4000, 13)}) {
+    Engine engine(demo_model());
+    engine.prefill(p.prompt + "\n");
+    const auto prefixes = model::query_prefixes(p.hops, p.cot, p.keys);
+    for (std::size_t i = 0; i < prefixes.size(); ++i)
+      EXPECT_EQ(engine.index_draft(prefixes[i]), p.targets[i]) << "hops " << p.hops << ", query " << i;
+    EXPECT_EQ(engine.index_draft(model::query_prefixes(p.hops, p.cot, {"NotAKeyOfThisPrompt"})[0]), "");
+    EXPECT_EQ(engine.index_draft(p.keys[0] + " = '"), "") << "no completion header";
+    EXPECT_EQ(engine.index_draft(prefixes[0].substr(0, prefixes[0].size() - 1)), "") << "no opening quote";
+  }
+}
+
 TEST(Engine, WithEverythingInTheBackgroundItIsTheFullModelExactly) {
   // An untrained model: lookups find little that matters, so equality here rests on the background
   // holding every entry and dropped position, and on merged entries being one softmax term.

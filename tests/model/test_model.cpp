@@ -14,6 +14,7 @@
 #include <iterator>
 #include <sstream>
 #include <limits>
+#include <random>
 #include <string>
 
 #include "hashhop/bench/generator.h"
@@ -262,6 +263,76 @@ TEST(Train, TinyModelLearnsTinyTaskEndToEnd) {
 }
 
 // Encoding the prompt in chunks of any size gives the same memory and the same answers.
+// A stand-in model for the decoders: the next byte is a hash of the whole text (a closing quote about
+// one time in twelve), so every byte depends on every byte before it.
+char stand_in_next(const std::string& text) {
+  const std::size_t h = std::hash<std::string>{}(text);
+  return h % 12 == 0 ? '\'' : static_cast<char>('a' + (h / 12) % 26);
+}
+
+torch::Tensor stand_in_logits(const std::vector<std::string>& texts) {
+  auto logits = torch::zeros({static_cast<std::int64_t>(texts.size()), 1, 256});
+  for (std::size_t i = 0; i < texts.size(); ++i)
+    logits[static_cast<std::int64_t>(i)][0][static_cast<unsigned char>(stand_in_next(texts[i]))] = 1.0;
+  return logits;
+}
+
+// Drafts right, wrong, partly right, longer than the answer or empty: the answers stay greedy_decode's,
+// at every byte limit, and right drafts save calls.
+TEST(Inference, DraftedDecodeIsGreedyWhateverTheDrafts) {
+  std::mt19937_64 rng(17);
+  std::vector<std::string> prefixes;
+  for (int i = 0; i < 24; ++i) prefixes.push_back("COMPLETION:\nkey" + std::to_string(i) + " = '");
+  for (const int max_bytes : {0, 1, 2, 5, 40}) {
+    const auto greedy = model::greedy_decode(prefixes, max_bytes, stand_in_logits);
+    for (const double right : {0.0, 0.5, 1.0}) {  // the share of guesses that are the true continuation
+      model::DecodeCalls calls;
+      const auto drafted = model::drafted_greedy_decode(prefixes, max_bytes, [&](const std::vector<std::string>& texts) {
+        model::DraftedStep out{stand_in_logits(texts), {}};
+        for (const auto& text : texts) {
+          std::string guess, t = text;
+          const std::size_t length = rng() % 30;
+          const bool true_one = std::uniform_real_distribution<double>(0, 1)(rng) < right;
+          for (std::size_t k = 0; k < length; ++k) {
+            const char c = true_one ? stand_in_next(t) : static_cast<char>('a' + rng() % 26);
+            guess += c;  // a true guess may run past the closing quote: the decoder must stop there
+            t += c;
+          }
+          out.guesses.push_back(guess);
+        }
+        return out;
+      }, &calls);
+      EXPECT_EQ(drafted, greedy) << "max_bytes " << max_bytes << ", right guesses " << right;
+      std::size_t longest = 0;
+      for (const auto& a : greedy) longest = std::max(longest, a.size());
+      if (right == 1.0 && max_bytes == 40) {
+        EXPECT_LT(calls.calls, longest) << "right drafts should need fewer calls than bytes";
+      }
+    }
+  }
+  // First drafts (the engine's from its index) are checked like any other: right, wrong or too long.
+  for (const int max_bytes : {0, 3, 40}) {
+    std::vector<std::string> first;
+    for (std::size_t i = 0; i < prefixes.size(); ++i)
+      first.push_back(i % 3 == 0 ? "qqqq" : model::greedy_decode({prefixes[i]}, 40, stand_in_logits)[0] + "'zz");
+    model::DecodeCalls calls;
+    EXPECT_EQ(model::drafted_greedy_decode(prefixes, max_bytes, [&](const std::vector<std::string>& texts) {
+                return model::DraftedStep{stand_in_logits(texts), std::vector<std::string>(texts.size())};
+              }, &calls, first),
+              model::greedy_decode(prefixes, max_bytes, stand_in_logits))
+        << "max_bytes " << max_bytes;
+  }
+  EXPECT_THROW(model::drafted_greedy_decode(prefixes, 4, [&](const std::vector<std::string>& texts) {
+                 return model::DraftedStep{stand_in_logits(texts), std::vector<std::string>(texts.size())};
+               }, nullptr, {"one draft"}),
+               std::invalid_argument);
+  // A step that loses track of its rows is a bug, not an answer.
+  EXPECT_THROW(model::drafted_greedy_decode(prefixes, 4, [&](const std::vector<std::string>& texts) {
+                 return model::DraftedStep{stand_in_logits(texts), {}};
+               }),
+               std::logic_error);
+}
+
 TEST(Inference, ChunkedPromptEqualsWholePrompt) {
   auto loaded = train::load_model(trained_tiny_dir(), torch::kCPU);
   const auto sample = train::make_sample(250, 1, 4, false, 3, 51, loaded.config.model.max_run);

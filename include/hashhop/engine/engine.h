@@ -41,6 +41,11 @@ struct EngineOptions {
   // Context parallel: bytes before its shard a rank scans (recording nothing) to learn the scan state at
   // its first byte; the ranks then check that state against the previous rank's last one.
   std::size_t halo_bytes = 64 << 10;
+  // answer() checks drafts whole, one call each (model::drafted_greedy_decode): the answer the index's
+  // chain of entries gives for the query's key before the first call, then the rest of the hash each
+  // row's read copies. The answers are the model's greedy ones either way, in one or two calls instead
+  // of one per answer byte.
+  bool drafts = true;
 };
 
 // Context parallel: the bytes [begin, end) of a `total`-byte prompt that rank `rank` of `ranks` holds
@@ -55,6 +60,8 @@ struct EngineStats {
   std::uint64_t gated_positions = 0;   // positions the gate kept
   std::uint64_t reference_points = 0;  // store entries: kept positions with the same two runs merge
   std::uint64_t lookups = 0;           // index lookups made by answer()
+  std::uint64_t decode_calls = 0;      // model calls answer() made (one per answer byte without drafts)
+  std::uint64_t decode_rows = 0;       // texts those calls held
   std::uint64_t misses = 0;            // lookups that found no entry (the prompt then adds nothing);
                                        // hops past a chain's end miss by design (the hop mix skips them)
   std::uint64_t first_hop_misses = 0;  // misses of the query's own hash
@@ -101,6 +108,10 @@ class Engine {
   // Greedy answers for completion prefixes ("...KEY = '"), as model::greedy_answers gives them.
   // Context parallel: rank 0 only, after finish_prompt().
   std::vector<std::string> answer(const std::vector<std::string>& prefixes, int max_bytes);
+  // A guess at a completion prefix's answer ("COMPLETION:\nHops=N ... KEY = '"), from the index alone:
+  // each hop follows the entry of its hash with the highest gate, and with CoT every hop's hash is written,
+  // joined by " = ". "" when the prefix is not of that form or the key is not in the index.
+  std::string index_draft(const std::string& prefix) const;
   void serve();        // context parallel, ranks other than 0: answer rank 0's lookups until end_answers()
   void end_answers();  // context parallel, rank 0: releases the other ranks from serve()
 

@@ -53,6 +53,8 @@ class HopReader {
   // What hop `hop` reads for queries q [B, Q, fp_dim], [B, Q, value_dim]; previous_read is the last
   // hop's read (undefined at hop 0).
   virtual torch::Tensor read_hop(int hop, const torch::Tensor& q, const torch::Tensor& previous_read) = 0;
+  // The hops' reads mixed as the answer copies from them ([B, Q, value_dim]), once per answer_logits.
+  virtual void copied_read(const torch::Tensor& /*read*/) {}
 };
 
 class HashHopTransformerImpl : public torch::nn::Module {

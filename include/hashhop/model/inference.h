@@ -50,6 +50,25 @@ using NextLogits = std::function<torch::Tensor(const std::vector<std::string>& t
 std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
                                        const NextLogits& next_logits);
 
+// Greedy decoding that checks drafts. step(texts) returns each text's next-byte logits ([B, 1, vocab])
+// and a guess of the bytes that text goes on to write, starting with the next one ("" for none). A call
+// holds each unfinished text extended by every prefix of its draft, so one call checks a whole draft;
+// a text keeps its draft up to the first byte the model would not write there, then that byte. Every
+// kept byte is the argmax the model gives at its text, so the answers are greedy_decode's (same rows,
+// other batches); a right draft turns one call per answer byte into two per hash.
+struct DraftedStep {
+  torch::Tensor logits;             // [B, 1, vocab]
+  std::vector<std::string> guesses;  // per text: the bytes it is expected to write next, "" if unknown
+};
+using DraftedLogits = std::function<DraftedStep(const std::vector<std::string>& texts)>;
+struct DecodeCalls {
+  std::uint64_t calls = 0, rows = 0;  // step() calls, and the texts they held
+};
+// first_drafts: a draft per prefix for the first call (none: the first call holds the prefixes alone).
+std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
+                                               const DraftedLogits& step, DecodeCalls* counts = nullptr,
+                                               std::vector<std::string> first_drafts = {});
+
 // For each prefix (completion text up to and including "KEY = '"), the bytes the model writes up to
 // its closing quote (not included), at most max_bytes.
 std::vector<std::string> greedy_answers(HashHopTransformer& model, const PromptMemory& prompt,
