@@ -55,7 +55,7 @@ std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes,
 // holds each unfinished text extended by every prefix of its draft, so one call checks a whole draft;
 // a text keeps its draft up to the first byte the model would not write there, then that byte. Every
 // kept byte is the argmax the model gives at its text, so the answers are greedy_decode's (same rows,
-// other batches); a right draft turns one call per answer byte into two per hash.
+// other batches); a right draft turns one call per answer byte into one call for the whole draft.
 struct DraftedStep {
   torch::Tensor logits;             // [B, 1, vocab]
   std::vector<std::string> guesses;  // per text: the bytes it is expected to write next, "" if unknown
