@@ -102,7 +102,7 @@ std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes,
 
 std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
                                                const DraftedLogits& step, DecodeCalls* counts,
-                                               std::vector<std::string> first_drafts) {
+                                               std::vector<std::string> first_drafts, std::size_t max_draft) {
   const std::size_t n = prefixes.size();
   const auto limit = static_cast<std::size_t>(std::max(0, max_bytes));
   if (!first_drafts.empty() && first_drafts.size() != n)
@@ -112,16 +112,16 @@ std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& p
   std::vector<bool> done(n, limit == 0);
   while (true) {
     // Rows: each unfinished text, then that text extended by 1, 2, ... bytes of its draft (as many as
-    // the byte limit leaves room to check).
+    // the byte limit leaves room to check, at most max_draft; the rest of a longer draft waits).
     std::vector<std::string> rows;
-    std::vector<std::size_t> first_row(n, 0);
+    std::vector<std::size_t> first_row(n, 0), checked(n, 0);
     for (std::size_t i = 0; i < n; ++i) {
       if (done[i]) continue;
       first_row[i] = rows.size();
-      const std::size_t checkable = std::min(drafts[i].size(), limit - answers[i].size() - 1);
+      checked[i] = std::min({drafts[i].size(), limit - answers[i].size() - 1, max_draft});
       const std::string text = prefixes[i] + answers[i];
-      for (std::size_t j = 0; j <= checkable; ++j) rows.push_back(text + drafts[i].substr(0, j));
-      drafts[i].resize(checkable);
+      for (std::size_t j = 0; j <= checked[i]; ++j) rows.push_back(text + drafts[i].substr(0, j));
+      if (drafts[i].size() > limit - answers[i].size() - 1) drafts[i].resize(limit - answers[i].size() - 1);
     }
     if (rows.empty()) break;
     const auto out = step(rows);
@@ -136,9 +136,9 @@ std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& p
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (done[i]) continue;
-      const std::string& draft = drafts[i];
-      std::size_t j = 0;  // the draft's bytes the model wrote too are kept, up to an answer's end
-      while (j < draft.size() && static_cast<char>(y[first_row[i] + j]) == draft[j] && !ends_answer(draft[j])) ++j;
+      const std::string draft = std::move(drafts[i]);
+      std::size_t j = 0;  // the checked draft bytes the model wrote too are kept, up to an answer's end
+      while (j < checked[i] && static_cast<char>(y[first_row[i] + j]) == draft[j] && !ends_answer(draft[j])) ++j;
       answers[i] += draft.substr(0, j);
       const char c = static_cast<char>(y[first_row[i] + j]);
       const std::string& guess = out.guesses[first_row[i] + j];
@@ -147,7 +147,10 @@ std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& p
         continue;
       }
       answers[i] += c;
-      drafts[i] = !guess.empty() && guess[0] == c ? guess.substr(1) : std::string();
+      // The model's byte goes on with the draft (past the checked window): keep the rest of the draft;
+      // otherwise the row's own guess, if it starts with that byte.
+      if (j < draft.size() && draft[j] == c) drafts[i] = draft.substr(j + 1);
+      else drafts[i] = !guess.empty() && guess[0] == c ? guess.substr(1) : std::string();
       done[i] = answers[i].size() >= limit;
     }
   }

@@ -82,7 +82,7 @@ check "eval engine" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --engine on
 check "eval bad engine" 2 "--engine" -- "$bin" eval --engine maybe --model "$work/run" --data "$work/tiny.jsonl"
 check "eval bad engine-above" 1 "--engine-above: expected a size" -- "$bin" eval --engine-above 1X --model "$work/run" --data "$work/tiny.jsonl"
 check "answer engine" 0 "^COMPLETION:" -- "$bin" answer --engine on --model "$work/run" --prompt "$work/one.txt"
-check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 1 --dense-max 20K --device cpu --json "$work/eb.json"
+check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 4 --dense-max 20K --device cpu --json "$work/eb.json"
 grep -q '"path": "dense"' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench json"; failed=$((failed + 1)); }
 # Drafted decoding (the default) and one call per byte answer alike, alone and in a batch.
 grep -q '"single_differ": 0' "$work/eb.json" && ! grep -q '"single_differ": [1-9]' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench single answers differ from the batch's"; failed=$((failed + 1)); }

@@ -104,6 +104,7 @@ TEST(Engine, AnswersEqualTheFullModelForAnyChunkSize) {
 TEST(Engine, DraftsChangeTheCallsNotTheAnswers) {
   torch::manual_seed(5);
   const model::HashHopTransformer untrained(train::load_run_config("tiny").model);
+  int one_call_checks = 0;
   for (const auto& model : {demo_model(), untrained}) {
     for (const auto& p : {make_problem(1, false, 8, 3000, 11), make_problem(2, false, 16, 4000, 12),
                           make_problem(3, true, 16, 4000, 13)}) {
@@ -126,10 +127,12 @@ TEST(Engine, DraftsChangeTheCallsNotTheAnswers) {
       if (model.get() == demo_model().get() && alone[0] == p.targets[0]) {
         // The index's draft is the answer the trained model writes: one call checks it whole.
         EXPECT_EQ(drafted.decode_calls, 1u) << "hops " << p.hops << ", CoT " << p.cot;
-        EXPECT_EQ(plain.decode_calls, alone[0].size() + 1);
+        EXPECT_EQ(plain.decode_calls, alone[0].size() + 1);  // the answer's bytes, then its closing quote
+        ++one_call_checks;
       }
     }
   }
+  EXPECT_GE(one_call_checks, 2) << "the demo model should answer most of these first queries right";
 }
 
 // The index's draft follows the prompt's chain: with CoT every hop's hash, without it the last one;

@@ -262,7 +262,6 @@ TEST(Train, TinyModelLearnsTinyTaskEndToEnd) {
   EXPECT_GE(right, total * 95 / 100) << right << " of " << total;
 }
 
-// Encoding the prompt in chunks of any size gives the same memory and the same answers.
 // A stand-in model for the decoders: the next byte is a hash of the whole text (a closing quote about
 // one time in twelve), so every byte depends on every byte before it.
 char stand_in_next(const std::string& text) {
@@ -311,17 +310,33 @@ TEST(Inference, DraftedDecodeIsGreedyWhateverTheDrafts) {
     }
   }
   // First drafts (the engine's from its index) are checked like any other: right, wrong or too long.
+  auto no_guesses = [&](const std::vector<std::string>& texts) {
+    return model::DraftedStep{stand_in_logits(texts), std::vector<std::string>(texts.size())};
+  };
   for (const int max_bytes : {0, 3, 40}) {
     std::vector<std::string> first;
     for (std::size_t i = 0; i < prefixes.size(); ++i)
       first.push_back(i % 3 == 0 ? "qqqq" : model::greedy_decode({prefixes[i]}, 40, stand_in_logits)[0] + "'zz");
-    model::DecodeCalls calls;
-    EXPECT_EQ(model::drafted_greedy_decode(prefixes, max_bytes, [&](const std::vector<std::string>& texts) {
-                return model::DraftedStep{stand_in_logits(texts), std::vector<std::string>(texts.size())};
-              }, &calls, first),
+    EXPECT_EQ(model::drafted_greedy_decode(prefixes, max_bytes, no_guesses, nullptr, first),
               model::greedy_decode(prefixes, max_bytes, stand_in_logits))
         << "max_bytes " << max_bytes;
   }
+  // Right first drafts: one call answers everything. With a window of 3 bytes a call keeps 3 draft bytes
+  // and the model's next one, so an answer of L bytes and its closing quote take ceil((L + 1) / 4) calls.
+  std::vector<std::string> right_first;
+  std::size_t longest = 0;
+  for (const auto& answer : model::greedy_decode(prefixes, 200, stand_in_logits)) {
+    right_first.push_back(answer);
+    longest = std::max(longest, answer.size());
+  }
+  ASSERT_LT(longest, 128u) << "the stand-in should end its answers within one default draft window here";
+  model::DecodeCalls one, windowed;
+  EXPECT_EQ(model::drafted_greedy_decode(prefixes, 200, no_guesses, &one, right_first),
+            model::greedy_decode(prefixes, 200, stand_in_logits));
+  EXPECT_EQ(one.calls, 1u);
+  EXPECT_EQ(model::drafted_greedy_decode(prefixes, 200, no_guesses, &windowed, right_first, 3),
+            model::greedy_decode(prefixes, 200, stand_in_logits));
+  EXPECT_EQ(windowed.calls, (longest + 1 + 3) / 4);
   EXPECT_THROW(model::drafted_greedy_decode(prefixes, 4, [&](const std::vector<std::string>& texts) {
                  return model::DraftedStep{stand_in_logits(texts), std::vector<std::string>(texts.size())};
                }, nullptr, {"one draft"}),
@@ -333,6 +348,7 @@ TEST(Inference, DraftedDecodeIsGreedyWhateverTheDrafts) {
                std::logic_error);
 }
 
+// Encoding the prompt in chunks of any size gives the same memory and the same answers.
 TEST(Inference, ChunkedPromptEqualsWholePrompt) {
   auto loaded = train::load_model(trained_tiny_dir(), torch::kCPU);
   const auto sample = train::make_sample(250, 1, 4, false, 3, 51, loaded.config.model.max_run);

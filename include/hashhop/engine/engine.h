@@ -43,8 +43,9 @@ struct EngineOptions {
   std::size_t halo_bytes = 64 << 10;
   // answer() checks drafts whole, one call each (model::drafted_greedy_decode): the answer the index's
   // chain of entries gives for the query's key before the first call, then the rest of the hash each
-  // row's read copies. The answers are the model's greedy ones either way, in one or two calls instead
-  // of one per answer byte.
+  // row's read copies. The answers are the model's greedy ones either way, usually in one call instead
+  // of one per answer byte. Context parallel: rank 0 drafts from its own shard's entries only (a key held
+  // elsewhere gets no index draft; only speed differs).
   bool drafts = true;
 };
 
@@ -59,8 +60,9 @@ struct EngineStats {
   std::uint64_t bytes = 0;             // prompt bytes scanned
   std::uint64_t gated_positions = 0;   // positions the gate kept
   std::uint64_t reference_points = 0;  // store entries: kept positions with the same two runs merge
-  std::uint64_t lookups = 0;           // index lookups made by answer()
-  std::uint64_t decode_calls = 0;      // model calls answer() made (one per answer byte without drafts)
+  std::uint64_t lookups = 0;           // index lookups made by answer(), draft rows included
+  std::uint64_t decode_calls = 0;      // model calls answer() made (without drafts: the longest answer's
+                                       // bytes and its closing quote, unless the byte limit ends it)
   std::uint64_t decode_rows = 0;       // texts those calls held
   std::uint64_t misses = 0;            // lookups that found no entry (the prompt then adds nothing);
                                        // hops past a chain's end miss by design (the hop mix skips them)

@@ -54,8 +54,9 @@ std::vector<std::string> greedy_decode(const std::vector<std::string>& prefixes,
 // and a guess of the bytes that text goes on to write, starting with the next one ("" for none). A call
 // holds each unfinished text extended by every prefix of its draft, so one call checks a whole draft;
 // a text keeps its draft up to the first byte the model would not write there, then that byte. Every
-// kept byte is the argmax the model gives at its text, so the answers are greedy_decode's (same rows,
-// other batches); a right draft turns one call per answer byte into one call for the whole draft.
+// kept byte is the argmax the model gives at its text, so the answers are greedy_decode's, as far as a
+// row's logits do not depend on the other rows of its batch (the engine's candidate padding can change
+// float rounding); a right draft turns one call per answer byte into one call for the whole draft.
 struct DraftedStep {
   torch::Tensor logits;             // [B, 1, vocab]
   std::vector<std::string> guesses;  // per text: the bytes it is expected to write next, "" if unknown
@@ -65,9 +66,11 @@ struct DecodeCalls {
   std::uint64_t calls = 0, rows = 0;  // step() calls, and the texts they held
 };
 // first_drafts: a draft per prefix for the first call (none: the first call holds the prefixes alone).
+// max_draft: the draft bytes one call checks per text (each is a row that re-encodes the whole text, so
+// a long CoT draft is checked a window at a time rather than in rows that grow with its square).
 std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& prefixes, int max_bytes,
                                                const DraftedLogits& step, DecodeCalls* counts = nullptr,
-                                               std::vector<std::string> first_drafts = {});
+                                               std::vector<std::string> first_drafts = {}, std::size_t max_draft = 128);
 
 // For each prefix (completion text up to and including "KEY = '"), the bytes the model writes up to
 // its closing quote (not included), at most max_bytes.
