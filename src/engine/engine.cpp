@@ -380,7 +380,6 @@ std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes
   model::DecodeCalls calls;
   auto answers = model::drafted_greedy_decode(prefixes, max_bytes, step, &calls, std::move(first_drafts));
   stats_.decode_calls += calls.calls;
-  stats_.decode_rows += calls.rows;
   return answers;
 }
 

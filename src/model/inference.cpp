@@ -130,10 +130,7 @@ std::vector<std::string> drafted_greedy_decode(const std::vector<std::string>& p
                              " guesses for " + std::to_string(rows.size()) + " texts");
     const auto next = out.logits.argmax(-1).to(torch::kCPU).contiguous();
     const auto* y = next.data_ptr<std::int64_t>();
-    if (counts != nullptr) {
-      ++counts->calls;
-      counts->rows += rows.size();
-    }
+    if (counts != nullptr) ++counts->calls;
     for (std::size_t i = 0; i < n; ++i) {
       if (done[i]) continue;
       const std::string draft = std::move(drafts[i]);

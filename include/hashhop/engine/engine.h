@@ -63,7 +63,6 @@ struct EngineStats {
   std::uint64_t lookups = 0;           // index lookups made by answer(), draft rows included
   std::uint64_t decode_calls = 0;      // model calls answer() made (without drafts: the longest answer's
                                        // bytes and its closing quote, unless the byte limit ends it)
-  std::uint64_t decode_rows = 0;       // texts those calls held
   std::uint64_t misses = 0;            // lookups that found no entry (the prompt then adds nothing);
                                        // hops past a chain's end miss by design (the hop mix skips them)
   std::uint64_t first_hop_misses = 0;  // misses of the query's own hash

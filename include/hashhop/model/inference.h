@@ -63,7 +63,7 @@ struct DraftedStep {
 };
 using DraftedLogits = std::function<DraftedStep(const std::vector<std::string>& texts)>;
 struct DecodeCalls {
-  std::uint64_t calls = 0, rows = 0;  // step() calls, and the texts they held
+  std::uint64_t calls = 0;  // step() calls
 };
 // first_drafts: a draft per prefix for the first call (none: the first call holds the prefixes alone).
 // max_draft: the draft bytes one call checks per text (each is a row that re-encodes the whole text, so
