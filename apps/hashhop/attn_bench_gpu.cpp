@@ -235,18 +235,18 @@ std::vector<at::Tensor> lsh_rotations(const attn::BucketConfig& config, const at
 
 // One fused call per round and tensor (every head's rows at once): x·R on tensor cores, argmax in registers.
 BucketIds lsh_ids(const at::Tensor& q, const at::Tensor& k, const attn::BucketConfig& config, const std::vector<at::Tensor>& rotations) {
-  const std::int64_t n = q.size(2);
+  const std::int64_t heads = q.size(1), n = q.size(2);  // q, k: [1, heads, n, dim], contiguous
   const auto options = q.options();
-  BucketIds ids{at::empty({config.rounds, kHeads, n}, options.dtype(at::kInt)), at::empty({config.rounds, kHeads, n}, options.dtype(at::kInt))};
+  BucketIds ids{at::empty({config.rounds, heads, n}, options.dtype(at::kInt)), at::empty({config.rounds, heads, n}, options.dtype(at::kInt))};
   if (config.bucket_bits == 0) {  // one bucket: every id is 0 (the argmax would give 0 or 1)
     ids.q.zero_(), ids.k.zero_();
     return ids;
   }
-  if (kHeads * n > INT_MAX) throw std::invalid_argument("attn-bench: heads x tokens must fit in int for the LSH ids");
+  if (heads * n > INT_MAX) throw std::invalid_argument("attn-bench: heads x tokens must fit in int for the LSH ids");
   const int columns = attn::bucket_projection_columns(config);
   for (int r = 0; r < config.rounds; ++r) {
     for (const auto& [x, out] : {std::pair{q, ids.q}, std::pair{k, ids.k}}) {
-      hc::lsh_bucket_ids(bf16(x), static_cast<int>(kHeads * n), kDim, bf16(rotations[r]), columns,
+      hc::lsh_bucket_ids(bf16(x), static_cast<int>(heads * n), kDim, bf16(rotations[r]), columns,
                          reinterpret_cast<std::uint32_t*>(out[r].data_ptr<int>()), current_stream());
     }
   }
@@ -273,11 +273,11 @@ struct BucketRun {
 };
 
 BucketRun prepare_bucket(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const BucketIds& ids, const attn::BucketConfig& config) {
-  const int n = static_cast<int>(q.size(2));
+  const int heads = static_cast<int>(q.size(1)), n = static_cast<int>(q.size(2));
   BucketRun run;
-  run.out = at::empty({kHeads, n, kDim}, q.options().dtype(at::kFloat));
+  run.out = at::empty({heads, n, kDim}, q.options().dtype(at::kFloat));
   run.params = {bf16(q), bf16(k), bf16(v), reinterpret_cast<const std::uint32_t*>(ids.q.data_ptr<int>()),
-                reinterpret_cast<const std::uint32_t*>(ids.k.data_ptr<int>()), kHeads, kHeads, n, n, kDim, config.bucket_bits, config.rounds,
+                reinterpret_cast<const std::uint32_t*>(ids.k.data_ptr<int>()), heads, heads, n, n, kDim, config.bucket_bits, config.rounds,
                 true, 1.0f / std::sqrt(static_cast<float>(kDim)), run.out.data_ptr<float>(), nullptr, nullptr};
   run.workspace = at::empty({static_cast<std::int64_t>(hc::bucket_workspace_bytes(run.params))}, q.options().dtype(at::kByte));
   run.params.workspace = run.workspace.data_ptr();
@@ -346,6 +346,61 @@ nlohmann::json prefill_row(std::int64_t n, const AttentionBenchOptions& o) {
   return row;
 }
 
+// Mixed heads (BucketConfig::dense_heads, 1 round): the first heads hashed (fused ids + sort + tensor-core tiles), the
+// last `dense` heads through SDPA (the faster of flash and cuDNN at this size, measured on those heads), one after
+// the other on the stream, as torch.ops.hashhop.bucket_attention(..., dense_heads) runs them. Timed as a whole.
+nlohmann::json mixed_row(std::int64_t n, const AttentionBenchOptions& o) {
+  const auto bf = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  const at::Tensor q = at::randn({1, kHeads, n, kDim}, bf), k = at::randn({1, kHeads, n, kDim}, bf), v = at::randn({1, kHeads, n, kDim}, bf);
+  at::Tensor dense_out;
+  const double best_all = best_of(sdpa_ms(q, k, v, true, true, 1, o.prefill_repeats, &dense_out),
+                                  sdpa_ms(q, k, v, false, true, 1, o.prefill_repeats, &dense_out));
+  dense_out = at::Tensor();
+  attn::BucketConfig config;
+  config.bucket_bits = std::max(0, static_cast<int>(std::lround(std::log2(static_cast<double>(n) / o.bucket_size))));
+  config.seed = 1;
+  const cudaStream_t stream = current_stream();
+  nlohmann::json row = {{"section", "mixed_heads"}, {"tokens", n}, {"bucket_bits", config.bucket_bits}, {"rounds", 1},
+                        {"best_sdpa_all_heads_ms", best_all}};
+  std::printf("| %lld | %s |", static_cast<long long>(n), ms_text(best_all).c_str());
+  const std::vector<at::Tensor> rotations = lsh_rotations(config, q.options());
+  for (int dense : kBucket.dense_heads) {
+    const int hashed = kHeads - dense;
+    const auto part = [](const at::Tensor& x, std::int64_t first, std::int64_t count) { return x.narrow(1, first, count).contiguous(); };
+    const at::Tensor qh = part(q, 0, hashed), kh = part(k, 0, hashed), vh = part(v, 0, hashed);
+    const at::Tensor qd = part(q, hashed, dense), kd = part(k, hashed, dense), vd = part(v, hashed, dense);
+    const double flash = sdpa_ms(qd, kd, vd, true, true, 1, o.prefill_repeats, &dense_out);
+    const double cudnn = sdpa_ms(qd, kd, vd, false, true, 1, o.prefill_repeats, &dense_out);
+    const bool use_flash = flash > 0 && (cudnn < 0 || flash <= cudnn);
+    const double dense_ms = best_of(flash, cudnn);
+    BucketIds ids = lsh_ids(qh, kh, config, rotations);
+    BucketRun run = prepare_bucket(qh, kh, vh, ids, config);
+    auto& context = at::globalContext();
+    context.setSDPUseFlash(use_flash);
+    context.setSDPUseCuDNN(!use_flash);
+    const double total = median_ms([&] {
+      ids = lsh_ids(qh, kh, config, rotations);
+      hc::bucket_attention(run.params, stream);
+      dense_out = at::scaled_dot_product_attention(qd, kd, vd, {}, 0.0, true);
+    }, 1, o.prefill_repeats);
+    const double error = bucket_kernel_error(qh, kh, vh, ids, run.out.view({hashed, n, kDim}));
+    const std::string key = "dense" + std::to_string(dense) + "_";
+    row[key + "hashed_heads"] = hashed;
+    row[key + "dense_sdpa_ms"] = dense_ms;
+    row[key + "dense_sdpa"] = use_flash ? "flash" : "cudnn";
+    row[key + "total_ms"] = total;
+    row[key + "speedup_vs_best_sdpa"] = best_all / total;
+    row[key + "kernel_error"] = error;
+    std::printf(" %d + %d | %s | %.2f | %.1fx | %.1e |", hashed, dense, ms_text(dense_ms).c_str(), total, best_all / total, error);
+    std::fflush(stdout);
+    run = BucketRun();
+    dense_out = at::Tensor();
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  }
+  std::printf("\n");
+  return row;
+}
+
 }  // namespace
 
 nlohmann::json run_attention_bench(const AttentionBenchOptions& o) {
@@ -387,6 +442,15 @@ nlohmann::json run_attention_bench(const AttentionBenchOptions& o) {
                 "| kernel err | ids vs fp32 | 2 rounds: ids ms | sort+attend ms | FMA tiles ms | speed-up | kernel err | ids vs fp32 |\n");
     std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (std::int64_t n : o.prefill_sizes) guarded(n, [&] { return prefill_row(n, o); });
+    std::printf("\n## Mixed heads: some heads hashed (1 round, as above), the rest dense through SDPA, %d heads in all\n\n", kHeads);
+    std::printf("*dense ms*: SDPA (the faster of flash and cuDNN) on the dense heads alone; *total*: ids + sort + attend of the "
+                "hashed heads, then SDPA on the dense ones, timed together; speed-up against the best SDPA over all %d heads.\n\n", kHeads);
+    std::printf("| tokens | best SDPA, all heads ms |");
+    for (std::size_t i = 0; i < kBucket.dense_heads.size(); ++i) std::printf(" hashed + dense | dense ms | total ms | speed-up | kernel err |");
+    std::printf("\n|---:|---:|");
+    for (std::size_t i = 0; i < kBucket.dense_heads.size(); ++i) std::printf("---|---:|---:|---:|---:|");
+    std::printf("\n");
+    for (std::int64_t n : o.prefill_sizes) guarded(n, [&] { return mixed_row(n, o); });
   }
   return {{"device", prop.name}, {"copy_bandwidth_gbs", copy_gbs}, {"data", "random"}, {"rows", rows}};
 }

@@ -56,14 +56,15 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_bias:
 
 def bucket_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bucket_bits: int = 4, rounds: int = 1,
                      bucket_fn: str = "lsh", seed: int = 0, causal: bool = False,
-                     scale: Optional[float] = None) -> torch.Tensor:
+                     scale: Optional[float] = None, dense_heads: int = 0) -> torch.Tensor:
     """Softmax over the keys sharing the query's bucket in any of ``rounds`` hashing rounds.
 
     ``bucket_fn``: ``"lsh"`` (random hyperplanes), ``"lsh_sha256"`` or ``"quantized_sha256"``;
     ``2**bucket_bits`` buckets; the same ``seed`` gives the same buckets. Differentiable in q, k, v
-    (the buckets are constants of the inputs).
+    (the buckets are constants of the inputs). Mixed heads: the last ``dense_heads`` query heads (whole
+    groups of ``heads_q // heads_kv``) attend to every visible key; on CUDA they run through PyTorch's SDPA.
     """
-    return _ops.bucket_attention(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, _scale(q, scale))
+    return _ops.bucket_attention(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, _scale(q, scale), dense_heads)
 
 
 def signature_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_signatures: torch.Tensor,

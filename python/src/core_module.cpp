@@ -70,6 +70,7 @@ nb::dict case_dict(const attn::AttentionCase& c) {
   options["rounds"] = o.rounds;
   options["bucket_fn"] = bucket_function_name(o.bucket_function);
   options["seed"] = o.seed;
+  options["dense_heads"] = o.dense_heads;
   options["bits"] = o.bits;
   options["sinks"] = o.sinks;
   options["window"] = o.window;

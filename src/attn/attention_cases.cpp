@@ -2,6 +2,7 @@
 // Python ops tests, large ones for the CUDA kernels, the attn-bench tables. Test: ctest -R AttentionCases
 #include "hashhop/attn/attention_cases.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <tuple>
@@ -46,6 +47,16 @@ void add_small_cases(std::vector<AttentionCase>& cases) {
       buckets.rounds = 3;
       buckets.seed = 11;
       cases.push_back(make_case(std::string(name) + " b=3 r=3", Mechanism::bucket, s, buckets, Expectation::rule, kSmall));
+    }
+    {  // mixed heads: about half the query heads dense, whole groups of a grouped kv head (as the CUDA op needs)
+      const int group = s.heads_q / s.heads_kv;
+      CaseOptions mixed;
+      mixed.bucket_bits = 3;
+      mixed.rounds = 2;
+      mixed.seed = 13;
+      mixed.dense_heads = std::max(group, s.heads_q / 2 / group * group);
+      cases.push_back(make_case("bucket/lsh b=3 r=2 dense_heads=" + std::to_string(mixed.dense_heads), Mechanism::bucket, s, mixed,
+                                Expectation::rule, kSmall));
     }
     for (int bits : {32, 64, 128}) {
       const std::string label = "signature/" + std::to_string(bits);
@@ -193,6 +204,7 @@ std::vector<BenchmarkCase> build_benchmarks() {
   bucket.sizes = {1 << 15, 1 << 17, 1 << 19, 1 << 20};
   bucket.bucket_size = 1024;
   bucket.rounds = {1, 2};
+  bucket.dense_heads = {2, 4};  // of 8: 75% and 50% of the heads hashed (1 round), the rest through SDPA
   out.push_back(bucket);
   return out;
 }

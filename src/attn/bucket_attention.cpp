@@ -93,10 +93,16 @@ ProblemBuckets problem_buckets(const AttentionProblem& p, const BucketConfig& co
 void bucket_attention(const AttentionProblem& p, const BucketConfig& config, double* out, double* lse) {
   validate(p);
   if (config.rounds < 1) throw std::invalid_argument("rounds: must be >= 1");
+  if (config.dense_heads < 0 || config.dense_heads > p.heads_q) throw std::invalid_argument("dense_heads: must be in [0, heads_q]");
   const ProblemBuckets buckets = problem_buckets(p, config);
   const KeySelector select = [&](int h, int i, std::vector<int>& keys) {
     const int kv = p.kv_head(h);
+    const bool hashed = head_is_hashed(config, h, p.heads_q);
     for (int j = 0; j <= p.last_key(i); ++j) {
+      if (!hashed) {
+        keys.push_back(j);
+        continue;
+      }
       for (int r = 0; r < config.rounds; ++r) {
         if (buckets.query(r, h)[i] == buckets.key(r, kv)[j]) {
           keys.push_back(j);  // once, however many rounds it collides in

@@ -94,16 +94,25 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
   return attend_visible(q, k, v, causal_visible(q.size(0), q.size(1), k.size(1), causal, q.device()), key_bias, scale);
 }
 
+void check_dense_heads(const char* op, const torch::Tensor& q, const torch::Tensor& k, int64_t dense_heads) {
+  const int64_t heads_q = q.size(0), group = heads_q / k.size(0);
+  TORCH_CHECK(dense_heads >= 0 && dense_heads <= heads_q, op, ": dense_heads must be in [0, heads_q = ", heads_q, "], got ",
+              dense_heads);
+  TORCH_CHECK(dense_heads % group == 0, op, ": dense_heads must be a multiple of heads_q / heads_kv = ", group,
+              " (whole groups of a kv head), got ", dense_heads);
+}
+
 torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
-                               bool causal, double scale) {
+                               bool causal, double scale, int64_t dense_heads) {
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
     return unfold_batch(bucket_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                                         rounds, bucket_fn, seed, causal, scale), b);
+                                         rounds, bucket_fn, seed, causal, scale, dense_heads), b);
   }
   check_qkv("bucket_attention", q, k, v);
+  check_dense_heads("bucket_attention", q, k, dense_heads);
   TORCH_CHECK(bucket_bits >= 0 && bucket_bits <= 30, "bucket_attention: bucket_bits must be in [0, 30], got ", bucket_bits);
   TORCH_CHECK(rounds >= 1, "bucket_attention: rounds must be >= 1, got ", rounds);
   attn::BucketConfig config;
@@ -111,6 +120,7 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
   config.rounds = static_cast<int>(rounds);
   config.function = parse_bucket_fn(bucket_fn);
   config.seed = static_cast<std::uint64_t>(seed);
+  config.dense_heads = static_cast<int>(dense_heads);
   // Buckets come from the float64 reference, so the op and attn::bucket_attention agree exactly.
   const auto q64 = q.detach().to(torch::kCPU, torch::kFloat64).contiguous();
   const auto k64 = k.detach().to(torch::kCPU, torch::kFloat64).contiguous();
@@ -127,6 +137,10 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
   auto same = torch::zeros({q.size(0), q.size(1), k.size(1)}, torch::kBool);
   for (int r = 0; r < config.rounds; ++r) {
     for (int h = 0; h < p.heads_q; ++h) {
+      if (!attn::head_is_hashed(config, h, p.heads_q)) {
+        same[h].fill_(true);  // a dense head: every key, as the reference's
+        continue;
+      }
       const auto& qb = buckets.query(r, h);
       const auto& kb = buckets.key(r, p.kv_head(h));
       const auto qt = torch::tensor(std::vector<int64_t>(qb.begin(), qb.end()));
@@ -228,7 +242,7 @@ TORCH_LIBRARY(hashhop, m) {
   m.def("dense_attention(Tensor q, Tensor k, Tensor v, Tensor? key_bias=None, bool causal=False, float scale=1.0) -> Tensor",
         &hashhop::ops::dense_attention);
   m.def("bucket_attention(Tensor q, Tensor k, Tensor v, int bucket_bits=4, int rounds=1, str bucket_fn='lsh', "
-        "int seed=0, bool causal=False, float scale=1.0) -> Tensor",
+        "int seed=0, bool causal=False, float scale=1.0, int dense_heads=0) -> Tensor",
         &hashhop::ops::bucket_attention);
   m.def("signature_attention(Tensor q, Tensor k, Tensor v, Tensor q_signatures, Tensor k_signatures, int bits=64, "
         "int sinks=0, int window=0, int top_k=0, float top_fraction=0.0, bool causal=False, float scale=1.0) -> Tensor",

@@ -14,8 +14,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -29,6 +31,7 @@
 #include "hashhop/attn/hash_index.h"
 #include "hashhop/attn/signature_attention.h"
 #include "hashhop/ops/attention_grads.h"
+#include "hashhop/ops/attention_ops.h"
 #include "ops_cuda_support.h"
 
 namespace hashhop::ops {
@@ -408,6 +411,27 @@ torch::Tensor bucket_kernel(const torch::Tensor& q, const torch::Tensor& k, cons
   return out.to(q.scalar_type());
 }
 
+// Mixed heads (dense_heads > 0): the first heads_q - dense_heads query heads through `hashed` (the bucket path),
+// the last dense_heads through PyTorch's SDPA (cuDNN or flash: a dense head costs what dense attention costs),
+// joined on the head dim. Whole kv groups (check_dense_heads), so each part keeps its own kv heads. Called at the
+// autograd level too, where SDPA's own backward serves the dense heads.
+using HeadsFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
+torch::Tensor mixed_heads(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t dense_heads, bool causal,
+                          double scale, const HeadsFn& hashed) {
+  const int64_t group = q.size(0) / k.size(0), hashed_q = q.size(0) - dense_heads, hashed_kv = hashed_q / group;
+  const auto dense_part = [&](const torch::Tensor& x, int64_t first) { return x.narrow(0, first, x.size(0) - first).unsqueeze(0); };
+  // Causal here means query i sees keys up to n_k - n_q + i (bottom-right); SDPA's is_causal is top-left, the same
+  // only when n_q == n_k. Otherwise an explicit mask (check_bucket_args: n_q <= n_k, so every query sees a key).
+  const bool square = q.size(1) == k.size(1);
+  std::optional<torch::Tensor> mask;
+  if (causal && !square) mask = causal_visible(1, q.size(1), k.size(1), true, q.device());
+  const auto dense_out = at::scaled_dot_product_attention(dense_part(q, hashed_q), dense_part(k, hashed_kv), dense_part(v, hashed_kv),
+                                                          mask, 0.0, causal && square, scale, group > 1)
+                             .squeeze(0);
+  if (hashed_q == 0) return dense_out;
+  return torch::cat({hashed(q.narrow(0, 0, hashed_q), k.narrow(0, 0, hashed_kv), v.narrow(0, 0, hashed_kv)), dense_out}, 0);
+}
+
 attn::BucketConfig bucket_config(const BucketArgs& a) {
   attn::BucketConfig config;
   config.bucket_bits = static_cast<int>(a.bucket_bits);
@@ -442,16 +466,23 @@ class BucketAttention : public torch::autograd::Function<BucketAttention> {
 };
 
 torch::Tensor bucket_attention_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t bucket_bits,
-                                    int64_t rounds, const std::string& bucket_fn, int64_t seed, bool causal, double scale) {
+                                    int64_t rounds, const std::string& bucket_fn, int64_t seed, bool causal, double scale,
+                                    int64_t dense_heads) {
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
     return unfold_batch(bucket_attention_cuda(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                        rounds, bucket_fn, seed, causal, scale), b);
+                        rounds, bucket_fn, seed, causal, scale, dense_heads), b);
   }
   const BucketArgs a{bucket_bits, rounds, bucket_fn, seed, causal};
   check_bucket_args(q, k, v, a);
+  check_dense_heads("bucket_attention", q, k, dense_heads);
   const c10::cuda::CUDAGuard guard(q.device());
+  if (dense_heads > 0) {
+    return mixed_heads(q, k, v, dense_heads, causal, scale, [&](const torch::Tensor& hq, const torch::Tensor& hk, const torch::Tensor& hv) {
+      return bucket_attention_cuda(hq, hk, hv, bucket_bits, rounds, bucket_fn, seed, causal, scale, 0);
+    });
+  }
   const Inputs in = dense_inputs(q, k, v);
   const auto config = bucket_config(a);
   return bucket_kernel(in.q, in.k, in.v, lsh_buckets(in.q, config), lsh_buckets(in.k, config), a, scale);
@@ -459,17 +490,23 @@ torch::Tensor bucket_attention_cuda(const torch::Tensor& q, const torch::Tensor&
 
 torch::Tensor bucket_attention_autograd_cuda(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                              int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
-                                             bool causal, double scale) {
-  if (!needs_grad(q, k, v)) return bucket_attention_cuda(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, scale);
+                                             bool causal, double scale, int64_t dense_heads) {
+  if (!needs_grad(q, k, v)) return bucket_attention_cuda(q, k, v, bucket_bits, rounds, bucket_fn, seed, causal, scale, dense_heads);
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
     return unfold_batch(bucket_attention_autograd_cuda(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                        rounds, bucket_fn, seed, causal, scale), b);
+                        rounds, bucket_fn, seed, causal, scale, dense_heads), b);
   }
   const BucketArgs a{bucket_bits, rounds, bucket_fn, seed, causal};
   check_bucket_args(q, k, v, a);
+  check_dense_heads("bucket_attention", q, k, dense_heads);
   const c10::cuda::CUDAGuard guard(q.device());
+  if (dense_heads > 0) {
+    return mixed_heads(q, k, v, dense_heads, causal, scale, [&](const torch::Tensor& hq, const torch::Tensor& hk, const torch::Tensor& hv) {
+      return bucket_attention_autograd_cuda(hq, hk, hv, bucket_bits, rounds, bucket_fn, seed, causal, scale, 0);
+    });
+  }
   const auto config = bucket_config(a);
   torch::Tensor q_buckets, k_buckets;
   {

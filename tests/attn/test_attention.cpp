@@ -105,6 +105,28 @@ TEST(Attention, EmptyBucketsGiveZeroOutput) {
   EXPECT_LT(zero_rows, 64);
 }
 
+TEST(Attention, MixedHeadsAreDenseHeadsBesideHashedHeads) {
+  // 4 query heads over 2 kv heads, causal; the last 2 dense: those rows must be dense attention's, the first 2
+  // the all-hashed config's, bit for bit (the same sums in the same order).
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal;
+  const int heads_q = 4, heads_kv = 2, n = 40, dim = 8;
+  std::vector<double> q(heads_q * n * dim), k(heads_kv * n * dim), v(heads_kv * n * dim);
+  for (auto* x : {&q, &k, &v}) for (auto& value : *x) value = normal(rng);
+  AttentionProblem p{q.data(), k.data(), v.data(), nullptr, heads_q, heads_kv, n, n, dim, true, 0.35};
+  BucketConfig config{3, 2, BucketFunction::lsh, 4};
+  std::vector<double> hashed(p.out_size()), dense(p.out_size()), mixed(p.out_size());
+  bucket_attention(p, config, hashed.data());
+  dense_attention(p, dense.data());
+  config.dense_heads = 2;
+  bucket_attention(p, config, mixed.data());
+  const std::size_t head = static_cast<std::size_t>(n) * dim;
+  for (std::size_t x = 0; x < mixed.size(); ++x) EXPECT_EQ(mixed[x], x < 2 * head ? hashed[x] : dense[x]) << x;
+  EXPECT_NE(hashed[3 * head + head / 2], dense[3 * head + head / 2]);  // the heads differ, or the test proves nothing
+  config.dense_heads = 5;
+  EXPECT_THROW(bucket_attention(p, config, mixed.data()), std::invalid_argument);
+}
+
 TEST(Attention, QuantizedHashMakesEqualVectorsMeet) {
   std::vector<double> x = {0.5, -1.0, 0.5, -1.0, 2.0, 2.0};
   const auto ids = bucket_ids(x.data(), 3, 2, BucketConfig{12, 1, BucketFunction::quantized_sha256, 0}, 0);

@@ -85,6 +85,24 @@ TEST(Ops, BucketAttentionEqualsTheReferenceAndOneBucketIsDense) {
   EXPECT_LT((one_bucket - dense).abs().max().item<double>(), 1e-12);
 }
 
+TEST(Ops, MixedHeadsAreDenseWhereAskedAndHashedElsewhere) {
+  const auto in = random_inputs(4, 2, 16, 16, 8, 11);
+  const auto hashed = bucket_attention(in.q, in.k, in.v, 3, 2, "lsh", 5, true, 0.5);
+  const auto dense = dense_attention(in.q, in.k, in.v, std::nullopt, true, 0.5);
+  const auto mixed = bucket_attention(in.q, in.k, in.v, 3, 2, "lsh", 5, true, 0.5, 2);
+  EXPECT_LT((mixed.narrow(0, 0, 2) - hashed.narrow(0, 0, 2)).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((mixed.narrow(0, 2, 2) - dense.narrow(0, 2, 2)).abs().max().item<double>(), 1e-12);
+  EXPECT_GT((hashed.narrow(0, 2, 2) - dense.narrow(0, 2, 2)).abs().max().item<double>(), 1e-3);  // else this proves nothing
+  attn::BucketConfig config;
+  config.bucket_bits = 3;
+  config.rounds = 2;
+  config.seed = 5;
+  config.dense_heads = 2;
+  std::vector<double> expected(4 * 16 * 8);
+  attn::bucket_attention(problem_of(in, true, 0.5, false), config, expected.data());
+  EXPECT_LT(max_error(mixed, expected), 1e-12);
+}
+
 // Random packed signatures: few distinct values, so top-k ties and shared index codes happen.
 torch::Tensor random_signatures(std::vector<int64_t> shape, uint64_t seed) {
   torch::manual_seed(seed);
@@ -325,6 +343,9 @@ TEST(Ops, BadArgumentsGiveClearErrors) {
   expect_error([&] { dense_attention(in.q, in.k, in.v, in.bias.narrow(0, 0, 4), false, 1); }, "key_bias must be [n_k]");
   expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 0, "lsh", 0, false, 1); }, "rounds must be >= 1");
   expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 1, "md5", 0, false, 1); }, "bucket_fn must be lsh");
+  expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 1, "lsh", 0, false, 1, 1); },
+               "bucket_attention: dense_heads must be a multiple of heads_q / heads_kv = 2");
+  expect_error([&] { bucket_attention(in.q, in.k, in.v, 2, 1, "lsh", 0, false, 1, 6); }, "dense_heads must be in [0, heads_q = 4]");
   expect_error([&] { sign_ste(torch::ones({2}, torch::kInt64)); }, "sign_ste: x must be a floating-point tensor");
   const auto qs = random_signatures({4, 3, 1}, 1), ks = random_signatures({2, 5, 1}, 2);
   expect_error([&] { signature_attention(in.q, in.k, in.v, qs.to(torch::kInt32), ks, 64, 0, 0, 2, 0, false, 1); }, "q_signatures must be int64");

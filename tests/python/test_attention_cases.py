@@ -72,6 +72,7 @@ def keep_mask(case, q64, k64, q_sigs, k_sigs):
             qi, ki = ids(q64, hq, n_q, rnd), ids(k64, hkv, n_k, rnd)
             for h in range(hq):
                 keep[h] |= torch.tensor(qi[h])[:, None] == torch.tensor(ki[h // group])[None, :]
+        keep[hq - o["dense_heads"]:] = True  # mixed heads: the last ones dense
         return keep & vis
     if mech == "signature_topk":
         bits = o["bits"]
@@ -116,7 +117,8 @@ def run_op(case, q, k, v, q_sigs, k_sigs, scale):
     if mech == "dense":
         return hb.dense_attention(q, k, v, None, s["causal"], scale)
     if mech == "bucket":
-        return hb.bucket_attention(q, k, v, o["bucket_bits"], o["rounds"], o["bucket_fn"], o["seed"], s["causal"], scale)
+        return hb.bucket_attention(q, k, v, o["bucket_bits"], o["rounds"], o["bucket_fn"], o["seed"], s["causal"], scale,
+                                   o["dense_heads"])
     if mech == "signature_topk":
         return hb.signature_attention(q, k, v, q_sigs, k_sigs, o["bits"], o["sinks"], o["window"], o["top_k"],
                                       o["top_fraction"], s["causal"], scale)

@@ -180,6 +180,32 @@ def test_bucket_attention_equals_cpu():
                 assert_close(out, ref, dtype, f"bucket {dtype} dim {dim} case {index}")
 
 
+def test_bucket_attention_mixed_heads_equal_cpu():
+    # Mixed heads: the hashed heads by the bucket kernels, the dense ones by SDPA, against the float64 CPU op
+    # (whose dense heads keep every key); values and gradients, square causal, offset causal and grouped heads.
+    for dtype in (torch.bfloat16, torch.float32):
+        for index, (hq, hkv, n_q, n_k, dense_heads, causal) in enumerate([(4, 2, 256, 256, 2, True), (8, 8, 100, 300, 6, True),
+                                                                           (4, 1, 64, 64, 4, False)]):
+            q, k, v = qkv(hq, hkv, n_q, n_k, 64, dtype, seed=300 + index)
+            args = (3, 2, "lsh", 5, causal, 0.125, dense_heads)
+            out = OPS.bucket_attention(q, k, v, *args)
+            ref = OPS.bucket_attention(*cpu64(q, k, v), *args)
+            # bf16: SDPA rounds its probabilities to bf16 before P·V (the bucket tiles split them in two parts), so
+            # the dense heads get 4e-3 of the output's scale on top of twice the output's own rounding.
+            assert_close(out, ref, dtype, f"mixed heads {dtype} case {index}", relative=4e-3 if dtype == torch.bfloat16 else 2e-5)
+            hashed = OPS.bucket_attention(*cpu64(q, k, v), *args[:-1])
+            assert (ref[hq - dense_heads:] - hashed[hq - dense_heads:]).abs().max() > 1e-3  # the dense heads do differ
+            if dtype != torch.float32:
+                continue  # gradients in float32 only: SDPA's bf16 backward is not held to this harness's bound
+            grad_out = torch.randn(hq, n_q, 64).to(dtype)
+            got = grads_of(lambda a, b, c: OPS.bucket_attention(a, b, c, *args), (q, k, v), grad_out.to(DEV))
+            want = grads_of(lambda a, b, c: OPS.bucket_attention(a, b, c, *args), cpu64(q, k, v), grad_out.double())
+            for name, g, w in zip("qkv", got, want):
+                assert_close(g, w, dtype, f"mixed heads d{name} {dtype} case {index}", relative=1e-4)
+    q, k, v = qkv(4, 2, 32, 32, 64, torch.float32, seed=1)
+    expect_error(lambda: OPS.bucket_attention(q, k, v, 2, 1, "lsh", 0, False, 1.0, 1), "bucket_attention: dense_heads must be a multiple")
+
+
 def test_bucket_attention_gradients_equal_cpu():
     for dtype in (torch.float32, torch.bfloat16):
         q, k, v = qkv(4, 2, 96, 128, 64, dtype, seed=5)

@@ -43,6 +43,7 @@ struct CaseOptions {
   int bucket_bits = 0, rounds = 1;
   BucketFunction bucket_function = BucketFunction::lsh;
   std::uint64_t seed = 0;  // bucket projection / LSH bit sampling; 0 = the harness draws one
+  int dense_heads = 0;     // bucket: mixed heads, the last ones dense (BucketConfig::dense_heads)
   // signature top-k and index
   int bits = 64;
   int sinks = 0, window = 0, top_k = 0;
@@ -93,6 +94,7 @@ struct BenchmarkCase {
   int max_candidates = 0;               // index: candidate list width
   int bucket_size = 0;                  // bucket: mean keys per bucket, 2^bits = n / this
   std::vector<int> rounds;              // bucket: one column group per round count
+  std::vector<int> dense_heads;         // bucket: mixed-head rows, one per count of dense heads (of `heads`)
 };
 
 // The registry. Adding a mechanism: its reference (src/attn), its entries here, its kernels; every

@@ -1,5 +1,6 @@
 // Bucket hash attention (CPU reference): queries and keys are hashed to one of 2^b buckets per round;
-// a query attends to the keys that share its bucket in any round (each key counted once).
+// a query attends to the keys that share its bucket in any round (each key counted once). Optionally
+// the last heads stay dense (mixed heads, BucketConfig::dense_heads).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ struct BucketConfig {
   std::uint64_t seed = 0;
   double quantization_step = 0.25;  // grid of quantized_sha256
   bool mean_aggregation = false;    // average the bucket's values instead of softmax
+  // Mixed heads: the last dense_heads query heads attend to every visible key, the others by bucket.
+  // Hashing only some heads keeps exact attention where a head needs it, at dense cost for those heads.
+  int dense_heads = 0;
 };
 
 // Bucket of each of n vectors [n, dim] in one round. Deterministic in (seed, round).
@@ -40,6 +44,9 @@ struct ProblemBuckets {
   const std::vector<std::uint32_t>& key(int round, int kv) const { return keys[static_cast<std::size_t>(round * heads_kv + kv)]; }
 };
 ProblemBuckets problem_buckets(const AttentionProblem& problem, const BucketConfig& config);
+
+// Whether query head h of heads_q hashes (false: one of the config's dense heads).
+inline bool head_is_hashed(const BucketConfig& config, int h, int heads_q) { return h < heads_q - config.dense_heads; }
 
 void bucket_attention(const AttentionProblem& problem, const BucketConfig& config, double* out, double* lse = nullptr);
 

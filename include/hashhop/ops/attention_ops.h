@@ -17,10 +17,14 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
                               const std::optional<torch::Tensor>& key_bias, bool causal, double scale);
 
 // Softmax over the keys that share the query's bucket in any of `rounds` rounds; bucket_fn is "lsh",
-// "lsh_sha256" or "quantized_sha256" (attn::BucketFunction), 2^bucket_bits buckets, seeded.
+// "lsh_sha256" or "quantized_sha256" (attn::BucketFunction), 2^bucket_bits buckets, seeded. Mixed heads: the
+// last dense_heads query heads (whole groups of heads_q / heads_kv) attend densely (attn::BucketConfig).
 torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                int64_t bucket_bits, int64_t rounds, const std::string& bucket_fn, int64_t seed,
-                               bool causal, double scale);
+                               bool causal, double scale, int64_t dense_heads = 0);
+
+// The dense_heads argument's checks, shared by every device's op: in [0, heads_q], whole kv groups.
+void check_dense_heads(const char* op, const torch::Tensor& q, const torch::Tensor& k, int64_t dense_heads);
 
 // Signature top-k (HashAttention): each query keeps sinks, a recent window and its top_k keys (or
 // top_fraction of its visible keys) by Hamming similarity of packed signatures (q_signatures
