@@ -384,18 +384,11 @@ std::vector<std::string> Engine::answer(const std::vector<std::string>& prefixes
 }
 
 std::string Engine::index_draft(const std::string& prefix) const {
-  // "COMPLETION:\nHops=N\n\nCoT=B\n\nKEY = '": the header's fields, then the key of the last line.
-  const std::string header = "COMPLETION:\nHops=", open = " = '";
-  const auto at = prefix.rfind(header);
-  if (at == std::string::npos || prefix.size() < open.size() ||
-      prefix.compare(prefix.size() - open.size(), open.size(), open) != 0)
-    return {};
-  int hops = 0;
-  for (std::size_t i = at + header.size(); i < prefix.size() && std::isdigit(static_cast<unsigned char>(prefix[i])) && hops < 1000; ++i)
-    hops = hops * 10 + (prefix[i] - '0');
-  const bool cot = prefix.find("CoT=True", at) != std::string::npos;
-  const auto line = prefix.rfind('\n', prefix.size() - open.size());
-  std::string hash = prefix.substr(line + 1, prefix.size() - open.size() - line - 1), draft;
+  const auto query = model::parse_query_prefix(prefix);  // "COMPLETION:...KEY = '": hops, CoT and the key
+  if (!query) return {};
+  const int hops = query->hops;
+  const bool cot = query->cot;
+  std::string hash = query->key, draft;
   std::vector<std::uint32_t> entries;
   for (int hop = 0; hop < hops; ++hop) {
     entries.clear();

@@ -173,6 +173,26 @@ std::vector<std::string> query_prefixes(int hops, bool cot, const std::vector<st
   return prefixes;
 }
 
+std::optional<PrefixQuery> parse_query_prefix(std::string_view prefix) {
+  constexpr std::string_view open = " = '";
+  const std::string any_header = completion_header(0, false);
+  const std::string_view start = std::string_view(any_header).substr(0, any_header.find('=') + 1);  // "COMPLETION:\nHops="
+  const auto at = prefix.rfind(start);
+  if (at == std::string_view::npos || !prefix.ends_with(open)) return std::nullopt;
+  int hops = 0;
+  for (std::size_t i = at + start.size(); i < prefix.size() && prefix[i] >= '0' && prefix[i] <= '9' && hops < 100000; ++i)
+    hops = hops * 10 + (prefix[i] - '0');
+  for (const bool cot : {false, true}) {
+    const std::string header = completion_header(hops, cot);
+    const std::size_t body = at + header.size();
+    if (prefix.compare(at, header.size(), header) != 0 || body > prefix.size() - open.size()) continue;
+    const std::string_view lines = prefix.substr(body, prefix.size() - open.size() - body);
+    const auto newline = lines.rfind('\n');
+    return PrefixQuery{hops, cot, std::string(newline == std::string_view::npos ? lines : lines.substr(newline + 1))};
+  }
+  return std::nullopt;
+}
+
 std::string completion_text(int hops, bool cot, const std::vector<std::string>& keys,
                             const std::vector<std::string>& answers) {
   std::vector<bench::CompletionQuery> queries;

@@ -278,6 +278,27 @@ torch::Tensor stand_in_logits(const std::vector<std::string>& texts) {
 
 // Drafts right, wrong, partly right, longer than the answer or empty: the answers stay greedy_decode's,
 // at every byte limit, and right drafts save calls.
+TEST(Inference, QueryPrefixesParseBackToTheirQueries) {
+  for (const int hops : {1, 2, 12})
+    for (const bool cot : {false, true}) {
+      const auto prefixes = model::query_prefixes(hops, cot, {"abcXYZ", "Q"});
+      for (const auto& [prefix, key] : {std::pair{prefixes[0], "abcXYZ"}, std::pair{prefixes[1], "Q"}}) {
+        const auto q = model::parse_query_prefix(prefix);
+        ASSERT_TRUE(q.has_value()) << prefix;
+        EXPECT_EQ(q->hops, hops);
+        EXPECT_EQ(q->cot, cot);
+        EXPECT_EQ(q->key, key);
+      }
+    }
+  // After answered lines of the same block, the key is the last line's.
+  const auto later = model::parse_query_prefix(model::completion_header(2, true) + "aa = 'bb = cc'\ndd = '");
+  ASSERT_TRUE(later.has_value());
+  EXPECT_EQ(later->key, "dd");
+  EXPECT_FALSE(model::parse_query_prefix("dd = '").has_value()) << "no header";
+  EXPECT_FALSE(model::parse_query_prefix(model::completion_header(1, false) + "dd = ").has_value()) << "no opening quote";
+  EXPECT_FALSE(model::parse_query_prefix("COMPLETION:\nHops=1\n\nCoT=Maybe\n\ndd = '").has_value()) << "not a header";
+}
+
 TEST(Inference, DraftedDecodeIsGreedyWhateverTheDrafts) {
   std::mt19937_64 rng(17);
   std::vector<std::string> prefixes;

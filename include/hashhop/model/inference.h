@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,14 @@ std::string completion_header(int hops, bool cot);
 
 // What answering a query decodes from: the header, then "KEY = '" per key.
 std::vector<std::string> query_prefixes(int hops, bool cot, const std::vector<std::string>& keys);
+// The inverse: hops, CoT and key of a text ending in "KEY = '" on a line after a completion header (earlier
+// answered lines may stand between); nullopt for any other text. Built on completion_header, so the two agree.
+struct PrefixQuery {
+  int hops = 0;
+  bool cot = false;
+  std::string key;
+};
+std::optional<PrefixQuery> parse_query_prefix(std::string_view prefix);
 // The completion block in Magic's layout for these keys and answers (what the scorer reads).
 std::string completion_text(int hops, bool cot, const std::vector<std::string>& keys,
                             const std::vector<std::string>& answers);
