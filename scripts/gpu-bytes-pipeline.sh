@@ -25,6 +25,8 @@
 # TWINS: "name:args;..." runs scripts/init-reference.py (the PyTorch twin) with each args beside scratch's
 # arms, on 1-hop data like bytes-scratch-dense's (700/900/1,100 chars, 8-letter hashes, 8 queries); its
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
+# SEED=N (fork, chain): every ARM's data seed (train --seed); without it a fork from a model of the config's seed
+# repeats that model's batches from step 0 (runs 18-20 did: learning-log 22).
 # SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt; GATES "soft hard" or one); in every phase the
 # evals stop at DEADLINE (520 s after the phase began), so what comes after them still runs. The PACK runs'
 # models (default: every ARM of scratch, ENGINE_ARM of eval) come back in <16 MB pieces (cat model.pt.* >
@@ -105,7 +107,7 @@ train_arms() {  # $1: run to start from ("" = scratch), then ARM configs; a seco
       fi
       continue
     fi
-    $h train --config "$c" "${init[@]}" --out "runs/$n" --device cuda --time-limit "${ARM_SECONDS:-400}" \
+    $h train --config "$c" "${init[@]}" ${SEED:+--seed "$SEED"} --out "runs/$n" --device cuda --time-limit "${ARM_SECONDS:-400}" \
       > "pipeline/train-$n.log" 2>&1 &
     pids+=($!)
   done

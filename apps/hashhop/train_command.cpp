@@ -3,8 +3,11 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "device_option.h"
@@ -26,6 +29,7 @@ struct Options {
   std::string device = "auto";
   std::int64_t stop_after = -1;
   std::int64_t steps = -1;
+  std::int64_t seed = -1;
   double time_limit = 0;
   bool print_config = false;
   std::string init;
@@ -37,6 +41,7 @@ struct Options {
 template <class RunConfig, class TrainFn>
 int run_family(RunConfig config, const Options& o, const std::string& family, TrainFn&& train_fn) {
   if (o.steps > 0) config.train.steps = o.steps;
+  if (o.seed >= 0) config.train.seed = static_cast<std::uint64_t>(o.seed);
   if (o.print_config) {
     std::printf("%s", train::to_json(config).c_str());
     return 0;
@@ -70,6 +75,19 @@ int run_family(RunConfig config, const Options& o, const std::string& family, Tr
   return 0;
 }
 
+// A run's data of step s comes from (seed, s) alone, so a run started --init from a model trained on the same
+// seed draws that run's batches again from step 0: fine for an A/B, a repeat of data for a continuation.
+void warn_if_replaying(const Options& o, std::uint64_t seed) {
+  if (o.init.empty() || o.print_config) return;
+  std::ifstream file(o.init + "/config.json");
+  const auto init = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  if (init.is_discarded() || !init.contains("train") || !init["train"].contains("seed")) return;  // the loader reports bad files
+  const auto& init_seed = init["train"]["seed"];
+  if (init_seed.is_number_unsigned() && init_seed.get<std::uint64_t>() == (o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : seed))
+    std::fprintf(stderr, "train: warning: --init %s was trained on data seed %llu, this run's too: its first steps repeat that run's "
+                 "batches (--seed N draws new data)\n", o.init.c_str(), static_cast<unsigned long long>(seed));
+}
+
 int run_train(const Options& o) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // log lines appear as they happen, also in files
   if (!(o.dist_timeout > 0)) throw std::invalid_argument("--dist-timeout: must be > 0 seconds");
@@ -84,6 +102,7 @@ int run_train(const Options& o) {
   }
   if (train::is_byte_config(o.config)) {
     const auto config = train::load_byte_run_config(o.config);
+    warn_if_replaying(o, config.train.seed);
     return run_family(config, o, " (bytes, " + config.model.layers + ")",
                       [&](const auto& c, const auto& options) { return train::train_bytes(c, options, o.init); });
   }
@@ -107,6 +126,10 @@ Command add_train_command(CLI::App& root) {
   app->add_option("--stop-after", o->stop_after, "Stop after this many steps of this call (checkpointed), e.g. to fit a time limit")
       ->check(at_least(0));
   app->add_option("--steps", o->steps, "Override the config's total steps")->check(at_least(1));
+  app->add_option("--seed", o->seed,
+                  "Override the config's data seed (step s's batch comes from the seed and s only; a run started with --init "
+                  "from a model trained on the same seed repeats its batches)")
+      ->check(at_least(0));
   app->add_option("--time-limit", o->time_limit, "Seconds of training in this call; then checkpoint and stop (resume later)");
   app->add_flag("--print-config", o->print_config, "Print the resolved config as JSON and exit");
   app->add_option("--nproc", o->nproc,

@@ -69,6 +69,12 @@ check "train tiny" 0 "steps 0..20 of 20" -- "$bin" train --config tiny --steps 2
 check "train piece 1" 0 "steps 0..10 of 200" -- "$bin" train --config tiny --stop-after 10 --out "$work/run2"
 check "train resumes" 0 "steps 10..20 of 200" -- "$bin" train --config tiny --stop-after 10 --out "$work/run2"
 check "train other config" 1 "different config" -- "$bin" train --config tiny --steps 50 --out "$work/run2"
+check "train --seed overrides" 0 '"seed": 7' -- "$bin" train --config bytes-tiny --seed 7 --print-config
+check "train --seed negative" 2 "--seed: must be >= 0" -- "$bin" train --config bytes-tiny --seed -1 --print-config
+check "train --init same seed warns" 0 "warning: --init .* was trained on data seed 1, this run's too" -- \
+  "$bin" train --config bytes-tiny --init "$data/../../models/bytes-demo" --stop-after 0 --device cpu --out "$work/run_init1"
+check "train --init other seed" 0 "steps 0..0" -- "$bin" train --config bytes-tiny --init "$data/../../models/bytes-demo" --seed 2 --stop-after 0 --device cpu --out "$work/run_init2"
+if grep -q "warning: --init" "$work/err"; then echo "FAIL train --init other seed: warned anyway"; failed=$((failed + 1)); else passed=$((passed + 1)); fi
 check "eval missing model" 1 "config.json: no such file" -- "$bin" eval --model "$work/none" --data "$work/ok.jsonl"
 "$bin" gen --chars 200 --hash-len 4 --hops 1 --queries 3 --samples 2 --out "$work/tiny.jsonl"
 check "eval" 0 "all \(2 records\)" -- "$bin" eval --model "$work/run" --data "$work/tiny.jsonl" --predictions "$work/tiny_preds.jsonl"
