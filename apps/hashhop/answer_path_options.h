@@ -17,6 +17,7 @@ struct AnswerPathOptions {
   std::size_t chunk = 1 << 16;          // dense path: bytes per forward pass
   bool gated_only = false;              // dense path: keep only gated positions
   std::string device_bytes = "0";       // byte model's engine: device memory for global keys, then host (0: no limit)
+  std::string prefill_window = "0";     // byte model's engine: keys a global block reads while prefilling (0: all, exact)
 
   void add_options(CLI::App* app) {
     app->add_option("--engine", engine, "Answer with the long-context engine: auto, on or off")
@@ -32,6 +33,10 @@ struct AnswerPathOptions {
     app->add_option("--device-bytes", device_bytes,
                     "Byte model's engine: device memory for the global keys (K/M/G suffixes); beyond it they move to host "
                     "memory and are read back a slice at a time (same answers). 0: no limit")
+        ->capture_default_str();
+    app->add_option("--prefill-window", prefill_window,
+                    "Byte model's engine, not exact: while the prompt streams in, each global block reads only its last N kept "
+                    "keys (K/M suffixes; the queries still read all), so the prefill grows linearly with the prompt. 0: every key")
         ->capture_default_str();
   }
 

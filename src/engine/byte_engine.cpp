@@ -22,6 +22,9 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOpt
   options_.chunk_bytes = std::max<std::size_t>(options_.chunk_bytes, 1);
   if (options_.device_bytes > 0 && net_->config().global_topk != 0)
     throw std::invalid_argument("byte engine: a device budget (--device-bytes) reads every key; the model's global_topk must be 0");
+  if (options_.prefill_window < 0) throw std::invalid_argument("byte engine: --prefill-window must be >= 0 keys (0: every key)");
+  if (options_.prefill_window > 0 && options_.device_bytes > 0)
+    throw std::invalid_argument("byte engine: --prefill-window and --device-bytes do not combine (spilled keys are read whole)");
   net_->eval();
 }
 
@@ -33,7 +36,14 @@ void ByteEngine::prefill(std::string_view prompt) {
   stats_ = {};
   spilled_.clear();
   const std::string text = std::string(prompt) + "\n";
-  with_reads([&] { stream(text); });
+  net_->set_read_window(options_.prefill_window);
+  try {
+    with_reads([&] { stream(text); });
+  } catch (...) {
+    net_->set_read_window(0);
+    throw;
+  }
+  net_->set_read_window(0);  // the answers read every key
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();
 }

@@ -167,6 +167,11 @@ torch::Tensor ByteAttentionImpl::extend(const torch::Tensor& x, const torch::Ten
 
 torch::Tensor ByteAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                         std::int64_t past_length) const {
+  if (kind_ != 'L' && read_window_ > 0 && past_length > read_window_) {
+    // A read window (set_read_window): the cached keys before the last read_window_ are not read at all.
+    const auto skip = past_length - read_window_;
+    return attend(q, k.narrow(2, skip, k.size(2) - skip), v.narrow(2, skip, v.size(2) - skip), read_window_);
+  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   const auto t = q.size(2), n = k.size(2);
   if (kind_ != 'L' && remote_) {
@@ -479,6 +484,12 @@ void ByteModelImpl::set_remote_attention(const RemoteAttention& remote) {
     if (remote) blocks_[i]->attention()->set_remote([remote, i](const torch::Tensor& q) { return remote(i, q); });
     else blocks_[i]->attention()->set_remote({});
   }
+}
+
+void ByteModelImpl::set_read_window(std::int64_t keys) {
+  TORCH_CHECK(keys >= 0, "byte model: a read window must be >= 0 keys (0: all)");
+  for (std::size_t i = 0; i < blocks_.size(); ++i)
+    if (config_.layers[i] != 'L') blocks_[i]->attention()->set_read_window(keys);
 }
 
 void ByteModelImpl::set_hop_probe(const torch::Tensor& rows) {

@@ -55,6 +55,12 @@ check "demo with the committed model" 0 "trained model, greedy decoding" -- "$bi
 check "demo with the byte model" 0 "trained byte-level model in .*bytes-demo" -- "$bin" demo --model "$data/../../models/bytes-demo" --chars 1200
 "$bin" gen --chars 900 --hops 1 --hash-len 8 --queries 8 --samples 2 --seed 900000 --out "$work/bytes1.jsonl"
 check "eval the byte model" 0 "all \(2 records\) +16 +(100\.00|9[0-9]\.[0-9]{2})%" -- "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl"
+check "eval with a prefill window says so" 0 "prefill read window 64 keys \(not exact\)" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --gated-only --chunk 128 --prefill-window 64
+check "prefill window with a device budget" 1 "--prefill-window and --device-bytes do not combine" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --prefill-window 64 --device-bytes 1M
+check "prefill window bad size" 1 "--prefill-window: expected a size" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --prefill-window lots
 # compact: bfloat16 weights, the same answers on the magic sample; a second call refuses to overwrite.
 check "compact" 0 "weights in bfloat16" -- "$bin" compact --model "$data/../../models/demo" --out "$work/demo-bf16"
 check "eval compacted model" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$work/demo-bf16" --data "$data/magic_sample.jsonl"

@@ -122,6 +122,37 @@ TEST(ByteEngine, KeysSpilledToHostAnswerAsKeysKept) {
   }
 }
 
+// A prefill read window (not exact by design): a window wider than every block's keys changes nothing; a narrow
+// one changes the cached keys of later blocks (so the test shows it reads less) and is switched off for the
+// answers, so an exact engine over the same net afterwards answers as before it ran.
+TEST(ByteEngine, PrefillReadWindowReadsLessAndEndsWithThePrefill) {
+  const auto prompt = problem(600, 9);
+  auto net = random_model("LGHG+hard", 34);
+  const std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
+  ByteEngine exact(net, torch::kCPU, {64});
+  exact.prefill(prompt.text);
+  const auto expected = exact.answer(1, false, prompt.keys);
+  const auto want = exact.hidden_after(tail);
+  ByteEngine wide(net, torch::kCPU, {64, 0, 100000});
+  wide.prefill(prompt.text);
+  EXPECT_EQ(wide.answer(1, false, prompt.keys), expected);
+  EXPECT_TRUE(torch::allclose(wide.hidden_after(tail), want, 1e-5, 1e-5));
+  ByteEngine narrow(net, torch::kCPU, {64, 0, 8});
+  narrow.prefill(prompt.text);
+  // The first gated block's gates come before any global read; later ones may move with the window.
+  EXPECT_EQ(narrow.stats().reference_points.at(0), exact.stats().reference_points.at(0));
+  const auto& last = narrow.cache().layers.back().keys;
+  ASSERT_EQ(last.sizes(), exact.cache().layers.back().keys.sizes());
+  EXPECT_GT((last - exact.cache().layers.back().keys).abs().max().item<double>(), 1e-3) << "a window of 8 keys changed nothing";
+  narrow.answer(1, false, prompt.keys);
+  ByteEngine again(net, torch::kCPU, {64});
+  again.prefill(prompt.text);
+  EXPECT_EQ(again.answer(1, false, prompt.keys), expected) << "the window outlived the prefill";
+  EXPECT_TRUE(torch::allclose(again.hidden_after(tail), want, 1e-5, 1e-5));
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 0, -1}), std::invalid_argument);
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 4096, 8}), std::invalid_argument);
+}
+
 // extend() writes only the new rows of a global layer, into stores that double when full: 40 extends of a
 // 400-byte text reallocate a handful of times, not 40, and end equal to one prefill. A copy of the cache
 // taken before an extend, extended itself afterwards, gets stores of its own: both continuations stay right.

@@ -26,6 +26,10 @@ struct ByteEngineOptions {
   // memory (pinned on CUDA) and later reads fetch them back a slice at a time, merged by log-sum-exp (exact).
   // 0: no limit, everything stays on the device (and reads take SDPA's fused kernels).
   std::int64_t device_bytes = 0;
+  // Not exact: while the prompt streams in, each gated global block reads only its last prefill_window kept keys
+  // (queries still read every key). A prompt's bytes rarely need a far line to make their own keys, and the
+  // window makes the prefill linear in the prompt instead of quadratic. 0: every key (the model's own answers).
+  std::int64_t prefill_window = 0;
 };
 
 struct ByteEngineStats {

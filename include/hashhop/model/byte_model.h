@@ -96,6 +96,9 @@ class ByteAttentionImpl : public torch::nn::Module {
   void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
   // Global blocks: every read also merges `remote`'s (context parallel); an empty function stops that.
   void set_remote(std::function<RemoteRead(const torch::Tensor&)> remote) { remote_ = std::move(remote); }
+  // Global blocks, continuations of a cache: read only the last `keys` cached keys (0: all, the model itself).
+  // An approximation the engine's prefill can opt into (ByteEngineOptions::prefill_window).
+  void set_read_window(std::int64_t keys) { read_window_ = keys; }
   // Hop blocks, forwards without a cache: for the probed rows (`rows` int64 [B, R]: positions in each
   // sample; -1 pads) every hop's log attention weights per head are kept, [B, H, R, T] per hop
   // (hop_weights(); a padding row's are those of position 0; -inf on keys after the row), differentiable:
@@ -130,6 +133,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::Tensor qk_gain_;  // [heads], global_qk_norm only
   torch::Tensor last_log_gate_, last_kept_;
   std::function<RemoteRead(const torch::Tensor&)> remote_;
+  std::int64_t read_window_ = 0;
   torch::Tensor probe_rows_;
   std::vector<torch::Tensor> hop_weights_;
   torch::Tensor match_rows_, match_queries_, match_keys_;
@@ -168,6 +172,9 @@ class ByteModelImpl : public torch::nn::Module {
   // Context parallel: every global block's attention also reads what `remote` returns for its queries
   // (keys before this text's first byte, held by other ranks); an empty function turns that off.
   void set_remote_attention(const RemoteAttention& remote);
+  // Every global block reads only the last `keys` keys of a cache it continues (0: all keys, exact). Not the
+  // model: an engine's prefill may opt into it (ByteEngineOptions::prefill_window) and must turn it off after.
+  void set_read_window(std::int64_t keys);
   // The attention scale of global blocks (1/sqrt(head dim)), for ranks that serve remote reads.
   double attention_scale() const;
   // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
