@@ -36,7 +36,8 @@ struct AnswerPathOptions {
         ->capture_default_str();
     app->add_option("--prefill-window", prefill_window,
                     "Byte model's engine, not exact: while the prompt streams in, each global block reads only its last N kept "
-                    "keys (K/M suffixes; the queries still read all), so the prefill grows linearly with the prompt. 0: every key")
+                    "keys before the chunk, and the chunk's own (K/M suffixes; the queries still read all), so the prefill grows "
+                    "linearly with the prompt. 0: every key")
         ->capture_default_str();
   }
 

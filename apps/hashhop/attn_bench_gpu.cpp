@@ -379,7 +379,9 @@ nlohmann::json mixed_row(std::int64_t n, const AttentionBenchOptions& o) {
     context.setSDPUseFlash(use_flash);
     context.setSDPUseCuDNN(!use_flash);
     const double total = median_ms([&] {
-      ids = lsh_ids(qh, kh, config, rotations);
+      ids = lsh_ids(qh, kh, config, rotations);  // fresh tensors: the kernel must read these, not the freed first ones
+      run.params.q_buckets = reinterpret_cast<const std::uint32_t*>(ids.q.data_ptr<int>());
+      run.params.k_buckets = reinterpret_cast<const std::uint32_t*>(ids.k.data_ptr<int>());
       hc::bucket_attention(run.params, stream);
       dense_out = at::scaled_dot_product_attention(qd, kd, vd, {}, 0.0, true);
     }, 1, o.prefill_repeats);

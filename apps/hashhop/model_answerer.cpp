@@ -20,9 +20,15 @@ namespace hashhop::cli {
 ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& device, const AnswerPath& path)
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
+  // Bad or unusable values fail before the first record, not at it.
+  const auto window = parse_size("--prefill-window", path.prefill_window);
+  if (window > 0 && !byte_family_)
+    throw std::invalid_argument("--prefill-window: an option of the byte-level model's engine; " + model_dir + " is a lexer model");
+  if (window > 0 && path.engine == "off") throw std::invalid_argument("--prefill-window: needs the engine (--engine on or auto)");
+  if (window > 0 && parse_size("--device-bytes", path.device_bytes) > 0)
+    throw std::invalid_argument("--prefill-window and --device-bytes do not combine (spilled keys are read whole)");
   if (byte_family_) {
-    parse_size("--device-bytes", path.device_bytes);  // a bad value fails before the first record, not at it
-    parse_size("--prefill-window", path.prefill_window);
+    parse_size("--device-bytes", path.device_bytes);
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
     // the model's gate is hard already (config.json's gate_threshold, or a hard concrete gate); the engine

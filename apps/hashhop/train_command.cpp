@@ -14,6 +14,7 @@
 #include "hashhop/dist/dist_env.h"
 #include "hashhop/dist/launcher.h"
 #include "hashhop/dist/process_group.h"
+#include "hashhop/io/files.h"
 #include "hashhop/train/byte_config.h"
 #include "hashhop/train/config.h"
 #include "hashhop/train/byte_trainer.h"
@@ -77,13 +78,16 @@ int run_family(RunConfig config, const Options& o, const std::string& family, Tr
 
 // A run's data of step s comes from (seed, s) alone, so a run started --init from a model trained on the same
 // seed draws that run's batches again from step 0: fine for an A/B, a repeat of data for a continuation.
-void warn_if_replaying(const Options& o, std::uint64_t seed) {
-  if (o.init.empty() || o.print_config) return;
+void warn_if_replaying(const Options& o, std::uint64_t config_seed) {
+  // A resumed run ignores --init; under --nproc only rank 0 (or the launcher) speaks.
+  if (o.init.empty() || o.print_config || (!o.out.empty() && io::file_exists(o.out + "/checkpoint.pt"))) return;
+  if (const auto env = dist::dist_env_from_environment(); env && env->rank != 0) return;
+  const std::uint64_t seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : config_seed;
   std::ifstream file(o.init + "/config.json");
   const auto init = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
   if (init.is_discarded() || !init.contains("train") || !init["train"].contains("seed")) return;  // the loader reports bad files
   const auto& init_seed = init["train"]["seed"];
-  if (init_seed.is_number_unsigned() && init_seed.get<std::uint64_t>() == (o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : seed))
+  if (init_seed.is_number_unsigned() && init_seed.get<std::uint64_t>() == seed)
     std::fprintf(stderr, "train: warning: --init %s was trained on data seed %llu, this run's too: its first steps repeat that run's "
                  "batches (--seed N draws new data)\n", o.init.c_str(), static_cast<unsigned long long>(seed));
 }

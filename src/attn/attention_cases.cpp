@@ -48,7 +48,8 @@ void add_small_cases(std::vector<AttentionCase>& cases) {
       buckets.seed = 11;
       cases.push_back(make_case(std::string(name) + " b=3 r=3", Mechanism::bucket, s, buckets, Expectation::rule, kSmall));
     }
-    {  // mixed heads: about half the query heads dense, whole groups of a grouped kv head (as the CUDA op needs)
+    {  // mixed heads: about half the query heads dense, in whole groups of a kv head (as the ops need); where one
+       // group holds every head ({2, 1, ...}) that is all of them, the edge where no head hashes
       const int group = s.heads_q / s.heads_kv;
       CaseOptions mixed;
       mixed.bucket_bits = 3;

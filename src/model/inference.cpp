@@ -180,7 +180,8 @@ std::optional<PrefixQuery> parse_query_prefix(std::string_view prefix) {
   const auto at = prefix.rfind(start);
   if (at == std::string_view::npos || !prefix.ends_with(open)) return std::nullopt;
   int hops = 0;
-  for (std::size_t i = at + start.size(); i < prefix.size() && prefix[i] >= '0' && prefix[i] <= '9' && hops < 100000; ++i)
+  // At most 4 digits are read: a larger count matches no header below, so index_draft never walks a huge chain.
+  for (std::size_t i = at + start.size(); i < prefix.size() && prefix[i] >= '0' && prefix[i] <= '9' && hops < 1000; ++i)
     hops = hops * 10 + (prefix[i] - '0');
   for (const bool cot : {false, true}) {
     const std::string header = completion_header(hops, cot);

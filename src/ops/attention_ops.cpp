@@ -94,6 +94,15 @@ torch::Tensor dense_attention(const torch::Tensor& q, const torch::Tensor& k, co
   return attend_visible(q, k, v, causal_visible(q.size(0), q.size(1), k.size(1), causal, q.device()), key_bias, scale);
 }
 
+torch::Tensor per_sequence(int64_t batch, const torch::Tensor& q, const torch::Tensor& k_folded, const torch::Tensor& v_folded,
+                           const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>& op) {
+  const int64_t heads_kv = k_folded.size(0) / batch;
+  std::vector<torch::Tensor> outs;
+  for (int64_t i = 0; i < batch; ++i)
+    outs.push_back(op(q.select(0, i), k_folded.narrow(0, i * heads_kv, heads_kv), v_folded.narrow(0, i * heads_kv, heads_kv)));
+  return torch::cat(outs, 0);
+}
+
 void check_dense_heads(const char* op, const torch::Tensor& q, const torch::Tensor& k, int64_t dense_heads) {
   const int64_t heads_q = q.size(0), group = heads_q / k.size(0);
   TORCH_CHECK(dense_heads >= 0 && dense_heads <= heads_q, op, ": dense_heads must be in [0, heads_q = ", heads_q, "], got ",
@@ -108,8 +117,13 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
-    return unfold_batch(bucket_attention(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                                         rounds, bucket_fn, seed, causal, scale, dense_heads), b);
+    const auto kf = fold_batch(op, k, "k", 4, b), vf = fold_batch(op, v, "v", 4, b);
+    if (dense_heads == 0)
+      return unfold_batch(bucket_attention(q.flatten(0, 1), kf, vf, bucket_bits, rounds, bucket_fn, seed, causal, scale), b);
+    // Mixed heads count within one sequence's heads: flattened, "the last dense_heads" would be the last sequence's.
+    return unfold_batch(per_sequence(b, q, kf, vf, [&](const torch::Tensor& qs, const torch::Tensor& ks, const torch::Tensor& vs) {
+                          return bucket_attention(qs, ks, vs, bucket_bits, rounds, bucket_fn, seed, causal, scale, dense_heads);
+                        }), b);
   }
   check_qkv("bucket_attention", q, k, v);
   check_dense_heads("bucket_attention", q, k, dense_heads);

@@ -412,8 +412,8 @@ torch::Tensor bucket_kernel(const torch::Tensor& q, const torch::Tensor& k, cons
 }
 
 // Mixed heads (dense_heads > 0): the first heads_q - dense_heads query heads through `hashed` (the bucket path),
-// the last dense_heads through PyTorch's SDPA (cuDNN or flash: a dense head costs what dense attention costs),
-// joined on the head dim. Whole kv groups (check_dense_heads), so each part keeps its own kv heads. Called at the
+// the last dense_heads through PyTorch's SDPA, which picks its kernel (cuDNN or flash without a mask; with the
+// explicit mask below, n_q < n_k, the memory-efficient or math kernel), joined on the head dim. Whole kv groups (check_dense_heads), so each part keeps its own kv heads. Called at the
 // autograd level too, where SDPA's own backward serves the dense heads.
 using HeadsFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
 torch::Tensor mixed_heads(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t dense_heads, bool causal,
@@ -471,8 +471,12 @@ torch::Tensor bucket_attention_cuda(const torch::Tensor& q, const torch::Tensor&
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
-    return unfold_batch(bucket_attention_cuda(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                        rounds, bucket_fn, seed, causal, scale, dense_heads), b);
+    const auto kf = fold_batch(op, k, "k", 4, b), vf = fold_batch(op, v, "v", 4, b);
+    if (dense_heads == 0) return unfold_batch(bucket_attention_cuda(q.flatten(0, 1), kf, vf, bucket_bits, rounds, bucket_fn, seed, causal, scale, 0), b);
+    // Mixed heads count within one sequence's heads (flattened, they would be the last sequence's).
+    return unfold_batch(per_sequence(b, q, kf, vf, [&](const torch::Tensor& qs, const torch::Tensor& ks, const torch::Tensor& vs) {
+                          return bucket_attention_cuda(qs, ks, vs, bucket_bits, rounds, bucket_fn, seed, causal, scale, dense_heads);
+                        }), b);
   }
   const BucketArgs a{bucket_bits, rounds, bucket_fn, seed, causal};
   check_bucket_args(q, k, v, a);
@@ -495,8 +499,12 @@ torch::Tensor bucket_attention_autograd_cuda(const torch::Tensor& q, const torch
   if (q.dim() == 4) {
     constexpr const char* op = "bucket_attention";
     const int64_t b = q.size(0);
-    return unfold_batch(bucket_attention_autograd_cuda(q.flatten(0, 1), fold_batch(op, k, "k", 4, b), fold_batch(op, v, "v", 4, b), bucket_bits,
-                        rounds, bucket_fn, seed, causal, scale, dense_heads), b);
+    const auto kf = fold_batch(op, k, "k", 4, b), vf = fold_batch(op, v, "v", 4, b);
+    if (dense_heads == 0)
+      return unfold_batch(bucket_attention_autograd_cuda(q.flatten(0, 1), kf, vf, bucket_bits, rounds, bucket_fn, seed, causal, scale, 0), b);
+    return unfold_batch(per_sequence(b, q, kf, vf, [&](const torch::Tensor& qs, const torch::Tensor& ks, const torch::Tensor& vs) {
+                          return bucket_attention_autograd_cuda(qs, ks, vs, bucket_bits, rounds, bucket_fn, seed, causal, scale, dense_heads);
+                        }), b);
   }
   const BucketArgs a{bucket_bits, rounds, bucket_fn, seed, causal};
   check_bucket_args(q, k, v, a);

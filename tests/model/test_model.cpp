@@ -276,8 +276,7 @@ torch::Tensor stand_in_logits(const std::vector<std::string>& texts) {
   return logits;
 }
 
-// Drafts right, wrong, partly right, longer than the answer or empty: the answers stay greedy_decode's,
-// at every byte limit, and right drafts save calls.
+// query_prefixes and parse_query_prefix are inverses; anything else parses to nothing.
 TEST(Inference, QueryPrefixesParseBackToTheirQueries) {
   for (const int hops : {1, 2, 12})
     for (const bool cot : {false, true}) {
@@ -297,8 +296,11 @@ TEST(Inference, QueryPrefixesParseBackToTheirQueries) {
   EXPECT_FALSE(model::parse_query_prefix("dd = '").has_value()) << "no header";
   EXPECT_FALSE(model::parse_query_prefix(model::completion_header(1, false) + "dd = ").has_value()) << "no opening quote";
   EXPECT_FALSE(model::parse_query_prefix("COMPLETION:\nHops=1\n\nCoT=Maybe\n\ndd = '").has_value()) << "not a header";
+  EXPECT_FALSE(model::parse_query_prefix(model::completion_header(12345, false) + "dd = '").has_value()) << "more hops than read";
 }
 
+// Drafts right, wrong, partly right, longer than the answer or empty: the answers stay greedy_decode's,
+// at every byte limit, and right drafts save calls.
 TEST(Inference, DraftedDecodeIsGreedyWhateverTheDrafts) {
   std::mt19937_64 rng(17);
   std::vector<std::string> prefixes;

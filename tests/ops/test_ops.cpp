@@ -101,6 +101,12 @@ TEST(Ops, MixedHeadsAreDenseWhereAskedAndHashedElsewhere) {
   std::vector<double> expected(4 * 16 * 8);
   attn::bucket_attention(problem_of(in, true, 0.5, false), config, expected.data());
   EXPECT_LT(max_error(mixed, expected), 1e-12);
+  // Batched [B, heads, n, dim]: dense_heads counts within each sequence's heads, as for one sequence.
+  const auto other = random_inputs(4, 2, 16, 16, 8, 12);
+  const auto batched = bucket_attention(torch::stack({in.q, other.q}), torch::stack({in.k, other.k}), torch::stack({in.v, other.v}), 3, 2,
+                                        "lsh", 5, true, 0.5, 2);
+  EXPECT_LT((batched[0] - mixed).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((batched[1] - bucket_attention(other.q, other.k, other.v, 3, 2, "lsh", 5, true, 0.5, 2)).abs().max().item<double>(), 1e-12);
 }
 
 // Random packed signatures: few distinct values, so top-k ties and shared index codes happen.

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,10 @@ torch::Tensor bucket_attention(const torch::Tensor& q, const torch::Tensor& k, c
 
 // The dense_heads argument's checks, shared by every device's op: in [0, heads_q], whole kv groups.
 void check_dense_heads(const char* op, const torch::Tensor& q, const torch::Tensor& k, int64_t dense_heads);
+// A batched op one sequence at a time: q [B, heads_q, n, dim], k and v folded to [B·heads_kv, n, dim] (fold_batch);
+// returns the sequences' outputs concatenated, [B·heads_q, n, dim] (unfold_batch's input).
+torch::Tensor per_sequence(int64_t batch, const torch::Tensor& q, const torch::Tensor& k_folded, const torch::Tensor& v_folded,
+                           const std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>& op);
 
 // Signature top-k (HashAttention): each query keeps sinks, a recent window and its top_k keys (or
 // top_fraction of its visible keys) by Hamming similarity of packed signatures (q_signatures

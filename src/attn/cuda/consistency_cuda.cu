@@ -136,6 +136,8 @@ std::vector<ConsistencyResult> bucket_case(const AttentionCase& registry_case, s
                      s.causal, s.identical_keys};
   if (registry_case.options.bucket_function != BucketFunction::lsh)
     throw std::invalid_argument(registry_case.name + ": the CUDA bucket kernel takes ids; the registry's CUDA cases use lsh");
+  if (registry_case.options.dense_heads != 0)
+    throw std::invalid_argument(registry_case.name + ": mixed heads run through the torch op (dense heads by SDPA), not this harness");
   const Inputs in = random_inputs(c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim, rng, c.identical_keys);
   const AttentionProblem problem = in.problem(c.heads_q, c.heads_kv, c.n_q, c.n_k, c.dim, c.causal);
   BucketConfig config;
