@@ -202,6 +202,11 @@ def test_bucket_attention_mixed_heads_equal_cpu():
             want = grads_of(lambda a, b, c: OPS.bucket_attention(a, b, c, *args), cpu64(q, k, v), grad_out.double())
             for name, g, w in zip("qkv", got, want):
                 assert_close(g, w, dtype, f"mixed heads d{name} {dtype} case {index}", relative=1e-4)
+    # Batched [B, heads, n, dim]: dense_heads counts within each sequence's heads.
+    q, k, v = qkv(2 * 4, 2 * 2, 64, 64, 64, torch.float32, seed=7)
+    q, k, v = q.view(2, 4, 64, 64), k.view(2, 2, 64, 64), v.view(2, 2, 64, 64)
+    args = (3, 2, "lsh", 5, True, 0.125, 2)
+    assert_close(OPS.bucket_attention(q, k, v, *args), OPS.bucket_attention(*cpu64(q, k, v), *args), torch.float32, "mixed heads batched")
     q, k, v = qkv(4, 2, 32, 32, 64, torch.float32, seed=1)
     expect_error(lambda: OPS.bucket_attention(q, k, v, 2, 1, "lsh", 0, False, 1.0, 1), "bucket_attention: dense_heads must be a multiple")
 
