@@ -413,8 +413,9 @@ torch::Tensor bucket_kernel(const torch::Tensor& q, const torch::Tensor& k, cons
 
 // Mixed heads (dense_heads > 0): the first heads_q - dense_heads query heads through `hashed` (the bucket path),
 // the last dense_heads through PyTorch's SDPA, which picks its kernel (cuDNN or flash without a mask; with the
-// explicit mask below, n_q < n_k, the memory-efficient or math kernel), joined on the head dim. Whole kv groups (check_dense_heads), so each part keeps its own kv heads. Called at the
-// autograd level too, where SDPA's own backward serves the dense heads.
+// explicit mask below, n_q < n_k, the memory-efficient or math kernel), joined on the head dim. Whole kv groups
+// (check_dense_heads), so each part keeps its own kv heads. Called at the autograd level too, where SDPA's own
+// backward serves the dense heads.
 using HeadsFn = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
 torch::Tensor mixed_heads(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t dense_heads, bool causal,
                           double scale, const HeadsFn& hashed) {
