@@ -21,14 +21,14 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
   // Bad or unusable values fail before the first record, not at it.
-  const auto window = parse_size("--prefill-window", path.prefill_window);
-  if (window > 0 && !byte_family_)
+  engine_options_ = {path.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path.device_bytes)),
+                     static_cast<std::int64_t>(parse_size("--prefill-window", path.prefill_window))};
+  engine::check_options(engine_options_);
+  if (engine_options_.prefill_window > 0 && !byte_family_)
     throw std::invalid_argument("--prefill-window: an option of the byte-level model's engine; " + model_dir + " is a lexer model");
-  if (window > 0 && path.engine == "off") throw std::invalid_argument("--prefill-window: needs the engine (--engine on or auto)");
-  if (window > 0 && parse_size("--device-bytes", path.device_bytes) > 0)
-    throw std::invalid_argument("--prefill-window and --device-bytes do not combine (spilled keys are read whole)");
+  if (engine_options_.prefill_window > 0 && path.engine == "off")
+    throw std::invalid_argument("--prefill-window: needs the engine (--engine on or auto)");
   if (byte_family_) {
-    parse_size("--device-bytes", path.device_bytes);
     bytes_ = train::load_byte_model(model_dir, device);
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
     // the model's gate is hard already (config.json's gate_threshold, or a hard concrete gate); the engine
@@ -84,10 +84,8 @@ std::string ModelAnswerer::answer(const bench::DataRecord& record) {
     if (path_.group == nullptr && !path_.uses_engine(record.prompt.size()))
       return model::answer_queries_bytes(bytes_.net, record.prompt, expected.hops, expected.cot, keys, device_);
     // Same answers, prefilled chunk by chunk; context parallel (--nproc): every rank holds its shard's keys.
-    const engine::ByteEngineOptions options{path_.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path_.device_bytes)),
-                                            static_cast<std::int64_t>(parse_size("--prefill-window", path_.prefill_window))};
-    auto engine = path_.group != nullptr ? engine::ByteEngine(bytes_.net, device_, *path_.group, options)
-                                         : engine::ByteEngine(bytes_.net, device_, options);
+    auto engine = path_.group != nullptr ? engine::ByteEngine(bytes_.net, device_, *path_.group, engine_options_)
+                                         : engine::ByteEngine(bytes_.net, device_, engine_options_);
     engine.prefill(record.prompt);
     const auto& stats = engine.stats();
     ++engine_records_;
@@ -118,7 +116,7 @@ std::string ModelAnswerer::engine_summary() const {
                 static_cast<unsigned long long>(engine_records_), static_cast<unsigned long long>(engine_bytes_),
                 kept.empty() ? "no gated block" : kept.c_str(), engine_cache_bytes_ / static_cast<double>(engine_records_) / 1e6,
                 most ? engine_cache_bytes_ / static_cast<double>(most) : 0.0);
-  const auto window = parse_size("--prefill-window", path_.prefill_window);
+  const auto window = engine_options_.prefill_window;
   return window > 0 ? std::string(line) + "; prefill read window " + std::to_string(window) + " keys (not exact)" : std::string(line);
 }
 

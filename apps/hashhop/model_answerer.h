@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "answer_path.h"
+#include "hashhop/engine/byte_engine.h"
 #include "hashhop/bench/scorer.h"
 #include "hashhop/train/checkpoint.h"
 #include "hashhop/train/byte_trainer.h"
@@ -40,6 +41,7 @@ class ModelAnswerer {
  private:
   torch::Device device_;
   AnswerPath path_;
+  engine::ByteEngineOptions engine_options_;  // the byte engine's, parsed once from path_
   bool byte_family_ = false;
   train::LoadedModel loaded_;
   train::LoadedByteModel bytes_;

@@ -17,14 +17,18 @@ double ByteEngineStats::bytes_per_reference_point() const {
   return most > 0 ? static_cast<double>(cache_bytes + host_bytes) / static_cast<double>(most) : 0.0;
 }
 
+void check_options(const ByteEngineOptions& options) {
+  if (options.prefill_window < 0) throw std::invalid_argument("byte engine: --prefill-window must be >= 0 keys (0: every key)");
+  if (options.prefill_window > 0 && options.device_bytes > 0)
+    throw std::invalid_argument("byte engine: --prefill-window and --device-bytes do not combine (spilled keys are read whole)");
+}
+
 ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)
     : net_(std::move(net)), device_(device), options_(options) {
   options_.chunk_bytes = std::max<std::size_t>(options_.chunk_bytes, 1);
   if (options_.device_bytes > 0 && net_->config().global_topk != 0)
     throw std::invalid_argument("byte engine: a device budget (--device-bytes) reads every key; the model's global_topk must be 0");
-  if (options_.prefill_window < 0) throw std::invalid_argument("byte engine: --prefill-window must be >= 0 keys (0: every key)");
-  if (options_.prefill_window > 0 && options_.device_bytes > 0)
-    throw std::invalid_argument("byte engine: --prefill-window and --device-bytes do not combine (spilled keys are read whole)");
+  check_options(options_);
   net_->eval();
 }
 
@@ -36,14 +40,15 @@ void ByteEngine::prefill(std::string_view prompt) {
   stats_ = {};
   spilled_.clear();
   const std::string text = std::string(prompt) + "\n";
-  net_->set_read_window(options_.prefill_window);
-  try {
+  {
+    // The window holds while the prompt streams in, and only then (also when a chunk throws): answers read every key.
+    struct ReadWindow {
+      model::ByteModel& net;
+      ~ReadWindow() { net->set_read_window(0); }
+    } window{net_};
+    net_->set_read_window(options_.prefill_window);
     with_reads([&] { stream(text); });
-  } catch (...) {
-    net_->set_read_window(0);
-    throw;
   }
-  net_->set_read_window(0);  // the answers read every key
   stats_.bytes = text.size();
   stats_.cache_bytes = cache_.bytes();
 }

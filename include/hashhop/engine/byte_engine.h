@@ -32,6 +32,10 @@ struct ByteEngineOptions {
   std::int64_t prefill_window = 0;
 };
 
+// Throws std::invalid_argument for options no engine takes (a negative window; a window with a device budget):
+// the engine's constructor calls it, and a command may call it before its first record.
+void check_options(const ByteEngineOptions& options);
+
 struct ByteEngineStats {
   std::uint64_t bytes = 0;                   // prompt bytes streamed (with the "\n" the completion starts at)
   std::vector<std::int64_t> reference_points;  // keys kept, per gated global block (context parallel: all ranks')
