@@ -22,6 +22,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace hashhop::io {
@@ -308,6 +309,35 @@ void check_zip_archive(const std::string& path, Inflate inflate) {
   if (digits == 0 || !trailing_space || number < kMinArchiveVersion || number > kMaxArchiveVersion)
     throw invalid(found->first + ": version \"" + text.substr(0, 20) + "\" is not a number from " +
                   std::to_string(kMinArchiveVersion) + " to " + std::to_string(kMaxArchiveVersion));
+  // The seal (seal_zip_archive), checked last so that a damaged structure is named as such: a CRC-32 of
+  // every byte before it, so a flipped byte that no entry's CRC covers (a local header's padding, a time
+  // stamp, a directory field LibTorch ignores) is refused too. LibTorch writes no comment, so any other
+  // comment is damage; files written before seals (models/demo) load without this check.
+  if (const std::uint64_t comment_len = le(d + eocd + 20, 2); comment_len != 0) {
+    const std::string comment(reinterpret_cast<const char*>(d + eocd + 22), comment_len);
+    const std::string_view prefix = kSealPrefix;
+    if (comment_len != prefix.size() + 8 || comment.compare(0, prefix.size(), prefix) != 0 ||
+        comment.find_first_not_of("0123456789abcdef", prefix.size()) != std::string::npos)
+      throw invalid("unknown archive comment; the seal is damaged");
+    if (std::stoul(comment.substr(prefix.size()), nullptr, 16) != crc32(d, eocd + 22))
+      throw std::runtime_error(path + ": checksum mismatch, the file is corrupted (its sealed CRC-32 differs)");
+  }
+}
+
+void seal_zip_archive(std::string& bytes) {
+  // LibTorch ends its archives with a comment-less end-of-central-directory record: the last 22 bytes.
+  if (bytes.size() < 22) throw std::invalid_argument("seal_zip_archive: too short for a zip archive");
+  auto* end = reinterpret_cast<unsigned char*>(bytes.data() + bytes.size() - 22);
+  if (le(end, 4) != 0x06054b50 || le(end + 20, 2) != 0)
+    throw std::invalid_argument("seal_zip_archive: the archive does not end with a comment-less end record");
+  const std::string_view prefix = kSealPrefix;
+  const std::uint64_t comment_len = prefix.size() + 8;
+  end[20] = static_cast<unsigned char>(comment_len & 0xFF);
+  end[21] = static_cast<unsigned char>(comment_len >> 8);
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", crc32(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()));
+  bytes.append(prefix);
+  bytes.append(hex, 8);
 }
 
 // --- temporary files (temp_files.h) ---

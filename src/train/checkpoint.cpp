@@ -148,23 +148,19 @@ std::uint64_t model_checksum(torch::nn::Module& model) {
 }
 
 void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
-  // Torch's own file writer throws from its destructor when a write fails (a full disk), which ends the
-  // process in std::terminate with a 19-line trace. So torch writes through this function instead, which
-  // never fails towards torch: it remembers the first error and drops the rest, and the error is thrown
-  // here, once torch is done. AtomicOutput supplies the temporary, its removal and the signal cleanup.
-  io::AtomicOutput out(path);
-  std::string error;
+  // The archive is gathered in memory (a few tens of MB at most) and sealed with a CRC-32 of the whole
+  // file (io::seal_zip_archive) before any of it is written. Torch's own file writer throws from its
+  // destructor when a write fails (a full disk), ending the process in std::terminate, so torch only
+  // appends to a string here, and the write, with its one-line error, happens after torch is done.
+  // AtomicOutput supplies the temporary, its removal and the signal cleanup.
+  std::string bytes;
   archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
-    if (error.empty()) {
-      try {
-        out.write(std::string_view(static_cast<const char*>(data), size));
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-    }
+    bytes.append(static_cast<const char*>(data), size);
     return size;
   });
-  if (!error.empty()) throw std::runtime_error(error);  // out's destructor removes the temporary
+  io::seal_zip_archive(bytes);
+  io::AtomicOutput out(path);
+  out.write(bytes);
   out.commit();
 }
 

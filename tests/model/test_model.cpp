@@ -19,6 +19,7 @@
 
 #include "hashhop/bench/generator.h"
 #include "hashhop/bench/magic_format.h"
+#include "hashhop/io/files.h"
 #include "hashhop/train/checkpoint.h"
 #include "hashhop/train/config.h"
 #include "hashhop/model/hashhop_model.h"
@@ -484,6 +485,37 @@ TEST(Checkpoint, FlippedCheckpointBytesAreDetected) {
   flip_parameter_bytes(options.out_dir + "/checkpoint.pt", some_matrix(loaded.model));
   const std::string error = error_of([&] { train::train(config, options); });
   EXPECT_NE(error.find("checkpoint.pt: checksum mismatch"), std::string::npos) << error;
+}
+
+// Every byte of a saved file is covered: entries by their CRCs and tensors by the checksum, and the rest
+// (local headers' padding, time stamps, directory fields LibTorch never reads) by the seal, whose absence
+// let CI's flip of checkpoint.pt pass about one run in ten. Each position, flipped alone, is refused.
+TEST(Checkpoint, EveryFlippedByteIsRefused) {
+  // A small module, so that every position can be tried in well under a second; its file has the same
+  // layout as a model's (padded local headers, a version record, zip64 records).
+  torch::manual_seed(5);
+  torch::nn::Linear small(5, 3);
+  const std::string path = temp_dir("every_byte.pt");
+  train::save_weights(*small, path);
+  const std::string saved = read_bytes(path);
+  ASSERT_EQ(saved.substr(saved.size() - 22, 14), std::string(io::kSealPrefix));
+  EXPECT_NO_THROW(io::check_zip_archive(path));
+  std::size_t accepted = 0, first_accepted = 0;
+  for (std::size_t at = 0; at < saved.size(); ++at) {
+    overwrite_at(path, at, std::string(1, static_cast<char>(saved[at] ^ 0x5a)));
+    try {
+      io::check_zip_archive(path);  // no INFLATE: the deflated TorchScript entry is left to the seal
+      if (accepted++ == 0) first_accepted = at;
+    } catch (const std::runtime_error&) {
+    }
+    overwrite_at(path, at, saved.substr(at, 1));
+  }
+  EXPECT_EQ(accepted, 0u) << "of " << saved.size() << " bytes; the first at offset " << first_accepted;
+  // A file sealed by nobody else: a comment that is not our seal is refused, as is a seal on other bytes.
+  std::string other = saved;
+  other.replace(other.size() - 8, 8, "00000000");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << other;
+  EXPECT_NE(error_of([&] { io::check_zip_archive(path); }).find("checksum mismatch"), std::string::npos);
 }
 
 // An entry marked encrypted (what fuzz_checkpoint made of a valid model.pt by one flipped flag bit) is refused by

@@ -47,6 +47,13 @@ inline constexpr std::uint64_t kMaxArchiveVersion = 10;
 using Inflate = bool (*)(const unsigned char* in, std::size_t in_size, unsigned char* out, std::size_t out_size);
 void check_zip_archive(const std::string& path, Inflate inflate = nullptr);
 
+// Seals a LibTorch archive held in BYTES before it is written: its end record gets a comment
+// "hashhop-crc32:" + 8 hex digits, the CRC-32 of every byte before the comment. check_zip_archive then
+// covers the whole file, not only each entry's data. Throws std::invalid_argument if BYTES does not end
+// with a comment-less end record (LibTorch's layout).
+inline constexpr const char* kSealPrefix = "hashhop-crc32:";
+void seal_zip_archive(std::string& bytes);
+
 // Bytes free to this user on the filesystem that holds PATH (its directory when PATH does not exist
 // yet); UINT64_MAX when unknown.
 std::uint64_t free_bytes_at(const std::string& path);
