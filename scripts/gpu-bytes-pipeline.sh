@@ -27,6 +27,8 @@
 # metrics come back as pipeline/twin-NAME-metrics.jsonl.
 # SEED=N (fork, chain): every ARM's data seed (train --seed); without it a fork from a model of the config's seed
 # repeats that model's batches from step 0 (runs 18-20 did: learning-log 22).
+# PREFILL_WINDOW=N: the hard-gate evals read only the last N kept keys while the prompt streams in (eval
+# --prefill-window, not exact), in chunks of ENGINE_CHUNK bytes (4096).
 # SETS: "chars hops cot samples;..." (seed 900000, 8-letter hashes, 8 queries a prompt; GATES "soft hard" or one); in every phase the
 # evals stop at DEADLINE (520 s after the phase began), so what comes after them still runs. The PACK runs'
 # models (default: every ARM of scratch, ENGINE_ARM of eval) come back in <16 MB pieces (cat model.pt.* >
@@ -144,7 +146,7 @@ eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (e
         [ "$gate" = hard ] && grep -q '"hash_gate": *false' "runs/$n/config.json" && continue  # ungated: nothing to drop
         gates+=("$gate"); done
       for gate in "${gates[@]}"; do
-        args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only)
+        args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only ${PREFILL_WINDOW:+--prefill-window "$PREFILL_WINDOW" --chunk "${ENGINE_CHUNK:-4096}"})
         f="pipeline/eval-$n-$chars-$hops-$cot-$gate"
         # The call's limit is 600 s and a killed call brings nothing back: evals stop at DEADLINE (seconds
         # since the phase began, 520 by default) so that packing the models still happens.
