@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -18,6 +19,7 @@ struct AnswerPathOptions {
   bool gated_only = false;              // dense path: keep only gated positions
   std::string device_bytes = "0";       // byte model's engine: device memory for global keys, then host (0: no limit)
   std::string prefill_window = "0";     // byte model's engine: keys a global block reads while prefilling (0: all, exact)
+  std::vector<std::string> block_window, block_topk;  // byte model's engine: BLOCK=N, per global block (not exact)
 
   void add_options(CLI::App* app) {
     app->add_option("--engine", engine, "Answer with the long-context engine: auto, on or off")
@@ -39,6 +41,12 @@ struct AnswerPathOptions {
                     "keys before the chunk, and the chunk's own (K/M suffixes; the queries still read all), so the prefill grows "
                     "linearly with the prompt. 0: every key")
         ->capture_default_str();
+    app->add_option("--block-window", block_window,
+                    "Byte model's engine, not exact: BLOCK=N (repeatable): that global block reads only its last N kept keys, "
+                    "while prefilling and answering (a block that pools nearby bytes needs no far keys)");
+    app->add_option("--block-topk", block_topk,
+                    "Byte model's engine, not exact: BLOCK=K (repeatable): that global block's softmax reads only each query's "
+                    "K best keys (a lookup over 10^6 keys is otherwise diluted by all of them)");
   }
 
   bool uses_engine(std::size_t prompt_chars) const {

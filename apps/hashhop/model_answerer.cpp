@@ -23,13 +23,22 @@ ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& 
   // Bad or unusable values fail before the first record, not at it.
   engine_options_ = {path.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path.device_bytes)),
                      static_cast<std::int64_t>(parse_size("--prefill-window", path.prefill_window))};
+  for (const auto& [block, keys] : parse_block_sizes("--block-window", path.block_window))
+    engine_options_.block_window[block] = static_cast<std::int64_t>(keys);
+  for (const auto& [block, k] : parse_block_sizes("--block-topk", path.block_topk)) {
+    if (k > (1u << 20)) throw std::invalid_argument("--block-topk: " + std::to_string(block) + "=" + std::to_string(k) + " keeps more than 2^20 keys a query");
+    engine_options_.block_topk[block] = static_cast<int>(k);
+  }
   engine::check_options(engine_options_);
-  if (engine_options_.prefill_window > 0 && !byte_family_)
-    throw std::invalid_argument("--prefill-window: an option of the byte-level model's engine; " + model_dir + " is a lexer model");
-  if (engine_options_.prefill_window > 0 && path.engine == "off")
-    throw std::invalid_argument("--prefill-window: needs the engine (--engine on or auto)");
+  const bool approximate = engine_options_.prefill_window > 0 || !engine_options_.block_window.empty() || !engine_options_.block_topk.empty();
+  if (approximate && !byte_family_)
+    throw std::invalid_argument("--prefill-window / --block-window / --block-topk: options of the byte-level model's engine; " + model_dir +
+                                " is a lexer model");
+  if (approximate && path.engine == "off")
+    throw std::invalid_argument("--prefill-window / --block-window / --block-topk: need the engine (--engine on or auto)");
   if (byte_family_) {
     bytes_ = train::load_byte_model(model_dir, device);
+    engine::check_options(engine_options_, &bytes_.config.model);  // the blocks named exist and are global
     // --gated-only makes the hash gate hard at 1/2 (the share that training's metrics call kept), unless
     // the model's gate is hard already (config.json's gate_threshold, or a hard concrete gate); the engine
     // then stores only those keys.
@@ -116,8 +125,13 @@ std::string ModelAnswerer::engine_summary() const {
                 static_cast<unsigned long long>(engine_records_), static_cast<unsigned long long>(engine_bytes_),
                 kept.empty() ? "no gated block" : kept.c_str(), engine_cache_bytes_ / static_cast<double>(engine_records_) / 1e6,
                 most ? engine_cache_bytes_ / static_cast<double>(most) : 0.0);
-  const auto window = engine_options_.prefill_window;
-  return window > 0 ? std::string(line) + "; prefill read window " + std::to_string(window) + " keys (not exact)" : std::string(line);
+  std::string reads;
+  if (engine_options_.prefill_window > 0) reads += "; prefill read window " + std::to_string(engine_options_.prefill_window) + " keys";
+  for (const auto& [block, keys] : engine_options_.block_window)
+    if (keys > 0) reads += "; block " + std::to_string(block) + " reads its last " + std::to_string(keys) + " keys";
+  for (const auto& [block, k] : engine_options_.block_topk)
+    if (k > 0) reads += "; block " + std::to_string(block) + " reads its top " + std::to_string(k);
+  return reads.empty() ? std::string(line) : std::string(line) + reads + " (not exact)";
 }
 
 }  // namespace hashhop::cli

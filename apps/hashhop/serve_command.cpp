@@ -72,8 +72,9 @@ int run_serve(Options o, const CLI::App& app) {
   backend_options.cache_bytes = parse_size("--cache-bytes", o.cache_bytes);
   const AnswerPath path = o.path;
   path.uses_engine(0);  // a bad --engine-above fails now, not on the first request
-  if (parse_size("--device-bytes", o.path.device_bytes) > 0 || parse_size("--prefill-window", o.path.prefill_window) > 0)
-    throw std::invalid_argument("--device-bytes / --prefill-window: options of eval's byte engine; serve does not take them");
+  if (parse_size("--device-bytes", o.path.device_bytes) > 0 || parse_size("--prefill-window", o.path.prefill_window) > 0 ||
+      !o.path.block_window.empty() || !o.path.block_topk.empty())
+    throw std::invalid_argument("--device-bytes / --prefill-window / --block-window / --block-topk: options of eval's byte engine; serve does not take them");
   backend_options.use_engine = [path](std::size_t bytes) { return path.uses_engine(bytes); };
   serve::ModelBackend backend(o.model_dir, backend_options);
   // Every rank refuses alike, before rank 0 would leave the others waiting. Context parallel, the byte family

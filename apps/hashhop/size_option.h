@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,22 @@ inline std::vector<std::uint64_t> parse_sizes(const std::string& option, const s
   }
   if (sizes.empty()) throw std::invalid_argument(option + ": expected a list of sizes like 1M,10M");
   return sizes;
+}
+
+// BLOCK=SIZE items of a repeatable option ("--block-window 0=256"): block indices from 0 to 255, sizes as
+// parse_size; a block named twice is an error. Errors name the option and the item.
+inline std::map<int, std::uint64_t> parse_block_sizes(const std::string& option, const std::vector<std::string>& items) {
+  std::map<int, std::uint64_t> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    const std::string block = eq == std::string::npos ? "" : item.substr(0, eq);
+    if (block.empty() || block.size() > 3 || block.find_first_not_of("0123456789") != std::string::npos || std::stoi(block) > 255)
+      throw std::invalid_argument(option + ": expected BLOCK=N with a block index from 0 to 255, got '" + item + "'");
+    const int index = std::stoi(block);
+    if (out.count(index) != 0) throw std::invalid_argument(option + ": block " + block + " is given twice");
+    out[index] = parse_size(option, item.substr(eq + 1));
+  }
+  return out;
 }
 
 // A CLI11 transform that lets an integer option take a size with a suffix: `--chunk 64K` reaches the

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 #include "hashhop/dist/process_group.h"
 #include "hashhop/model/autocast.h"
@@ -17,10 +18,34 @@ double ByteEngineStats::bytes_per_reference_point() const {
   return most > 0 ? static_cast<double>(cache_bytes + host_bytes) / static_cast<double>(most) : 0.0;
 }
 
-void check_options(const ByteEngineOptions& options) {
+void check_options(const ByteEngineOptions& options, const model::ByteModelConfig* config) {
   if (options.prefill_window < 0) throw std::invalid_argument("byte engine: --prefill-window must be >= 0 keys (0: every key)");
   if (options.prefill_window > 0 && options.device_bytes > 0)
     throw std::invalid_argument("byte engine: --prefill-window and --device-bytes do not combine (spilled keys are read whole)");
+  const auto check_blocks = [&](const auto& per_block, const std::string& option) {
+    for (const auto& [block, value] : per_block) {
+      if (value < 0) throw std::invalid_argument("byte engine: " + option + " " + std::to_string(block) + "=" + std::to_string(value) + ": must be >= 0 (0: the model's own reads)");
+      if (value > 0 && options.device_bytes > 0)
+        throw std::invalid_argument("byte engine: " + option + " and --device-bytes do not combine (spilled keys are read whole)");
+      if (config == nullptr) continue;
+      const auto blocks = static_cast<int>(config->layers.size());
+      if (block < 0 || block >= blocks || config->layers[static_cast<std::size_t>(block)] == 'L')
+        throw std::invalid_argument("byte engine: " + option + " " + std::to_string(block) + ": the model's global blocks are those of \"" +
+                                    config->layers + "\" that are not 'L' (0 to " + std::to_string(blocks - 1) + ")");
+    }
+  };
+  check_blocks(options.block_window, "--block-window");
+  check_blocks(options.block_topk, "--block-topk");
+}
+
+ByteEngine::Reads::~Reads() { net->reset_reads(); }
+
+ByteEngine::Reads ByteEngine::reads_for(bool prefill) {
+  if (prefill) net_->set_read_window(options_.prefill_window);
+  for (const auto& [block, keys] : options_.block_window) net_->set_block_read_window(static_cast<std::size_t>(block), keys);
+  for (const auto& [block, k] : options_.block_topk)
+    if (k > 0) net_->set_block_topk(static_cast<std::size_t>(block), k);
+  return Reads{net_};
 }
 
 ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)
@@ -28,7 +53,7 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOpt
   options_.chunk_bytes = std::max<std::size_t>(options_.chunk_bytes, 1);
   if (options_.device_bytes > 0 && net_->config().global_topk != 0)
     throw std::invalid_argument("byte engine: a device budget (--device-bytes) reads every key; the model's global_topk must be 0");
-  check_options(options_);
+  check_options(options_, &net_->config());
   net_->eval();
 }
 
@@ -41,12 +66,8 @@ void ByteEngine::prefill(std::string_view prompt) {
   spilled_.clear();
   const std::string text = std::string(prompt) + "\n";
   {
-    // The window holds while the prompt streams in, and only then (also when a chunk throws): answers read every key.
-    struct ReadWindow {
-      model::ByteModel& net;
-      ~ReadWindow() { net->set_read_window(0); }
-    } window{net_};
-    net_->set_read_window(options_.prefill_window);
+    // The prefill window holds while the prompt streams in, and only then (also when a chunk throws).
+    const auto reads = reads_for(/*prefill=*/true);
     with_reads([&] { stream(text); });
   }
   stats_.bytes = text.size();
@@ -120,6 +141,7 @@ void ByteEngine::drop_ungated(std::int64_t chunk_length) {
 std::string ByteEngine::answer(int hops, bool cot, const std::vector<std::string>& keys) {
   if (group_ != nullptr) return answer_sharded(hops, cot, keys);
   std::string completion;
+  const auto reads = reads_for(/*prefill=*/false);
   with_reads([&] { completion = model::answer_queries_bytes(net_, cache_, hops, cot, keys, device_); });
   return completion;
 }
@@ -129,7 +151,10 @@ torch::Tensor ByteEngine::hidden_after(std::string_view text) {
   model::AutocastScope autocast(device_.is_cuda());
   torch::Tensor hidden;
   const auto run = [&] { hidden = net_->hidden_after(cache_, model::as_bytes(text, device_)); };
-  if (group_ == nullptr) with_reads(run);
+  if (group_ == nullptr) {
+    const auto reads = reads_for(/*prefill=*/false);
+    with_reads(run);
+  }
   else if (group_->rank() + 1 == group_->size()) drive(run);  // the last rank holds the prompt's end
   else serve_reads(group_->size() - 1);
   return hidden;

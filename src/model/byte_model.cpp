@@ -492,6 +492,26 @@ void ByteModelImpl::set_read_window(std::int64_t keys) {
     if (config_.layers[i] != 'L') blocks_[i]->attention()->set_read_window(keys);
 }
 
+void ByteModelImpl::set_block_read_window(std::size_t block, std::int64_t keys) {
+  TORCH_CHECK(block < blocks_.size() && config_.layers[block] != 'L', "byte model: block ", block, " is not a global block");
+  TORCH_CHECK(keys >= 0, "byte model: a read window must be >= 0 keys (0: all)");
+  blocks_[block]->attention()->set_read_window(keys);
+}
+
+void ByteModelImpl::set_block_topk(std::size_t block, int topk) {
+  TORCH_CHECK(block < blocks_.size() && config_.layers[block] != 'L', "byte model: block ", block, " is not a global block");
+  TORCH_CHECK(topk >= 0, "byte model: a top-k read must keep >= 0 keys (0: dense)");
+  blocks_[block]->attention()->set_global_topk(topk);
+}
+
+void ByteModelImpl::reset_reads() {
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    if (config_.layers[i] == 'L') continue;
+    blocks_[i]->attention()->set_read_window(0);
+    blocks_[i]->attention()->set_global_topk(config_.global_topk);
+  }
+}
+
 void ByteModelImpl::set_hop_probe(const torch::Tensor& rows) {
   for (auto& block : blocks_)
     if (block->attention()->kind() == 'H') block->attention()->set_hop_probe(rows);

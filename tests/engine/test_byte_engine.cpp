@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -149,6 +150,47 @@ TEST(ByteEngine, PrefillReadWindowReadsLessAndEndsWithThePrefill) {
   EXPECT_TRUE(torch::allclose(exact.hidden_after(tail), want, 1e-5, 1e-5)) << "the window outlived the prefill";
   EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 0, -1}), std::invalid_argument);
   EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 4096, 8}), std::invalid_argument);
+}
+
+// Per-block reads (not exact by design): a window or top-k wider than every key changes nothing; a narrow one on
+// a block changes what that block reads while answering (hidden_after moves), and both are gone afterwards. A
+// block that is not global, or a negative value, is refused by the engine.
+TEST(ByteEngine, BlockReadWindowAndTopkReadLessAndEndWithTheEngine) {
+  const auto prompt = problem(600, 9);
+  auto net = random_model("LGHG+hard", 34);
+  const std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
+  ByteEngine exact(net, torch::kCPU, {64});
+  exact.prefill(prompt.text);
+  const auto expected = exact.answer(1, false, prompt.keys);
+  const auto want = exact.hidden_after(tail);
+  const auto with = [](std::map<int, std::int64_t> window, std::map<int, int> topk) {
+    ByteEngineOptions o;
+    o.chunk_bytes = 64;
+    o.block_window = std::move(window);
+    o.block_topk = std::move(topk);
+    return o;
+  };
+  for (int block : {2, 3}) {  // block 1 keeps no key in this model: nothing to read less of
+    ByteEngine wide(net, torch::kCPU, with({{block, 100000}}, {{block, 100000}}));
+    wide.prefill(prompt.text);
+    EXPECT_EQ(wide.answer(1, false, prompt.keys), expected) << "block " << block;
+    EXPECT_TRUE(torch::allclose(wide.hidden_after(tail), want, 1e-5, 1e-5)) << "block " << block;
+    for (const auto& options : {with({{block, 4}}, {}), with({}, {{block, 2}})}) {
+      ByteEngine narrow(net, torch::kCPU, options);
+      narrow.prefill(prompt.text);
+      EXPECT_GT((narrow.hidden_after(tail) - want).abs().max().item<double>(), 1e-4)
+          << "block " << block << ": a narrow read changed nothing";
+      narrow.answer(1, false, prompt.keys);
+      EXPECT_EQ(exact.answer(1, false, prompt.keys), expected) << "block " << block << ": the read outlived its engine";
+      EXPECT_TRUE(torch::allclose(exact.hidden_after(tail), want, 1e-5, 1e-5)) << "block " << block << ": the read outlived its engine";
+    }
+  }
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({{0, 8}}, {})), std::invalid_argument);  // block 0 is local
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({}, {{4, 8}})), std::invalid_argument);  // four blocks: 0-3
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({{1, -1}}, {})), std::invalid_argument);
+  auto budget = with({}, {{1, 8}});
+  budget.device_bytes = 4096;
+  EXPECT_THROW(ByteEngine(net, torch::kCPU, budget), std::invalid_argument);
 }
 
 // extend() writes only the new rows of a global layer, into stores that double when full: 40 extends of a

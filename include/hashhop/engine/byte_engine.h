@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,11 +31,18 @@ struct ByteEngineOptions {
   // (queries still read every key). A prompt's bytes rarely need a far line to make their own keys, and the
   // window makes the prefill linear in the prompt instead of quadratic. 0: every key (the model's own answers).
   std::int64_t prefill_window = 0;
+  // Not exact either: per global block (by index), a read window that holds while answering too (it replaces
+  // prefill_window for that block), and a top-k read (each query's softmax over its k best keys, prefill and
+  // answers). A lookup block's read over 10^6 keys is diluted by their sum; a block that pools nearby bytes
+  // has no use for far keys. 0 or absent: the model's own reads.
+  std::map<int, std::int64_t> block_window{};
+  std::map<int, int> block_topk{};
 };
 
-// Throws std::invalid_argument for options no engine takes (a negative window; a window with a device budget):
-// the engine's constructor calls it, and a command may call it before its first record.
-void check_options(const ByteEngineOptions& options);
+// Throws std::invalid_argument for options no engine takes (a negative window; a window with a device budget;
+// with `config`, a block_window or block_topk naming no global block of that model): the engine's constructor
+// calls it, and a command may call it before its first record.
+void check_options(const ByteEngineOptions& options, const model::ByteModelConfig* config = nullptr);
 
 struct ByteEngineStats {
   std::uint64_t bytes = 0;                   // prompt bytes streamed (with the "\n" the completion starts at)
@@ -69,6 +77,13 @@ class ByteEngine {
   const ByteEngineStats& stats() const { return stats_; }
 
  private:
+  // Sets the net's reads for a phase (prefill: prefill_window and the block options; answers: the block
+  // options only) until the returned guard is gone.
+  struct Reads {
+    model::ByteModel net;
+    ~Reads();
+  };
+  Reads reads_for(bool prefill);
   void drop_ungated(std::int64_t chunk_length);
   void stream(std::string_view text);  // extends cache_ chunk by chunk
   // Moves every global block's keys and values to host memory once they pass options_.device_bytes.

@@ -175,6 +175,11 @@ class ByteModelImpl : public torch::nn::Module {
   // Every global block reads only the last `keys` keys of a cache it continues (0: all keys, exact). Not the
   // model: an engine's prefill may opt into it (ByteEngineOptions::prefill_window) and must turn it off after.
   void set_read_window(std::int64_t keys);
+  // One global block's reads, also not the model (ByteEngineOptions::block_window, block_topk): a read window
+  // (0: all keys) and a top-k read at inference (0: dense). reset_reads() restores the model's own reads.
+  void set_block_read_window(std::size_t block, std::int64_t keys);
+  void set_block_topk(std::size_t block, int topk);
+  void reset_reads();
   // The attention scale of global blocks (1/sqrt(head dim)), for ranks that serve remote reads.
   double attention_scale() const;
   // Runs a text's bytes [1, n] once and keeps what later bytes need (ByteCache).
