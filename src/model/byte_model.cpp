@@ -357,7 +357,9 @@ torch::Tensor ByteAttentionImpl::forward(const torch::Tensor& x, std::int64_t fi
     reads_nothing = seen.logical_not().view({b, 1, t, 1});
   }
   const auto ask = [&](const torch::Tensor& query) {
-    const auto read = attend(extend(rotate(normalize(split(query), true), first), query_column), k, v, past_length);
+    const auto q = extend(rotate(normalize(split(query), true), first), query_column);
+    if (query_observer_) query_observer_(q);
+    const auto read = attend(q, k, v, past_length);
     return merge(reads_nothing.defined() ? read.masked_fill(reads_nothing, 0.0) : read);  // they see no kept key: read nothing
   };
   // The queries at probed rows (`rows` [B, R], -1 pads: position 0's), as attend() scores them (the gate
@@ -483,6 +485,14 @@ void ByteModelImpl::set_remote_attention(const RemoteAttention& remote) {
     if (config_.layers[i] == 'L') continue;
     if (remote) blocks_[i]->attention()->set_remote([remote, i](const torch::Tensor& q) { return remote(i, q); });
     else blocks_[i]->attention()->set_remote({});
+  }
+}
+
+void ByteModelImpl::set_query_observer(const QueryObserver& observer) {
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    if (config_.layers[i] == 'L') continue;
+    if (observer) blocks_[i]->attention()->set_query_observer([observer, i](const torch::Tensor& q) { observer(i, q); });
+    else blocks_[i]->attention()->set_query_observer({});
   }
 }
 

@@ -96,6 +96,9 @@ class ByteAttentionImpl : public torch::nn::Module {
   void set_gate_threshold(double threshold) { config_.gate_threshold = threshold; }
   // Global blocks: every read also merges `remote`'s (context parallel); an empty function stops that.
   void set_remote(std::function<RemoteRead(const torch::Tensor&)> remote) { remote_ = std::move(remote); }
+  // Global blocks: `observer` sees every read's queries [B, H, T, padded head dim] as attend() scores them,
+  // and the read goes on as it would (capture_global_vectors); an empty function stops that.
+  void set_query_observer(std::function<void(const torch::Tensor&)> observer) { query_observer_ = std::move(observer); }
   // Global blocks, continuations of a cache: read only the last `keys` cached keys (0: all, the model itself).
   // An approximation the engine's prefill can opt into (ByteEngineOptions::prefill_window).
   void set_read_window(std::int64_t keys) { read_window_ = keys; }
@@ -133,6 +136,7 @@ class ByteAttentionImpl : public torch::nn::Module {
   torch::Tensor qk_gain_;  // [heads], global_qk_norm only
   torch::Tensor last_log_gate_, last_kept_;
   std::function<RemoteRead(const torch::Tensor&)> remote_;
+  std::function<void(const torch::Tensor&)> query_observer_;
   std::int64_t read_window_ = 0;
   torch::Tensor probe_rows_;
   std::vector<torch::Tensor> hop_weights_;
@@ -172,6 +176,10 @@ class ByteModelImpl : public torch::nn::Module {
   // Context parallel: every global block's attention also reads what `remote` returns for its queries
   // (keys before this text's first byte, held by other ranks); an empty function turns that off.
   void set_remote_attention(const RemoteAttention& remote);
+  // Every global block's read queries go to `observer` (its block index, the queries as
+  // ByteAttentionImpl::set_query_observer gives them), the model's reads unchanged; an empty function stops that.
+  using QueryObserver = std::function<void(std::size_t block, const torch::Tensor& queries)>;
+  void set_query_observer(const QueryObserver& observer);
   // Every global block reads only the last `keys` keys of a cache it continues (0: all keys, exact). Not the
   // model: an engine's prefill may opt into it (ByteEngineOptions::prefill_window) and must turn it off after.
   void set_read_window(std::int64_t keys);
