@@ -61,6 +61,14 @@ check "prefill window with a device budget" 1 "--prefill-window and --device-byt
   "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --prefill-window 64 --device-bytes 1M
 check "prefill window bad size" 1 "--prefill-window: expected a size" -- \
   "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --prefill-window lots
+check "eval with block reads says so" 0 "block 0 reads its last 32 keys; block 1 reads its top 16 \(not exact\)" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --gated-only --block-window 0=32 --block-topk 1=16
+check "block reads name a block the model lacks" 1 "--block-topk 9: the model's global blocks are those of" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --block-topk 9=16
+check "block reads bad item" 1 "--block-window: expected BLOCK=N" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --block-window 64
+check "block reads on a lexer model" 1 "options of the byte-level model's engine" -- \
+  "$bin" eval --model "$data/../../models/demo" --data "$work/bytes1.jsonl" --engine on --block-topk 1=16
 # compact: bfloat16 weights, the same answers on the magic sample; a second call refuses to overwrite.
 check "compact" 0 "weights in bfloat16" -- "$bin" compact --model "$data/../../models/demo" --out "$work/demo-bf16"
 check "eval compacted model" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$work/demo-bf16" --data "$data/magic_sample.jsonl"
