@@ -146,7 +146,8 @@ eval_arms() {  # ARM configs: every set, soft gate (dense path) and hard gate (e
         [ "$gate" = hard ] && grep -q '"hash_gate": *false' "runs/$n/config.json" && continue  # ungated: nothing to drop
         gates+=("$gate"); done
       for gate in "${gates[@]}"; do
-        args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only ${PREFILL_WINDOW:+--prefill-window "$PREFILL_WINDOW" --chunk "${ENGINE_CHUNK:-4096}"})
+        args=(--engine off); [ "$gate" = hard ] && args=(--engine on --gated-only)
+        [ "$gate" = hard ] && [ "${PREFILL_WINDOW:-0}" != 0 ] && args+=(--prefill-window "$PREFILL_WINDOW" --chunk "${ENGINE_CHUNK:-4096}")
         f="pipeline/eval-$n-$chars-$hops-$cot-$gate"
         # The call's limit is 600 s and a killed call brings nothing back: evals stop at DEADLINE (seconds
         # since the phase began, 520 by default) so that packing the models still happens.

@@ -95,6 +95,7 @@ int run_answer(const Options& o) {
     if (group == nullptr || group->rank() == 0) std::printf("%s", completion.c_str());
     return 0;
   }
+  byte_engine_options(path, o.model_dir, /*byte_family=*/false);  // refuses the byte engine's options, as eval does
   auto loaded = train::load_model(o.model_dir, device);
   check_queries(loaded.config.model);
   std::printf("%s", path.answer(loaded.model, prompt, hops, cot, keys).c_str());

@@ -17,25 +17,35 @@
 
 namespace hashhop::cli {
 
+engine::ByteEngineOptions byte_engine_options(const AnswerPath& path, const std::string& model_dir, bool byte_family) {
+  engine::ByteEngineOptions options{path.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path.device_bytes)),
+                                    static_cast<std::int64_t>(parse_size("--prefill-window", path.prefill_window))};
+  for (const auto& [block, keys] : parse_block_sizes("--block-window", path.block_window))
+    options.block_window[block] = static_cast<std::int64_t>(keys);
+  for (const auto& [block, k] : parse_block_sizes("--block-topk", path.block_topk)) {
+    if (k > (1u << 20)) throw std::invalid_argument("--block-topk: " + std::to_string(block) + "=" + std::to_string(k) + " keeps more than 2^20 keys a query");
+    options.block_topk[block] = static_cast<int>(k);
+  }
+  engine::check_options(options);
+  const bool approximate = options.prefill_window > 0 || !options.block_window.empty() || !options.block_topk.empty();
+  const std::string named = "--prefill-window / --block-window / --block-topk";
+  if (approximate && !byte_family)
+    throw std::invalid_argument(named + ": options of the byte-level model's engine; " + model_dir + " is a lexer model");
+  if (options.device_bytes > 0 && !byte_family)
+    throw std::invalid_argument("--device-bytes: an option of the byte-level model's engine; " + model_dir + " is a lexer model");
+  if (approximate && path.engine != "on")
+    throw std::invalid_argument(named + ": need --engine on (with --engine " + path.engine +
+                                " a prompt may take the dense path, which reads every key)");
+  if (approximate && path.group != nullptr)
+    throw std::invalid_argument(named + ": one engine's options; the context-parallel engine (--nproc) reads every rank's keys whole");
+  return options;
+}
+
 ModelAnswerer::ModelAnswerer(const std::string& model_dir, const torch::Device& device, const AnswerPath& path)
     : device_(device), path_(path) {
   byte_family_ = train::is_byte_config(model_dir + "/config.json");
   // Bad or unusable values fail before the first record, not at it.
-  engine_options_ = {path.chunk, static_cast<std::int64_t>(parse_size("--device-bytes", path.device_bytes)),
-                     static_cast<std::int64_t>(parse_size("--prefill-window", path.prefill_window))};
-  for (const auto& [block, keys] : parse_block_sizes("--block-window", path.block_window))
-    engine_options_.block_window[block] = static_cast<std::int64_t>(keys);
-  for (const auto& [block, k] : parse_block_sizes("--block-topk", path.block_topk)) {
-    if (k > (1u << 20)) throw std::invalid_argument("--block-topk: " + std::to_string(block) + "=" + std::to_string(k) + " keeps more than 2^20 keys a query");
-    engine_options_.block_topk[block] = static_cast<int>(k);
-  }
-  engine::check_options(engine_options_);
-  const bool approximate = engine_options_.prefill_window > 0 || !engine_options_.block_window.empty() || !engine_options_.block_topk.empty();
-  if (approximate && !byte_family_)
-    throw std::invalid_argument("--prefill-window / --block-window / --block-topk: options of the byte-level model's engine; " + model_dir +
-                                " is a lexer model");
-  if (approximate && path.engine == "off")
-    throw std::invalid_argument("--prefill-window / --block-window / --block-topk: need the engine (--engine on or auto)");
+  engine_options_ = byte_engine_options(path, model_dir, byte_family_);
   if (byte_family_) {
     bytes_ = train::load_byte_model(model_dir, device);
     engine::check_options(engine_options_, &bytes_.config.model);  // the blocks named exist and are global

@@ -16,6 +16,12 @@
 
 namespace hashhop::cli {
 
+// The byte engine's options from the command line (--chunk, --device-bytes, --prefill-window, --block-window,
+// --block-topk), parsed and checked before any model loads. With `model_dir` a lexer model, any of them that
+// only the byte engine reads is refused; the approximate reads (window, block reads) need --engine on (with
+// auto, a prompt under --engine-above would take the dense path and ignore them) and one process (not --nproc).
+engine::ByteEngineOptions byte_engine_options(const AnswerPath& path, const std::string& model_dir, bool byte_family);
+
 class ModelAnswerer {
  public:
   // The lexer family answers through its dense path or the engine (chosen by path); the byte-level

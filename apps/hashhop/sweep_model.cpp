@@ -21,6 +21,10 @@ bench::Answerer make_model_answerer(const SweepModelOptions& o, nlohmann::json& 
   meta["device"] = device.str();
   meta["torch_threads"] = torch::get_num_threads();
   if (device.is_cuda()) meta["gpu"] = gpu_name();
+  // Reads that are not the model's own mark the results: a sweep under them is not the model's accuracy.
+  if (parse_size("--prefill-window", o.path.prefill_window) > 0) meta["prefill_window"] = o.path.prefill_window;
+  if (!o.path.block_window.empty()) meta["block_window"] = o.path.block_window;
+  if (!o.path.block_topk.empty()) meta["block_topk"] = o.path.block_topk;
   return [model](const bench::DataRecord& record) {
     model->check("generated record", 0, record);
     return model->answer(record);

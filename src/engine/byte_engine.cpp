@@ -41,11 +41,17 @@ void check_options(const ByteEngineOptions& options, const model::ByteModelConfi
 ByteEngine::Reads::~Reads() { net->reset_reads(); }
 
 ByteEngine::Reads ByteEngine::reads_for(bool prefill) {
-  if (prefill) net_->set_read_window(options_.prefill_window);
-  for (const auto& [block, keys] : options_.block_window) net_->set_block_read_window(static_cast<std::size_t>(block), keys);
-  for (const auto& [block, k] : options_.block_topk)
-    if (k > 0) net_->set_block_topk(static_cast<std::size_t>(block), k);
-  return Reads{net_};
+  try {
+    if (prefill) net_->set_read_window(options_.prefill_window);
+    for (const auto& [block, keys] : options_.block_window)
+      if (keys > 0) net_->set_block_read_window(static_cast<std::size_t>(block), keys);
+    for (const auto& [block, k] : options_.block_topk)
+      if (k > 0) net_->set_block_topk(static_cast<std::size_t>(block), k);
+  } catch (...) {
+    net_->reset_reads();  // what was set before the throw
+    throw;
+  }
+  return Reads(net_);  // a prvalue: one guard, one reset
 }
 
 ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, ByteEngineOptions options)

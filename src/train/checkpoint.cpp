@@ -153,12 +153,25 @@ void save_archive_atomically(torch::serialize::OutputArchive& archive, const std
   // destructor when a write fails (a full disk), ending the process in std::terminate, so torch only
   // appends to a string here, and the write, with its one-line error, happens after torch is done.
   // AtomicOutput supplies the temporary, its removal and the signal cleanup.
-  std::string bytes;
+  std::string bytes, error;
   archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
-    bytes.append(static_cast<const char*>(data), size);
+    // Never throws towards torch (an exception through miniz's callback, unwinding past a writer whose
+    // destructor writes again, ends in std::terminate): the first error is kept and thrown below.
+    if (error.empty()) {
+      try {
+        bytes.append(static_cast<const char*>(data), size);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    }
     return size;
   });
-  io::seal_zip_archive(bytes);
+  if (!error.empty()) throw std::runtime_error(path + ": cannot gather the archive in memory (" + error + ")");
+  try {
+    io::seal_zip_archive(bytes);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
   io::AtomicOutput out(path);
   out.write(bytes);
   out.commit();

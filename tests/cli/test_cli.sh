@@ -69,6 +69,8 @@ check "block reads bad item" 1 "--block-window: expected BLOCK=N" -- \
   "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --engine on --block-window 64
 check "block reads on a lexer model" 1 "options of the byte-level model's engine" -- \
   "$bin" eval --model "$data/../../models/demo" --data "$work/bytes1.jsonl" --engine on --block-topk 1=16
+check "block reads need --engine on" 1 "need --engine on \(with --engine auto" -- \
+  "$bin" eval --model "$data/../../models/bytes-demo" --data "$work/bytes1.jsonl" --block-topk 1=16
 # compact: bfloat16 weights, the same answers on the magic sample; a second call refuses to overwrite.
 check "compact" 0 "weights in bfloat16" -- "$bin" compact --model "$data/../../models/demo" --out "$work/demo-bf16"
 check "eval compacted model" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --model "$work/demo-bf16" --data "$data/magic_sample.jsonl"
@@ -102,6 +104,8 @@ check "eval engine" 0 "all \(2 records\) +4 +100.00%" -- "$bin" eval --engine on
 check "eval bad engine" 2 "--engine" -- "$bin" eval --engine maybe --model "$work/run" --data "$work/tiny.jsonl"
 check "eval bad engine-above" 1 "--engine-above: expected a size" -- "$bin" eval --engine-above 1X --model "$work/run" --data "$work/tiny.jsonl"
 check "answer engine" 0 "^COMPLETION:" -- "$bin" answer --engine on --model "$work/run" --prompt "$work/one.txt"
+check "answer refuses the byte engine's reads for a lexer model" 1 "is a lexer model" -- \
+  "$bin" answer --engine on --prefill-window 64 --model "$work/run" --prompt "$work/one.txt"
 check "engine-bench" 0 "\| 20000 \| 1 \| engine \|.*100.00%" -- "$bin" engine-bench --model "$data/../../models/demo" --sizes 20K --hops 1 --queries 4 --single-queries 4 --dense-max 20K --device cpu --json "$work/eb.json"
 grep -q '"path": "dense"' "$work/eb.json" && passed=$((passed + 1)) || { echo "FAIL engine-bench json"; failed=$((failed + 1)); }
 # Drafted decoding (the default) and one call per byte answer alike, alone and in a batch.

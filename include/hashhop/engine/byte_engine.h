@@ -34,7 +34,7 @@ struct ByteEngineOptions {
   // Not exact either: per global block (by index), a read window that holds while answering too (it replaces
   // prefill_window for that block), and a top-k read (each query's softmax over its k best keys, prefill and
   // answers). A lookup block's read over 10^6 keys is diluted by their sum; a block that pools nearby bytes
-  // has no use for far keys. 0 or absent: the model's own reads.
+  // has no use for far keys. 0 or absent: the block reads as the others do (prefill_window while prefilling).
   std::map<int, std::int64_t> block_window{};
   std::map<int, int> block_topk{};
 };
@@ -80,8 +80,11 @@ class ByteEngine {
   // Sets the net's reads for a phase (prefill: prefill_window and the block options; answers: the block
   // options only) until the returned guard is gone.
   struct Reads {
-    model::ByteModel net;
+    explicit Reads(model::ByteModel n) : net(std::move(n)) {}
+    Reads(const Reads&) = delete;
+    Reads& operator=(const Reads&) = delete;
     ~Reads();
+    model::ByteModel net;
   };
   Reads reads_for(bool prefill);
   void drop_ungated(std::int64_t chunk_length);
