@@ -123,46 +123,54 @@ TEST(ByteEngine, KeysSpilledToHostAnswerAsKeysKept) {
   }
 }
 
+// One exact engine over a random hard-gated model, its answers and its hidden states after a query line: what
+// an approximate engine over the same net is compared with, and what that engine must leave as it found it.
+struct ExactBaseline {
+  testing::Prompt prompt = problem(600, 9);
+  model::ByteModel net = random_model("LGHG+hard", 34);
+  std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
+  ByteEngine exact{net, torch::kCPU, {64}};
+  std::string expected;
+  torch::Tensor want;
+  ExactBaseline() {
+    exact.prefill(prompt.text);
+    expected = exact.answer(1, false, prompt.keys);
+    want = exact.hidden_after(tail);
+  }
+  double moved(ByteEngine& other) { return (other.hidden_after(tail) - want).abs().max().item<double>(); }
+  // The exact engine's cache is the one from before; its reads go through the shared net, which a setting left
+  // on would change: its answers and states must be what they were.
+  void expect_unchanged(const std::string& why) {
+    EXPECT_EQ(exact.answer(1, false, prompt.keys), expected) << why;
+    EXPECT_TRUE(torch::allclose(exact.hidden_after(tail), want, 1e-5, 1e-5)) << why;
+  }
+};
+
 // A prefill read window (not exact by design): a window wider than every block's keys changes nothing; a narrow
 // one changes the cached keys of later blocks (so the test shows it reads less) and is switched off for the
 // answers, so an exact engine over the same net afterwards answers as before it ran.
 TEST(ByteEngine, PrefillReadWindowReadsLessAndEndsWithThePrefill) {
-  const auto prompt = problem(600, 9);
-  auto net = random_model("LGHG+hard", 34);
-  const std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
-  ByteEngine exact(net, torch::kCPU, {64});
-  exact.prefill(prompt.text);
-  const auto expected = exact.answer(1, false, prompt.keys);
-  const auto want = exact.hidden_after(tail);
-  ByteEngine wide(net, torch::kCPU, {64, 0, 100000});
-  wide.prefill(prompt.text);
-  EXPECT_EQ(wide.answer(1, false, prompt.keys), expected);
-  EXPECT_TRUE(torch::allclose(wide.hidden_after(tail), want, 1e-5, 1e-5));
-  ByteEngine narrow(net, torch::kCPU, {64, 0, 8});
-  narrow.prefill(prompt.text);
+  ExactBaseline base;
+  ByteEngine wide(base.net, torch::kCPU, {64, 0, 100000});
+  wide.prefill(base.prompt.text);
+  EXPECT_EQ(wide.answer(1, false, base.prompt.keys), base.expected);
+  EXPECT_LT(base.moved(wide), 1e-5);
+  ByteEngine narrow(base.net, torch::kCPU, {64, 0, 8});
+  narrow.prefill(base.prompt.text);
   // The first gated block's gates come before any global read; later ones may move with the window.
-  EXPECT_EQ(narrow.stats().reference_points.at(0), exact.stats().reference_points.at(0));
-  EXPECT_GT((narrow.hidden_after(tail) - want).abs().max().item<double>(), 1e-3) << "a window of 8 keys changed nothing";
-  narrow.answer(1, false, prompt.keys);
-  // The exact engine's cache is the one from before; its reads go through the shared net, which a window left
-  // on would cut short: its answers and states must be what they were.
-  EXPECT_EQ(exact.answer(1, false, prompt.keys), expected) << "the window outlived the prefill";
-  EXPECT_TRUE(torch::allclose(exact.hidden_after(tail), want, 1e-5, 1e-5)) << "the window outlived the prefill";
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 0, -1}), std::invalid_argument);
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, {64, 4096, 8}), std::invalid_argument);
+  EXPECT_EQ(narrow.stats().reference_points.at(0), base.exact.stats().reference_points.at(0));
+  EXPECT_GT(base.moved(narrow), 1e-3) << "a window of 8 keys changed nothing";
+  narrow.answer(1, false, base.prompt.keys);
+  base.expect_unchanged("the window outlived the prefill");
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, {64, 0, -1}), std::invalid_argument);
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, {64, 4096, 8}), std::invalid_argument);
 }
 
 // Per-block reads (not exact by design): a window or top-k wider than every key changes nothing; a narrow one on
 // a block changes what that block reads while answering (hidden_after moves), and both are gone afterwards. A
 // block that is not global, or a negative value, is refused by the engine.
 TEST(ByteEngine, BlockReadWindowAndTopkReadLessAndEndWithTheEngine) {
-  const auto prompt = problem(600, 9);
-  auto net = random_model("LGHG+hard", 34);
-  const std::string tail = "\nCOMPLETION:\nHops=1\n\nCoT=False\n\n" + prompt.keys[0] + " = '";
-  ByteEngine exact(net, torch::kCPU, {64});
-  exact.prefill(prompt.text);
-  const auto expected = exact.answer(1, false, prompt.keys);
-  const auto want = exact.hidden_after(tail);
+  ExactBaseline base;
   const auto with = [](std::map<int, std::int64_t> window, std::map<int, int> topk) {
     ByteEngineOptions o;
     o.chunk_bytes = 64;
@@ -171,26 +179,24 @@ TEST(ByteEngine, BlockReadWindowAndTopkReadLessAndEndWithTheEngine) {
     return o;
   };
   for (int block : {2, 3}) {  // block 1 keeps no key in this model: nothing to read less of
-    ByteEngine wide(net, torch::kCPU, with({{block, 100000}}, {{block, 100000}}));
-    wide.prefill(prompt.text);
-    EXPECT_EQ(wide.answer(1, false, prompt.keys), expected) << "block " << block;
-    EXPECT_TRUE(torch::allclose(wide.hidden_after(tail), want, 1e-5, 1e-5)) << "block " << block;
+    ByteEngine wide(base.net, torch::kCPU, with({{block, 100000}}, {{block, 100000}}));
+    wide.prefill(base.prompt.text);
+    EXPECT_EQ(wide.answer(1, false, base.prompt.keys), base.expected) << "block " << block;
+    EXPECT_LT(base.moved(wide), 1e-5) << "block " << block;
     for (const auto& options : {with({{block, 4}}, {}), with({}, {{block, 2}})}) {
-      ByteEngine narrow(net, torch::kCPU, options);
-      narrow.prefill(prompt.text);
-      EXPECT_GT((narrow.hidden_after(tail) - want).abs().max().item<double>(), 1e-4)
-          << "block " << block << ": a narrow read changed nothing";
-      narrow.answer(1, false, prompt.keys);
-      EXPECT_EQ(exact.answer(1, false, prompt.keys), expected) << "block " << block << ": the read outlived its engine";
-      EXPECT_TRUE(torch::allclose(exact.hidden_after(tail), want, 1e-5, 1e-5)) << "block " << block << ": the read outlived its engine";
+      ByteEngine narrow(base.net, torch::kCPU, options);
+      narrow.prefill(base.prompt.text);
+      EXPECT_GT(base.moved(narrow), 1e-4) << "block " << block << ": a narrow read changed nothing";
+      narrow.answer(1, false, base.prompt.keys);
+      base.expect_unchanged("block " + std::to_string(block) + ": the read outlived its engine");
     }
   }
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({{0, 8}}, {})), std::invalid_argument);  // block 0 is local
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({}, {{4, 8}})), std::invalid_argument);  // four blocks: 0-3
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, with({{1, -1}}, {})), std::invalid_argument);
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, with({{0, 8}}, {})), std::invalid_argument);  // block 0 is local
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, with({}, {{4, 8}})), std::invalid_argument);  // four blocks: 0-3
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, with({{1, -1}}, {})), std::invalid_argument);
   auto budget = with({}, {{1, 8}});
   budget.device_bytes = 4096;
-  EXPECT_THROW(ByteEngine(net, torch::kCPU, budget), std::invalid_argument);
+  EXPECT_THROW(ByteEngine(base.net, torch::kCPU, budget), std::invalid_argument);
 }
 
 // extend() writes only the new rows of a global layer, into stores that double when full: 40 extends of a
