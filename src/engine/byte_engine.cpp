@@ -160,9 +160,11 @@ torch::Tensor ByteEngine::hidden_after(std::string_view text) {
   if (group_ == nullptr) {
     const auto reads = reads_for(/*prefill=*/false);
     with_reads(run);
+  } else if (group_->rank() + 1 == group_->size()) {
+    drive(run);  // the last rank holds the prompt's end
+  } else {
+    serve_reads(group_->size() - 1);
   }
-  else if (group_->rank() + 1 == group_->size()) drive(run);  // the last rank holds the prompt's end
-  else serve_reads(group_->size() - 1);
   return hidden;
 }
 
