@@ -27,7 +27,7 @@ engine::ByteEngineOptions byte_engine_options(const AnswerPath& path, const std:
     options.block_topk[block] = static_cast<int>(k);
   }
   engine::check_options(options);
-  const bool approximate = options.prefill_window > 0 || !options.block_window.empty() || !options.block_topk.empty();
+  const bool approximate = options.approximate();
   const std::string named = "--prefill-window / --block-window / --block-topk";
   if (approximate && !byte_family)
     throw std::invalid_argument(named + ": options of the byte-level model's engine; " + model_dir + " is a lexer model");

@@ -79,7 +79,7 @@ ByteEngine::ByteEngine(model::ByteModel net, torch::Device device, dist::Process
     : ByteEngine(std::move(net), device, options) {
   if (net_->config().global_topk != 0)
     throw std::invalid_argument("context-parallel byte engine: global_topk must be 0 (the ranks' reads merge by log-sum-exp)");
-  if (options.prefill_window > 0 || !options.block_window.empty() || !options.block_topk.empty())
+  if (options.approximate())
     throw std::invalid_argument(
         "context-parallel byte engine: --prefill-window, --block-window and --block-topk are one engine's options (every rank's keys are read whole)");
   group_ = &group;

@@ -37,6 +37,8 @@ struct ByteEngineOptions {
   // has no use for far keys. 0 or absent: the block reads as the others do (prefill_window while prefilling).
   std::map<int, std::int64_t> block_window{};
   std::map<int, int> block_topk{};
+  // Any of the reads above asked for: the engine's answers are then not the model's own.
+  bool approximate() const { return prefill_window > 0 || !block_window.empty() || !block_topk.empty(); }
 };
 
 // Throws std::invalid_argument for options no engine takes (a negative window; a window with a device budget;
